@@ -1,0 +1,65 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+using static TorchSharp.torch.nn;
+
+namespace ResnetMnist.Model;
+
+/// <summary>
+/// torchvision's <c>BasicBlock</c> (expansion 1): two 3×3 convolutions with BatchNorm, and an optional
+/// <c>downsample</c> (1×1 conv + BN) on the identity path. Field names are the state_dict keys.
+/// </summary>
+public sealed class BasicBlock : Module<Tensor, Tensor>
+{
+    public const int Expansion = 1;
+
+    readonly Conv2d conv1;
+    readonly BatchNorm2d bn1;
+    readonly ReLU relu;
+    readonly Conv2d conv2;
+    readonly BatchNorm2d bn2;
+    readonly Sequential? downsample;
+
+    /// <summary>
+    /// Builds the block. <paramref name="downsample"/> is built by the caller <em>before</em> this block, as
+    /// torchvision's <c>_make_layer</c> does: constructors draw from the RNG, so the order decides the init.
+    /// </summary>
+    public BasicBlock(int inplanes, int planes, int stride = 1, Sequential? downsample = null) : base(nameof(BasicBlock))
+    {
+        conv1 = Layers.Conv3x3(inplanes, planes, stride);
+        bn1 = BatchNorm2d(planes);
+        relu = ReLU(inplace: true);
+        conv2 = Layers.Conv3x3(planes, planes);
+        bn2 = BatchNorm2d(planes);
+        this.downsample = downsample;
+        RegisterComponents();
+    }
+
+    /// <summary>The convolutions in torchvision's <c>modules()</c> order: conv1, conv2, then downsample.0.</summary>
+    public IEnumerable<Conv2d> Convs()
+    {
+        yield return conv1;
+        yield return conv2;
+        if (downsample is not null) yield return (Conv2d)downsample[0];
+    }
+
+    public override Tensor forward(Tensor x)
+    {
+        using var scope = NewDisposeScope();
+        var identity = x;
+
+        var @out = conv1.forward(x);
+        @out = bn1.forward(@out);
+        @out = relu.forward(@out);
+
+        @out = conv2.forward(@out);
+        @out = bn2.forward(@out);
+
+        if (downsample is not null)
+            identity = downsample.forward(x);
+
+        @out = @out.add_(identity);
+        @out = relu.forward(@out);
+        return @out.MoveToOuterDisposeScope();
+    }
+}

@@ -1,0 +1,130 @@
+using ResnetMnist.Native;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+using static TorchSharp.torch.nn;
+
+namespace ResnetMnist.Model;
+
+/// <summary>
+/// torchvision's <c>ResNet</c> with <see cref="BasicBlock"/>, module for module: <c>conv1, bn1, relu, maxpool,
+/// layer1..layer4, avgpool, fc</c>, so that its state_dict keys are torchvision's.
+/// </summary>
+/// <remarks>
+/// Construction reproduces, draw for draw from the global generator, what this does in PyTorch:
+/// <code>
+/// m = torchvision.models.resnet18()               # ImageNet shape: 3 channels, 1000 classes, kaiming_normal_ init
+/// m.conv1 = nn.Conv2d(in_channels, 64, 7, 2, 3, bias=False)   # only when in_channels != 3
+/// m.fc = nn.Linear(512, num_classes)                          # only when num_classes != 1000
+/// </code>
+/// so <c>manual_seed(s)</c> followed by either gives bit-identical parameters.
+/// </remarks>
+public sealed class ResNet : Module<Tensor, Tensor>
+{
+    /// <summary>Names of the top-level children, in forward order (torchvision's).</summary>
+    public static readonly string[] LayerNames =
+        ["conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4", "avgpool", "fc"];
+
+    readonly Conv2d conv1;
+    readonly BatchNorm2d bn1;
+    readonly ReLU relu;
+    readonly MaxPool2d maxpool;
+    readonly Sequential layer1, layer2, layer3, layer4;
+    readonly AdaptiveAvgPool2d avgpool;
+    readonly Linear fc;
+
+    /// <summary>Input channels of <c>conv1</c>.</summary>
+    public int InChannels { get; }
+    /// <summary>Outputs of <c>fc</c>.</summary>
+    public int NumClasses { get; }
+
+    /// <param name="layers">Blocks per stage; ResNet-18 is [2, 2, 2, 2], ResNet-34 [3, 4, 6, 3].</param>
+    /// <param name="inChannels">Image channels (1 for MNIST).</param>
+    /// <param name="numClasses">Classes (10 for MNIST).</param>
+    public ResNet(int[] layers, int inChannels = 3, int numClasses = 1000) : base(nameof(ResNet))
+    {
+        NativeLoader.EnsureLoaded();
+        if (layers.Length != 4) throw new ArgumentException("ResNet needs four stages", nameof(layers));
+        InChannels = inChannels;
+        NumClasses = numClasses;
+
+        // torchvision's ResNet.__init__, in its order.
+        int inplanes = 64;
+        conv1 = Conv2d(3, inplanes, kernel_size: 7, stride: 2, padding: 3, bias: false);
+        bn1 = BatchNorm2d(inplanes);
+        relu = ReLU(inplace: true);
+        maxpool = MaxPool2d(kernel_size: 3, stride: 2, padding: 1);
+        layer1 = MakeLayer(ref inplanes, 64, layers[0], stride: 1);
+        layer2 = MakeLayer(ref inplanes, 128, layers[1], stride: 2);
+        layer3 = MakeLayer(ref inplanes, 256, layers[2], stride: 2);
+        layer4 = MakeLayer(ref inplanes, 512, layers[3], stride: 2);
+        avgpool = AdaptiveAvgPool2d(new long[] { 1, 1 });
+        fc = Linear(512 * BasicBlock.Expansion, 1000);
+
+        // for m in self.modules(): Conv2d -> kaiming_normal_(fan_out, relu); BatchNorm -> 1, 0 (already so).
+        using (no_grad())
+        {
+            foreach (var conv in ConvsInModuleOrder())
+                init.kaiming_normal_(conv.weight!, mode: init.FanInOut.FanOut, nonlinearity: init.NonlinearityType.ReLU);
+        }
+
+        // The seed script's replacements, after the model is built (they draw from the generator last).
+        if (inChannels != 3) conv1 = Conv2d(inChannels, 64, kernel_size: 7, stride: 2, padding: 3, bias: false);
+        if (numClasses != 1000) fc = Linear(512 * BasicBlock.Expansion, numClasses);
+
+        RegisterComponents();
+    }
+
+    Sequential MakeLayer(ref int inplanes, int planes, int blocks, int stride)
+    {
+        Sequential? downsample = null;
+        if (stride != 1 || inplanes != planes * BasicBlock.Expansion)
+            downsample = Sequential(
+                ("0", Layers.Conv1x1(inplanes, planes * BasicBlock.Expansion, stride)),
+                ("1", BatchNorm2d(planes * BasicBlock.Expansion)));
+
+        var list = new List<(string, Module<Tensor, Tensor>)> { ("0", new BasicBlock(inplanes, planes, stride, downsample)) };
+        inplanes = planes * BasicBlock.Expansion;
+        for (int i = 1; i < blocks; i++)
+            list.Add((i.ToString(), new BasicBlock(inplanes, planes)));
+        return Sequential(list);
+    }
+
+    IEnumerable<Conv2d> ConvsInModuleOrder()
+    {
+        yield return conv1;
+        foreach (var layer in new[] { layer1, layer2, layer3, layer4 })
+            foreach (var block in layer.children().Cast<BasicBlock>())
+                foreach (var conv in block.Convs())
+                    yield return conv;
+    }
+
+    public override Tensor forward(Tensor x) => Run(x, null);
+
+    /// <summary>Runs the forward pass and returns every top-level layer's output, in order (for parity checks).</summary>
+    public IReadOnlyList<(string Name, Tensor Output)> ForwardLayers(Tensor x)
+    {
+        var outputs = new List<(string, Tensor)>();
+        Run(x, (name, t) => outputs.Add((name, t.clone())));
+        return outputs;
+    }
+
+    Tensor Run(Tensor x, Action<string, Tensor>? record)
+    {
+        using var scope = NewDisposeScope();
+        x = conv1.forward(x); record?.Invoke("conv1", x);
+        x = bn1.forward(x); record?.Invoke("bn1", x);
+        x = relu.forward(x); record?.Invoke("relu", x);
+        x = maxpool.forward(x); record?.Invoke("maxpool", x);
+
+        x = layer1.forward(x); record?.Invoke("layer1", x);
+        x = layer2.forward(x); record?.Invoke("layer2", x);
+        x = layer3.forward(x); record?.Invoke("layer3", x);
+        x = layer4.forward(x); record?.Invoke("layer4", x);
+
+        x = avgpool.forward(x); record?.Invoke("avgpool", x);
+        x = flatten(x, 1);
+        x = fc.forward(x); record?.Invoke("fc", x);
+        return x.MoveToOuterDisposeScope();
+    }
+}

@@ -1,0 +1,144 @@
+using System.Reflection;
+using System.Runtime.InteropServices;
+using System.Security.Cryptography;
+using TorchSharp;
+
+namespace ResnetMnist.Native;
+
+/// <summary>
+/// The one place that loads TorchSharp's native libraries. Call <see cref="EnsureLoaded"/> before anything
+/// touches <c>torch</c>; every entry point of this library does.
+/// </summary>
+/// <remarks>
+/// TorchSharp 0.107's <c>libLibTorchSharp.so</c> was linked against GCC 13 and records a need for
+/// <c>GLIBCXX_3.4.32</c>, which Debian 12 / Ubuntu 22.04 (libstdc++ up to GLIBCXX_3.4.30) do not have, so the
+/// stock library fails to load there. The only symbol with that version, <c>std::ios_base_library_init()</c>,
+/// is a link-time marker that no relocation refers to. When the stock library does not load, we write a copy
+/// whose <c>GLIBCXX_3.4.32</c> need is marked weak (one 16-bit field changes, see <see cref="ElfVersionNeeds"/>)
+/// into a cache folder, load libtorch from the package's folder and then that copy by full path, and
+/// answer TorchSharp's <c>DllImport("LibTorchSharp")</c> with it. Where the stock library loads, it is used as is.
+/// </remarks>
+public static class NativeLoader
+{
+    /// <summary>Version needs that are link-time markers only, safe to weaken.</summary>
+    public static readonly IReadOnlySet<string> MarkerVersions = new HashSet<string> { "GLIBCXX_3.4.32" };
+
+    const string BridgeFile = "libLibTorchSharp.so";
+    static readonly object Gate = new();
+    static bool _loaded;
+
+    /// <summary>How the native bridge was loaded: "stock", "patched:&lt;path&gt;" or "default" (non-Linux / not found).</summary>
+    public static string Mode { get; private set; } = "not loaded";
+
+    /// <summary>Loads the natives once; safe to call from any thread, any number of times.</summary>
+    public static void EnsureLoaded()
+    {
+        if (_loaded) return;
+        lock (Gate)
+        {
+            if (_loaded) return;
+            Mode = Load();
+            _loaded = true;
+        }
+    }
+
+    static string Load()
+    {
+        if (!OperatingSystem.IsLinux()) return "default";
+        string? dir = FindNativeDir();
+        if (dir is null) return "default";
+        string stock = Path.Combine(dir, BridgeFile);
+        var torchAssembly = typeof(torch).Assembly;
+
+        if (NativeLibrary.TryLoad(stock, out var handle))
+        {
+            Resolve(torchAssembly, handle);
+            return "stock";
+        }
+
+        string patched = PatchedCopy(stock);
+        // libLibTorchSharp's RUNPATH is $ORIGIN: from the cache folder it cannot find libtorch, so load that first
+        // by full path; glibc then satisfies the copy's NEEDED entries by SONAME.
+        foreach (var dep in new[] { "libc10.so", "libtorch_cpu.so", "libtorch.so" })
+        {
+            var p = Path.Combine(dir, dep);
+            if (File.Exists(p)) NativeLibrary.Load(p);
+        }
+        try
+        {
+            handle = NativeLibrary.Load(patched);
+        }
+        catch (DllNotFoundException e)
+        {
+            throw new DllNotFoundException($"could not load TorchSharp's native bridge {stock} nor its patched copy {patched}: {e.Message}", e);
+        }
+        Resolve(torchAssembly, handle);
+        return "patched:" + patched;
+    }
+
+    static void Resolve(Assembly torchAssembly, IntPtr bridge)
+    {
+        try
+        {
+            NativeLibrary.SetDllImportResolver(torchAssembly,
+                (name, _, _) => name is "LibTorchSharp" or "libLibTorchSharp" or BridgeFile ? bridge : IntPtr.Zero);
+        }
+        catch (InvalidOperationException)
+        {
+            // A resolver is already set (another host did it); glibc's SONAME match still reuses our handle.
+        }
+    }
+
+    /// <summary>Finds the folder that holds libLibTorchSharp.so for this process.</summary>
+    public static string? FindNativeDir()
+    {
+        var roots = new[] { Path.GetDirectoryName(typeof(torch).Assembly.Location), AppContext.BaseDirectory }
+            .Where(d => !string.IsNullOrEmpty(d)).Distinct();
+        foreach (var root in roots)
+        {
+            foreach (var candidate in new[] { Path.Combine(root!, "runtimes", "linux-x64", "native"), root! })
+                if (File.Exists(Path.Combine(candidate, BridgeFile))) return candidate;
+        }
+        return null;
+    }
+
+    /// <summary>
+    /// Writes (once) a copy of <paramref name="stock"/> with <see cref="MarkerVersions"/> weakened, in
+    /// <c>$XDG_CACHE_HOME/resnet-mnist/native/&lt;sha256 prefix&gt;/</c> (else <c>~/.cache</c>, else the temp folder),
+    /// via a temp file and an atomic rename. Returns its path.
+    /// </summary>
+    public static string PatchedCopy(string stock)
+    {
+        var bytes = File.ReadAllBytes(stock);
+        var hash = Convert.ToHexStringLower(SHA256.HashData(bytes))[..16];
+        foreach (var root in CacheRoots())
+        {
+            try
+            {
+                var dir = Path.Combine(root, "resnet-mnist", "native", hash);
+                var target = Path.Combine(dir, BridgeFile);
+                if (File.Exists(target)) return target;
+                Directory.CreateDirectory(dir);
+                var patched = ElfVersionNeeds.Weaken(bytes, MarkerVersions, out _);
+                var tmp = target + "." + Environment.ProcessId + ".tmp";
+                File.WriteAllBytes(tmp, patched);
+                File.Move(tmp, target, overwrite: true);
+                return target;
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                // try the next cache root
+            }
+        }
+        throw new IOException($"could not write a patched copy of {stock} to any cache folder ({string.Join(", ", CacheRoots())})");
+    }
+
+    static IEnumerable<string> CacheRoots()
+    {
+        var xdg = Environment.GetEnvironmentVariable("XDG_CACHE_HOME");
+        if (!string.IsNullOrEmpty(xdg)) yield return xdg;
+        var home = Environment.GetFolderPath(Environment.SpecialFolder.UserProfile);
+        if (!string.IsNullOrEmpty(home)) yield return Path.Combine(home, ".cache");
+        yield return Path.GetTempPath();
+    }
+}
