@@ -1,0 +1,348 @@
+#!/usr/bin/env python3
+"""The original PyTorch program: ResNet-18 on MNIST, driven by the project's YAML config.
+
+    /usr/bin/python3 reference/resnet_mnist.py CONFIG.yaml [--set key.path=value ...] --out DIR [--threads N]
+
+What it does (the user's original script, unchanged in substance):
+  * torchvision resnet18 (optionally with pretrained weights), conv1 replaced by
+    nn.Conv2d(1, 64, kernel_size=7, stride=2, padding=3, bias=False), fc by nn.Linear(512, 10);
+  * a Dataset wrapper over MNIST applying transforms.ToTensor() (byte / 255, float32);
+  * DataLoader(train, batch_size, shuffle=True), nn.CrossEntropyLoss(), SGD or Adam at lr 1e-3;
+  * per epoch: mean of the batch losses, then test accuracy in %.
+
+Order of random-number use (this is what a reimplementation must follow to match bit for bit):
+  torch.manual_seed(seed)
+  -> resnet18() with 3 channels / 1000 classes (its constructor and init loop draw from the generator)
+  -> [pretrained weights loaded, if any]
+  -> conv1 replaced (if in_channels != 3) -> fc replaced (if num_classes != 1000)
+  -> model.to(dtype) -> optimizer
+  -> for each epoch: iterate DataLoader(train, batch_size, shuffle) (num_workers 0, drop_last False),
+     then DataLoader(test, batch_size, shuffle=False) under torch.no_grad() in eval mode.
+  Every iter(DataLoader) draws one int64 from the global generator (_base_seed), and a shuffling
+  sampler draws one more at the first batch to seed its own torch.Generator for randperm.
+
+Config keys honoured (defaults in brackets); other keys are ignored, except that a scheduler other
+than none is refused:
+  seed [0], threads [auto], data.dataset [mnist | fashion-mnist], data.root [data],
+  data.train_limit [null], data.test_limit [null], data.normalize [false],
+  model.pretrained [none | path to a torchvision-layout .pth state_dict | imagenet],
+  model.in_channels [1], model.num_classes [10],
+  train.epochs [10], train.batch_size [64], train.shuffle [true], train.dtype [float32 | float64],
+  optimizer.name [sgd | adam | adamw], optimizer.lr [1e-3], optimizer.momentum [0],
+  optimizer.nesterov [false], optimizer.weight_decay [0], optimizer.betas [[0.9, 0.999]].
+Relative paths in the config resolve against the config file's folder.
+
+Outputs in --out DIR: steps.csv (step,epoch,loss,lr), metrics.csv
+(epoch,train_loss,test_loss,test_accuracy) and last.pt (the final state_dict).
+"""
+import argparse
+import copy
+import gzip
+import os
+import struct
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.optim as optim
+import torchvision
+import yaml
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+from torchvision import transforms
+
+DEFAULTS = {
+    "seed": 0,
+    "threads": "auto",
+    "data": {"dataset": "mnist", "root": "data", "train_limit": None, "test_limit": None,
+             "normalize": False},
+    "model": {"pretrained": "none", "in_channels": 1, "num_classes": 10},
+    "train": {"epochs": 10, "batch_size": 64, "shuffle": True, "dtype": "float32"},
+    "optimizer": {"name": "sgd", "lr": 1e-3, "momentum": 0.0, "nesterov": False,
+                  "weight_decay": 0.0, "betas": [0.9, 0.999]},
+}
+
+DATASET_FOLDERS = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST"}
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
+
+
+# ----------------------------------------------------------------------------- config
+
+def _merge(base, override):
+    out = copy.deepcopy(base)
+    for k, v in (override or {}).items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def apply_set(cfg, assignment):
+    """Apply one `key.path=value` override; the value is parsed as YAML (so 0.01, true, null, [1, 2])."""
+    if "=" not in assignment:
+        raise SystemExit(f"--set expects key.path=value, got {assignment!r}")
+    path, raw = assignment.split("=", 1)
+    keys = path.strip().split(".")
+    node = cfg
+    for k in keys[:-1]:
+        if not isinstance(node.get(k), dict):
+            node[k] = {}
+        node = node[k]
+    node[keys[-1]] = yaml.safe_load(raw)
+
+
+def load_config(path, sets=()):
+    with open(path) as f:
+        user = yaml.safe_load(f) or {}
+    for s in sets:
+        apply_set(user, s)
+    cfg = _merge(DEFAULTS, user)
+    base = os.path.dirname(os.path.abspath(path))
+    cfg["data"]["root"] = _resolve(base, cfg["data"]["root"])
+    pre = cfg["model"]["pretrained"]
+    if _is_path_like(pre):
+        cfg["model"]["pretrained"] = _resolve(base, pre)
+    sched = cfg.get("scheduler")
+    if isinstance(sched, dict):
+        sched = sched.get("name")
+    if sched not in (None, False, "none", "None"):
+        raise SystemExit(f"scheduler.name={sched!r}: this program has no learning-rate scheduler "
+                         "(the original trains at a constant learning rate); use none")
+    if cfg["train"]["dtype"] not in DTYPES:
+        raise SystemExit(f"train.dtype must be one of {sorted(DTYPES)}")
+    if cfg["data"]["dataset"] not in DATASET_FOLDERS:
+        raise SystemExit(f"data.dataset must be one of {sorted(DATASET_FOLDERS)}")
+    return cfg
+
+
+def _resolve(base, p):
+    p = os.path.expanduser(str(p))
+    return p if os.path.isabs(p) else os.path.normpath(os.path.join(base, p))
+
+
+def _is_path_like(v):
+    return isinstance(v, str) and v.lower() not in ("none", "imagenet", "")
+
+
+# ----------------------------------------------------------------------------- data
+
+def _read_idx(path):
+    opener = gzip.open if path.endswith(".gz") else open
+    with opener(path, "rb") as f:
+        raw = f.read()
+    magic = struct.unpack(">i", raw[:4])[0]
+    if magic == 2051:
+        n, rows, cols = struct.unpack(">iii", raw[4:16])
+        data = np.frombuffer(raw, dtype=np.uint8, count=n * rows * cols, offset=16)
+        return torch.from_numpy(data.copy()).reshape(n, rows, cols)
+    if magic == 2049:
+        n = struct.unpack(">i", raw[4:8])[0]
+        data = np.frombuffer(raw, dtype=np.uint8, count=n, offset=8)
+        return torch.from_numpy(data.copy())
+    raise ValueError(f"{path}: not an IDX image/label file (magic {magic})")
+
+
+def _find(raw_dir, name):
+    for candidate in (name + ".gz", name):  # .gz preferred when both exist
+        p = os.path.join(raw_dir, candidate)
+        if os.path.exists(p):
+            return p
+    raise FileNotFoundError(f"{os.path.join(raw_dir, name)}[.gz] not found")
+
+
+def load_idx(root, dataset="mnist", train=True):
+    """Read ROOT/MNIST/raw (or ROOT/FashionMNIST/raw) IDX files into uint8 tensors (images N×28×28, labels N)."""
+    raw_dir = os.path.join(root, DATASET_FOLDERS[dataset], "raw")
+    prefix = "train" if train else "t10k"
+    images = _read_idx(_find(raw_dir, f"{prefix}-images-idx3-ubyte"))
+    labels = _read_idx(_find(raw_dir, f"{prefix}-labels-idx1-ubyte"))
+    assert len(images) == len(labels), (len(images), len(labels))
+    return images, labels
+
+
+class MnistDataset(Dataset):
+    """The original Dataset wrapper: a PIL image through the transform (ToTensor = byte / 255, float32)."""
+
+    def __init__(self, images, labels, transform=None, limit=None):
+        if limit is not None:
+            images, labels = images[:limit], labels[:limit]
+        self.images = images
+        self.labels = labels
+        self.transform = transform or transforms.ToTensor()
+
+    def __len__(self):
+        return len(self.images)
+
+    def __getitem__(self, idx):
+        img = Image.fromarray(self.images[idx].numpy(), mode="L")
+        return self.transform(img), int(self.labels[idx])
+
+
+def make_transform(normalize=False):
+    steps = [transforms.ToTensor()]
+    if normalize:
+        steps.append(transforms.Normalize((MNIST_MEAN,), (MNIST_STD,)))
+    return transforms.Compose(steps)
+
+
+def make_datasets(cfg):
+    d = cfg["data"]
+    tf = make_transform(d["normalize"])
+    train = MnistDataset(*load_idx(d["root"], d["dataset"], True), tf, d["train_limit"])
+    test = MnistDataset(*load_idx(d["root"], d["dataset"], False), tf, d["test_limit"])
+    return train, test
+
+
+# ----------------------------------------------------------------------------- model
+
+def build_model(pretrained="none", in_channels=1, num_classes=10):
+    """torchvision resnet18 (3 channels, 1000 classes), optional weights, then conv1 and fc replaced.
+
+    pretrained: none | imagenet (torchvision's IMAGENET1K_V1 via the torch.hub cache) |
+    path to a .pth state_dict in torchvision layout (loaded before the replacements;
+    fc.* may be missing or of another shape, every other key must match).
+    """
+    if pretrained in (None, False, "none", "None", ""):
+        model = torchvision.models.resnet18()
+    elif pretrained in (True, "imagenet"):
+        model = torchvision.models.resnet18(weights=torchvision.models.ResNet18_Weights.IMAGENET1K_V1)
+    else:
+        model = torchvision.models.resnet18()
+        state = torch.load(pretrained, map_location="cpu")
+        own = model.state_dict()
+        state = {k: v for k, v in state.items()
+                 if not (k.startswith("fc.") and (k not in own or own[k].shape != v.shape))}
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        bad = [k for k in list(missing) + list(unexpected) if not k.startswith("fc.")]
+        if bad:
+            raise SystemExit(f"{pretrained}: not a torchvision resnet18 state_dict (keys {bad[:5]} ...)")
+    if in_channels != 3:
+        model.conv1 = nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3, bias=False)
+    if num_classes != 1000:
+        model.fc = nn.Linear(512, num_classes)
+    return model
+
+
+def make_optimizer(params, name="sgd", lr=1e-3, momentum=0.0, nesterov=False, weight_decay=0.0,
+                   betas=(0.9, 0.999)):
+    name = name.lower()
+    if name == "sgd":
+        return optim.SGD(params, lr=lr, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay)
+    if name == "adam":
+        return optim.Adam(params, lr=lr, betas=tuple(betas), weight_decay=weight_decay)
+    if name == "adamw":
+        return optim.AdamW(params, lr=lr, betas=tuple(betas), weight_decay=weight_decay)
+    raise SystemExit(f"optimizer.name={name!r}: expected sgd, adam or adamw")
+
+
+# ----------------------------------------------------------------------------- loops
+
+def train_epoch(model, loader, criterion, optimizer, dtype=torch.float32, on_step=None):
+    """One pass over loader in train mode; returns the mean of the batch losses."""
+    model.train()
+    running_loss = 0.0
+    batches = 0
+    for images, labels in loader:
+        images = images.to(dtype)
+        optimizer.zero_grad()
+        outputs = model(images)
+        loss = criterion(outputs, labels)
+        loss.backward()
+        optimizer.step()
+        value = loss.item()
+        running_loss += value
+        batches += 1
+        if on_step is not None:
+            on_step(value, optimizer.param_groups[0]["lr"])
+    return running_loss / batches
+
+
+def evaluate(model, loader, criterion, dtype=torch.float32):
+    """Eval mode, no grad; returns (sum of per-sample losses / N, accuracy in %). Leaves the model in train mode."""
+    model.eval()
+    correct = 0
+    total = 0
+    loss_sum = 0.0
+    with torch.no_grad():
+        for images, labels in loader:
+            images = images.to(dtype)
+            outputs = model(images)
+            loss_sum += criterion(outputs, labels).item() * labels.size(0)
+            _, predicted = torch.max(outputs, 1)
+            total += labels.size(0)
+            correct += (predicted == labels).sum().item()
+    model.train()
+    return loss_sum / total, 100.0 * correct / total
+
+
+# ----------------------------------------------------------------------------- main
+
+def set_threads(threads):
+    if threads not in (None, "auto"):
+        torch.set_num_threads(int(threads))
+
+
+def run(cfg, out_dir):
+    os.makedirs(out_dir, exist_ok=True)
+    m, t, o = cfg["model"], cfg["train"], cfg["optimizer"]
+    dtype = DTYPES[t["dtype"]]
+    train_ds, test_ds = make_datasets(cfg)
+
+    torch.manual_seed(int(cfg["seed"]))
+    model = build_model(m["pretrained"], int(m["in_channels"]), int(m["num_classes"]))
+    model = model.to(dtype)
+    optimizer = make_optimizer(model.parameters(), o["name"], float(o["lr"]), float(o["momentum"]),
+                               bool(o["nesterov"]), float(o["weight_decay"]),
+                               [float(b) for b in o["betas"]])
+    criterion = nn.CrossEntropyLoss()
+    batch_size = int(t["batch_size"])
+    epochs = int(t["epochs"])
+
+    print(f"train {len(train_ds)} / test {len(test_ds)} images, {epochs} epochs, batch {batch_size}, "
+          f"{o['name']} lr {o['lr']}, {t['dtype']}, threads {torch.get_num_threads()}")
+    step = 0
+    accuracy = float("nan")
+    with open(os.path.join(out_dir, "steps.csv"), "w") as steps_f, \
+            open(os.path.join(out_dir, "metrics.csv"), "w") as metrics_f:
+        steps_f.write("step,epoch,loss,lr\n")
+        metrics_f.write("epoch,train_loss,test_loss,test_accuracy\n")
+        for epoch in range(1, epochs + 1):
+            def on_step(loss, lr):
+                nonlocal step
+                step += 1
+                steps_f.write(f"{step},{epoch},{loss!r},{lr!r}\n")
+
+            start = time.time()
+            train_loader = DataLoader(train_ds, batch_size=batch_size, shuffle=bool(t["shuffle"]))
+            train_loss = train_epoch(model, train_loader, criterion, optimizer, dtype, on_step)
+            test_loader = DataLoader(test_ds, batch_size=batch_size, shuffle=False)
+            test_loss, accuracy = evaluate(model, test_loader, criterion, dtype)
+            metrics_f.write(f"{epoch},{train_loss!r},{test_loss!r},{accuracy!r}\n")
+            steps_f.flush()
+            metrics_f.flush()
+            print(f"Epoch {epoch}/{epochs}, loss: {train_loss}, test loss: {test_loss}, "
+                  f"test accuracy: {accuracy:.2f}% ({time.time() - start:.1f} s)")
+    torch.save(model.state_dict(), os.path.join(out_dir, "last.pt"))
+    print(f"Test accuracy: {accuracy:.2f}%")
+    return accuracy
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description="ResNet-18 on MNIST, the original PyTorch program.")
+    ap.add_argument("config", help="YAML config (the project's schema)")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY.PATH=VALUE",
+                    help="override a config value (repeatable)")
+    ap.add_argument("--out", required=True, help="output folder for steps.csv, metrics.csv, last.pt")
+    ap.add_argument("--threads", help="torch.set_num_threads (overrides the config's threads)")
+    args = ap.parse_args(argv)
+    cfg = load_config(args.config, args.set)
+    set_threads(args.threads if args.threads is not None else cfg.get("threads"))
+    run(cfg, args.out)
+
+
+if __name__ == "__main__":
+    main()
