@@ -1,0 +1,56 @@
+using static TorchSharp.torch;
+
+namespace ResnetMnist.Data;
+
+/// <summary>
+/// One split of MNIST-like data held as tensors: <see cref="Images"/> N×1×28×28 (bytes / 255, as torchvision's
+/// <c>ToTensor()</c>; optionally normalised) and <see cref="Labels"/> N int64. Batches are taken by index.
+/// </summary>
+public sealed class MnistDataset : IDisposable
+{
+    public Tensor Images { get; }
+    public Tensor Labels { get; }
+    public int Count => (int)Labels.shape[0];
+    public string Source { get; }
+
+    MnistDataset(Tensor images, Tensor labels, string source) { Images = images; Labels = labels; Source = source; }
+
+    /// <summary>MNIST's mean and std of ToTensor pixels, as in the usual <c>Normalize((0.1307,), (0.3081,))</c>.</summary>
+    public const double NormMean = 0.1307, NormStd = 0.3081;
+
+    /// <summary>
+    /// Loads a split from torchvision's layout under <paramref name="root"/>. <paramref name="limit"/> keeps the
+    /// first N images. Labels must lie in 0..<paramref name="numClasses"/>-1.
+    /// </summary>
+    public static MnistDataset Load(MnistFiles files, string root, bool train, int? limit, int numClasses,
+        bool normalize, ScalarType dtype, Device device)
+    {
+        var imagesName = train ? MnistFiles.TrainImages : MnistFiles.TestImages;
+        var labelsName = train ? MnistFiles.TrainLabels : MnistFiles.TestLabels;
+        var imagesPath = files.Find(root, imagesName) ?? throw Missing(files, root, imagesName);
+        var labelsPath = files.Find(root, labelsName) ?? throw Missing(files, root, labelsName);
+
+        var images = Idx.ReadImages(imagesPath);
+        var labels = Idx.ReadLabels(labelsPath);
+        if (images.Count != labels.Length)
+            throw new DataException($"{imagesPath}: {images.Count} images but {labelsPath} has {labels.Length} labels");
+        for (int i = 0; i < labels.Length; i++)
+            if (labels[i] >= numClasses)
+                throw new DataException($"{labelsPath}: label {labels[i]} at index {i} is outside 0..{numClasses - 1} (model.num_classes: {numClasses})");
+
+        int n = limit is int l ? Math.Min(l, images.Count) : images.Count;
+        int pixels = images.Rows * images.Cols;
+        using var scope = NewDisposeScope();
+        var bytes = tensor(images.Pixels.AsSpan(0, n * pixels).ToArray(), new long[] { n, 1, images.Rows, images.Cols });
+        var x = bytes.to_type(dtype).div_(255.0);
+        if (normalize) x = x.sub_(NormMean).div_(NormStd);
+        var y = tensor(labels.AsSpan(0, n).ToArray().Select(b => (long)b).ToArray());
+        return new MnistDataset(x.to(device).MoveToOuterDisposeScope(), y.to(device).MoveToOuterDisposeScope(), imagesPath);
+    }
+
+    static DataException Missing(MnistFiles files, string root, string name) =>
+        new($"{Path.Combine(files.RawDir(root), name)}(.gz): file not found; put torchvision's {files.Folder} files in " +
+            $"{files.RawDir(root)}, set data.download: true, or run `dotnet resnet-mnist data fetch`");
+
+    public void Dispose() { Images.Dispose(); Labels.Dispose(); }
+}

@@ -1,0 +1,50 @@
+namespace ResnetMnist.Data;
+
+/// <summary>torchvision's file names, folders, mirrors and md5 sums for MNIST and Fashion-MNIST.</summary>
+public sealed record MnistFiles(string Dataset, string Folder, string[] Mirrors, IReadOnlyDictionary<string, string> Md5)
+{
+    public const string TrainImages = "train-images-idx3-ubyte";
+    public const string TrainLabels = "train-labels-idx1-ubyte";
+    public const string TestImages = "t10k-images-idx3-ubyte";
+    public const string TestLabels = "t10k-labels-idx1-ubyte";
+    public static readonly string[] All = [TrainImages, TrainLabels, TestImages, TestLabels];
+
+    public static readonly MnistFiles Mnist = new("mnist", "MNIST",
+        ["http://yann.lecun.com/exdb/mnist/", "https://ossci-datasets.s3.amazonaws.com/mnist/"],
+        new Dictionary<string, string>
+        {
+            [TrainImages] = "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+            [TrainLabels] = "d53e105ee54ea40749a09fcbcd1e9432",
+            [TestImages] = "9fb629c4189551a2d022fa330f9573f3",
+            [TestLabels] = "ec29112dd5afa0611ce80d1b7f02629c",
+        });
+
+    public static readonly MnistFiles FashionMnist = new("fashion-mnist", "FashionMNIST",
+        ["http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"],
+        new Dictionary<string, string>
+        {
+            [TrainImages] = "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+            [TrainLabels] = "25c81989df183df01b3e8a0aad5dffbe",
+            [TestImages] = "bef4ecab320f06d8554ea6380940ec79",
+            [TestLabels] = "bb300cfdad3c16e7a12a480ee83cd310",
+        });
+
+    public static MnistFiles For(string dataset) => dataset switch
+    {
+        "mnist" => Mnist,
+        "fashion-mnist" => FashionMnist,
+        _ => throw new ArgumentException($"unknown dataset '{dataset}' (allowed: mnist, fashion-mnist)"),
+    };
+
+    /// <summary><c>ROOT/MNIST/raw</c> (torchvision's layout).</summary>
+    public string RawDir(string root) => Path.Combine(root, Folder, "raw");
+
+    /// <summary>The file for <paramref name="name"/>: <c>name.gz</c> when present, else the raw <c>name</c>; null when neither exists.</summary>
+    public string? Find(string root, string name)
+    {
+        var gz = Path.Combine(RawDir(root), name + ".gz");
+        if (File.Exists(gz)) return gz;
+        var raw = Path.Combine(RawDir(root), name);
+        return File.Exists(raw) ? raw : null;
+    }
+}

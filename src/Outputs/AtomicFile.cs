@@ -1,0 +1,42 @@
+namespace ResnetMnist.Outputs;
+
+/// <summary>
+/// Writes files so that a crash, a kill -9 or a full disk never leaves a half-written file in place: the bytes go
+/// to a temp file in the same folder, are flushed to disk, and the temp file is renamed over the target.
+/// </summary>
+public static class AtomicFile
+{
+    public static void WriteAllBytes(string path, ReadOnlySpan<byte> bytes)
+    {
+        var tmp = TempName(path);
+        try
+        {
+            using (var f = new FileStream(tmp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16))
+            {
+                f.Write(bytes);
+                f.Flush(flushToDisk: true);
+            }
+            File.Move(tmp, path, overwrite: true);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            TryDelete(tmp);
+            throw new IOException($"{path}: could not write ({e.Message}); the previous file, if any, is unchanged", e);
+        }
+    }
+
+    public static void WriteAllText(string path, string text) => WriteAllBytes(path, System.Text.Encoding.UTF8.GetBytes(text));
+
+    /// <summary>Writes through <paramref name="write"/> into memory first, then atomically to <paramref name="path"/>.</summary>
+    public static void Write(string path, Action<Stream> write)
+    {
+        using var ms = new MemoryStream();
+        write(ms);
+        WriteAllBytes(path, ms.GetBuffer().AsSpan(0, (int)ms.Length));
+    }
+
+    static string TempName(string path) =>
+        Path.Combine(Path.GetDirectoryName(Path.GetFullPath(path))!, $".{Path.GetFileName(path)}.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp");
+
+    static void TryDelete(string p) { try { File.Delete(p); } catch (IOException) { } catch (UnauthorizedAccessException) { } }
+}

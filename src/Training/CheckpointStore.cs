@@ -1,0 +1,137 @@
+using System.Collections;
+using System.Security.Cryptography;
+using System.Text.Json;
+using ResnetMnist.Outputs;
+using TorchSharp;
+using TorchSharp.Modules;
+using TorchSharp.PyBridge;
+using static TorchSharp.torch;
+
+namespace ResnetMnist.Training;
+
+/// <summary>Where training stands, saved next to the weights so that a run can resume exactly.</summary>
+/// <param name="EpochsDone">Epochs finished (and evaluated).</param>
+/// <param name="BatchesDone">Batches of epoch <c>EpochsDone + 1</c> already trained (0 at an epoch boundary).</param>
+/// <param name="SamplerSeed">Seed of that epoch's permutation (RandomSampler's generator), when BatchesDone &gt; 0.</param>
+/// <param name="EpochLossSum">Sum of that epoch's batch losses so far.</param>
+/// <param name="GlobalStep">Optimizer steps so far.</param>
+/// <param name="RngState">The global generator's state (torch.get_rng_state), base64.</param>
+/// <param name="Config">Result-affecting config values, to refuse a resume that would change them.</param>
+public sealed record TrainingState(int EpochsDone, int BatchesDone, long SamplerSeed, double EpochLossSum, long GlobalStep,
+    double BestAccuracy, string RngState, IReadOnlyDictionary<string, string> Config, string WeightsSha256, string OptimizerSha256);
+
+/// <summary>
+/// The one place that writes and reads checkpoints, in <c>RUN/checkpoints/</c>: <c>last.pt</c> (the model's
+/// state_dict, loadable with <c>torch.load</c> + <c>load_state_dict</c>), <c>last.optim.pt</c> (the optimizer's
+/// state_dict in PyTorch's format), <c>last.json</c> (<see cref="TrainingState"/>, written last, with the other
+/// two files' sha256) and <c>best.pt</c> (weights of the best test accuracy). Every file is replaced atomically.
+/// </summary>
+public sealed class CheckpointStore(string folder)
+{
+    public string Folder { get; } = folder;
+    public string LastWeights => Path.Combine(Folder, "last.pt");
+    public string LastOptimizer => Path.Combine(Folder, "last.optim.pt");
+    public string LastState => Path.Combine(Folder, "last.json");
+    public string BestWeights => Path.Combine(Folder, "best.pt");
+
+    static readonly JsonSerializerOptions Json = new() { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
+
+    /// <summary>Serialises a model's state_dict in PyTorch's zip/pickle format (on the CPU).</summary>
+    public static byte[] WeightsBytes(nn.Module model)
+    {
+        using var ms = new MemoryStream();
+        model.save_py(ms, leaveOpen: true);
+        return ms.ToArray();
+    }
+
+    public void Save(nn.Module model, OptimizerHelper optimizer, TrainingState state, bool best)
+    {
+        var weights = WeightsBytes(model);
+        using var oms = new MemoryStream();
+        optimizer.save_py(oms, leaveOpen: true);
+        var optim = oms.ToArray();
+        state = state with { WeightsSha256 = Sha(weights), OptimizerSha256 = Sha(optim) };
+        AtomicFile.WriteAllBytes(LastOptimizer, optim);
+        AtomicFile.WriteAllBytes(LastWeights, weights);
+        AtomicFile.WriteAllText(LastState, JsonSerializer.Serialize(state, Json));
+        if (best) AtomicFile.WriteAllBytes(BestWeights, weights);
+    }
+
+    /// <summary>Reads <c>last.json</c> and checks that <c>last.pt</c>/<c>last.optim.pt</c> are the files it describes.</summary>
+    public TrainingState ReadState()
+    {
+        if (!File.Exists(LastState)) throw new CheckpointException($"{LastState}: no checkpoint to resume from");
+        TrainingState? state;
+        try { state = JsonSerializer.Deserialize<TrainingState>(File.ReadAllText(LastState), Json); }
+        catch (JsonException e) { throw new CheckpointException($"{LastState}: corrupt checkpoint state ({e.Message})"); }
+        if (state is null) throw new CheckpointException($"{LastState}: empty checkpoint state");
+        Verify(LastWeights, state.WeightsSha256);
+        Verify(LastOptimizer, state.OptimizerSha256);
+        return state;
+    }
+
+    /// <summary>Loads the last checkpoint into <paramref name="model"/> and <paramref name="optimizer"/>.</summary>
+    public void Load(nn.Module model, OptimizerHelper optimizer)
+    {
+        try
+        {
+            using (var f = File.OpenRead(LastWeights)) LoadWeights(model, f, LastWeights);
+            using (var f = File.OpenRead(LastOptimizer)) optimizer.load_py(f);
+        }
+        catch (Exception e) when (e is not CheckpointException and not IOException)
+        {
+            throw new CheckpointException($"{Folder}: cannot load the checkpoint ({e.Message})");
+        }
+    }
+
+    /// <summary>
+    /// Copies a PyTorch state_dict stream into <paramref name="model"/>'s own tensors (keeping requires_grad),
+    /// strictly: the same keys and shapes, or a <see cref="CheckpointException"/> listing every difference.
+    /// </summary>
+    public static void LoadWeights(nn.Module model, Stream stream, string name)
+    {
+        Hashtable loaded;
+        try { loaded = PyTorchUnpickler.UnpickleStateDict(stream); }
+        catch (Exception e) { throw new CheckpointException($"{name}: not a readable PyTorch state_dict ({e.Message})"); }
+        var own = model.state_dict();
+        var problems = new List<string>();
+        foreach (var key in own.Keys.Where(k => !loaded.ContainsKey(k))) problems.Add($"missing {key}");
+        foreach (var key in loaded.Keys.Cast<string>().Where(k => !own.ContainsKey(k))) problems.Add($"unexpected {key}");
+        foreach (var (key, t) in own)
+            if (loaded[key] is Tensor src && !src.shape.SequenceEqual(t.shape))
+                problems.Add($"{key}: expected [{string.Join(", ", t.shape)}], found [{string.Join(", ", src.shape)}]");
+        if (problems.Count > 0)
+            throw new CheckpointException($"{name}: does not fit this model ({problems.Count} differences: {string.Join("; ", problems.Take(8))}{(problems.Count > 8 ? "; ..." : "")})");
+        using (no_grad())
+            foreach (var (key, t) in own)
+            {
+                using var src = (Tensor)loaded[key]!;
+                t.copy_(src);
+            }
+    }
+
+    static void Verify(string file, string sha)
+    {
+        if (!File.Exists(file)) throw new CheckpointException($"{file}: missing; the checkpoint is incomplete");
+        if (Sha(File.ReadAllBytes(file)) != sha)
+            throw new CheckpointException($"{file}: does not match last.json (sha256 differs); the checkpoint is incomplete or was modified");
+    }
+
+    static string Sha(byte[] b) => Convert.ToHexStringLower(SHA256.HashData(b));
+
+    public static string RngState()
+    {
+        using var s = get_rng_state();
+        return Convert.ToBase64String(s.bytes.ToArray());
+    }
+
+    public static void RestoreRng(string base64)
+    {
+        var bytes = Convert.FromBase64String(base64);
+        using var t = tensor(bytes, dtype: ScalarType.Byte);
+        set_rng_state(t);
+    }
+}
+
+/// <summary>A checkpoint that cannot be used; the message starts with the file.</summary>
+public sealed class CheckpointException(string message) : Exception(message);

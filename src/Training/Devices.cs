@@ -1,0 +1,26 @@
+using static TorchSharp.torch;
+
+namespace ResnetMnist.Training;
+
+/// <summary>Turns <c>device</c> and <c>threads</c> into torch settings.</summary>
+public static class Devices
+{
+    /// <summary>auto → CUDA when TorchSharp reports it, else CPU; cuda without CUDA is an error saying how to get it.</summary>
+    public static Device Resolve(string device) => device switch
+    {
+        "cpu" => CPU,
+        "cuda" when cuda.is_available() => CUDA,
+        "cuda" => throw new InvalidOperationException(
+            "device: cuda, but TorchSharp reports no CUDA device; on an NVIDIA machine build with the CUDA backend " +
+            "(dotnet build -p:TorchBackend=cuda), or set device: cpu"),
+        _ => cuda.is_available() ? CUDA : CPU,
+    };
+
+    /// <summary>Sets intra-op threads: <paramref name="threads"/> when ≥ 1, else one per core.</summary>
+    public static int ApplyThreads(int threads)
+    {
+        int n = threads >= 1 ? threads : Environment.ProcessorCount;
+        set_num_threads(n);
+        return n;
+    }
+}

@@ -1,0 +1,55 @@
+using ResnetMnist.Data;
+using ResnetMnist.Model;
+using static TorchSharp.torch;
+using static TorchSharp.torch.nn.functional;
+
+namespace ResnetMnist.Training;
+
+/// <summary>Test loss, accuracy, per-class accuracy and confusion matrix, without autograd, in eval mode.</summary>
+public sealed record Evaluation(double Loss, double Accuracy, long[,] Confusion, int Count)
+{
+    /// <summary>Percent correct for each true class (NaN when the class has no images).</summary>
+    public double[] PerClassAccuracy()
+    {
+        int k = Confusion.GetLength(0);
+        var acc = new double[k];
+        for (int i = 0; i < k; i++)
+        {
+            long total = 0;
+            for (int j = 0; j < k; j++) total += Confusion[i, j];
+            acc[i] = total == 0 ? double.NaN : 100.0 * Confusion[i, i] / total;
+        }
+        return acc;
+    }
+}
+
+public static class Evaluator
+{
+    /// <summary>
+    /// Evaluates <paramref name="model"/> on <paramref name="data"/> in batches of <paramref name="batchSize"/>
+    /// (the batch size changes no result). Leaves the model in eval mode; the caller restores train mode.
+    /// </summary>
+    public static Evaluation Run(ResNet model, MnistDataset data, int batchSize, int numClasses)
+    {
+        model.eval();
+        double lossSum = 0;
+        long correct = 0;
+        var confusion = new long[numClasses, numClasses];
+        using var _ = no_grad();
+        for (int start = 0; start < data.Count; start += batchSize)
+        {
+            using var scope = NewDisposeScope();
+            int len = Math.Min(batchSize, data.Count - start);
+            var x = data.Images.narrow(0, start, len);
+            var y = data.Labels.narrow(0, start, len);
+            var logits = model.forward(x);
+            lossSum += cross_entropy(logits, y, reduction: nn.Reduction.Sum).to_type(ScalarType.Float64).item<double>();
+            var pred = logits.argmax(1);
+            correct += pred.eq(y).sum().item<long>();
+            var pairs = (y * numClasses + pred).bincount(null, numClasses * numClasses).cpu().data<long>().ToArray();
+            for (int i = 0; i < pairs.Length; i++) confusion[i / numClasses, i % numClasses] += pairs[i];
+        }
+        int n = Math.Max(1, data.Count);
+        return new Evaluation(lossSum / n, 100.0 * correct / n, confusion, data.Count);
+    }
+}

@@ -1,0 +1,56 @@
+using ResnetMnist.Config;
+using ResnetMnist.Data;
+using ResnetMnist.Model;
+using ResnetMnist.Native;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace ResnetMnist.Training;
+
+/// <summary>
+/// Config → device, dtype, threads, model (seeded, as the reference builds it) and data. The first half of the
+/// one-way flow; <see cref="Trainer"/> and evaluation take it from here.
+/// </summary>
+public sealed class TrainingSession : IDisposable
+{
+    public TrainingConfig Config { get; }
+    public Device Device { get; }
+    public ScalarType Dtype { get; }
+    public ResNet Model { get; }
+    public MnistDataset Train { get; }
+    public MnistDataset Test { get; }
+
+    TrainingSession(TrainingConfig config, Device device, ScalarType dtype, ResNet model, MnistDataset train, MnistDataset test)
+    {
+        Config = config; Device = device; Dtype = dtype; Model = model; Train = train; Test = test;
+    }
+
+    /// <summary>Builds everything in the reference's order: seed → model (→ pretrained weights) → dtype/device → data.</summary>
+    /// <param name="loadWeights">Optional hook that fills the freshly built model (pretrained weights); it must not draw from the RNG.</param>
+    public static TrainingSession Create(TrainingConfig cfg, Action<ResNet, TrainingConfig>? loadWeights = null, bool loadTrain = true)
+    {
+        NativeLoader.EnsureLoaded();
+        var device = Devices.Resolve(cfg.Device);
+        Devices.ApplyThreads(cfg.Threads);
+        var dtype = cfg.Train.Dtype == "float64" ? ScalarType.Float64 : ScalarType.Float32;
+
+        manual_seed(cfg.Seed);
+        var model = Models.Create(cfg.Model.Arch, cfg.Model.InChannels, cfg.Model.NumClasses);
+        loadWeights?.Invoke(model, cfg);
+        model.to(dtype).to(device);
+
+        var files = MnistFiles.For(cfg.Data.Dataset);
+        var test = MnistDataset.Load(files, cfg.Data.Root, train: false, cfg.Data.TestLimit, cfg.Model.NumClasses, cfg.Data.Normalize, dtype, device);
+        var train = loadTrain
+            ? MnistDataset.Load(files, cfg.Data.Root, train: true, cfg.Data.TrainLimit, cfg.Model.NumClasses, cfg.Data.Normalize, dtype, device)
+            : test;
+        return new TrainingSession(cfg, device, dtype, model, train, test);
+    }
+
+    public void Dispose()
+    {
+        Model.Dispose();
+        if (!ReferenceEquals(Train, Test)) Train.Dispose();
+        Test.Dispose();
+    }
+}
