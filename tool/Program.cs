@@ -1,1 +1,32 @@
-return 0;
+using ResnetMnist.Tool;
+using ResnetMnist.Tool.Commands;
+using Spectre.Console.Cli;
+
+// Composition root: the commands and nothing else. Every command returns 0 (ok), 1 (runtime failure),
+// 2 (usage, config or data error) or 130 (interrupted, resumable).
+var app = new CommandApp();
+app.Configure(c =>
+{
+    c.SetApplicationName("dotnet resnet-mnist");
+    c.SetApplicationVersion(ToolInfo.Version);
+    c.PropagateExceptions();
+    c.AddCommand<TrainCommand>("train").WithDescription("Train from a YAML config.")
+        .WithExample("train", "configs/quickstart.yaml").WithExample("train", "configs/mnist-adam-bs64.yaml", "--set", "train.epochs=2");
+    c.AddCommand<EvaluateCommand>("evaluate").WithDescription("Test loss, accuracy, per-class accuracy and confusion matrix of a checkpoint.");
+    c.AddCommand<PredictCommand>("predict").WithDescription("Classify PNG/JPEG digit images with a checkpoint.");
+    c.AddCommand<SweepCommand>("sweep").WithDescription("One run per combination of --grid values, then a markdown table.")
+        .WithExample("sweep", "configs/mnist-adam-bs64.yaml", "--grid", "train.batch_size=16,64,256", "--grid", "optimizer.name=adam,sgd");
+    c.AddBranch("config", b =>
+    {
+        b.SetDescription("Inspect configs.");
+        b.AddCommand<ConfigShowCommand>("show").WithDescription("Print the resolved config (defaults and --set applied) as YAML.");
+    });
+    c.AddBranch("data", b =>
+    {
+        b.SetDescription("Download or verify datasets.");
+        b.AddCommand<DataFetchCommand>("fetch").WithDescription("Download the configured dataset (md5-checked) into data.root.");
+        b.AddCommand<DataVerifyCommand>("verify").WithDescription("Check the configured dataset's files.");
+    });
+    c.AddCommand<InfoCommand>("info").WithDescription("Versions, native library loading, threads and devices.");
+});
+return ErrorHandling.Run(() => app.Run(args), args);

@@ -48,6 +48,10 @@ public sealed class MnistDataset : IDisposable
         return new MnistDataset(x.to(device).MoveToOuterDisposeScope(), y.to(device).MoveToOuterDisposeScope(), imagesPath);
     }
 
+    /// <summary>No images (for sessions that only predict).</summary>
+    public static MnistDataset Empty(ScalarType dtype, Device device) =>
+        new(zeros(new long[] { 0, 1, 28, 28 }, dtype: dtype, device: device), zeros(new long[] { 0 }, dtype: ScalarType.Int64, device: device), "");
+
     static DataException Missing(MnistFiles files, string root, string name) =>
         new($"{Path.Combine(files.RawDir(root), name)}(.gz): file not found; put torchvision's {files.Folder} files in " +
             $"{files.RawDir(root)}, set data.download: true, or run `dotnet resnet-mnist data fetch`");

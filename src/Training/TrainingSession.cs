@@ -27,7 +27,7 @@ public sealed class TrainingSession : IDisposable
 
     /// <summary>Builds everything in the reference's order: seed → model (→ pretrained weights) → dtype/device → data.</summary>
     /// <param name="loadWeights">Optional hook that fills the freshly built model (pretrained weights); it must not draw from the RNG.</param>
-    public static TrainingSession Create(TrainingConfig cfg, Action<ResNet, TrainingConfig>? loadWeights = null, bool loadTrain = true)
+    public static TrainingSession Create(TrainingConfig cfg, Action<ResNet, TrainingConfig>? loadWeights = null, bool loadTrain = true, bool loadData = true)
     {
         NativeLoader.EnsureLoaded();
         var device = Devices.Resolve(cfg.Device);
@@ -40,6 +40,7 @@ public sealed class TrainingSession : IDisposable
         model.to(dtype).to(device);
 
         var files = MnistFiles.For(cfg.Data.Dataset);
+        if (!loadData) return new TrainingSession(cfg, device, dtype, model, MnistDataset.Empty(dtype, device), MnistDataset.Empty(dtype, device));
         var test = MnistDataset.Load(files, cfg.Data.Root, train: false, cfg.Data.TestLimit, cfg.Model.NumClasses, cfg.Data.Normalize, dtype, device);
         var train = loadTrain
             ? MnistDataset.Load(files, cfg.Data.Root, train: true, cfg.Data.TrainLimit, cfg.Model.NumClasses, cfg.Data.Normalize, dtype, device)

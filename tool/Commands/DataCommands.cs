@@ -1,0 +1,52 @@
+using ResnetMnist.Config;
+using ResnetMnist.Data;
+using Spectre.Console.Cli;
+
+namespace ResnetMnist.Tool.Commands;
+
+class DataSettings : CommonSettings
+{
+    [System.ComponentModel.Description("YAML config whose data.* keys name the dataset (default: configs/quickstart.yaml's defaults).")]
+    [CommandArgument(0, "[CONFIG]")]
+    public string? Config { get; init; }
+
+    public TrainingConfig Load() => Config is null ? ConfigLoader.Parse("", null, Set) : ConfigLoader.Load(Config, Set);
+}
+
+sealed class DataFetchCommand : Command<DataSettings>
+{
+    public override int Execute(CommandContext context, DataSettings s, CancellationToken cancellation)
+    {
+        var cfg = s.Load();
+        var files = MnistFiles.For(cfg.Data.Dataset);
+        string last = "";
+        var progress = new Progress<(string File, long Done, long? Total)>(p =>
+        {
+            var line = p.Total is long t ? $"{p.File}: {p.Done * 100 / Math.Max(1, t)}%" : $"{p.File}: {p.Done / 1024} KiB";
+            if (line != last) { Console.Error.Write("\r" + line + "   "); last = line; }
+        });
+        Downloader.Fetch(files, cfg.Data.Root, progress, cancel: cancellation);
+        Console.Error.WriteLine();
+        return Verify(files, cfg.Data.Root);
+    }
+
+    internal static int Verify(MnistFiles files, string root)
+    {
+        int bad = 0;
+        foreach (var (file, ok, detail) in Downloader.Verify(files, root))
+        {
+            Console.WriteLine($"{(ok ? "ok " : "BAD")} {file}: {detail}");
+            if (!ok) bad++;
+        }
+        return bad == 0 ? 0 : ErrorHandling.Usage;
+    }
+}
+
+sealed class DataVerifyCommand : Command<DataSettings>
+{
+    public override int Execute(CommandContext context, DataSettings s, CancellationToken cancellation)
+    {
+        var cfg = s.Load();
+        return DataFetchCommand.Verify(MnistFiles.For(cfg.Data.Dataset), cfg.Data.Root);
+    }
+}

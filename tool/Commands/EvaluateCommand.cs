@@ -1,0 +1,57 @@
+using System.ComponentModel;
+using System.Globalization;
+using ResnetMnist.Config;
+using ResnetMnist.Training;
+using Spectre.Console;
+using Spectre.Console.Cli;
+
+namespace ResnetMnist.Tool.Commands;
+
+sealed class EvaluateCommand : Command<EvaluateCommand.Settings>
+{
+    public sealed class Settings : CheckpointSettings { }
+
+    public override int Execute(CommandContext context, Settings s, CancellationToken cancellation)
+    {
+        var (cfg, weights) = s.Resolve();
+        using var session = TrainingSession.Create(cfg with { Model = cfg.Model with { Pretrained = "none" } }, loadTrain: false);
+        using (var f = File.OpenRead(weights)) CheckpointStore.LoadWeights(session.Model, f, weights);
+        var e = Evaluator.Run(session.Model, session.Test, cfg.Train.EvalBatchSize, cfg.Model.NumClasses);
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"checkpoint: {weights}"));
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"test images: {e.Count}, test loss: {e.Loss:F4}, test accuracy: {e.Accuracy:F2}%"));
+        var table = new Table().AddColumn("true \\ predicted");
+        int k = cfg.Model.NumClasses;
+        for (int j = 0; j < k; j++) table.AddColumn(j.ToString(CultureInfo.InvariantCulture));
+        table.AddColumn("accuracy %");
+        var per = e.PerClassAccuracy();
+        for (int i = 0; i < k; i++)
+        {
+            var row = new List<string> { i.ToString(CultureInfo.InvariantCulture) };
+            for (int j = 0; j < k; j++) row.Add(e.Confusion[i, j].ToString(CultureInfo.InvariantCulture));
+            row.Add(per[i].ToString("F2", CultureInfo.InvariantCulture));
+            table.AddRow(row.ToArray());
+        }
+        AnsiConsole.Write(table);
+        return 0;
+    }
+}
+
+/// <summary>A checkpoint argument: a .pt file (its run's config.yaml is found above it) or a run folder.</summary>
+class CheckpointSettings : CommonSettings
+{
+    [CommandArgument(0, "<CHECKPOINT>"), Description("A run folder (uses checkpoints/best.pt) or a .pt state_dict.")]
+    public string Checkpoint { get; init; } = "";
+
+    [CommandOption("--config <CONFIG>"), Description("Config to use (default: the run folder's config.yaml).")]
+    public string? Config { get; init; }
+
+    public (TrainingConfig, string) Resolve()
+    {
+        string weights = Directory.Exists(Checkpoint) ? Path.Combine(Checkpoint, "checkpoints", "best.pt") : Checkpoint;
+        if (!File.Exists(weights)) throw new UsageException($"{weights}: checkpoint not found");
+        var dir = Path.GetDirectoryName(Path.GetFullPath(weights))!;
+        var config = Config ?? new[] { Path.Combine(dir, "config.yaml"), Path.Combine(dir, "..", "config.yaml") }.FirstOrDefault(File.Exists)
+            ?? throw new UsageException($"{weights}: no config.yaml found beside it or in its run folder; pass --config CONFIG.yaml");
+        return (ConfigLoader.Load(config, Set), weights);
+    }
+}

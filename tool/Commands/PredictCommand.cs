@@ -1,0 +1,44 @@
+using System.ComponentModel;
+using System.Globalization;
+using ResnetMnist.Data;
+using ResnetMnist.Training;
+using Spectre.Console.Cli;
+using static TorchSharp.torch;
+
+namespace ResnetMnist.Tool.Commands;
+
+sealed class PredictCommand : Command<PredictCommand.Settings>
+{
+    public sealed class Settings : CheckpointSettings
+    {
+        [CommandArgument(1, "<IMAGE>"), Description("PNG or JPEG images of a digit (any size; resized to 28×28).")]
+        public string[] Images { get; init; } = [];
+
+        [CommandOption("--invert <auto|true|false>"), Description("Invert gray levels (MNIST is white on black). Default auto.")]
+        public string Invert { get; init; } = "auto";
+    }
+
+    public override int Execute(CommandContext context, Settings s, CancellationToken cancellation)
+    {
+        var (cfg, weights) = s.Resolve();
+        bool? invert = s.Invert switch
+        {
+            "auto" => null, "true" => true, "false" => false,
+            _ => throw new UsageException($"--invert {s.Invert}: allowed: auto, true, false"),
+        };
+        using var session = TrainingSession.Create(cfg with { Model = cfg.Model with { Pretrained = "none" } }, loadTrain: false, loadData: false);
+        using (var f = File.OpenRead(weights)) CheckpointStore.LoadWeights(session.Model, f, weights);
+        session.Model.eval();
+        using var _ = no_grad();
+        foreach (var image in s.Images)
+        {
+            using var scope = NewDisposeScope();
+            var x = DigitImage.Load(image, invert, cfg.Data.Normalize).to_type(session.Dtype).to(session.Device);
+            var p = nn.functional.softmax(session.Model.forward(x), 1)[0].to_type(ScalarType.Float64).cpu().data<double>().ToArray();
+            int cls = Array.IndexOf(p, p.Max());
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"{image}: {cls} ({p[cls] * 100:F1}%)  [{string.Join(" ", p.Select((v, i) => $"{i}:{v:F3}"))}]"));
+        }
+        return 0;
+    }
+}

@@ -1,0 +1,64 @@
+using ResnetMnist.Config;
+using ResnetMnist.Outputs;
+using ResnetMnist.Training;
+using Spectre.Console;
+
+namespace ResnetMnist.Tool.Commands;
+
+/// <summary>One training run from the command line: run folder, Ctrl-C handling, progress, plot, summary.</summary>
+static class Runs
+{
+    public static int Train(TrainingConfig cfg, string runPath, bool resume, bool force, bool quiet)
+    {
+        using var run = RunDirectory.Open(runPath, resume, force);
+        using var cts = new CancellationTokenSource();
+        ConsoleCancelEventHandler onCancel = (_, e) =>
+        {
+            if (cts.IsCancellationRequested) return; // a second Ctrl-C ends the process at once
+            e.Cancel = true;
+            cts.Cancel();
+            Console.Error.WriteLine("interrupt: finishing the current step and writing a checkpoint (Ctrl-C again to abandon)");
+        };
+        Console.CancelKeyPress += onCancel;
+        try
+        {
+            using var session = TrainingSession.Create(cfg);
+            var observer = Progress.Create(quiet, cfg.Train.LogEvery);
+            observer.Info($"run folder: {run.Path}");
+            observer.Info($"device {session.Device.type}, {TorchSharp.torch.get_num_threads()} threads, {cfg.Train.Dtype}; " +
+                          $"{session.Train.Count} train / {session.Test.Count} test images from {Path.GetDirectoryName(session.Train.Source)}");
+            var started = DateTime.UtcNow;
+            var result = observer.Wrap(() => new Trainer(session, run, observer).Run(cts.Token, resume, force));
+            LossPlot.Write(run.PlotFile, result.Steps, result.Epochs, $"{Path.GetFileName(run.Path)}: {cfg.Model.Arch}, {cfg.Optimizer.Name} lr {cfg.Optimizer.Lr}, batch {cfg.Train.BatchSize}");
+            var last = result.Epochs.LastOrDefault();
+            run.WriteSummary(new
+            {
+                Status = result.Status.ToString().ToLowerInvariant(),
+                Epochs = result.Epochs.Count,
+                Steps = result.Steps.Count,
+                FinalTrainLoss = last?.TrainLoss,
+                FinalTestLoss = last?.TestLoss,
+                FinalTestAccuracy = last?.TestAccuracy,
+                BestTestAccuracy = double.IsFinite(result.BestAccuracy) ? result.BestAccuracy : (double?)null,
+                TrainSeconds = result.Epochs.Sum(e => e.EpochSeconds),
+                WallSeconds = (DateTime.UtcNow - started).TotalSeconds,
+                Device = session.Device.type.ToString().ToLowerInvariant(),
+                Threads = TorchSharp.torch.get_num_threads(),
+                ToolVersion = ToolInfo.Version,
+                Torch = TorchSharp.torch.__version__,
+            });
+            if (result.Status == RunStatus.Interrupted)
+            {
+                Console.Error.WriteLine($"interrupted after step {result.Steps.Count}; resume with: dotnet resnet-mnist train --resume {run.Path}");
+                return ErrorHandling.Interrupted;
+            }
+            if (last is not null)
+                AnsiConsole.MarkupLineInterpolated($"[green]done[/]: epoch {last.Epoch}, train loss {last.TrainLoss:F4}, test accuracy {last.TestAccuracy:F2}% → {run.Path}");
+            return ErrorHandling.Ok;
+        }
+        finally
+        {
+            Console.CancelKeyPress -= onCancel;
+        }
+    }
+}

@@ -1,0 +1,44 @@
+using System.ComponentModel;
+using ResnetMnist.Config;
+using ResnetMnist.Outputs;
+using ResnetMnist.Training;
+using Spectre.Console.Cli;
+
+namespace ResnetMnist.Tool.Commands;
+
+sealed class TrainCommand : Command<TrainCommand.Settings>
+{
+    public sealed class Settings : CommonSettings
+    {
+        [CommandArgument(0, "[CONFIG]"), Description("YAML config (see configs/). Optional with --resume: the run's config.yaml.")]
+        public string? Config { get; init; }
+
+        [CommandOption("--out <RUN_DIR>"), Description("Run folder. Default: runs/<config name>-<yyyyMMdd-HHmmss>.")]
+        public string? Out { get; init; }
+
+        [CommandOption("--resume <RUN_DIR>"), Description("Continue the run in RUN_DIR from its last checkpoint.")]
+        public string? Resume { get; init; }
+
+        [CommandOption("--force"), Description("Overwrite an existing run folder, or resume despite result-affecting config changes.")]
+        public bool Force { get; init; }
+    }
+
+    public override int Execute(CommandContext context, Settings s, CancellationToken cancellation)
+    {
+        string runPath;
+        TrainingConfig cfg;
+        if (s.Resume is not null)
+        {
+            runPath = s.Resume;
+            var configPath = s.Config ?? Path.Combine(s.Resume, "config.yaml");
+            cfg = ConfigLoader.Load(configPath, s.Set);
+        }
+        else
+        {
+            if (s.Config is null) throw new UsageException("train: give a CONFIG.yaml (for example configs/quickstart.yaml), or --resume RUN_DIR");
+            cfg = ConfigLoader.Load(s.Config, s.Set);
+            runPath = s.Out ?? Path.Combine("runs", $"{Path.GetFileNameWithoutExtension(s.Config)}-{DateTime.Now:yyyyMMdd-HHmmss}");
+        }
+        return Runs.Train(cfg, runPath, resume: s.Resume is not null, s.Force, quiet: false);
+    }
+}

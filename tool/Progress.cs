@@ -1,0 +1,90 @@
+using System.Diagnostics;
+using System.Globalization;
+using ResnetMnist.Outputs;
+using ResnetMnist.Training;
+using Spectre.Console;
+
+namespace ResnetMnist.Tool;
+
+/// <summary>Training progress: a live bar on a terminal, plain lines at a steady interval when redirected.</summary>
+abstract class Progress : ITrainingObserver
+{
+    public static Progress Create(bool quiet, double logEverySeconds) =>
+        quiet ? new Lines(double.PositiveInfinity) :
+        !Console.IsOutputRedirected && AnsiConsole.Profile.Capabilities.Interactive ? new Bar() : new Lines(logEverySeconds);
+
+    public abstract T Wrap<T>(Func<T> body);
+    public abstract void EpochStarted(int epoch, int epochs, int batches, int firstBatch);
+    public abstract void StepFinished(StepRecord step, int batch, int batches, double imagesPerSecond);
+
+    public virtual void EpochFinished(EpochRecord e, bool best) =>
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"Epoch {e.Epoch}, loss: {e.TrainLoss:F4}, test loss: {e.TestLoss:F4}, test accuracy: {e.TestAccuracy:F2}%{(best ? " (best)" : "")}, {e.EpochSeconds:F1} s, {e.TrainImagesPerSecond:F0} img/s"));
+
+    public virtual void Info(string message) => Console.WriteLine(message);
+
+    sealed class Lines(double interval) : Progress
+    {
+        readonly Stopwatch _sinceLine = new(), _epochClock = new();
+        int _epochs, _firstBatch;
+
+        public override T Wrap<T>(Func<T> body) => body();
+
+        public override void EpochStarted(int epoch, int epochs, int batches, int firstBatch)
+        {
+            (_epochs, _firstBatch) = (epochs, firstBatch);
+            _sinceLine.Restart();
+            _epochClock.Restart();
+        }
+
+        public override void StepFinished(StepRecord s, int batch, int batches, double ips)
+        {
+            if (_sinceLine.Elapsed.TotalSeconds < interval && batch != batches) return;
+            _sinceLine.Restart();
+            double perBatch = _epochClock.Elapsed.TotalSeconds / Math.Max(1, batch - _firstBatch);
+            var eta = TimeSpan.FromSeconds(perBatch * (batches - batch));
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"epoch {s.Epoch}/{_epochs} step {batch}/{batches} loss {s.Loss:F4} lr {s.Lr:G3} {ips:F0} img/s eta {eta:hh\\:mm\\:ss}"));
+        }
+    }
+
+    sealed class Bar : Progress
+    {
+        ProgressContext? _ctx;
+        ProgressTask? _task;
+        int _epochs;
+
+        public override T Wrap<T>(Func<T> body)
+        {
+            T result = default!;
+            AnsiConsole.Progress()
+                .AutoClear(false)
+                .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn(), new SpinnerColumn())
+                .Start(ctx => { _ctx = ctx; result = body(); });
+            return result;
+        }
+
+        public override void EpochStarted(int epoch, int epochs, int batches, int firstBatch)
+        {
+            _epochs = epochs;
+            _task = _ctx!.AddTask($"epoch {epoch}/{epochs}", maxValue: batches);
+            _task.Value = firstBatch;
+        }
+
+        public override void StepFinished(StepRecord s, int batch, int batches, double ips)
+        {
+            if (_task is null) return;
+            _task.Value = batch;
+            _task.Description = string.Create(CultureInfo.InvariantCulture, $"epoch {s.Epoch}/{_epochs} step {batch}/{batches} loss {s.Loss:F4} {ips:F0} img/s");
+        }
+
+        public override void EpochFinished(EpochRecord e, bool best)
+        {
+            _task?.StopTask();
+            AnsiConsole.MarkupLineInterpolated(CultureInfo.InvariantCulture,
+                $"Epoch {e.Epoch}, loss: {e.TrainLoss:F4}, test accuracy: [bold]{e.TestAccuracy:F2}%[/]{(best ? " (best)" : "")}, {e.EpochSeconds:F1} s, {e.TrainImagesPerSecond:F0} img/s");
+        }
+
+        public override void Info(string message) => AnsiConsole.MarkupLineInterpolated($"[grey]{message}[/]");
+    }
+}
