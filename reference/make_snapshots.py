@@ -1,0 +1,304 @@
+#!/usr/bin/env python3
+"""Write the PyTorch reference snapshots that the C# implementation is checked against.
+
+    /usr/bin/python3 reference/make_snapshots.py [--out DIR]      (default: reference/snapshots/)
+
+Everything runs with torch.set_num_threads(1) (except the explicitly 2-thread curves), seed 0,
+and the model of resnet_mnist.build_model("none", 1, 10) built right after torch.manual_seed(0).
+The fixed input is the embedded sample data/MNIST/raw/train-images-idx3-ubyte.gz (and labels),
+converted as transforms.ToTensor() does: float32(byte) / 255, shape N x 1 x 28 x 28.
+
+Tensor record: {"shape", "dtype", "sum", "abs_sum", "max_abs", "sample"} where sum and abs_sum
+are computed in float64 and sample holds the contiguous flattened tensor at the indices
+    k = min(n, K);  idx_i = (i * (n - 1)) // (k - 1) for i in 0..k-1   (idx_0 = 0 when k == 1)
+with integer arithmetic. See reference/README.md for every file's layout.
+"""
+import argparse
+import copy
+import hashlib
+import json
+import os
+import sys
+import time
+
+import torch
+import torch.nn as nn
+import torchvision
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import resnet_mnist as rm  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+DATA_ROOT = os.path.join(REPO, "data")
+SEED = 0
+THREADS = 1
+LAYERS = ["conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4", "avgpool", "fc"]
+CURVE_STEPS = 30
+CURVE_BATCH = 32
+MODEL_DESC = ("torch.manual_seed(0); m = torchvision.models.resnet18(); "
+              "m.conv1 = nn.Conv2d(1, 64, kernel_size=7, stride=2, padding=3, bias=False); "
+              "m.fc = nn.Linear(512, 10)")
+
+
+# ----------------------------------------------------------------------------- helpers
+
+def sample_indices(n, K):
+    k = min(n, K)
+    if k == 1:
+        return [0]
+    return [(i * (n - 1)) // (k - 1) for i in range(k)]
+
+
+def dtype_name(t):
+    return str(t.dtype).replace("torch.", "")
+
+
+def record(t, K):
+    t = t.detach().contiguous()
+    flat = t.reshape(-1)
+    d = flat.to(torch.float64)
+    idx = sample_indices(flat.numel(), K)
+    return {
+        "shape": list(t.shape),
+        "dtype": dtype_name(t),
+        "sum": float(d.sum().item()),
+        "abs_sum": float(d.abs().sum().item()),
+        "max_abs": float(d.abs().max().item()),
+        "sample": [float(v) for v in d[idx].tolist()],
+    }
+
+
+def hash_record(t):
+    t = t.detach().contiguous()
+    return {
+        "shape": list(t.shape),
+        "dtype": dtype_name(t),
+        "sha256": hashlib.sha256(t.numpy().tobytes()).hexdigest(),
+        "sum": float(t.to(torch.float64).sum().item()),
+    }
+
+
+def meta(**extra):
+    m = {
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "threads": THREADS,
+        "seed": SEED,
+        "model": MODEL_DESC,
+    }
+    m.update(extra)
+    return m
+
+
+def fresh_model():
+    torch.manual_seed(SEED)
+    return rm.build_model("none", 1, 10)
+
+
+def load_train(n):
+    images, labels = rm.load_idx(DATA_ROOT, "mnist", train=True)
+    x = images[:n].unsqueeze(1).to(torch.float32).div(255)  # transforms.ToTensor() semantics
+    y = labels[:n].to(torch.int64)
+    return x, y
+
+
+def _dumps(obj, indent=0):
+    """JSON with one line per record / list / scalar: compact, yet line-diffable."""
+    if isinstance(obj, dict) and obj and not ("shape" in obj and "dtype" in obj):
+        pad = " " * (indent + 1)
+        items = [f"{pad}{json.dumps(k)}: {_dumps(v, indent + 1)}" for k, v in obj.items()]
+        return "{\n" + ",\n".join(items) + "\n" + " " * indent + "}"
+    return json.dumps(obj, separators=(",", ":"))
+
+
+def write(out_dir, name, obj):
+    path = os.path.join(out_dir, name)
+    with open(path, "w") as f:
+        f.write(_dumps(obj) + "\n")
+    return path
+
+
+BATCH_DESC = ("first 8 images and labels of data/MNIST/raw/train-images-idx3-ubyte.gz / "
+              "train-labels-idx1-ubyte.gz, float32(byte)/255 (transforms.ToTensor), shape 8x1x28x28")
+
+
+# ----------------------------------------------------------------------------- snapshots
+
+def snap_init(out_dir):
+    model = fresh_model()
+    sd = model.state_dict()
+    write(out_dir, "init.json", {
+        "meta": meta(input="none (parameters and buffers right after construction)", count=len(sd)),
+        "tensors": {k: hash_record(v) for k, v in sd.items()},
+    })
+    torch.manual_seed(SEED)
+    sd = torchvision.models.resnet18().state_dict()
+    write(out_dir, "init_imagenet.json", {
+        "meta": meta(input="none (parameters and buffers right after construction)", count=len(sd),
+                     model="torch.manual_seed(0); torchvision.models.resnet18()  (3 channels, 1000 classes)"),
+        "tensors": {k: hash_record(v) for k, v in sd.items()},
+    })
+    return len(model.state_dict())
+
+
+def capture_forward(model, x):
+    captured, raw = {}, {}
+    hooks = []
+    for name in LAYERS:
+        def hook(module, inputs, output, name=name):
+            captured[name] = output.detach().clone()
+            raw[name] = output  # kept uncloned only to see what in-place ops do to it later
+        hooks.append(getattr(model, name).register_forward_hook(hook))
+    with torch.no_grad():
+        model(x)
+    for h in hooks:
+        h.remove()
+    changed = sorted(n for n in LAYERS if not torch.equal(raw[n], captured[n]))
+    return captured, changed
+
+
+def snap_forward(out_dir, x):
+    notes = {}
+    model = fresh_model()
+    model.eval()
+    outs, changed = capture_forward(model, x)
+    notes["eval"] = changed
+    write(out_dir, "forward_eval.json", {
+        "meta": meta(input=BATCH_DESC, mode="eval", K=256,
+                     capture="forward hooks on the top-level children, output cloned inside the hook "
+                             "(bn1's output is later overwritten by the in-place relu)"),
+        "layers": {n: record(outs[n], 256) for n in LAYERS},
+    })
+    model = fresh_model()
+    model.train()
+    outs, changed = capture_forward(model, x)
+    notes["train"] = changed
+    running = {k: record(v, 64) for k, v in model.state_dict().items()
+               if k.endswith("running_mean") or k.endswith("running_var")}
+    write(out_dir, "forward_train.json", {
+        "meta": meta(input=BATCH_DESC, mode="train", K=256, K_running_stats=64,
+                     capture="forward hooks on the top-level children, output cloned inside the hook "
+                             "(bn1's output is later overwritten by the in-place relu); running_stats "
+                             "after that single train-mode forward (momentum 0.1)"),
+        "layers": {n: record(outs[n], 256) for n in LAYERS},
+        "running_stats": running,
+    })
+    return notes
+
+
+def snap_gradients_and_step(out_dir, x, y):
+    model = fresh_model()
+    model.train()
+    loss = nn.CrossEntropyLoss()(model(x), y)
+    loss.backward()
+    params = list(model.named_parameters())
+    write(out_dir, "gradients.json", {
+        "meta": meta(input=BATCH_DESC, mode="train", K=64,
+                     what="nn.CrossEntropyLoss()(model(x), y).backward() on a fresh model"),
+        "loss": float(loss.item()),
+        "grads": {n: record(p.grad, 64) for n, p in params},
+    })
+
+    def stepped(make_opt):
+        m = copy.deepcopy(model)  # deepcopy does not copy .grad: set it explicitly
+        for (_, p_src), p_dst in zip(params, m.parameters()):
+            p_dst.grad = p_src.grad.clone()
+        opt = make_opt(m.parameters())
+        opt.step()
+        return {n: record(p, 64) for n, p in m.named_parameters()}
+
+    write(out_dir, "optimizer_step.json", {
+        "meta": meta(input=BATCH_DESC, K=64,
+                     what="from the state of gradients.json (seed-0 parameters, their gradients), one "
+                          "step of each optimizer on its own copy; parameters after the step"),
+        "sgd": stepped(lambda ps: torch.optim.SGD(ps, lr=0.01, momentum=0.9)),
+        "adam": stepped(lambda ps: torch.optim.Adam(ps, lr=1e-3)),
+    })
+    return len(params)
+
+
+def curve(opt_name, dtype, x_all, y_all):
+    model = fresh_model().to(dtype)
+    model.train()
+    if opt_name == "sgd":
+        opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    else:
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    criterion = nn.CrossEntropyLoss()
+    losses = []
+    for i in range(CURVE_STEPS):
+        x = x_all[CURVE_BATCH * i: CURVE_BATCH * (i + 1)].to(dtype)
+        y = y_all[CURVE_BATCH * i: CURVE_BATCH * (i + 1)]
+        opt.zero_grad()
+        loss = criterion(model(x), y)
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.item()))
+    return losses
+
+
+def snap_curves(out_dir):
+    x_all, y_all = load_train(CURVE_STEPS * CURVE_BATCH)
+    curves, timings = {}, {}
+    for opt_name in ("sgd", "adam"):
+        for dname, dtype in (("float64", torch.float64), ("float32", torch.float32)):
+            t0 = time.time()
+            curves[f"{opt_name}_{dname}"] = curve(opt_name, dtype, x_all, y_all)
+            timings[f"{opt_name}_{dname}"] = time.time() - t0
+        torch.set_num_threads(2)
+        try:
+            t0 = time.time()
+            curves[f"{opt_name}_float32_threads2"] = curve(opt_name, torch.float32, x_all, y_all)
+            timings[f"{opt_name}_float32_threads2"] = time.time() - t0
+        finally:
+            torch.set_num_threads(THREADS)
+    noise = {}
+    for opt_name in ("sgd", "adam"):
+        a, b = curves[f"{opt_name}_float32"], curves[f"{opt_name}_float32_threads2"]
+        noise[f"{opt_name}_float32"] = [abs(u - v) / abs(u) for u, v in zip(a, b)]
+    order = ["sgd_float64", "adam_float64", "sgd_float32", "adam_float32",
+             "sgd_float32_threads2", "adam_float32_threads2"]
+    write(out_dir, "curves.json", {
+        "meta": meta(
+            input=f"{CURVE_STEPS} steps; step i (0-based) uses images and labels [{CURVE_BATCH}*i, "
+                  f"{CURVE_BATCH}*i+{CURVE_BATCH}) of data/MNIST/raw/train-*.gz, no shuffling, "
+                  "float32(byte)/255 then .to(dtype)",
+            what="loss.item() before each optimizer step, train mode, fresh seed-0 model per run; "
+                 "float64 = model built in float32 then .to(torch.float64); sgd = SGD(lr=0.01, "
+                 "momentum=0.9), adam = Adam(lr=1e-3); *_threads2 = same run with "
+                 "torch.set_num_threads(2); noise_floor = |1-thread - 2-thread| / |1-thread| per step"),
+        "curves": {k: curves[k] for k in order},
+        "noise_floor": noise,
+    })
+    return curves, noise, timings
+
+
+def main():
+    ap = argparse.ArgumentParser(description="Write the PyTorch reference snapshots.")
+    ap.add_argument("--out", default=os.path.join(HERE, "snapshots"))
+    ap.add_argument("--skip-curves", action="store_true", help="skip curves.json (the slow part)")
+    args = ap.parse_args()
+    os.makedirs(args.out, exist_ok=True)
+    torch.set_num_threads(THREADS)
+
+    t0 = time.time()
+    n_init = snap_init(args.out)
+    x, y = load_train(8)
+    notes = snap_forward(args.out, x)
+    n_params = snap_gradients_and_step(args.out, x, y)
+    print(f"init/forward/gradients/optimizer_step: {n_init} state_dict entries, {n_params} parameters, "
+          f"{time.time() - t0:.1f} s")
+    print(f"hooked outputs modified in place after capture (eval, train): {notes['eval']}, {notes['train']}")
+    if not args.skip_curves:
+        t1 = time.time()
+        curves, noise, timings = snap_curves(args.out)
+        print(f"curves: {time.time() - t1:.1f} s  ({', '.join(f'{k} {v:.1f} s' for k, v in timings.items())})")
+        for k, v in noise.items():
+            picks = ", ".join(f"step {s}: {max(v[:s]):.2e}" for s in (5, 10, 20, 30))
+            print(f"noise floor {k} (max so far): {picks}")
+    print(f"total {time.time() - t0:.1f} s -> {args.out}")
+
+
+if __name__ == "__main__":
+    main()
