@@ -42,8 +42,10 @@ public sealed class MnistDataset : IDisposable
         int pixels = images.Rows * images.Cols;
         using var scope = NewDisposeScope();
         var bytes = tensor(images.Pixels.AsSpan(0, n * pixels).ToArray(), new long[] { n, 1, images.Rows, images.Cols });
-        var x = bytes.to_type(dtype).div_(255.0);
+        // ToTensor divides in float32 and Normalize works on that; the reference converts to float64 afterwards.
+        var x = bytes.to_type(ScalarType.Float32).div_(255.0f);
         if (normalize) x = x.sub_(NormMean).div_(NormStd);
+        x = x.to_type(dtype);
         var y = tensor(labels.AsSpan(0, n).ToArray().Select(b => (long)b).ToArray());
         return new MnistDataset(x.to(device).MoveToOuterDisposeScope(), y.to(device).MoveToOuterDisposeScope(), imagesPath);
     }

@@ -12,12 +12,13 @@ namespace ResnetMnist.Training;
 /// <summary>Where training stands, saved next to the weights so that a run can resume exactly.</summary>
 /// <param name="EpochsDone">Epochs finished (and evaluated).</param>
 /// <param name="BatchesDone">Batches of epoch <c>EpochsDone + 1</c> already trained (0 at an epoch boundary).</param>
-/// <param name="SamplerSeed">Seed of that epoch's permutation (RandomSampler's generator), when BatchesDone &gt; 0.</param>
+/// <param name="OrderDrawn">Whether epoch <c>EpochsDone + 1</c>'s DataLoader draws were made (then its order is rebuilt from SamplerSeed).</param>
+/// <param name="SamplerSeed">Seed of that epoch's permutation (RandomSampler's generator), when OrderDrawn.</param>
 /// <param name="EpochLossSum">Sum of that epoch's batch losses so far.</param>
 /// <param name="GlobalStep">Optimizer steps so far.</param>
 /// <param name="RngState">The global generator's state (torch.get_rng_state), base64.</param>
 /// <param name="Config">Result-affecting config values, to refuse a resume that would change them.</param>
-public sealed record TrainingState(int EpochsDone, int BatchesDone, long SamplerSeed, double EpochLossSum, long GlobalStep,
+public sealed record TrainingState(int EpochsDone, int BatchesDone, bool OrderDrawn, long SamplerSeed, double EpochLossSum, long GlobalStep,
     double BestAccuracy, string RngState, IReadOnlyDictionary<string, string> Config, string WeightsSha256, string OptimizerSha256);
 
 /// <summary>

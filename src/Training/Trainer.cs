@@ -60,6 +60,7 @@ public sealed class Trainer(TrainingSession session, RunDirectory run, ITraining
         var steps = new List<StepRecord>();
         var epochs = new List<EpochRecord>();
         int startEpoch = 0, startBatch = 0;
+        bool orderDrawn = false;
         long samplerSeed = 0, globalStep = 0;
         double epochLossSum = 0, best = double.NegativeInfinity;
 
@@ -69,8 +70,8 @@ public sealed class Trainer(TrainingSession session, RunDirectory run, ITraining
             CheckResumable(state.Config, ResultKeys(_cfg), force);
             store.Load(model, optimizer);
             CheckpointStore.RestoreRng(state.RngState);
-            (startEpoch, startBatch, samplerSeed, epochLossSum, globalStep, best) =
-                (state.EpochsDone, state.BatchesDone, state.SamplerSeed, state.EpochLossSum, state.GlobalStep, state.BestAccuracy);
+            (startEpoch, startBatch, orderDrawn, samplerSeed, epochLossSum, globalStep, best) =
+                (state.EpochsDone, state.BatchesDone, state.OrderDrawn, state.SamplerSeed, state.EpochLossSum, state.GlobalStep, state.BestAccuracy);
             if (File.Exists(run.StepsFile)) steps.AddRange(RunDirectory.ReadSteps(run.StepsFile).Where(s => s.Step <= globalStep));
             if (File.Exists(run.MetricsFile)) epochs.AddRange(RunDirectory.ReadMetrics(run.MetricsFile).Where(e => e.Epoch <= startEpoch));
             observer.Info($"resuming {run.Path} at epoch {startEpoch + 1}, batch {startBatch + 1} (step {globalStep})");
@@ -85,8 +86,13 @@ public sealed class Trainer(TrainingSession session, RunDirectory run, ITraining
 
         for (int epoch = startEpoch; epoch < _cfg.Train.Epochs; epoch++)
         {
+            if (cancel.IsCancellationRequested)
+            {
+                SaveCheckpoint(store, optimizer, epoch, 0, false, 0, 0, globalStep, best, isBest: false, steps, epochs);
+                return new TrainResult(RunStatus.Interrupted, steps, epochs, best);
+            }
             Tensor order;
-            if (startBatch > 0 && epoch == startEpoch)
+            if (orderDrawn && epoch == startEpoch)
                 order = _cfg.Train.Shuffle ? DataLoaderOrder.Permutation(n, samplerSeed) : arange(n, dtype: ScalarType.Int64);
             else
             {
@@ -103,7 +109,7 @@ public sealed class Trainer(TrainingSession session, RunDirectory run, ITraining
             {
                 if (cancel.IsCancellationRequested)
                 {
-                    SaveCheckpoint(store, optimizer, epoch, b, samplerSeed, epochLossSum, globalStep, best, isBest: false, steps, epochs);
+                    SaveCheckpoint(store, optimizer, epoch, b, true, samplerSeed, epochLossSum, globalStep, best, isBest: false, steps, epochs);
                     order.Dispose();
                     return new TrainResult(RunStatus.Interrupted, steps, epochs, best);
                 }
@@ -134,12 +140,13 @@ public sealed class Trainer(TrainingSession session, RunDirectory run, ITraining
 
             bool isBest = eval.Accuracy > best;
             if (isBest) best = eval.Accuracy;
-            var er = new EpochRecord(epoch + 1, epochLossSum / (batches - 0), eval.Loss, eval.Accuracy,
+            var er = new EpochRecord(epoch + 1, epochLossSum / batches, eval.Loss, eval.Accuracy,
                 LrSchedule.At(_cfg, epoch, globalStep - 1, totalSteps), seconds, images / Math.Max(1e-9, seconds));
             epochs.Add(er);
-            SaveCheckpoint(store, optimizer, epoch + 1, 0, 0, 0, globalStep, best, isBest, steps, epochs);
+            SaveCheckpoint(store, optimizer, epoch + 1, 0, false, 0, 0, globalStep, best, isBest, steps, epochs);
             observer.EpochFinished(er, isBest);
             startBatch = 0;
+            orderDrawn = false;
         }
         return new TrainResult(RunStatus.Completed, steps, epochs, best);
     }
@@ -162,12 +169,12 @@ public sealed class Trainer(TrainingSession session, RunDirectory run, ITraining
     /// <summary>Applied after every switch to train mode (frozen modules, BatchNorm kept in eval).</summary>
     public static Action<ResnetMnist.Model.ResNet, TrainingConfig>? FreezeHook { get; set; }
 
-    void SaveCheckpoint(CheckpointStore store, OptimizerHelper optimizer, int epochsDone, int batchesDone, long samplerSeed,
+    void SaveCheckpoint(CheckpointStore store, OptimizerHelper optimizer, int epochsDone, int batchesDone, bool orderDrawn, long samplerSeed,
         double lossSum, long globalStep, double best, bool isBest, List<StepRecord> steps, List<EpochRecord> epochs)
     {
         run.WriteSteps(steps);
         run.WriteMetrics(epochs);
-        var state = new TrainingState(epochsDone, batchesDone, samplerSeed, lossSum, globalStep, best,
+        var state = new TrainingState(epochsDone, batchesDone, orderDrawn, samplerSeed, lossSum, globalStep, best,
             CheckpointStore.RngState(), ResultKeys(_cfg), "", "");
         store.Save(session.Model, optimizer, state, isBest);
     }
