@@ -72,3 +72,10 @@ public static class PyTorch
         return (proc.ExitCode, stdout.Result, stderr.Result);
     }
 }
+
+public static class TensorAssertions
+{
+    /// <summary>Same dtype, shape and values (bit for bit).</summary>
+    public static bool Same(this TorchSharp.torch.Tensor a, TorchSharp.torch.Tensor b) =>
+        a.dtype == b.dtype && a.shape.SequenceEqual(b.shape) && a.eq(b).all().item<bool>();
+}

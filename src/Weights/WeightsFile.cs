@@ -111,12 +111,17 @@ public static class WeightsFile
         {
             throw new WeightsFileException(path, $"cannot read the state_dict: {e.Message}", e);
         }
-        var result = new Dictionary<string, Tensor>();
+        var unordered = new Dictionary<string, Tensor>();
         foreach (System.Collections.DictionaryEntry kv in table)
         {
-            if (kv.Key is string k && kv.Value is Tensor t) result[k] = t;
+            if (kv.Key is string k && kv.Value is Tensor t) unordered[k] = t;
             else throw new WeightsFileException(path, $"entry '{kv.Key}' is not a tensor: not a state_dict");
         }
+        // The unpickler's table has no order: give resnet18's keys in torchvision's order, then any others sorted.
+        var result = new Dictionary<string, Tensor>();
+        foreach (var (key, _) in Resnet18Layout.Expected())
+            if (unordered.Remove(key, out var t)) result[key] = t;
+        foreach (var key in unordered.Keys.Order(StringComparer.Ordinal)) result[key] = unordered[key];
         if (result.Count == 0) throw new WeightsFileException(path, "holds no tensors");
         return result;
     }
