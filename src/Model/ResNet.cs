@@ -105,7 +105,7 @@ public sealed class ResNet : Module<Tensor, Tensor>
     public IReadOnlyList<(string Name, Tensor Output)> ForwardLayers(Tensor x)
     {
         var outputs = new List<(string, Tensor)>();
-        Run(x, (name, t) => outputs.Add((name, t.clone())));
+        Run(x, (name, t) => outputs.Add((name, t.clone().DetachFromDisposeScope())));
         return outputs;
     }
 

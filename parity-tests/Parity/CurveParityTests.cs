@@ -1,0 +1,85 @@
+using NUnit.Framework;
+using ResnetMnist.Config;
+using ResnetMnist.Model;
+using ResnetMnist.Training;
+using TorchSharp;
+using static TorchSharp.torch;
+using static TorchSharp.torch.nn.functional;
+
+namespace ResnetMnist.ParityTests.Parity;
+
+/// <summary>
+/// Loss curves: 30 steps on fixed batches (images [32i, 32i+32) of the embedded training set), seed-0 model.
+/// Float32 training of this network is chaotic (PyTorch against itself with 1 vs 2 threads drifts by percent
+/// within 30 Adam steps), so curves are asserted in float64, where both implementations agree to ~1e-13, against
+/// a bound of 1e-9; in float32 only the first step (a pure forward pass) is asserted, and the rest is printed next
+/// to PyTorch's own thread-count noise floor.
+/// </summary>
+[TestFixture, Category("Parity")]
+public sealed class CurveParityTests
+{
+    const int Steps = 30, Batch = 32;
+    // float64: measured worst relative difference is ~1e-13 (README); 1e-9 leaves room for BLAS differences
+    // across machines while still catching any real deviation (a wrong op shows up at 1e-3 or more).
+    const double Float64Rtol = 1e-9;
+
+    static double[] Train(string optimizer, ScalarType dtype)
+    {
+        manual_seed(0);
+        using var m = Models.resnet18(1, 10);
+        m.to(dtype);
+        m.train();
+        var cfg = optimizer == "sgd"
+            ? new OptimizerConfig { Name = "sgd", Lr = 0.01, Momentum = 0.9 }
+            : new OptimizerConfig { Name = "adam", Lr = 1e-3 };
+        using var opt = Optimizers.Create(cfg, m.parameters());
+        var losses = new double[Steps];
+        for (int i = 0; i < Steps; i++)
+        {
+            using var scope = NewDisposeScope();
+            var (x, y) = Snapshot.InputBatch(Batch, Batch * i, dtype);
+            opt.zero_grad();
+            var loss = cross_entropy(m.forward(x), y);
+            loss.backward();
+            opt.step();
+            losses[i] = loss.to_type(ScalarType.Float64).item<double>();
+        }
+        return losses;
+    }
+
+    static double[] Reference(string key) =>
+        Snapshot.Load("curves.json").GetProperty("curves").GetProperty(key).EnumerateArray().Select(e => e.GetDouble()).ToArray();
+
+    [TestCase("sgd")]
+    [TestCase("adam")]
+    public void Float64CurveMatchesPyTorch(string optimizer)
+    {
+        var expected = Reference($"{optimizer}_float64");
+        var actual = Train(optimizer, ScalarType.Float64);
+        double worst = 0;
+        int worstStep = 0;
+        for (int i = 0; i < Steps; i++)
+        {
+            double rel = Math.Abs(actual[i] - expected[i]) / Math.Abs(expected[i]);
+            if (rel > worst) (worst, worstStep) = (rel, i + 1);
+        }
+        TestContext.Out.WriteLine($"{optimizer} float64: worst relative loss difference over {Steps} steps {worst:E2} at step {worstStep}");
+        Assert.That(worst, Is.LessThanOrEqualTo(Float64Rtol),
+            $"{optimizer} float64 step {worstStep}: C# {actual[worstStep - 1]:R}, PyTorch {expected[worstStep - 1]:R} (relative {worst:E2} > {Float64Rtol:E0})");
+    }
+
+    [TestCase("sgd")]
+    [TestCase("adam")]
+    public void Float32FirstStepMatchesAndCurveIsReported(string optimizer)
+    {
+        var expected = Reference($"{optimizer}_float32");
+        var floor = Snapshot.Load("curves.json").GetProperty("noise_floor").GetProperty($"{optimizer}_float32")
+            .EnumerateArray().Select(e => e.GetDouble()).ToArray();
+        var actual = Train(optimizer, ScalarType.Float32);
+        TestContext.Out.WriteLine("step | C# vs PyTorch (rel) | PyTorch 1 vs 2 threads (rel)");
+        foreach (var s in new[] { 1, 5, 10, 20, 30 })
+            TestContext.Out.WriteLine($"{s} | {Math.Abs(actual[s - 1] - expected[s - 1]) / Math.Abs(expected[s - 1]):E2} | {floor[s - 1]:E2}");
+        Assert.That(actual[0], Is.EqualTo(expected[0]).Within(1e-5 + 1.3e-6 * Math.Abs(expected[0])),
+            $"{optimizer} float32 step 1: C# {actual[0]:R}, PyTorch {expected[0]:R}");
+    }
+}
