@@ -31,7 +31,9 @@ static class ErrorHandling
     {
         CommandParseException or CommandRuntimeException => (Usage, e.Message),
         ConfigException or DataException or RunDirectoryException or UsageException => (Usage, e.Message),
-        CheckpointException or DivergedException => (Failure, e.Message),
+        ResnetMnist.Weights.WeightsFileException or CheckpointException => (Usage, e.Message),
+        ArgumentException when e.Source == "ResnetMnist" => (Usage, e.Message),
+        DivergedException => (Failure, e.Message),
         IOException or UnauthorizedAccessException => (Failure, e.Message),
         InvalidOperationException when e.Message.StartsWith("device:") => (Usage, e.Message),
         _ => (Failure, $"{e.GetType().Name}: {e.Message}"),

@@ -27,6 +27,12 @@ app.Configure(c =>
         b.AddCommand<DataFetchCommand>("fetch").WithDescription("Download the configured dataset (md5-checked) into data.root.");
         b.AddCommand<DataVerifyCommand>("verify").WithDescription("Check the configured dataset's files.");
     });
+    c.AddBranch("weights", b =>
+    {
+        b.SetDescription("Pretrained weights.");
+        b.AddCommand<WeightsImportMlnetCommand>("import-mlnet").WithDescription("Convert ML.NET's ImageNet ResNet-18 (ONNX) to torchvision's layout (.pth + .safetensors), offline.");
+        b.AddCommand<WeightsInspectCommand>("inspect").WithDescription("Keys, shapes, dtypes and parameter count of a weights file, and whether it fits the model.");
+    });
     c.AddCommand<InfoCommand>("info").WithDescription("Versions, native library loading, threads and devices.");
 });
 return ErrorHandling.Run(() => app.Run(args), args);

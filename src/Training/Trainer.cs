@@ -164,10 +164,8 @@ public sealed class Trainer(TrainingSession session, RunDirectory run, ITraining
         return loss.to_type(ScalarType.Float64).item<double>();
     }
 
-    void Freeze() => FreezeHook?.Invoke(session.Model, _cfg);
-
-    /// <summary>Applied after every switch to train mode (frozen modules, BatchNorm kept in eval).</summary>
-    public static Action<ResnetMnist.Model.ResNet, TrainingConfig>? FreezeHook { get; set; }
+    /// <summary>After every switch to train mode: frozen modules' BatchNorm (all of it with bn_eval) stays in eval.</summary>
+    void Freeze() => Weights.Freezing.KeepFrozenBatchNormInEval(session.Model, _cfg.Model.Freeze, _cfg.Model.BnEval);
 
     void SaveCheckpoint(CheckpointStore store, OptimizerHelper optimizer, int epochsDone, int batchesDone, bool orderDrawn, long samplerSeed,
         double lossSum, long globalStep, double best, bool isBest, List<StepRecord> steps, List<EpochRecord> epochs)

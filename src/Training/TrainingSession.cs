@@ -2,6 +2,7 @@ using ResnetMnist.Config;
 using ResnetMnist.Data;
 using ResnetMnist.Model;
 using ResnetMnist.Native;
+using ResnetMnist.Weights;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -26,8 +27,9 @@ public sealed class TrainingSession : IDisposable
     }
 
     /// <summary>Builds everything in the reference's order: seed → model (→ pretrained weights) → dtype/device → data.</summary>
-    /// <param name="loadWeights">Optional hook that fills the freshly built model (pretrained weights); it must not draw from the RNG.</param>
-    public static TrainingSession Create(TrainingConfig cfg, Action<ResNet, TrainingConfig>? loadWeights = null, bool loadTrain = true, bool loadData = true)
+    /// <param name="progress">Download progress of pretrained weights (bytes done, total).</param>
+    public static TrainingSession Create(TrainingConfig cfg, bool loadTrain = true, bool loadData = true,
+        IProgress<(long done, long? total)>? progress = null, Action<string>? log = null)
     {
         NativeLoader.EnsureLoaded();
         var device = Devices.Resolve(cfg.Device);
@@ -36,7 +38,13 @@ public sealed class TrainingSession : IDisposable
 
         manual_seed(cfg.Seed);
         var model = Models.Create(cfg.Model.Arch, cfg.Model.InChannels, cfg.Model.NumClasses);
-        loadWeights?.Invoke(model, cfg);
+        if (cfg.Model.Pretrained != "none")
+        {
+            // Loading copies into existing tensors and draws nothing from the generator: the seed's order holds.
+            var report = PretrainedWeights.Load(model, cfg.Model.Pretrained, cfg.Model.Conv1Init, progress);
+            log?.Invoke(report.ToString());
+        }
+        Freezing.Apply(model, cfg.Model.Freeze);
         model.to(dtype).to(device);
 
         var files = MnistFiles.For(cfg.Data.Dataset);

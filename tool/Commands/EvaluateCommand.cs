@@ -14,7 +14,7 @@ sealed class EvaluateCommand : Command<EvaluateCommand.Settings>
     public override int Execute(CommandContext context, Settings s, CancellationToken cancellation)
     {
         var (cfg, weights) = s.Resolve();
-        using var session = TrainingSession.Create(cfg with { Model = cfg.Model with { Pretrained = "none" } }, loadTrain: false);
+        using var session = TrainingSession.Create(cfg with { Model = cfg.Model with { Pretrained = "none", Freeze = [] } }, loadTrain: false);
         using (var f = File.OpenRead(weights)) CheckpointStore.LoadWeights(session.Model, f, weights);
         var e = Evaluator.Run(session.Model, session.Test, cfg.Train.EvalBatchSize, cfg.Model.NumClasses);
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"checkpoint: {weights}"));

@@ -22,7 +22,7 @@ static class Runs
         Console.CancelKeyPress += onCancel;
         try
         {
-            using var session = TrainingSession.Create(cfg);
+            using var session = TrainingSession.Create(cfg, log: Console.WriteLine);
             var observer = Progress.Create(quiet, cfg.Train.LogEvery);
             observer.Info($"run folder: {run.Path}");
             observer.Info($"device {session.Device.type}, {TorchSharp.torch.get_num_threads()} threads, {cfg.Train.Dtype}; " +

@@ -1,0 +1,61 @@
+using System.ComponentModel;
+using ResnetMnist.Config;
+using ResnetMnist.Native;
+using ResnetMnist.Weights;
+using Spectre.Console.Cli;
+
+namespace ResnetMnist.Tool.Commands;
+
+sealed class WeightsImportMlnetCommand : Command<WeightsImportMlnetCommand.Settings>
+{
+    public sealed class Settings : CommandSettings
+    {
+        [CommandOption("--out <FILE>"), Description("Also copy the converted .pth (and its .safetensors) here.")]
+        public string? Out { get; init; }
+
+        [CommandOption("--unfolded"), Description("Keep ML.NET's BGR / 0-255 / mean-image input convention instead of folding it into conv1/bn1.")]
+        public bool Unfolded { get; init; }
+
+        [CommandOption("--verbose"), Description("Print stack traces on errors.")]
+        public bool Verbose { get; init; }
+    }
+
+    public override int Execute(CommandContext context, Settings s, CancellationToken cancellation)
+    {
+        NativeLoader.EnsureLoaded();
+        var pth = MlnetImporter.EnsureConverted(foldPreprocessing: !s.Unfolded);
+        Console.WriteLine($"converted {MlnetImporter.OnnxModelPath()}");
+        Console.WriteLine($"  -> {pth}");
+        Console.WriteLine($"  -> {Path.ChangeExtension(pth, ".safetensors")}");
+        if (s.Out is not null)
+        {
+            var outPth = Path.GetFullPath(s.Out);
+            Directory.CreateDirectory(Path.GetDirectoryName(outPth)!);
+            File.Copy(pth, outPth, overwrite: true);
+            File.Copy(Path.ChangeExtension(pth, ".safetensors"), Path.ChangeExtension(outPth, ".safetensors"), overwrite: true);
+            Console.WriteLine($"  copied to {outPth} (+ .safetensors)");
+        }
+        return 0;
+    }
+}
+
+sealed class WeightsInspectCommand : Command<WeightsInspectCommand.Settings>
+{
+    public sealed class Settings : CommonSettings
+    {
+        [CommandArgument(0, "<FILE>"), Description(".pth (torch.save'd state_dict) or .safetensors file.")]
+        public string File { get; init; } = "";
+
+        [CommandOption("--config <CONFIG>"), Description("Config whose model.in_channels / model.num_classes to check against (default 1 / 10).")]
+        public string? Config { get; init; }
+    }
+
+    public override int Execute(CommandContext context, Settings s, CancellationToken cancellation)
+    {
+        NativeLoader.EnsureLoaded();
+        var cfg = s.Config is null ? ConfigLoader.Parse("", null, s.Set) : ConfigLoader.Load(s.Config, s.Set);
+        var report = WeightsInspector.Inspect(s.File, cfg.Model.InChannels, cfg.Model.NumClasses);
+        Console.WriteLine(report.ToString());
+        return report.Fits ? 0 : ErrorHandling.Usage;
+    }
+}
