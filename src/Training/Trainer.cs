@@ -62,7 +62,7 @@ public sealed class Trainer(TrainingSession session, RunDirectory run, ITraining
         int startEpoch = 0, startBatch = 0;
         bool orderDrawn = false;
         long samplerSeed = 0, globalStep = 0;
-        double epochLossSum = 0, best = double.NegativeInfinity;
+        double epochLossSum = 0, best = -1; // test accuracy in %; -1 = no epoch evaluated yet
 
         if (resume)
         {

@@ -39,7 +39,7 @@ static class Runs
                 FinalTrainLoss = last?.TrainLoss,
                 FinalTestLoss = last?.TestLoss,
                 FinalTestAccuracy = last?.TestAccuracy,
-                BestTestAccuracy = double.IsFinite(result.BestAccuracy) ? result.BestAccuracy : (double?)null,
+                BestTestAccuracy = result.BestAccuracy >= 0 ? result.BestAccuracy : (double?)null,
                 TrainSeconds = result.Epochs.Sum(e => e.EpochSeconds),
                 WallSeconds = (DateTime.UtcNow - started).TotalSeconds,
                 Device = session.Device.type.ToString().ToLowerInvariant(),
