@@ -102,6 +102,8 @@ def main(argv=None):
     ap.add_argument("--ignore", action="append", default=[], metavar="PATTERN",
                     help="fnmatch pattern over file:key.path to skip (repeatable)")
     ap.add_argument("--ignore-meta", action="store_true", help="skip every file's meta block")
+    ap.add_argument("--csv", action="store_true",
+                    help="compare the CSV files (steps.csv, metrics.csv) found recursively under both folders instead")
     args = ap.parse_args(argv)
     for d in (args.a_dir, args.b_dir):
         if not os.path.isdir(d):
@@ -110,6 +112,8 @@ def main(argv=None):
     ignore = list(args.ignore) + (["*:meta", "*:meta.*"] if args.ignore_meta else [])
     cmp = Comparer(args.rtol, args.atol, ignore)
 
+    if args.csv:
+        return compare_csv(args, cmp)
     names_a = {os.path.basename(p) for p in glob.glob(os.path.join(args.a_dir, "*.json"))}
     names_b = {os.path.basename(p) for p in glob.glob(os.path.join(args.b_dir, "*.json"))}
     for n in sorted(names_a - names_b):
@@ -127,6 +131,33 @@ def main(argv=None):
     status = "OK" if cmp.mismatches == 0 else "FAILED"
     print(f"{status}: {len(files)} files, {cmp.values} values matched, {cmp.mismatches} mismatches "
           f"(rtol {args.rtol:g}, atol {args.atol:g}; exact for integers, strings and sha256)")
+    return 0 if cmp.mismatches == 0 else 1
+
+
+def compare_csv(args, cmp):
+    """CSV mode: same files, same headers and row counts; numeric cells within rtol/atol."""
+    def files(d):
+        return {os.path.relpath(p, d) for p in glob.glob(os.path.join(d, "**", "*.csv"), recursive=True)}
+    fa, fb = files(args.a_dir), files(args.b_dir)
+    for n in sorted(fa ^ fb):
+        cmp.report(n, "", "file", "present" if n in fa else "absent", "present" if n in fb else "absent")
+    for n in sorted(fa & fb):
+        with open(os.path.join(args.a_dir, n)) as f:
+            ra = [line.rstrip("\n").split(",") for line in f if line.strip()]
+        with open(os.path.join(args.b_dir, n)) as f:
+            rb = [line.rstrip("\n").split(",") for line in f if line.strip()]
+        if len(ra) != len(rb) or ra[:1] != rb[:1]:
+            cmp.report(n, "", "rows/header", f"{len(ra)} {ra[:1]}", f"{len(rb)} {rb[:1]}")
+            continue
+        header = ra[0]
+        for i, (x, y) in enumerate(zip(ra[1:], rb[1:]), start=1):
+            for col, u, v in zip(header, x, y):
+                if col in ("epoch_seconds", "train_images_per_second"):
+                    continue  # timings, not results
+                cmp.compare(n, f"row {i}", float(u), float(v), col)
+    status = "OK" if cmp.mismatches == 0 else "FAILED"
+    print(f"{status}: {len(fa & fb)} CSV files, {cmp.values} values matched, {cmp.mismatches} mismatches "
+          f"(rtol {args.rtol:g}, atol {args.atol:g})")
     return 0 if cmp.mismatches == 0 else 1
 
 
