@@ -208,7 +208,7 @@ def build_model(pretrained="none", in_channels=1, num_classes=10):
     """
     if pretrained in (None, False, "none", "None", ""):
         model = torchvision.models.resnet18()
-    elif pretrained in (True, "imagenet"):
+    elif pretrained in (True, "imagenet", "torchvision"):
         model = torchvision.models.resnet18(weights=torchvision.models.ResNet18_Weights.IMAGENET1K_V1)
     else:
         model = torchvision.models.resnet18()

@@ -20,6 +20,7 @@ public sealed class TrainingParityTests
 
     [TestCase("train-sgd-float64")]
     [TestCase("train-adam-float64")]
+    [TestCase("train-mlnet-sgd-float64")]
     public void PerStepLossesMatchTheReferenceProgram(string name)
     {
         var expectedFile = Repo.Path("reference", "snapshots", "train", name, "steps.csv");
