@@ -21,11 +21,15 @@ static class ErrorHandling
         catch (Exception e)
         {
             var (code, message) = Classify(e);
-            Console.Error.WriteLine($"error: {message}");
+            Console.Error.WriteLine($"error: {OneLine(message)}");
             if (verbose) Console.Error.WriteLine(e);
             return code;
         }
     }
+
+    /// <summary>Messages from libraries may span lines; the error is always one line.</summary>
+    static string OneLine(string m) =>
+        string.Join("; ", m.Split(['\r', '\n'], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
 
     static (int, string) Classify(Exception e) => e switch
     {
