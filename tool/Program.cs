@@ -36,4 +36,8 @@ app.Configure(c =>
     });
     c.AddCommand<InfoCommand>("info").WithDescription("Versions, native library loading, threads and devices.");
 });
-return ErrorHandling.Run(() => app.Run(args), args);
+return ErrorHandling.Run(() =>
+{
+    ErrorHandling.CheckOptionValues(args);
+    return app.Run(args);
+}, args);

@@ -69,7 +69,8 @@ public sealed class BadInputTests
         yield return new("unknown command", _ => ["frobnicate"], 2, "Unknown command 'frobnicate'");
         yield return new("unknown option", d => TrainSmall(d, "--bogus"), 2, "bogus");
         yield return new("missing argument", _ => ["evaluate"], 2, "missing required argument 'CHECKPOINT'");
-        yield return new("option without value", d => ["train", Small(d), "--out"], 2, "'out'");
+        yield return new("option without value", d => ["train", Small(d), "--out"], 2, "option --out needs a value");
+        yield return new("option followed by an option", d => ["train", Small(d), "--set", "--force"], 2, "option --set needs a value");
         yield return new("train without config", _ => ["train"], 2, "give a CONFIG.yaml");
 
         // --- config ---
@@ -115,9 +116,9 @@ public sealed class BadInputTests
             var f = Path.Combine(raw, "t10k-images-idx3-ubyte.gz");
             var b = File.ReadAllBytes(f);
             File.WriteAllBytes(f, b[..(b.Length / 2)]);
-        }), 2, "t10k-images-idx3-ubyte.gz: corrupt or truncated gzip data");
+        }), 2, "t10k-images-idx3-ubyte.gz: truncated or corrupt gzip data");
         yield return new("not gzip at all", d => BadData(d, raw => File.WriteAllText(Path.Combine(raw, "t10k-images-idx3-ubyte.gz"), "<html>404</html>")), 2,
-            "t10k-images-idx3-ubyte.gz: corrupt or truncated gzip data");
+            "t10k-images-idx3-ubyte.gz: truncated or corrupt gzip data");
         yield return new("directory instead of a data file", d => BadData(d, raw =>
         {
             File.Delete(Path.Combine(raw, "t10k-labels-idx1-ubyte.gz"));
