@@ -21,11 +21,44 @@ static class ErrorHandling
         catch (Exception e)
         {
             var (code, message) = Classify(e);
-            Console.Error.WriteLine($"error: {message}");
+            Console.Error.WriteLine($"error: {OneLine(message)}");
             if (verbose) Console.Error.WriteLine(e);
             return code;
         }
     }
+
+    /// <summary>
+    /// An option that takes a value but is last on the line, or followed by another option, is a usage error.
+    /// (With strict parsing, Spectre.Console.Cli 0.57 otherwise binds the placeholder "__default_command" as its value.)
+    /// </summary>
+    public static void CheckOptionValues(string[] args)
+    {
+        var valued = typeof(ErrorHandling).Assembly.GetTypes()
+            .Where(t => typeof(CommandSettings).IsAssignableFrom(t))
+            .SelectMany(t => t.GetProperties())
+            .Select(p => p.GetCustomAttributes(typeof(CommandOptionAttribute), true).OfType<CommandOptionAttribute>().FirstOrDefault())
+            .Where(a => a is not null && a.ValueName is not null && !a.ValueIsOptional)
+            .SelectMany(a => a!.LongNames.Select(n => "--" + n))
+            .ToHashSet(StringComparer.Ordinal);
+        for (int i = 0; i < args.Length; i++)
+        {
+            if (args[i] == "--") break;
+            if (valued.Contains(args[i]) && (i == args.Length - 1 || args[i + 1].StartsWith("--", StringComparison.Ordinal)))
+                throw new UsageException($"option {args[i]} needs a value (for example {args[i]} {Example(args[i])})");
+        }
+    }
+
+    static string Example(string option) => option switch
+    {
+        "--set" => "optimizer.lr=0.01",
+        "--grid" => "train.batch_size=16,64",
+        "--out" or "--resume" => "runs/my-run",
+        _ => "VALUE",
+    };
+
+    /// <summary>Messages from libraries may span lines; the error is always one line.</summary>
+    static string OneLine(string m) =>
+        string.Join("; ", m.Split(['\r', '\n'], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
 
     static (int, string) Classify(Exception e) => e switch
     {

@@ -10,6 +10,7 @@ app.Configure(c =>
     c.SetApplicationName("dotnet resnet-mnist");
     c.SetApplicationVersion(ToolInfo.Version);
     c.PropagateExceptions();
+    c.UseStrictParsing();
     c.AddCommand<TrainCommand>("train").WithDescription("Train from a YAML config.")
         .WithExample("train", "configs/quickstart.yaml").WithExample("train", "configs/mnist-adam-bs64.yaml", "--set", "train.epochs=2");
     c.AddCommand<EvaluateCommand>("evaluate").WithDescription("Test loss, accuracy, per-class accuracy and confusion matrix of a checkpoint.");
@@ -35,4 +36,8 @@ app.Configure(c =>
     });
     c.AddCommand<InfoCommand>("info").WithDescription("Versions, native library loading, threads and devices.");
 });
-return ErrorHandling.Run(() => app.Run(args), args);
+return ErrorHandling.Run(() =>
+{
+    ErrorHandling.CheckOptionValues(args);
+    return app.Run(args);
+}, args);

@@ -122,7 +122,7 @@ public static class ConfigLoader
 
     static ConfigException Unknown(string key, string where)
     {
-        var best = Keys.Select(k => (k, d: Distance(key, k))).Concat(Keys.Select(k => (k, d: Distance(key, k[(k.IndexOf('.') + 1)..]) + 1)))
+        var best = Keys.Concat(Sections).Select(k => (k, d: Distance(key, k))).Concat(Keys.Select(k => (k, d: Distance(key, k[(k.IndexOf('.') + 1)..]) + 1)))
             .OrderBy(t => t.d).First();
         var hint = best.d <= Math.Max(2, key.Length / 3) ? $" (did you mean '{best.k}'?)" : "";
         return new ConfigException($"{where}: unknown key '{key}'{hint}; see the README's configuration reference for every key");
@@ -232,7 +232,7 @@ public static class ConfigLoader
             var s = Scalar(key);
             if (s is null) return def;
             if (!int.TryParse(s, NumberStyles.Integer, CultureInfo.InvariantCulture, out var v)) throw Bad(key, $"expected an integer >= {min}, found '{s}'");
-            return v >= min ? v : throw Bad(key, $"must be >= {min}, found {v}");
+            return v >= min ? v : throw Bad(key, $"must be >= {min}, found {v}; allowed: an integer >= {min}");
         }
 
         int? NullableInt(string key, int min)
@@ -240,7 +240,7 @@ public static class ConfigLoader
             var s = Scalar(key);
             if (s is null) return null;
             if (!int.TryParse(s, NumberStyles.Integer, CultureInfo.InvariantCulture, out var v)) throw Bad(key, $"expected an integer >= {min} or null, found '{s}'");
-            return v >= min ? v : throw Bad(key, $"must be >= {min} or null, found {v}");
+            return v >= min ? v : throw Bad(key, $"must be >= {min} or null, found {v}; allowed: an integer >= {min}, or null");
         }
 
         double Double(string key, double def, double min = double.NegativeInfinity, bool minExclusive = false,
@@ -254,7 +254,7 @@ public static class ConfigLoader
             if (!ok)
             {
                 var range = $"{(minExclusive ? "(" : "[")}{Fmt(min)}, {Fmt(max)}{(maxExclusive ? ")" : "]")}";
-                throw Bad(key, $"must be in {range}, found {s}");
+                throw Bad(key, $"must be in {range}, found {s}; allowed: a number in {range}");
             }
             return v;
         }

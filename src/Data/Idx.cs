@@ -54,13 +54,22 @@ public static class Idx
         {
             using var file = File.OpenRead(path);
             if (!path.EndsWith(".gz", StringComparison.Ordinal)) { var ms0 = new MemoryStream(); file.CopyTo(ms0); return ms0.ToArray(); }
-            using var gz = new GZipStream(file, CompressionMode.Decompress);
+            if (file.Length < 18) throw new DataException($"{path}: truncated or corrupt gzip data ({file.Length} bytes, shorter than a gzip header and trailer)");
+            using var gz = new GZipStream(file, CompressionMode.Decompress, leaveOpen: true);
             var ms = new MemoryStream();
             gz.CopyTo(ms);
+            // GZipStream returns what it could decompress from a truncated file without complaint; the gzip trailer
+            // (ISIZE: the uncompressed length mod 2^32, the file's last 4 bytes) tells a whole file from a cut one.
+            file.Seek(-4, SeekOrigin.End);
+            Span<byte> trailer = stackalloc byte[4];
+            file.ReadExactly(trailer);
+            uint isize = BinaryPrimitives.ReadUInt32LittleEndian(trailer);
+            if (isize != (uint)ms.Length)
+                throw new DataException($"{path}: truncated or corrupt gzip data (decompressed {ms.Length} bytes, the gzip trailer says {isize}); download the file again");
             return ms.ToArray();
         }
         catch (FileNotFoundException) { throw new DataException($"{path}: file not found"); }
-        catch (InvalidDataException e) { throw new DataException($"{path}: corrupt or truncated gzip data ({e.Message})", e); }
+        catch (InvalidDataException e) { throw new DataException($"{path}: truncated or corrupt gzip data ({e.Message})", e); }
         catch (EndOfStreamException e) { throw new DataException($"{path}: truncated gzip data", e); }
     }
 

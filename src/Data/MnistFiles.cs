@@ -42,9 +42,10 @@ public sealed record MnistFiles(string Dataset, string Folder, string[] Mirrors,
     /// <summary>The file for <paramref name="name"/>: <c>name.gz</c> when present, else the raw <c>name</c>; null when neither exists.</summary>
     public string? Find(string root, string name)
     {
+        // A folder in a file's place is returned too: reading it then says so, instead of "file not found".
         var gz = Path.Combine(RawDir(root), name + ".gz");
-        if (File.Exists(gz)) return gz;
+        if (Path.Exists(gz)) return gz;
         var raw = Path.Combine(RawDir(root), name);
-        return File.Exists(raw) ? raw : null;
+        return Path.Exists(raw) ? raw : null;
     }
 }

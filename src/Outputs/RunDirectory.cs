@@ -26,18 +26,45 @@ public sealed class RunDirectory : IDisposable
     public string File(string name) => System.IO.Path.Combine(Path, name);
 
     /// <summary>
-    /// Opens <paramref name="path"/> for a new run (it must not hold a run unless <paramref name="force"/>) or for
-    /// a resume (<paramref name="resume"/>: it must hold one). Throws <see cref="RunDirectoryException"/> otherwise.
+    /// Checks, without creating or changing anything, that <paramref name="path"/> can be opened as
+    /// <see cref="Open"/> would: call it before any slow work so that a refusal comes first.
     /// </summary>
-    public static RunDirectory Open(string path, bool resume, bool force)
+    public static void Check(string path, bool resume, bool force)
     {
         path = System.IO.Path.GetFullPath(path);
+        CheckState(path, resume, force);
+        var lockPath = System.IO.Path.Combine(path, ".lock");
+        if (!System.IO.File.Exists(lockPath)) return;
+        try
+        {
+            using var probe = new FileStream(lockPath, FileMode.Open, FileAccess.Read, FileShare.None);
+        }
+        catch (IOException) { throw Locked(path); }
+        catch (UnauthorizedAccessException e) { throw new RunDirectoryException($"{path}: cannot use the run folder ({e.Message})"); }
+    }
+
+    static bool CheckState(string path, bool resume, bool force)
+    {
         if (System.IO.File.Exists(path)) throw new RunDirectoryException($"{path}: is a file, expected a run folder");
         bool hasRun = Directory.Exists(path) && (System.IO.File.Exists(System.IO.Path.Combine(path, "steps.csv"))
                                                  || Directory.Exists(System.IO.Path.Combine(path, "checkpoints")));
         if (resume && !hasRun) throw new RunDirectoryException($"{path}: no run to resume here (no steps.csv or checkpoints/)");
         if (!resume && hasRun && !force)
             throw new RunDirectoryException($"{path}: already holds a run; resume it with --resume {path}, pick another --out, or pass --force to overwrite");
+        return hasRun;
+    }
+
+    static RunDirectoryException Locked(string path) =>
+        new($"{path}: another run is writing to this folder (locked: {System.IO.Path.Combine(path, ".lock")}); wait for it to finish or pick another --out");
+
+    /// <summary>
+    /// Opens <paramref name="path"/> for a new run (it must not hold a run unless <paramref name="force"/>) or for
+    /// a resume (<paramref name="resume"/>: it must hold one). Throws <see cref="RunDirectoryException"/> otherwise.
+    /// </summary>
+    public static RunDirectory Open(string path, bool resume, bool force)
+    {
+        path = System.IO.Path.GetFullPath(path);
+        bool hasRun = CheckState(path, resume, force);
         try
         {
             Directory.CreateDirectory(System.IO.Path.Combine(path, "checkpoints"));
@@ -57,7 +84,7 @@ public sealed class RunDirectory : IDisposable
         }
         catch (IOException)
         {
-            throw new RunDirectoryException($"{path}: another run is writing to this folder (locked: {System.IO.Path.Combine(path, ".lock")})");
+            throw Locked(path);
         }
         var dir = new RunDirectory(path, lockFile);
         if (!resume && hasRun && force) dir.Clear();

@@ -35,7 +35,13 @@ public sealed class CheckpointStore(string folder)
     public string LastState => Path.Combine(Folder, "last.json");
     public string BestWeights => Path.Combine(Folder, "best.pt");
 
-    static readonly JsonSerializerOptions Json = new() { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
+    static readonly JsonSerializerOptions Json = new()
+    {
+        WriteIndented = true,
+        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+        // BestAccuracy is -Infinity until the first epoch has been evaluated (an interrupt inside epoch 1).
+        NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals,
+    };
 
     /// <summary>Serialises a model's state_dict in PyTorch's zip/pickle format (on the CPU).</summary>
     public static byte[] WeightsBytes(nn.Module model)

@@ -121,8 +121,11 @@ public sealed class Trainer(TrainingSession session, RunDirectory run, ITraining
                 if (!double.IsFinite(loss))
                 {
                     run.WriteSteps(steps);
+                    var kept = File.Exists(store.LastState)
+                        ? $"the last good checkpoint is kept in {store.Folder} (resume from it with a lower optimizer.lr and --force)"
+                        : "no checkpoint had been written yet";
                     throw new DivergedException($"loss is {loss.ToString(CultureInfo.InvariantCulture)} at step {globalStep} (epoch {epoch + 1}, batch {b + 1}); " +
-                                                $"training stopped, the last good checkpoint is kept in {store.Folder} (try a lower optimizer.lr)");
+                                                $"training stopped, {kept}; try a lower optimizer.lr");
                 }
                 epochLossSum += loss;
                 images += len;
@@ -177,7 +180,8 @@ public sealed class Trainer(TrainingSession session, RunDirectory run, ITraining
         store.Save(session.Model, optimizer, state, isBest);
     }
 
-    static void CheckResumable(IReadOnlyDictionary<string, string> saved, Dictionary<string, string> now, bool force)
+    /// <summary>Throws a <see cref="CheckpointException"/> when <paramref name="now"/> changes a result-affecting value of <paramref name="saved"/> (unless forced).</summary>
+    public static void CheckResumable(IReadOnlyDictionary<string, string> saved, Dictionary<string, string> now, bool force)
     {
         var changed = now.Where(kv => !saved.TryGetValue(kv.Key, out var v) || v != kv.Value)
             .Select(kv => $"{kv.Key} was '{(saved.TryGetValue(kv.Key, out var v) ? v : "?")}', now '{kv.Value}'").ToList();

@@ -48,6 +48,8 @@ public sealed class TrainingSession : IDisposable
         model.to(dtype).to(device);
 
         var files = MnistFiles.For(cfg.Data.Dataset);
+        if (loadData && cfg.Data.Download && MnistFiles.All.Any(name => files.Find(cfg.Data.Root, name) is null))
+            Downloader.Fetch(files, cfg.Data.Root);
         if (!loadData) return new TrainingSession(cfg, device, dtype, model, MnistDataset.Empty(dtype, device), MnistDataset.Empty(dtype, device));
         var test = MnistDataset.Load(files, cfg.Data.Root, train: false, cfg.Data.TestLimit, cfg.Model.NumClasses, cfg.Data.Normalize, dtype, device);
         var train = loadTrain

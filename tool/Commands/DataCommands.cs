@@ -23,10 +23,10 @@ sealed class DataFetchCommand : Command<DataSettings>
         var progress = new Progress<(string File, long Done, long? Total)>(p =>
         {
             var line = p.Total is long t ? $"{p.File}: {p.Done * 100 / Math.Max(1, t)}%" : $"{p.File}: {p.Done / 1024} KiB";
-            if (line != last) { Console.Error.Write("\r" + line + "   "); last = line; }
+            if (line != last && !Console.IsErrorRedirected) { Console.Error.Write("\r" + line + "   "); last = line; }
         });
         Downloader.Fetch(files, cfg.Data.Root, progress, cancel: cancellation);
-        Console.Error.WriteLine();
+        if (!Console.IsErrorRedirected) Console.Error.WriteLine();
         return Verify(files, cfg.Data.Root);
     }
 
@@ -38,7 +38,10 @@ sealed class DataFetchCommand : Command<DataSettings>
             Console.WriteLine($"{(ok ? "ok " : "BAD")} {file}: {detail}");
             if (!ok) bad++;
         }
-        return bad == 0 ? 0 : ErrorHandling.Usage;
+        if (bad == 0) return ErrorHandling.Ok;
+        Console.Error.WriteLine($"error: {files.RawDir(root)}: {bad} of {MnistFiles.All.Length} {files.Folder} files are missing or unreadable (see the BAD lines); " +
+                                "run `dotnet resnet-mnist data fetch`, or point data.root at a folder holding them");
+        return ErrorHandling.Usage;
     }
 }
 

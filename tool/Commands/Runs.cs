@@ -10,7 +10,14 @@ static class Runs
 {
     public static int Train(TrainingConfig cfg, string runPath, bool resume, bool force, bool quiet)
     {
-        using var run = RunDirectory.Open(runPath, resume, force);
+        // Refusals first, and nothing created or changed until the config, the data, the pretrained weights and
+        // (on resume) the checkpoint have all been checked.
+        RunDirectory.Check(runPath, resume, force);
+        if (resume)
+        {
+            var state = new CheckpointStore(Path.Combine(Path.GetFullPath(runPath), "checkpoints")).ReadState();
+            Trainer.CheckResumable(state.Config, Trainer.ResultKeys(cfg), force);
+        }
         using var cts = new CancellationTokenSource();
         ConsoleCancelEventHandler onCancel = (_, e) =>
         {
@@ -23,6 +30,7 @@ static class Runs
         try
         {
             using var session = TrainingSession.Create(cfg, log: Console.WriteLine);
+            using var run = RunDirectory.Open(runPath, resume, force);
             var observer = Progress.Create(quiet, cfg.Train.LogEvery);
             observer.Info($"run folder: {run.Path}");
             observer.Info($"device {session.Device.type}, {TorchSharp.torch.get_num_threads()} threads, {cfg.Train.Dtype}; " +

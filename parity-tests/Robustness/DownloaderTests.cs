@@ -1,0 +1,54 @@
+using System.Net;
+using NUnit.Framework;
+using ResnetMnist.Data;
+
+namespace ResnetMnist.ParityTests.Robustness;
+
+/// <summary><see cref="Downloader.Fetch"/> over a fake HTTP handler: a wrong file is not kept, offline is a clear error.</summary>
+[TestFixture, Category("Robustness")]
+public sealed class DownloaderTests
+{
+    sealed class FakeHandler(Func<HttpRequestMessage, HttpResponseMessage> respond) : HttpMessageHandler
+    {
+        public List<string> Urls { get; } = [];
+        protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+        {
+            Urls.Add(request.RequestUri!.ToString());
+            return Task.FromResult(respond(request));
+        }
+    }
+
+    [Test]
+    public void Md5_mismatch_discards_the_file_and_names_every_mirror()
+    {
+        var root = Tool.NewDir("download-md5");
+        var handler = new FakeHandler(_ => new HttpResponseMessage(HttpStatusCode.OK) { Content = new ByteArrayContent(new byte[1000]) });
+        using var client = new HttpClient(handler);
+        var e = Assert.Throws<DataException>(() => Downloader.Fetch(MnistFiles.Mnist, root, client: client))!;
+        Assert.That(e.Message, Does.Contain("md5").And.Contain("file discarded").And.Contain("download failed from every mirror"));
+        Assert.That(handler.Urls, Has.Count.EqualTo(MnistFiles.Mnist.Mirrors.Length), "each mirror is tried once");
+        Assert.That(Directory.GetFiles(root, "*", SearchOption.AllDirectories), Is.Empty, "a file that failed its md5 check was kept");
+    }
+
+    [Test]
+    public void Offline_is_a_clear_data_error()
+    {
+        var root = Tool.NewDir("download-offline");
+        var handler = new FakeHandler(_ => throw new HttpRequestException("Name or service not known (yann.lecun.com:80)"));
+        using var client = new HttpClient(handler);
+        var e = Assert.Throws<DataException>(() => Downloader.Fetch(MnistFiles.Mnist, root, client: client))!;
+        Assert.That(e.Message, Does.Contain("Name or service not known").And.Contain("copy the files into"));
+        Assert.That(e.Message, Does.Not.Contain("\n"));
+        Assert.That(Directory.GetFiles(root, "*", SearchOption.AllDirectories), Is.Empty);
+    }
+
+    [Test]
+    public void Http_error_status_is_reported_and_nothing_kept()
+    {
+        var root = Tool.NewDir("download-404");
+        using var client = new HttpClient(new FakeHandler(_ => new HttpResponseMessage(HttpStatusCode.NotFound)));
+        var e = Assert.Throws<DataException>(() => Downloader.Fetch(MnistFiles.Mnist, root, client: client))!;
+        Assert.That(e.Message, Does.Contain("404"));
+        Assert.That(Directory.GetFiles(root, "*", SearchOption.AllDirectories), Is.Empty);
+    }
+}

@@ -1,0 +1,173 @@
+using System.Diagnostics;
+using System.Text.Json;
+using NUnit.Framework;
+
+namespace ResnetMnist.ParityTests.Robustness;
+
+/// <summary>Interrupted, killed, concurrent, overwritten, diverging and disk-full runs, with the tool as a subprocess.</summary>
+[TestFixture, Category("Robustness"), Parallelizable(ParallelScope.None)]
+public sealed class RunLifecycleTests
+{
+    /// <summary>2 epochs of 8 steps (128 images, batch 16): long enough to interrupt, short enough to run often.</summary>
+    static string TwoEpochConfig(string dir) => Tool.WriteConfig(dir, Tool.SmallConfig(trainLimit: 128, testLimit: 64, epochs: 2, batch: 16));
+
+    static readonly Lazy<string> reference = new(() =>
+    {
+        var dir = Tool.NewDir("reference");
+        var run = Path.Combine(dir, "run");
+        var r = Tool.Run(dir, ["train", TwoEpochConfig(dir), "--out", run]);
+        Assert.That(r.ExitCode, Is.EqualTo(0), r.ToString());
+        return File.ReadAllText(Path.Combine(run, "steps.csv"));
+    });
+
+    /// <summary>The uninterrupted run's steps.csv.</summary>
+    static string ReferenceSteps => reference.Value;
+
+    static void AssertCheckpointConsistent(string run)
+    {
+        var ck = Path.Combine(run, "checkpoints");
+        using var state = JsonDocument.Parse(File.ReadAllText(Path.Combine(ck, "last.json")));
+        Assert.That(Tool.Sha(Path.Combine(ck, "last.pt")), Is.EqualTo(state.RootElement.GetProperty("weights_sha256").GetString()), "last.pt does not match last.json");
+        Assert.That(Tool.Sha(Path.Combine(ck, "last.optim.pt")), Is.EqualTo(state.RootElement.GetProperty("optimizer_sha256").GetString()), "last.optim.pt does not match last.json");
+    }
+
+    [Test]
+    public void Sigint_checkpoints_exits_130_and_resume_matches_an_uninterrupted_run()
+    {
+        var expected = ReferenceSteps;
+        var dir = Tool.NewDir("sigint");
+        var run = Path.Combine(dir, "run");
+        ToolResult r;
+        using (var p = Tool.Start(dir, ["train", TwoEpochConfig(dir), "--out", run]))
+        {
+            p.WaitForLine(l => l.StartsWith("epoch 1/2 step ", StringComparison.Ordinal));
+            p.Signal("INT");
+            r = p.WaitForExit();
+        }
+        Assert.That(r.ExitCode, Is.EqualTo(130), r.ToString());
+        Assert.That(r.Stderr, Does.Contain("resume with: dotnet resnet-mnist train --resume"));
+        Assert.That(r.Stderr, Does.Not.Contain("error:"), r.ToString());
+        AssertCheckpointConsistent(run);
+        int stepsDone = File.ReadAllLines(Path.Combine(run, "steps.csv")).Length - 1;
+        Assert.That(stepsDone, Is.InRange(1, 15), "the interrupt should land inside the run");
+
+        var resumed = Tool.Run(dir, ["train", "--resume", run]);
+        Assert.That(resumed.ExitCode, Is.EqualTo(0), resumed.ToString());
+        Assert.That(File.ReadAllText(Path.Combine(run, "steps.csv")), Is.EqualTo(expected), "steps.csv after interrupt + resume differs from an uninterrupted run");
+    }
+
+    [Test]
+    public void Kill9_keeps_the_previous_checkpoint_and_resume_matches_an_uninterrupted_run()
+    {
+        var expected = ReferenceSteps;
+        var dir = Tool.NewDir("kill9");
+        var run = Path.Combine(dir, "run");
+        ToolResult r;
+        string lastPtSha;
+        using (var p = Tool.Start(dir, ["train", TwoEpochConfig(dir), "--out", run]))
+        {
+            p.WaitForLine(l => l.StartsWith("Epoch 1,", StringComparison.Ordinal)); // printed after epoch 1's checkpoint
+            p.Signal("KILL");
+            r = p.WaitForExit();
+            lastPtSha = Tool.Sha(Path.Combine(run, "checkpoints", "last.pt"));
+        }
+        Assert.That(r.ExitCode, Is.EqualTo(137), $"the run should have been killed during epoch 2\n{r}");
+        AssertCheckpointConsistent(run);
+        Assert.That(Directory.GetFiles(Path.Combine(run, "checkpoints"), "*.pt").Select(Path.GetFileName), Is.EquivalentTo(new[] { "last.pt", "last.optim.pt", "best.pt" }));
+
+        var resumed = Tool.Run(dir, ["train", "--resume", run]);
+        Assert.That(resumed.ExitCode, Is.EqualTo(0), resumed.ToString());
+        Assert.That(resumed.Stdout, Does.Contain("resuming"));
+        Assert.That(File.ReadAllText(Path.Combine(run, "steps.csv")), Is.EqualTo(expected), "steps.csv after kill -9 + resume differs from an uninterrupted run");
+        Assert.That(Tool.Sha(Path.Combine(run, "checkpoints", "last.pt")), Is.Not.EqualTo(lastPtSha));
+    }
+
+    [Test]
+    public void A_second_run_into_a_busy_folder_is_refused()
+    {
+        var dir = Tool.NewDir("lock");
+        var run = Path.Combine(dir, "run");
+        var cfg = Tool.WriteConfig(dir, Tool.SmallConfig(trainLimit: 1024, testLimit: 64, epochs: 1, batch: 16));
+        using var first = Tool.Start(dir, ["train", cfg, "--out", run]);
+        first.WaitForLine(l => l.StartsWith("epoch 1/1 step ", StringComparison.Ordinal));
+
+        var forced = Tool.Run(dir, ["train", cfg, "--out", run, "--force"]);
+        Tool.AssertOneErrorLine(forced, 2, "another run is writing to this folder");
+        var plain = Tool.Run(dir, ["train", cfg, "--out", run]);
+        Tool.AssertOneErrorLine(plain, 2, "already holds a run");
+        var resume = Tool.Run(dir, ["train", "--resume", run]);
+        Assert.That(resume.ExitCode, Is.EqualTo(2), resume.ToString());
+
+        first.Signal("INT");
+        var r = first.WaitForExit();
+        Assert.That(r.ExitCode, Is.EqualTo(130), r.ToString());
+        AssertCheckpointConsistent(run);
+    }
+
+    [Test]
+    public void An_existing_run_is_only_replaced_with_force_and_only_after_the_checks()
+    {
+        var dir = Tool.NewDir("force");
+        var run = TrainedRun.CopyTo(Path.Combine(dir, "run"));
+        var cfg = Tool.WriteConfig(dir, Tool.SmallConfig());
+        var before = Tool.Snapshot(run);
+
+        Tool.AssertOneErrorLine(Tool.Run(dir, ["train", cfg, "--out", run]), 2, "already holds a run");
+        Assert.That(Tool.Snapshot(run), Is.EqualTo(before));
+
+        // --force with bad data: refused before anything in the folder is touched.
+        var badData = Tool.Run(dir, ["train", cfg, "--out", run, "--force", "--set", $"data.root={Path.Combine(dir, "nowhere")}"]);
+        Tool.AssertOneErrorLine(badData, 2, "file not found");
+        Assert.That(Tool.Snapshot(run), Is.EqualTo(before), "a refused --force run changed the existing run");
+
+        var forced = Tool.Run(dir, ["train", cfg, "--out", run, "--force", "--set", "seed=1"]);
+        Assert.That(forced.ExitCode, Is.EqualTo(0), forced.ToString());
+        Assert.That(File.ReadAllText(Path.Combine(run, "config.yaml")), Does.Contain("seed: 1"));
+        AssertCheckpointConsistent(run);
+    }
+
+    [Test]
+    public void A_diverging_loss_stops_at_the_step_and_keeps_the_last_good_checkpoint()
+    {
+        var dir = Tool.NewDir("nan");
+        var run = TrainedRun.CopyTo(Path.Combine(dir, "run"));
+        var ck = Path.Combine(run, "checkpoints");
+        var before = new[] { "last.pt", "last.optim.pt", "last.json", "best.pt" }.ToDictionary(f => f, f => Tool.Sha(Path.Combine(ck, f)));
+
+        var r = Tool.Run(dir, ["train", "--resume", run, "--force", "--set", "train.epochs=2", "--set", "optimizer.lr=1e30"]);
+        Tool.AssertOneErrorLine(r, 1, "training stopped, the last good checkpoint is kept in");
+        Assert.That(r.Stderr, Does.Match(@"loss is (NaN|-?Infinity|∞|-∞) at step \d+ \(epoch 2, batch \d+\)"));
+        foreach (var (f, sha) in before) Assert.That(Tool.Sha(Path.Combine(ck, f)), Is.EqualTo(sha), $"{f} changed");
+
+        var fresh = Tool.Run(dir, ["train", Tool.WriteConfig(dir, Tool.SmallConfig(), "fresh.yaml"), "--out", Path.Combine(dir, "fresh"), "--set", "optimizer.lr=1e30"]);
+        Tool.AssertOneErrorLine(fresh, 1, "no checkpoint had been written yet");
+    }
+
+    [Test]
+    public void A_full_disk_fails_clearly_and_leaves_no_partial_file()
+    {
+        var mnt = Tool.NewDir("tiny");
+        using (var m = Process.Start(new ProcessStartInfo("mount", ["-t", "tmpfs", "-o", "size=64k", "tmpfs", mnt]) { RedirectStandardError = true })!)
+        {
+            m.WaitForExit();
+            if (m.ExitCode != 0)
+                Assert.Fail($"mounting a 64 KiB tmpfs failed ({m.StandardError.ReadToEnd().Trim()}): this test needs root (or CAP_SYS_ADMIN) to simulate a full disk; run the tests as root");
+        }
+        try
+        {
+            var dir = Tool.NewDir("full");
+            var run = Path.Combine(mnt, "run");
+            var r = Tool.Run(dir, ["train", Tool.WriteConfig(dir, Tool.SmallConfig()), "--out", run]);
+            Tool.AssertOneErrorLine(r, 1, "could not write");
+            Assert.That(r.Stderr, Does.Contain("No space left on device"));
+            var left = Directory.GetFiles(mnt, "*", SearchOption.AllDirectories).Select(f => Path.GetRelativePath(mnt, f)).ToList();
+            Assert.That(left.Where(f => f.EndsWith(".tmp", StringComparison.Ordinal) || f.EndsWith(".pt", StringComparison.Ordinal) || f.EndsWith("last.json", StringComparison.Ordinal)),
+                Is.Empty, $"partial files left: {string.Join(", ", left)}");
+        }
+        finally
+        {
+            using var u = Process.Start(new ProcessStartInfo("umount", [mnt]))!;
+            u.WaitForExit();
+        }
+    }
+}

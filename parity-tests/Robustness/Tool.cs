@@ -1,0 +1,202 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Security.Cryptography;
+using NUnit.Framework;
+using ResnetMnist.Data;
+
+namespace ResnetMnist.ParityTests.Robustness;
+
+/// <summary>The result of one run of the command-line tool.</summary>
+public sealed record ToolResult(int ExitCode, string Stdout, string Stderr)
+{
+    public override string ToString() => $"exit {ExitCode}\n--- stdout ---\n{Stdout}\n--- stderr ---\n{Stderr}";
+}
+
+/// <summary>Runs <c>resnet-mnist.dll</c> (copied next to the test assembly by the project reference) as a subprocess.</summary>
+public static class Tool
+{
+    public static string Dll
+    {
+        get
+        {
+            var dll = Path.Combine(AppContext.BaseDirectory, "resnet-mnist.dll");
+            if (!File.Exists(dll))
+                Assert.Fail($"{dll} not found: build the solution (dotnet build Parity.sln); the test project references tool/ResnetMnist.Tool.csproj, which copies it there");
+            return dll;
+        }
+    }
+
+    /// <summary>A fresh, empty folder for one test (removed by <see cref="RobustnessCleanup"/>).</summary>
+    public static string NewDir(string name)
+    {
+        var dir = Path.Combine(RobustnessCleanup.Root, $"{name}-{Guid.NewGuid():N}"[..Math.Min(name.Length + 9, 60)]);
+        Directory.CreateDirectory(dir);
+        return dir;
+    }
+
+    static ProcessStartInfo Info(string workDir, IEnumerable<string> args)
+    {
+        var psi = new ProcessStartInfo("dotnet")
+        {
+            WorkingDirectory = workDir,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            RedirectStandardInput = true,
+            UseShellExecute = false,
+        };
+        psi.ArgumentList.Add("exec");
+        psi.ArgumentList.Add(Dll);
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        psi.Environment["NO_COLOR"] = "1";
+        psi.Environment["COLUMNS"] = "200";
+        return psi;
+    }
+
+    /// <summary>Runs the tool to its end (at most <paramref name="timeoutSeconds"/>).</summary>
+    public static ToolResult Run(string workDir, IEnumerable<string> args, int timeoutSeconds = 120)
+    {
+        using var p = Start(workDir, args);
+        return p.WaitForExit(timeoutSeconds);
+    }
+
+    public static RunningTool Start(string workDir, IEnumerable<string> args) => new(Process.Start(Info(workDir, args))!);
+
+    /// <summary>Asserts the error contract: exactly one stderr line, <c>error: ...</c>, no stack trace.</summary>
+    public static void AssertOneErrorLine(ToolResult r, int expectedCode, string fragment)
+    {
+        Assert.That(r.ExitCode, Is.EqualTo(expectedCode), r.ToString());
+        var lines = r.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => l.TrimEnd('\r')).Where(l => l.Trim().Length > 0).ToList();
+        Assert.That(lines, Has.Count.EqualTo(1), $"stderr must be exactly one line\n{r}");
+        Assert.That(lines[0], Does.StartWith("error: "), r.ToString());
+        Assert.That(lines[0], Does.Contain(fragment), r.ToString());
+        Assert.That(r.Stderr, Does.Not.Contain("   at ").And.Not.Contain("Exception:"), $"no stack trace without --verbose\n{r}");
+    }
+
+    public static string Sha(string file) => Convert.ToHexStringLower(SHA256.HashData(File.ReadAllBytes(file)));
+
+    /// <summary>Every file under <paramref name="dir"/> (relative path → sha256), to show that nothing changed.</summary>
+    public static Dictionary<string, string> Snapshot(string dir) =>
+        Directory.GetFiles(dir, "*", SearchOption.AllDirectories).Where(f => Path.GetFileName(f) != ".lock")
+            .ToDictionary(f => Path.GetRelativePath(dir, f), Sha);
+
+    /// <summary>The embedded real-MNIST sample (data/MNIST/raw/*.gz); fails with how to get it when missing.</summary>
+    public static string SampleDataRoot
+    {
+        get
+        {
+            var root = Repo.Path("data");
+            foreach (var name in MnistFiles.All)
+                if (!File.Exists(Path.Combine(root, "MNIST", "raw", name + ".gz")))
+                    Assert.Fail($"{Path.Combine(root, "MNIST", "raw", name + ".gz")} missing: the repository's embedded MNIST sample is needed (git checkout data/)");
+            return root;
+        }
+    }
+
+    /// <summary>A small, fast training config on the sample (YAML text).</summary>
+    public static string SmallConfig(int trainLimit = 64, int testLimit = 64, int epochs = 1, int batch = 32, string extra = "") => $"""
+        seed: 0
+        threads: 2
+        data:
+          root: '{SampleDataRoot}'
+          train_limit: {trainLimit}
+          test_limit: {testLimit}
+        train:
+          epochs: {epochs}
+          batch_size: {batch}
+          eval_batch_size: 64
+          log_every: 0.001
+        optimizer:
+          name: adam
+          lr: 0.001
+        {extra}
+        """;
+
+    public static string WriteConfig(string dir, string text, string name = "config.yaml")
+    {
+        var path = Path.Combine(dir, name);
+        File.WriteAllText(path, text);
+        return path;
+    }
+}
+
+/// <summary>A running tool process whose output is collected line by line.</summary>
+public sealed class RunningTool(Process process) : IDisposable
+{
+    readonly BlockingCollection<string> _stdoutLines = [];
+    readonly System.Text.StringBuilder _out = new(), _err = new();
+    bool _started;
+
+    public int Pid => process.Id;
+
+    void EnsureReading()
+    {
+        if (_started) return;
+        _started = true;
+        process.OutputDataReceived += (_, e) =>
+        {
+            if (e.Data is null) { _stdoutLines.CompleteAdding(); return; }
+            lock (_out) _out.AppendLine(e.Data);
+            _stdoutLines.Add(e.Data);
+        };
+        process.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (_err) _err.AppendLine(e.Data); };
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        process.StandardInput.Close();
+    }
+
+    /// <summary>Waits for a stdout line matching <paramref name="match"/>; fails with the output so far when the process ends first.</summary>
+    public string WaitForLine(Func<string, bool> match, int timeoutSeconds = 120)
+    {
+        EnsureReading();
+        var deadline = DateTime.UtcNow.AddSeconds(timeoutSeconds);
+        while (DateTime.UtcNow < deadline)
+        {
+            if (_stdoutLines.TryTake(out var line, 200)) { if (match(line)) return line; continue; }
+            if (_stdoutLines.IsCompleted) break;
+        }
+        Assert.Fail($"no matching stdout line (process {(process.HasExited ? "ended" : "still running")})\n--- stdout ---\n{_out}\n--- stderr ---\n{_err}");
+        return "";
+    }
+
+    public void Signal(string signal)
+    {
+        using var kill = Process.Start(new ProcessStartInfo("kill", $"-{signal} {process.Id}") { UseShellExecute = false })!;
+        kill.WaitForExit();
+        Assert.That(kill.ExitCode, Is.EqualTo(0), $"kill -{signal} {process.Id} failed");
+    }
+
+    public ToolResult WaitForExit(int timeoutSeconds = 120)
+    {
+        EnsureReading();
+        if (!process.WaitForExit(timeoutSeconds * 1000))
+        {
+            process.Kill(entireProcessTree: true);
+            process.WaitForExit();
+            Assert.Fail($"the tool ran longer than {timeoutSeconds} s\n--- stdout ---\n{_out}\n--- stderr ---\n{_err}");
+        }
+        process.WaitForExit(); // drains the redirected streams
+        string o, e;
+        lock (_out) o = _out.ToString();
+        lock (_err) e = _err.ToString();
+        return new ToolResult(process.ExitCode, o, e);
+    }
+
+    public void Dispose()
+    {
+        try { if (!process.HasExited) { process.Kill(entireProcessTree: true); process.WaitForExit(); } } catch (InvalidOperationException) { }
+        process.Dispose();
+    }
+}
+
+[SetUpFixture]
+public sealed class RobustnessCleanup
+{
+    public static string Root { get; } = Directory.CreateDirectory(
+        Path.Combine(Path.GetTempPath(), $"resnet-mnist-robustness-{Environment.ProcessId}")).FullName;
+
+    [OneTimeTearDown]
+    public void RemoveTempFiles()
+    {
+        try { Directory.Delete(Root, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+    }
+}

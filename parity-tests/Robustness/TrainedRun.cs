@@ -1,0 +1,32 @@
+namespace ResnetMnist.ParityTests.Robustness;
+
+/// <summary>One small finished run (64 images, 1 epoch), trained once and shared by the tests that need a checkpoint.</summary>
+public static class TrainedRun
+{
+    static readonly Lazy<string> run = new(() =>
+    {
+        var dir = Tool.NewDir("trained");
+        var cfg = Tool.WriteConfig(dir, Tool.SmallConfig());
+        var runDir = Path.Combine(dir, "run");
+        var r = Tool.Run(dir, ["train", cfg, "--out", runDir]);
+        if (r.ExitCode != 0 || !File.Exists(Path.Combine(runDir, "checkpoints", "best.pt")))
+            throw new InvalidOperationException($"training the shared small run failed\n{r}");
+        return runDir;
+    });
+
+    public static string Dir => run.Value;
+    public static string BestPt => Path.Combine(Dir, "checkpoints", "best.pt");
+
+    /// <summary>Copies the run folder to <paramref name="target"/> (for tests that change it).</summary>
+    public static string CopyTo(string target)
+    {
+        foreach (var f in Directory.GetFiles(Dir, "*", SearchOption.AllDirectories))
+        {
+            if (Path.GetFileName(f) == ".lock") continue;
+            var to = Path.Combine(target, Path.GetRelativePath(Dir, f));
+            Directory.CreateDirectory(Path.GetDirectoryName(to)!);
+            File.Copy(f, to);
+        }
+        return target;
+    }
+}
