@@ -1,0 +1,140 @@
+using System.Globalization;
+using NUnit.Framework;
+using ResnetMnist.Config;
+using ResnetMnist.Data;
+using ResnetMnist.Model;
+using ResnetMnist.ParityTests.Robustness;
+using ResnetMnist.Training;
+using SkiaSharp;
+using static TorchSharp.torch;
+
+namespace ResnetMnist.ParityTests.Commands;
+
+/// <summary>The commands a user runs besides train: evaluate, predict, sweep, config show — through the real tool process.</summary>
+[TestFixture, Category("Tool")]
+public sealed class CommandTests
+{
+    [Test]
+    public void EvaluatePrintsAccuracyAndConfusionMatrixThatMatchTheLibrary()
+    {
+        var r = Tool.Run(TrainedRun.Dir, ["evaluate", TrainedRun.Dir]);
+        Assert.That(r.ExitCode, Is.EqualTo(0), r.ToString());
+        var cfg = ConfigLoader.Load(Path.Combine(TrainedRun.Dir, "config.yaml"));
+        using var session = TrainingSession.Create(cfg, loadTrain: false);
+        using (var f = File.OpenRead(TrainedRun.BestPt)) CheckpointStore.LoadWeights(session.Model, f, TrainedRun.BestPt);
+        var e = Evaluator.Run(session.Model, session.Test, 1000, 10);
+        Assert.That(r.Stdout, Does.Contain(string.Create(CultureInfo.InvariantCulture, $"test accuracy: {e.Accuracy:F2}%")));
+        Assert.That(r.Stdout, Does.Contain("true \\ predicted"));
+        long total = 0;
+        foreach (var v in e.Confusion) total += v;
+        Assert.That(total, Is.EqualTo(session.Test.Count), "confusion matrix counts every test image once");
+    }
+
+    [Test]
+    public void PredictOnPngsAgreesWithTheTensorPath()
+    {
+        var dir = Tool.NewDir("predict");
+        var images = Idx.ReadImages(Repo.Path("data", "MNIST", "raw", "t10k-images-idx3-ubyte.gz"));
+        var files = new List<string>();
+        for (int i = 0; i < 3; i++)
+        {
+            using var bmp = new SKBitmap(28, 28, SKColorType.Gray8, SKAlphaType.Opaque);
+            for (int y = 0; y < 28; y++)
+                for (int x = 0; x < 28; x++)
+                {
+                    byte v = images.Pixels[i * 784 + y * 28 + x];
+                    bmp.SetPixel(x, y, new SKColor(v, v, v));
+                }
+            var path = Path.Combine(dir, $"digit{i}.png");
+            using (var fs = File.Create(path)) bmp.Encode(fs, SKEncodedImageFormat.Png, 100);
+            files.Add(path);
+        }
+        var r = Tool.Run(dir, ["predict", TrainedRun.Dir, .. files, "--invert", "false"]);
+        Assert.That(r.ExitCode, Is.EqualTo(0), r.ToString());
+
+        // The same images straight from the IDX file through the library.
+        var cfg = ConfigLoader.Load(Path.Combine(TrainedRun.Dir, "config.yaml"));
+        using var session = TrainingSession.Create(cfg, loadTrain: false);
+        using (var f = File.OpenRead(TrainedRun.BestPt)) CheckpointStore.LoadWeights(session.Model, f, TrainedRun.BestPt);
+        session.Model.eval();
+        using var _ = no_grad();
+        var lines = r.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.That(lines, Has.Length.EqualTo(3));
+        for (int i = 0; i < 3; i++)
+        {
+            var p = nn.functional.softmax(session.Model.forward(session.Test.Images.narrow(0, i, 1)), 1)[0];
+            int expected = (int)p.argmax().item<long>();
+            Assert.That(lines[i], Does.StartWith($"{files[i]}: {expected} ("), $"image {i}");
+            var probs = lines[i][(lines[i].IndexOf('[') + 1)..lines[i].IndexOf(']')].Split(' ')
+                .Select(t => double.Parse(t.Split(':')[1], CultureInfo.InvariantCulture)).ToArray();
+            Assert.That(probs.Sum(), Is.EqualTo(1).Within(0.01), "probabilities sum to 1");
+        }
+    }
+
+    [Test]
+    public void SweepRunsEveryCombinationAndWritesTheTable()
+    {
+        var dir = Tool.NewDir("sweep");
+        var cfg = Tool.WriteConfig(dir, Tool.SmallConfig(trainLimit: 32, testLimit: 32, batch: 16));
+        var r = Tool.Run(dir, ["sweep", cfg, "--grid", "train.batch_size=16,32", "--grid", "optimizer.name=adam,sgd", "--out", Path.Combine(dir, "sw")], timeoutSeconds: 600);
+        Assert.That(r.ExitCode, Is.EqualTo(0), r.ToString());
+        var md = File.ReadAllLines(Path.Combine(dir, "sw", "sweep.md"));
+        var rows = md.Where(l => l.StartsWith("| 16 |") || l.StartsWith("| 32 |")).ToList();
+        Assert.That(rows, Has.Count.EqualTo(4), string.Join("\n", md));
+        foreach (var name in new[] { "batch_size-16_name-adam", "batch_size-32_name-sgd" })
+            Assert.That(File.Exists(Path.Combine(dir, "sw", name, "metrics.csv")), name);
+    }
+
+    [Test]
+    public void ConfigShowPrintsTheResolvedConfigWithOverrides()
+    {
+        var r = Tool.Run(Repo.Root, ["config", "show", "configs/quickstart.yaml", "--set", "optimizer.lr=0.01", "--set", "train.epochs=3"]);
+        Assert.That(r.ExitCode, Is.EqualTo(0), r.ToString());
+        var resolved = ConfigLoader.Parse(r.Stdout, null);
+        Assert.That(resolved.Optimizer.Lr, Is.EqualTo(0.01));
+        Assert.That(resolved.Train.Epochs, Is.EqualTo(3));
+        Assert.That(resolved.Train.BatchSize, Is.EqualTo(64));
+        Assert.That(resolved.Data.Root, Is.EqualTo(Repo.Path("data")), "relative data.root resolves against the config file's folder");
+        Assert.That(ConfigLoader.ToYaml(resolved), Is.EqualTo(r.Stdout), "the printed config round-trips");
+    }
+}
+
+/// <summary>Config semantics beyond errors: defaults, overrides, paths.</summary>
+[TestFixture, Category("Tool")]
+public sealed class ConfigTests
+{
+    [Test]
+    public void DefaultsAreTheSeeds()
+    {
+        var c = ConfigLoader.Parse("", null);
+        Assert.That((c.Optimizer.Lr, c.Train.Epochs, c.Train.Shuffle, c.Data.Normalize, c.Model.Pretrained, c.Train.Dtype),
+            Is.EqualTo((1e-3, 10, true, false, "none", "float32")));
+    }
+
+    [Test]
+    public void SetWinsOverTheFileAndParsesYamlValues()
+    {
+        var c = ConfigLoader.Parse("optimizer: {name: adam, lr: 0.1}\n", "/tmp/x/c.yaml", ["optimizer.lr=0.5", "optimizer.betas=[0.8, 0.9]", "data.train_limit=null"]);
+        Assert.That(c.Optimizer.Lr, Is.EqualTo(0.5));
+        Assert.That(c.Optimizer.Betas, Is.EqualTo(new[] { 0.8, 0.9 }));
+        Assert.That(c.Data.TrainLimit, Is.Null);
+    }
+
+    [Test]
+    public void RelativePathsResolveAgainstTheConfigFolder() =>
+        Assert.That(ConfigLoader.Parse("data: {root: ../d}\n", "/tmp/a/b/c.yaml").Data.Root, Is.EqualTo("/tmp/a/d"));
+
+    [Test]
+    public void LrSchedulesFollowPyTorchClosedForms()
+    {
+        var step = ConfigLoader.Parse("optimizer: {lr: 0.1}\nscheduler: {name: step, step_size: 2, gamma: 0.5}\n", null);
+        Assert.That(new[] { 0, 1, 2, 3, 4 }.Select(e => LrSchedule.At(step, e, 0, 100)), Is.EqualTo(new[] { 0.1, 0.1, 0.05, 0.05, 0.025 }).Within(1e-15));
+        var cos = ConfigLoader.Parse("train: {epochs: 4}\noptimizer: {lr: 0.1}\nscheduler: {name: cosine}\n", null);
+        Assert.That(LrSchedule.At(cos, 2, 0, 100), Is.EqualTo(0.05).Within(1e-15));
+        var one = ConfigLoader.Parse("optimizer: {lr: 0.01}\nscheduler: {name: onecycle, max_lr: 0.1, pct_start: 0.25}\n", null);
+        Assert.That(LrSchedule.At(one, 0, 0, 101), Is.EqualTo(0.1 / 25).Within(1e-15), "onecycle starts at max_lr / 25");
+        Assert.That(LrSchedule.At(one, 0, 100, 101), Is.EqualTo(0.1 / 25 / 1e4).Within(1e-15), "and ends at start / 1e4");
+        double peak = Enumerable.Range(0, 101).Max(s => LrSchedule.At(one, 0, s, 101));
+        Assert.That(peak, Is.EqualTo(0.1).Within(1e-3));
+    }
+}
