@@ -46,6 +46,7 @@ public sealed class TrainingSession : IDisposable
         }
         Freezing.Apply(model, cfg.Model.Freeze);
         model.to(dtype).to(device);
+        if (cfg.Model.ChannelsLast) MemoryFormat.ToChannelsLast(model);
 
         var files = MnistFiles.For(cfg.Data.Dataset);
         if (!loadData) return new TrainingSession(cfg, device, dtype, model, MnistDataset.Empty(dtype, device), MnistDataset.Empty(dtype, device));

@@ -16,7 +16,7 @@ sealed class EvaluateCommand : Command<EvaluateCommand.Settings>
         var (cfg, weights) = s.Resolve();
         using var session = TrainingSession.Create(cfg with { Model = cfg.Model with { Pretrained = "none", Freeze = [] } }, loadTrain: false);
         using (var f = File.OpenRead(weights)) CheckpointStore.LoadWeights(session.Model, f, weights);
-        var e = Evaluator.Run(session.Model, session.Test, cfg.Train.EvalBatchSize, cfg.Model.NumClasses);
+        var e = Evaluator.Run(session.Model, session.Test, cfg.Train.EvalBatchSize, cfg.Model.NumClasses, cfg.Model.ChannelsLast);
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"checkpoint: {weights}"));
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"test images: {e.Count}, test loss: {e.Loss:F4}, test accuracy: {e.Accuracy:F2}%"));
         var table = new Table().AddColumn("true \\ predicted");
