@@ -224,6 +224,9 @@ def main():
          "channels_last": a.channels_last}
     {"steps": mode_steps, "epoch": mode_epoch, "data": mode_data}[a.mode](cfg, a, r)
     r["threads"] = torch.get_num_threads()
+    r["torch"] = torch.__version__
+    r["torchvision"] = __import__("torchvision").__version__
+    r["python"] = sys.version.split()[0]
     r["vm_hwm_mib"] = proc_status_mib("VmHWM")
     r["vm_rss_mib"] = proc_status_mib("VmRSS")
     text = json.dumps(r, indent=2)

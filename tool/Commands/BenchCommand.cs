@@ -24,7 +24,7 @@ sealed class BenchCommand : Command<BenchCommand.Settings>
         [CommandArgument(0, "<CONFIG>"), Description("YAML config: model, optimizer, data, threads, train.batch_size.")]
         public string Config { get; init; } = "";
 
-        [CommandOption("--mode <MODE>"), Description("steps: train/eval throughput, batch sizes, step breakdown; epoch: load the data + one training epoch; memory: resident memory after each epoch of a short run.")]
+        [CommandOption("--mode <MODE>"), Description("steps: train/eval throughput, batch sizes, step breakdown; epoch: load the data + one training epoch; memory: resident memory after each epoch of a short run; data: the data path alone.")]
         public string Mode { get; init; } = "steps";
 
         [CommandOption("--warmup <N>"), Description("Untimed steps before each timing. Default 3.")]
@@ -55,9 +55,13 @@ sealed class BenchCommand : Command<BenchCommand.Settings>
             case "steps": Steps(cfg, s, result); break;
             case "epoch": Epoch(cfg, result); break;
             case "memory": Memory(cfg, result); break;
-            default: throw new UsageException($"bench --mode {s.Mode}: expected steps, epoch or memory");
+            case "data": DataPath(cfg, result); break;
+            default: throw new UsageException($"bench --mode {s.Mode}: expected steps, epoch, memory or data");
         }
         result["threads"] = get_num_threads();
+        result["libtorch"] = __version__;
+        result["torchsharp"] = typeof(TorchSharp.torch).Assembly.GetName().Version?.ToString();
+        result["dotnet"] = Environment.Version.ToString();
         result["vm_hwm_mib"] = ProcStatusMiB("VmHWM");
         result["vm_rss_mib"] = ProcStatusMiB("VmRSS");
         var json = JsonSerializer.Serialize(result, new JsonSerializerOptions { WriteIndented = true });
@@ -173,6 +177,32 @@ sealed class BenchCommand : Command<BenchCommand.Settings>
         r["setup_s"] = load;
         r["epoch_train_s"] = epoch.Elapsed.TotalSeconds;
         r["epoch_total_s"] = total.Elapsed.TotalSeconds;
+    }
+
+    /// <summary>The data path alone: read the IDX files into one tensor, then gather every batch of a shuffled epoch.</summary>
+    static void DataPath(TrainingConfig cfg, Dictionary<string, object?> r)
+    {
+        ResnetMnist.Native.NativeLoader.EnsureLoaded();
+        Devices.ApplyThreads(cfg.Threads);
+        var sw = Stopwatch.StartNew();
+        var dtype = cfg.Train.Dtype == "float64" ? ScalarType.Float64 : ScalarType.Float32;
+        using var train = MnistDataset.Load(MnistFiles.For(cfg.Data.Dataset), cfg.Data.Root, train: true, cfg.Data.TrainLimit,
+            cfg.Model.NumClasses, cfg.Data.Normalize, dtype, CPU);
+        double load = sw.Elapsed.TotalSeconds;
+        int n = train.Count, bs = cfg.Train.BatchSize;
+        var (order, _) = DataLoaderOrder.TrainEpoch(n, cfg.Train.Shuffle);
+        using (order)
+            for (int start = 0; start < n; start += bs)
+            {
+                using var scope = NewDisposeScope();
+                var idx = order.narrow(0, start, Math.Min(bs, n - start));
+                var x = train.Images.index_select(0, idx);
+                var y = train.Labels.index_select(0, idx);
+            }
+        r["train_images"] = n;
+        r["load_s"] = load;
+        r["batches_s"] = sw.Elapsed.TotalSeconds - load;
+        r["total_s"] = sw.Elapsed.TotalSeconds;
     }
 
     /// <summary>A short real run (the trainer, evaluation and checkpoints included), resident memory read after every epoch.</summary>
