@@ -20,8 +20,8 @@ WARMUP=${BENCH_WARMUP:-3}
 STEPS=${BENCH_STEPS:-10}
 MAX_LOAD=${BENCH_MAX_LOAD:-0.5}
 WAIT_S=${BENCH_WAIT_S:-900}
-OUT=$(mktemp -d /tmp/resnet-mnist-bench.XXXXXX)
-trap 'rm -rf "$OUT"' EXIT
+OUT=bench/last-run   # raw figures of the latest run (JSON + /usr/bin/time output); BENCHMARKS.md is made from them
+rm -rf "$OUT"; mkdir -p "$OUT"
 CFG=${BENCH_CONFIG:-bench/bench.yaml}
 
 echo "building the tool (Release) ..."
@@ -31,7 +31,8 @@ TOOL=(tool/bin/Release/net10.0/resnet-mnist)
 # Full-size data for the data-path measurement: Debian's dataset-fashion-mnist in torchvision's layout.
 FASHION=""
 if [ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then
-  FASHION=$OUT/fashion
+  FASHION=$(mktemp -d /tmp/resnet-mnist-fashion.XXXXXX)
+  trap 'rm -rf "$FASHION"' EXIT
   mkdir -p "$FASHION/FashionMNIST/raw"
   for f in train-images-idx3-ubyte.gz train-labels-idx1-ubyte.gz t10k-images-idx3-ubyte.gz t10k-labels-idx1-ubyte.gz; do
     ln -s "/usr/share/datasets/fashion-mnist/$f" "$FASHION/FashionMNIST/raw/$f"
