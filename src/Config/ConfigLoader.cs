@@ -26,7 +26,7 @@ public static class ConfigLoader
         "seed", "device", "threads",
         "data.dataset", "data.root", "data.download", "data.train_limit", "data.test_limit", "data.normalize",
         "model.arch", "model.pretrained", "model.in_channels", "model.num_classes", "model.conv1_init", "model.freeze",
-        "model.bn_eval",
+        "model.bn_eval", "model.channels_last",
         "train.epochs", "train.batch_size", "train.eval_batch_size", "train.shuffle", "train.dtype", "train.log_every",
         "optimizer.name", "optimizer.lr", "optimizer.momentum", "optimizer.nesterov", "optimizer.weight_decay",
         "optimizer.betas", "optimizer.eps",
@@ -171,6 +171,7 @@ public static class ConfigLoader
                     Conv1Init = Choice("model.conv1_init", "random", Conv1Inits),
                     Freeze = ChoiceList("model.freeze", FreezableModules),
                     BnEval = Bool("model.bn_eval", false),
+                    ChannelsLast = Bool("model.channels_last", false),
                 },
                 Train = new TrainConfig
                 {
@@ -380,6 +381,7 @@ public static class ConfigLoader
         w.WriteLine($"  conv1_init: {c.Model.Conv1Init}");
         w.WriteLine($"  freeze: [{string.Join(", ", c.Model.Freeze)}]");
         w.WriteLine($"  bn_eval: {B(c.Model.BnEval)}");
+        w.WriteLine($"  channels_last: {B(c.Model.ChannelsLast)}");
         w.WriteLine("train:");
         w.WriteLine($"  epochs: {c.Train.Epochs}");
         w.WriteLine($"  batch_size: {c.Train.BatchSize}");

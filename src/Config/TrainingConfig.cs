@@ -54,6 +54,8 @@ public sealed record ModelConfig
     public IReadOnlyList<string> Freeze { get; init; } = [];
     /// <summary><c>model.bn_eval</c>: keep every BatchNorm in eval mode (fixed statistics) while training. Default false.</summary>
     public bool BnEval { get; init; }
+    /// <summary><c>model.channels_last</c>: keep convolution weights and input batches in channels-last (NHWC) memory layout, a speed option; results agree with the default layout to float rounding, not bit for bit; checkpoints written with it on have not been checked for reloading. Default false.</summary>
+    public bool ChannelsLast { get; init; }
 }
 
 public sealed record TrainConfig

@@ -1,6 +1,8 @@
 using System.Diagnostics;
 using System.Globalization;
 using ResnetMnist.Config;
+using ResnetMnist.Data;
+using ResnetMnist.Model;
 using ResnetMnist.Outputs;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -116,7 +118,9 @@ public sealed class Trainer(TrainingSession session, RunDirectory run, ITraining
                 double lr = LrSchedule.At(_cfg, epoch, globalStep, totalSteps);
                 Optimizers.SetLr(optimizer, lr);
                 int len = Math.Min(bs, n - b * bs);
-                double loss = Step(optimizer, order.narrow(0, (long)b * bs, len));
+                double loss;
+                using (var indices = order.narrow(0, (long)b * bs, len))
+                    loss = Step(session.Model, optimizer, session.Train, indices, _cfg.Model.ChannelsLast);
                 globalStep++;
                 if (!double.IsFinite(loss))
                 {
@@ -137,7 +141,7 @@ public sealed class Trainer(TrainingSession session, RunDirectory run, ITraining
             double seconds = clock.Elapsed.TotalSeconds;
 
             DataLoaderOrder.EvalEpoch();
-            var eval = Evaluator.Run(model, session.Test, _cfg.Train.EvalBatchSize, _cfg.Model.NumClasses);
+            var eval = Evaluator.Run(model, session.Test, _cfg.Train.EvalBatchSize, _cfg.Model.NumClasses, _cfg.Model.ChannelsLast);
             model.train();
             Freeze();
 
@@ -154,13 +158,19 @@ public sealed class Trainer(TrainingSession session, RunDirectory run, ITraining
         return new TrainResult(RunStatus.Completed, steps, epochs, best);
     }
 
-    double Step(OptimizerHelper optimizer, Tensor indices)
+    /// <summary>
+    /// One training step on the images at <paramref name="indices"/>: gather the batch (one <c>index_select</c>, no
+    /// per-image work), <c>zero_grad → forward → cross_entropy → backward → step</c>. Every tensor it makes, the
+    /// autograd graph's included, is freed before it returns. Returns the batch loss.
+    /// </summary>
+    public static double Step(ResNet model, OptimizerHelper optimizer, MnistDataset data, Tensor indices, bool channelsLast = false)
     {
         using var scope = NewDisposeScope();
-        var x = session.Train.Images.index_select(0, indices);
-        var y = session.Train.Labels.index_select(0, indices);
+        var x = data.Images.index_select(0, indices);
+        if (channelsLast) x = MemoryFormat.ToChannelsLast(x);
+        var y = data.Labels.index_select(0, indices);
         optimizer.zero_grad();
-        var logits = session.Model.forward(x);
+        var logits = model.forward(x);
         var loss = cross_entropy(logits, y);
         loss.backward();
         optimizer.step();

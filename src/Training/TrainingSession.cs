@@ -46,6 +46,7 @@ public sealed class TrainingSession : IDisposable
         }
         Freezing.Apply(model, cfg.Model.Freeze);
         model.to(dtype).to(device);
+        if (cfg.Model.ChannelsLast) MemoryFormat.ToChannelsLast(model);
 
         var files = MnistFiles.For(cfg.Data.Dataset);
         if (loadData && cfg.Data.Download && MnistFiles.All.Any(name => files.Find(cfg.Data.Root, name) is null))

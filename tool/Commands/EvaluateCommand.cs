@@ -21,7 +21,7 @@ sealed class EvaluateCommand : Command<EvaluateCommand.Settings>
         using (var f = File.OpenRead(weights)) CheckpointStore.LoadWeights(session.Model, f, weights);
         using var test = MnistDataset.Load(MnistFiles.For(cfg.Data.Dataset), cfg.Data.Root, train: false, cfg.Data.TestLimit, cfg.Model.NumClasses,
             cfg.Data.Normalize, session.Dtype, session.Device);
-        var e = Evaluator.Run(session.Model, test, cfg.Train.EvalBatchSize, cfg.Model.NumClasses);
+        var e = Evaluator.Run(session.Model, test, cfg.Train.EvalBatchSize, cfg.Model.NumClasses, cfg.Model.ChannelsLast);
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"checkpoint: {weights}"));
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"test images: {e.Count}, test loss: {e.Loss:F4}, test accuracy: {e.Accuracy:F2}%"));
         var table = new Table().AddColumn("true \\ predicted");

@@ -1,0 +1,247 @@
+using System.ComponentModel;
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using ResnetMnist.Config;
+using ResnetMnist.Data;
+using ResnetMnist.Model;
+using ResnetMnist.Outputs;
+using ResnetMnist.Training;
+using Spectre.Console.Cli;
+using static TorchSharp.torch;
+using static TorchSharp.torch.nn.functional;
+
+namespace ResnetMnist.Tool.Commands;
+
+/// <summary>
+/// Speed and memory measurements of the training and evaluation code paths (the same code <c>train</c> and
+/// <c>evaluate</c> run), written as JSON. <c>bench/run.sh</c> runs it beside <c>bench/bench_reference.py</c>.
+/// </summary>
+sealed class BenchCommand : Command<BenchCommand.Settings>
+{
+    public sealed class Settings : CommonSettings
+    {
+        [CommandArgument(0, "<CONFIG>"), Description("YAML config: model, optimizer, data, threads, train.batch_size.")]
+        public string Config { get; init; } = "";
+
+        [CommandOption("--mode <MODE>"), Description("steps: train/eval throughput, batch sizes, step breakdown; epoch: load the data + one training epoch; memory: resident memory after each epoch of a short run; data: the data path alone.")]
+        public string Mode { get; init; } = "steps";
+
+        [CommandOption("--warmup <N>"), Description("Untimed steps before each timing. Default 3.")]
+        public int Warmup { get; init; } = 3;
+
+        [CommandOption("--steps <N>"), Description("Timed steps. Default 10.")]
+        public int Steps { get; init; } = 10;
+
+        [CommandOption("--batch-sizes <LIST>"), Description("Batch sizes for the step-time sweep (comma-separated). Default 16,64,256.")]
+        public string BatchSizes { get; init; } = "16,64,256";
+
+        [CommandOption("--json <FILE>"), Description("Write the figures here (default: standard output).")]
+        public string? Json { get; init; }
+    }
+
+    public override int Execute(CommandContext context, Settings s, CancellationToken cancellation)
+    {
+        var cfg = ConfigLoader.Load(s.Config, s.Set);
+        var result = new Dictionary<string, object?>
+        {
+            ["implementation"] = "tool",
+            ["mode"] = s.Mode,
+            ["threads_config"] = cfg.Threads,
+            ["channels_last"] = cfg.Model.ChannelsLast,
+        };
+        switch (s.Mode)
+        {
+            case "steps": Steps(cfg, s, result); break;
+            case "epoch": Epoch(cfg, result); break;
+            case "memory": Memory(cfg, result); break;
+            case "data": DataPath(cfg, result); break;
+            default: throw new UsageException($"bench --mode {s.Mode}: expected steps, epoch, memory or data");
+        }
+        result["threads"] = get_num_threads();
+        result["libtorch"] = __version__;
+        result["torchsharp"] = typeof(TorchSharp.torch).Assembly.GetName().Version?.ToString();
+        result["dotnet"] = Environment.Version.ToString();
+        result["vm_hwm_mib"] = ProcStatusMiB("VmHWM");
+        result["vm_rss_mib"] = ProcStatusMiB("VmRSS");
+        var json = JsonSerializer.Serialize(result, new JsonSerializerOptions { WriteIndented = true });
+        if (s.Json is null) Console.WriteLine(json);
+        else File.WriteAllText(s.Json, json);
+        return 0;
+    }
+
+    /// <summary>Fixed batches of the loaded training split, cycling through it (the same batches for every measurement).</summary>
+    static Tensor Indices(int step, int batch, int n) => arange((long)step * batch, (long)step * batch + batch, dtype: ScalarType.Int64).remainder_(n);
+
+    static void Steps(TrainingConfig cfg, Settings s, Dictionary<string, object?> r)
+    {
+        int bs = cfg.Train.BatchSize;
+        using var session = TrainingSession.Create(cfg);
+        var model = session.Model;
+        var data = session.Train;
+        bool cl = cfg.Model.ChannelsLast;
+        var parameters = model.parameters().Where(p => p.requires_grad).ToList();
+        using var optimizer = Optimizers.Create(cfg.Optimizer, parameters);
+        model.train();
+
+        // Training throughput: the trainer's own step.
+        double TrainTime(int batch, int warmup, int steps)
+        {
+            for (int i = 0; i < warmup; i++) { using var idx = Indices(i, batch, data.Count); Trainer.Step(model, optimizer, data, idx, cl); }
+            var sw = new Stopwatch();
+            for (int i = 0; i < steps; i++)
+            {
+                using var idx = Indices(warmup + i, batch, data.Count);
+                sw.Start();
+                Trainer.Step(model, optimizer, data, idx, cl);
+                sw.Stop();
+            }
+            return sw.Elapsed.TotalSeconds;
+        }
+        double t = TrainTime(bs, s.Warmup, s.Steps);
+        r["batch_size"] = bs;
+        r["train_step_s"] = t / s.Steps;
+        r["train_images_per_s"] = bs * s.Steps / t;
+
+        // Evaluation throughput: no grad, eval mode, batches of train.batch_size (the reference's evaluation batch)
+        // and of train.eval_batch_size (the tool's own), through the Evaluator itself.
+        var test = session.Test;
+        r["eval_images"] = test.Count;
+        double EvalRate(int batch)
+        {
+            Evaluator.Run(model, test, batch, cfg.Model.NumClasses, cl); // warm-up pass
+            var sw = Stopwatch.StartNew();
+            int reps = 2;
+            for (int i = 0; i < reps; i++) Evaluator.Run(model, test, batch, cfg.Model.NumClasses, cl);
+            return reps * test.Count / sw.Elapsed.TotalSeconds;
+        }
+        r["eval_images_per_s"] = EvalRate(bs);
+        r["eval_batch_size_own"] = cfg.Train.EvalBatchSize;
+        r["eval_images_per_s_own_batch"] = EvalRate(cfg.Train.EvalBatchSize);
+        model.train();
+
+        // Step time against batch size.
+        var sweep = new Dictionary<string, double>();
+        foreach (var b in s.BatchSizes.Split(',', StringSplitOptions.RemoveEmptyEntries).Select(x => int.Parse(x, CultureInfo.InvariantCulture)))
+            sweep[b.ToString(CultureInfo.InvariantCulture)] = TrainTime(b, s.Warmup, s.Steps) / s.Steps;
+        r["step_s_by_batch"] = sweep;
+
+        // Where a step's time goes: the trainer's step split into its phases, timed one by one.
+        double data_ = 0, fwd = 0, bwd = 0, opt = 0;
+        for (int i = 0; i < s.Warmup + s.Steps; i++)
+        {
+            using var scope = NewDisposeScope();
+            using var idx = Indices(i, bs, data.Count);
+            var sw = Stopwatch.StartNew();
+            var x = data.Images.index_select(0, idx);
+            if (cl) x = MemoryFormat.ToChannelsLast(x);
+            var y = data.Labels.index_select(0, idx);
+            double a = sw.Elapsed.TotalSeconds;
+            optimizer.zero_grad();
+            var loss = cross_entropy(model.forward(x), y);
+            double b = sw.Elapsed.TotalSeconds;
+            loss.backward();
+            double c = sw.Elapsed.TotalSeconds;
+            optimizer.step();
+            loss.item<float>();
+            double d = sw.Elapsed.TotalSeconds;
+            if (i < s.Warmup) continue;
+            data_ += a; fwd += b - a; bwd += c - b; opt += d - c;
+        }
+        r["breakdown_s"] = new Dictionary<string, double>
+        {
+            ["data"] = data_ / s.Steps, ["forward"] = fwd / s.Steps, ["backward"] = bwd / s.Steps, ["optimizer"] = opt / s.Steps,
+        };
+    }
+
+    /// <summary>What <c>train</c> does for one epoch, timed from reading the IDX files to the last step.</summary>
+    static void Epoch(TrainingConfig cfg, Dictionary<string, object?> r)
+    {
+        var total = Stopwatch.StartNew();
+        using var session = TrainingSession.Create(cfg);
+        double load = total.Elapsed.TotalSeconds;
+        var parameters = session.Model.parameters().Where(p => p.requires_grad).ToList();
+        using var optimizer = Optimizers.Create(cfg.Optimizer, parameters);
+        session.Model.train();
+        var epoch = Stopwatch.StartNew();
+        int n = session.Train.Count, bs = cfg.Train.BatchSize;
+        var (order, _) = DataLoaderOrder.TrainEpoch(n, cfg.Train.Shuffle);
+        using (order)
+            for (int start = 0; start < n; start += bs)
+            {
+                using var idx = order.narrow(0, start, Math.Min(bs, n - start));
+                Trainer.Step(session.Model, optimizer, session.Train, idx, cfg.Model.ChannelsLast);
+            }
+        r["train_images"] = n;
+        r["batch_size"] = bs;
+        r["setup_s"] = load;
+        r["epoch_train_s"] = epoch.Elapsed.TotalSeconds;
+        r["epoch_total_s"] = total.Elapsed.TotalSeconds;
+    }
+
+    /// <summary>The data path alone: read the IDX files into one tensor, then gather every batch of a shuffled epoch.</summary>
+    static void DataPath(TrainingConfig cfg, Dictionary<string, object?> r)
+    {
+        ResnetMnist.Native.NativeLoader.EnsureLoaded();
+        Devices.ApplyThreads(cfg.Threads);
+        var sw = Stopwatch.StartNew();
+        var dtype = cfg.Train.Dtype == "float64" ? ScalarType.Float64 : ScalarType.Float32;
+        using var train = MnistDataset.Load(MnistFiles.For(cfg.Data.Dataset), cfg.Data.Root, train: true, cfg.Data.TrainLimit,
+            cfg.Model.NumClasses, cfg.Data.Normalize, dtype, CPU);
+        double load = sw.Elapsed.TotalSeconds;
+        int n = train.Count, bs = cfg.Train.BatchSize;
+        var (order, _) = DataLoaderOrder.TrainEpoch(n, cfg.Train.Shuffle);
+        using (order)
+            for (int start = 0; start < n; start += bs)
+            {
+                using var scope = NewDisposeScope();
+                var idx = order.narrow(0, start, Math.Min(bs, n - start));
+                var x = train.Images.index_select(0, idx);
+                var y = train.Labels.index_select(0, idx);
+            }
+        r["train_images"] = n;
+        r["load_s"] = load;
+        r["batches_s"] = sw.Elapsed.TotalSeconds - load;
+        r["total_s"] = sw.Elapsed.TotalSeconds;
+    }
+
+    /// <summary>A short real run (the trainer, evaluation and checkpoints included), resident memory read after every epoch.</summary>
+    static void Memory(TrainingConfig cfg, Dictionary<string, object?> r)
+    {
+        var folder = Path.Combine(Path.GetTempPath(), $"resnet-mnist-bench-{Environment.ProcessId}");
+        try
+        {
+            using var run = RunDirectory.Open(folder, resume: false, force: true);
+            using var session = TrainingSession.Create(cfg);
+            var observer = new RssObserver();
+            new Trainer(session, run, observer).Run(CancellationToken.None);
+            r["train_images"] = session.Train.Count;
+            r["epochs"] = cfg.Train.Epochs;
+            r["rss_after_epoch_mib"] = observer.Rss;
+        }
+        finally
+        {
+            if (Directory.Exists(folder)) Directory.Delete(folder, recursive: true);
+        }
+    }
+
+    sealed class RssObserver : ITrainingObserver
+    {
+        public List<double> Rss { get; } = [];
+        public void EpochStarted(int epoch, int epochs, int batches, int firstBatch) { }
+        public void StepFinished(StepRecord step, int batch, int batches, double imagesPerSecond) { }
+        public void EpochFinished(EpochRecord epoch, bool best) { GC.Collect(); GC.WaitForPendingFinalizers(); Rss.Add(ProcStatusMiB("VmRSS") ?? double.NaN); }
+        public void Info(string message) { }
+    }
+
+    /// <summary>A <c>/proc/self/status</c> memory line (kB) in MiB; null where there is no such file.</summary>
+    internal static double? ProcStatusMiB(string key)
+    {
+        const string file = "/proc/self/status";
+        if (!File.Exists(file)) return null;
+        foreach (var line in File.ReadLines(file))
+            if (line.StartsWith(key + ":", StringComparison.Ordinal))
+                return double.Parse(line[(key.Length + 1)..].Trim().Split(' ')[0], CultureInfo.InvariantCulture) / 1024.0;
+        return null;
+    }
+}
