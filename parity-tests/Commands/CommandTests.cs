@@ -3,7 +3,8 @@ using NUnit.Framework;
 using ResnetMnist.Config;
 using ResnetMnist.Data;
 using ResnetMnist.Model;
-using ResnetMnist.ParityTests.Robustness;
+using RTool = ResnetMnist.ParityTests.Robustness.Tool;
+using TrainedRun = ResnetMnist.ParityTests.Robustness.TrainedRun;
 using ResnetMnist.Training;
 using SkiaSharp;
 using static TorchSharp.torch;
@@ -17,7 +18,7 @@ public sealed class CommandTests
     [Test]
     public void EvaluatePrintsAccuracyAndConfusionMatrixThatMatchTheLibrary()
     {
-        var r = Tool.Run(TrainedRun.Dir, ["evaluate", TrainedRun.Dir]);
+        var r = RTool.Run(TrainedRun.Dir, ["evaluate", TrainedRun.Dir]);
         Assert.That(r.ExitCode, Is.EqualTo(0), r.ToString());
         var cfg = ConfigLoader.Load(Path.Combine(TrainedRun.Dir, "config.yaml"));
         using var session = TrainingSession.Create(cfg, loadTrain: false);
@@ -33,7 +34,7 @@ public sealed class CommandTests
     [Test]
     public void PredictOnPngsAgreesWithTheTensorPath()
     {
-        var dir = Tool.NewDir("predict");
+        var dir = RTool.NewDir("predict");
         var images = Idx.ReadImages(Repo.Path("data", "MNIST", "raw", "t10k-images-idx3-ubyte.gz"));
         var files = new List<string>();
         for (int i = 0; i < 3; i++)
@@ -49,7 +50,7 @@ public sealed class CommandTests
             using (var fs = File.Create(path)) bmp.Encode(fs, SKEncodedImageFormat.Png, 100);
             files.Add(path);
         }
-        var r = Tool.Run(dir, ["predict", TrainedRun.Dir, .. files, "--invert", "false"]);
+        var r = RTool.Run(dir, ["predict", TrainedRun.Dir, .. files, "--invert", "false"]);
         Assert.That(r.ExitCode, Is.EqualTo(0), r.ToString());
 
         // The same images straight from the IDX file through the library.
@@ -74,9 +75,9 @@ public sealed class CommandTests
     [Test]
     public void SweepRunsEveryCombinationAndWritesTheTable()
     {
-        var dir = Tool.NewDir("sweep");
-        var cfg = Tool.WriteConfig(dir, Tool.SmallConfig(trainLimit: 32, testLimit: 32, batch: 16));
-        var r = Tool.Run(dir, ["sweep", cfg, "--grid", "train.batch_size=16,32", "--grid", "optimizer.name=adam,sgd", "--out", Path.Combine(dir, "sw")], timeoutSeconds: 600);
+        var dir = RTool.NewDir("sweep");
+        var cfg = RTool.WriteConfig(dir, RTool.SmallConfig(trainLimit: 32, testLimit: 32, batch: 16));
+        var r = RTool.Run(dir, ["sweep", cfg, "--grid", "train.batch_size=16,32", "--grid", "optimizer.name=adam,sgd", "--out", Path.Combine(dir, "sw")], timeoutSeconds: 600);
         Assert.That(r.ExitCode, Is.EqualTo(0), r.ToString());
         var md = File.ReadAllLines(Path.Combine(dir, "sw", "sweep.md"));
         var rows = md.Where(l => l.StartsWith("| 16 |") || l.StartsWith("| 32 |")).ToList();
@@ -88,7 +89,7 @@ public sealed class CommandTests
     [Test]
     public void ConfigShowPrintsTheResolvedConfigWithOverrides()
     {
-        var r = Tool.Run(Repo.Root, ["config", "show", "configs/quickstart.yaml", "--set", "optimizer.lr=0.01", "--set", "train.epochs=3"]);
+        var r = RTool.Run(Repo.Root, ["config", "show", "configs/quickstart.yaml", "--set", "optimizer.lr=0.01", "--set", "train.epochs=3"]);
         Assert.That(r.ExitCode, Is.EqualTo(0), r.ToString());
         var resolved = ConfigLoader.Parse(r.Stdout, null);
         Assert.That(resolved.Optimizer.Lr, Is.EqualTo(0.01));

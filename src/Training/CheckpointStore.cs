@@ -43,11 +43,16 @@ public sealed class CheckpointStore(string folder)
         NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals,
     };
 
-    /// <summary>Serialises a model's state_dict in PyTorch's zip/pickle format (on the CPU).</summary>
+    /// <summary>
+    /// Serialises a model's state_dict in PyTorch's zip/pickle format: contiguous CPU copies, so that weights kept
+    /// in channels-last layout (<c>model.channels_last</c>) are written in the standard layout PyTorch expects.
+    /// </summary>
     public static byte[] WeightsBytes(nn.Module model)
     {
+        using var scope = NewDisposeScope();
+        var sd = model.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().cpu().contiguous().clone());
         using var ms = new MemoryStream();
-        model.save_py(ms, leaveOpen: true);
+        PyTorchPickler.PickleStateDict(ms, sd, leaveOpen: true);
         return ms.ToArray();
     }
 
