@@ -177,7 +177,7 @@ public static class ConfigLoader
                 {
                     Epochs = epochs,
                     BatchSize = Int("train.batch_size", 64, min: 1),
-                    EvalBatchSize = Int("train.eval_batch_size", 1000, min: 1),
+                    EvalBatchSize = Int("train.eval_batch_size", 256, min: 1),
                     Shuffle = Bool("train.shuffle", true),
                     Dtype = Choice("train.dtype", "float32", Dtypes),
                     LogEvery = Double("train.log_every", 10, min: 0, minExclusive: true),

@@ -64,8 +64,8 @@ public sealed record TrainConfig
     public int Epochs { get; init; } = 10;
     /// <summary><c>train.batch_size</c>: images per step. Default 64.</summary>
     public int BatchSize { get; init; } = 64;
-    /// <summary><c>train.eval_batch_size</c>: images per evaluation batch (does not change results). Default 1000.</summary>
-    public int EvalBatchSize { get; init; } = 1000;
+    /// <summary><c>train.eval_batch_size</c>: images per evaluation batch (does not change results). Default 256 (measured fastest here).</summary>
+    public int EvalBatchSize { get; init; } = 256;
     /// <summary><c>train.shuffle</c>: reshuffle every epoch, as DataLoader(shuffle=True). Default true.</summary>
     public bool Shuffle { get; init; } = true;
     /// <summary><c>train.dtype</c>: float32 | float64 (float64 exists for exact parity checks). Default float32.</summary>
