@@ -63,7 +63,7 @@ public sealed class CommandTests
         Assert.That(lines, Has.Length.EqualTo(3));
         for (int i = 0; i < 3; i++)
         {
-            var p = nn.functional.softmax(session.Model.forward(session.Test.Images.narrow(0, i, 1)), 1)[0];
+            var p = nn.functional.softmax(session.Model.forward(session.Test.Slice(i, 1)), 1)[0];
             int expected = (int)p.argmax().item<long>();
             Assert.That(lines[i], Does.StartWith($"{files[i]}: {expected} ("), $"image {i}");
             var probs = lines[i][(lines[i].IndexOf('[') + 1)..lines[i].IndexOf(']')].Split(' ')

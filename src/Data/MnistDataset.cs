@@ -3,17 +3,47 @@ using static TorchSharp.torch;
 namespace ResnetMnist.Data;
 
 /// <summary>
-/// One split of MNIST-like data held as tensors: <see cref="Images"/> N×1×28×28 (bytes / 255, as torchvision's
-/// <c>ToTensor()</c>; optionally normalised) and <see cref="Labels"/> N int64. Batches are taken by index.
+/// One split of MNIST-like data held as tensors on the training device: <see cref="Pixels"/> N×1×28×28 bytes (as
+/// in the file: a quarter of the memory of float pixels) and <see cref="Labels"/> N int64. A batch is gathered by
+/// index and converted as torchvision's <c>ToTensor()</c> does (bytes / 255 in float32, optionally normalised,
+/// then the training dtype): no per-image work.
 /// </summary>
 public sealed class MnistDataset : IDisposable
 {
-    public Tensor Images { get; }
+    public Tensor Pixels { get; }
     public Tensor Labels { get; }
     public int Count => (int)Labels.shape[0];
     public string Source { get; }
+    readonly bool _normalize;
+    readonly ScalarType _dtype;
 
-    MnistDataset(Tensor images, Tensor labels, string source) { Images = images; Labels = labels; Source = source; }
+    MnistDataset(Tensor pixels, Tensor labels, string source, bool normalize, ScalarType dtype)
+    {
+        (Pixels, Labels, Source, _normalize, _dtype) = (pixels, labels, source, normalize, dtype);
+    }
+
+    /// <summary>The images at <paramref name="indices"/>, as model input (dtype of the session).</summary>
+    public Tensor Gather(Tensor indices)
+    {
+        using var bytes = Pixels.index_select(0, indices);
+        return ToInput(bytes);
+    }
+
+    /// <summary>Images <paramref name="start"/> .. start+<paramref name="length"/>-1, as model input.</summary>
+    public Tensor Slice(long start, long length)
+    {
+        using var bytes = Pixels.narrow(0, start, length);
+        return ToInput(bytes);
+    }
+
+    Tensor ToInput(Tensor bytes)
+    {
+        using var scope = NewDisposeScope();
+        // ToTensor divides in float32 and Normalize works on that; the reference converts to float64 afterwards.
+        var x = bytes.to_type(ScalarType.Float32).div_(255.0f);
+        if (_normalize) x = x.sub_(NormMean).div_(NormStd);
+        return x.to_type(_dtype).MoveToOuterDisposeScope();
+    }
 
     /// <summary>MNIST's mean and std of ToTensor pixels, as in the usual <c>Normalize((0.1307,), (0.3081,))</c>.</summary>
     public const double NormMean = 0.1307, NormStd = 0.3081;
@@ -41,22 +71,19 @@ public sealed class MnistDataset : IDisposable
         int n = limit is int l ? Math.Min(l, images.Count) : images.Count;
         int pixels = images.Rows * images.Cols;
         using var scope = NewDisposeScope();
-        var bytes = tensor(images.Pixels.AsSpan(0, n * pixels).ToArray(), new long[] { n, 1, images.Rows, images.Cols });
-        // ToTensor divides in float32 and Normalize works on that; the reference converts to float64 afterwards.
-        var x = bytes.to_type(ScalarType.Float32).div_(255.0f);
-        if (normalize) x = x.sub_(NormMean).div_(NormStd);
-        x = x.to_type(dtype);
-        var y = tensor(labels.AsSpan(0, n).ToArray().Select(b => (long)b).ToArray());
-        return new MnistDataset(x.to(device).MoveToOuterDisposeScope(), y.to(device).MoveToOuterDisposeScope(), imagesPath);
+        var pixelBytes = n == images.Count ? images.Pixels : images.Pixels.AsSpan(0, n * pixels).ToArray();
+        var x = tensor(pixelBytes, new long[] { n, 1, images.Rows, images.Cols });
+        var y = tensor(labels.AsSpan(0, n).ToArray(), new long[] { n }).to_type(ScalarType.Int64);
+        return new MnistDataset(x.to(device).MoveToOuterDisposeScope(), y.to(device).MoveToOuterDisposeScope(), imagesPath, normalize, dtype);
     }
 
     /// <summary>No images (for sessions that only predict).</summary>
     public static MnistDataset Empty(ScalarType dtype, Device device) =>
-        new(zeros(new long[] { 0, 1, 28, 28 }, dtype: dtype, device: device), zeros(new long[] { 0 }, dtype: ScalarType.Int64, device: device), "");
+        new(zeros(new long[] { 0, 1, 28, 28 }, dtype: ScalarType.Byte, device: device), zeros(new long[] { 0 }, dtype: ScalarType.Int64, device: device), "", false, dtype);
 
     static DataException Missing(MnistFiles files, string root, string name) =>
         new($"{Path.Combine(files.RawDir(root), name)}(.gz): file not found; put torchvision's {files.Folder} files in " +
             $"{files.RawDir(root)}, set data.download: true, or run `dotnet resnet-mnist data fetch`");
 
-    public void Dispose() { Images.Dispose(); Labels.Dispose(); }
+    public void Dispose() { Pixels.Dispose(); Labels.Dispose(); }
 }

@@ -40,7 +40,7 @@ public static class Evaluator
         {
             using var scope = NewDisposeScope();
             int len = Math.Min(batchSize, data.Count - start);
-            var x = data.Images.narrow(0, start, len);
+            var x = data.Slice(start, len);
             if (channelsLast) x = MemoryFormat.ToChannelsLast(x);
             var y = data.Labels.narrow(0, start, len);
             var logits = model.forward(x);

@@ -133,7 +133,7 @@ sealed class BenchCommand : Command<BenchCommand.Settings>
             using var scope = NewDisposeScope();
             using var idx = Indices(i, bs, data.Count);
             var sw = Stopwatch.StartNew();
-            var x = data.Images.index_select(0, idx);
+            var x = data.Gather(idx);
             if (cl) x = MemoryFormat.ToChannelsLast(x);
             var y = data.Labels.index_select(0, idx);
             double a = sw.Elapsed.TotalSeconds;
@@ -196,7 +196,7 @@ sealed class BenchCommand : Command<BenchCommand.Settings>
             {
                 using var scope = NewDisposeScope();
                 var idx = order.narrow(0, start, Math.Min(bs, n - start));
-                var x = train.Images.index_select(0, idx);
+                var x = train.Gather(idx);
                 var y = train.Labels.index_select(0, idx);
             }
         r["train_images"] = n;
