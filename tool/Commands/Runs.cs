@@ -8,6 +8,20 @@ namespace ResnetMnist.Tool.Commands;
 /// <summary>One training run from the command line: run folder, Ctrl-C handling, progress, plot, summary.</summary>
 static class Runs
 {
+    /// <summary>Progress of a pretrained-weights download, on stderr, one updating line.</summary>
+    static IProgress<(long done, long? total)> DownloadProgress()
+    {
+        long lastMiB = -1;
+        return new Progress<(long done, long? total)>(p =>
+        {
+            long mib = p.done >> 20;
+            if (mib == lastMiB) return;
+            lastMiB = mib;
+            Console.Error.Write(p.total is long t ? $"\rdownloading weights: {mib} / {t >> 20} MiB" : $"\rdownloading weights: {mib} MiB");
+            if (p.total is long total && p.done >= total) Console.Error.WriteLine();
+        });
+    }
+
     public static int Train(TrainingConfig cfg, string runPath, bool resume, bool force, bool quiet)
     {
         // Refusals first, and nothing created or changed until the config, the data, the pretrained weights and
@@ -29,7 +43,7 @@ static class Runs
         Console.CancelKeyPress += onCancel;
         try
         {
-            using var session = TrainingSession.Create(cfg, log: Console.WriteLine);
+            using var session = TrainingSession.Create(cfg, log: Console.WriteLine, progress: DownloadProgress());
             using var run = RunDirectory.Open(runPath, resume, force);
             var observer = Progress.Create(quiet, cfg.Train.LogEvery);
             observer.Info($"run folder: {run.Path}");
