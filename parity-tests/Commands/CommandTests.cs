@@ -21,8 +21,7 @@ public sealed class CommandTests
         var r = RTool.Run(TrainedRun.Dir, ["evaluate", TrainedRun.Dir]);
         Assert.That(r.ExitCode, Is.EqualTo(0), r.ToString());
         var cfg = ConfigLoader.Load(Path.Combine(TrainedRun.Dir, "config.yaml"));
-        using var session = TrainingSession.Create(cfg, loadTrain: false);
-        using (var f = File.OpenRead(TrainedRun.BestPt)) CheckpointStore.LoadWeights(session.Model, f, TrainedRun.BestPt);
+        using var session = TrainingSession.Create(cfg, loadTrain: false, checkpoint: TrainedRun.BestPt);
         var e = Evaluator.Run(session.Model, session.Test, 1000, 10);
         Assert.That(r.Stdout, Does.Contain(string.Create(CultureInfo.InvariantCulture, $"test accuracy: {e.Accuracy:F2}%")));
         Assert.That(r.Stdout, Does.Contain("true \\ predicted"));
@@ -55,8 +54,7 @@ public sealed class CommandTests
 
         // The same images straight from the IDX file through the library.
         var cfg = ConfigLoader.Load(Path.Combine(TrainedRun.Dir, "config.yaml"));
-        using var session = TrainingSession.Create(cfg, loadTrain: false);
-        using (var f = File.OpenRead(TrainedRun.BestPt)) CheckpointStore.LoadWeights(session.Model, f, TrainedRun.BestPt);
+        using var session = TrainingSession.Create(cfg, loadTrain: false, checkpoint: TrainedRun.BestPt);
         session.Model.eval();
         using var _ = no_grad();
         var lines = r.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries);

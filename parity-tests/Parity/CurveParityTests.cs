@@ -25,8 +25,7 @@ public sealed class CurveParityTests
 
     static double[] Train(string optimizer, ScalarType dtype)
     {
-        manual_seed(0);
-        using var m = Models.resnet18(1, 10);
+        using var m = Snapshot.SeedModel();
         m.to(dtype);
         m.train();
         var cfg = optimizer == "sgd"

@@ -21,15 +21,13 @@ public sealed class ForwardParityTests
     public void Run()
     {
         var (x, _) = Snapshot.InputBatch();
-        manual_seed(0);
-        using (var m = Models.resnet18(1, 10))
+        using (var m = Snapshot.SeedModel())
         {
             m.eval();
             using var _g = no_grad();
             _eval = m.ForwardLayers(x).ToDictionary(o => o.Name, o => o.Output);
         }
-        manual_seed(0);
-        using (var m = Models.resnet18(1, 10))
+        using (var m = Snapshot.SeedModel())
         {
             m.train();
             using var _g = no_grad();

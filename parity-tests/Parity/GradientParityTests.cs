@@ -21,8 +21,7 @@ public sealed class GradientParityTests
     public void Run()
     {
         var (x, y) = Snapshot.InputBatch();
-        manual_seed(0);
-        using var m = Models.resnet18(1, 10);
+        using var m = Snapshot.SeedModel();
         m.train();
         using var loss = cross_entropy(m.forward(x), y);
         loss.backward();

@@ -22,8 +22,7 @@ public sealed class OptimizerStepParityTests
     {
         var reference = Snapshot.Load("optimizer_step.json").GetProperty(name);
         var (x, y) = Snapshot.InputBatch();
-        manual_seed(0);
-        using var m = Models.resnet18(1, 10);
+        using var m = Snapshot.SeedModel();
         m.train();
         using var opt = Optimizers.Create(new OptimizerConfig { Name = name, Lr = lr, Momentum = momentum }, m.parameters());
         opt.zero_grad();

@@ -32,6 +32,13 @@ public static class Snapshot
     public static IEnumerable<string> Names(string file, string section) =>
         Load(file).GetProperty(section).EnumerateObject().Select(p => p.Name).ToList();
 
+    /// <summary>The snapshots' model: <c>manual_seed(0)</c>, then resnet18 with 1 channel and 10 classes, as make_snapshots.py builds it.</summary>
+    public static ResnetMnist.Model.ResNet SeedModel()
+    {
+        manual_seed(0);
+        return ResnetMnist.Model.Models.resnet18(1, 10);
+    }
+
     /// <summary>The fixed input batch of the snapshots: the first 8 images of the embedded training set, bytes / 255.</summary>
     public static (Tensor X, Tensor Y) InputBatch(int count = 8, int start = 0, ScalarType dtype = ScalarType.Float32)
     {

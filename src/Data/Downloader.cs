@@ -24,39 +24,20 @@ public static class Downloader
             foreach (var mirror in files.Mirrors)
             {
                 var url = mirror + name + ".gz";
-                var tmp = target + ".part";
                 try
                 {
-                    using (var response = client.GetAsync(url, HttpCompletionOption.ResponseHeadersRead, cancel).GetAwaiter().GetResult())
+                    var fileProgress = progress is null ? null : new FileProgress(name, progress);
+                    var (accepted, md5) = HttpDownload.ToFile(client, url, target, HashAlgorithmName.MD5, hex => hex == files.Md5[name], fileProgress, cancel);
+                    if (!accepted)
                     {
-                        response.EnsureSuccessStatusCode();
-                        long? total = response.Content.Headers.ContentLength;
-                        using var src = response.Content.ReadAsStream(cancel);
-                        using var dst = File.Create(tmp);
-                        var buf = new byte[1 << 16];
-                        long done = 0;
-                        int n;
-                        while ((n = src.Read(buf)) > 0)
-                        {
-                            dst.Write(buf, 0, n);
-                            done += n;
-                            progress?.Report((name, done, total));
-                        }
-                    }
-                    var md5 = Md5(tmp);
-                    if (md5 != files.Md5[name])
-                    {
-                        File.Delete(tmp);
                         errors.Add($"{url}: md5 {md5} != expected {files.Md5[name]} (file discarded)");
                         continue;
                     }
-                    File.Move(tmp, target, overwrite: true);
                     ok = true;
                     break;
                 }
                 catch (Exception e) when (e is HttpRequestException or IOException or TaskCanceledException)
                 {
-                    if (File.Exists(tmp)) File.Delete(tmp);
                     errors.Add($"{url}: {e.Message}");
                 }
             }
@@ -84,6 +65,12 @@ public static class Downloader
             catch (DataException e) { result.Add((path, false, e.Message)); }
         }
         return result;
+    }
+
+    /// <summary>Forwards one file's byte counts, synchronously, with the file's name.</summary>
+    sealed class FileProgress(string name, IProgress<(string File, long Done, long? Total)> inner) : IProgress<(long Done, long? Total)>
+    {
+        public void Report((long Done, long? Total) value) => inner.Report((name, value.Done, value.Total));
     }
 
     static string Md5(string path)

@@ -1,3 +1,4 @@
+using ResnetMnist.Model;
 using static TorchSharp.torch;
 
 namespace ResnetMnist.Data;
@@ -6,7 +7,7 @@ namespace ResnetMnist.Data;
 /// One split of MNIST-like data held as tensors on the training device: <see cref="Pixels"/> N×1×28×28 bytes (as
 /// in the file: a quarter of the memory of float pixels) and <see cref="Labels"/> N int64. A batch is gathered by
 /// index and converted as torchvision's <c>ToTensor()</c> does (bytes / 255 in float32, optionally normalised,
-/// then the training dtype): no per-image work.
+/// then the training dtype, in channels-last layout with <c>model.channels_last</c>): no per-image work.
 /// </summary>
 public sealed class MnistDataset : IDisposable
 {
@@ -14,12 +15,12 @@ public sealed class MnistDataset : IDisposable
     public Tensor Labels { get; }
     public int Count => (int)Labels.shape[0];
     public string Source { get; }
-    readonly bool _normalize;
+    readonly bool _normalize, _channelsLast;
     readonly ScalarType _dtype;
 
-    MnistDataset(Tensor pixels, Tensor labels, string source, bool normalize, ScalarType dtype)
+    MnistDataset(Tensor pixels, Tensor labels, string source, bool normalize, ScalarType dtype, bool channelsLast)
     {
-        (Pixels, Labels, Source, _normalize, _dtype) = (pixels, labels, source, normalize, dtype);
+        (Pixels, Labels, Source, _normalize, _dtype, _channelsLast) = (pixels, labels, source, normalize, dtype, channelsLast);
     }
 
     /// <summary>The images at <paramref name="indices"/>, as model input (dtype of the session).</summary>
@@ -42,7 +43,9 @@ public sealed class MnistDataset : IDisposable
         // ToTensor divides in float32 and Normalize works on that; the reference converts to float64 afterwards.
         var x = bytes.to_type(ScalarType.Float32).div_(255.0f);
         if (_normalize) x = x.sub_(NormMean).div_(NormStd);
-        return x.to_type(_dtype).MoveToOuterDisposeScope();
+        x = x.to_type(_dtype);
+        if (_channelsLast) x = MemoryFormat.ToChannelsLast(x);
+        return x.MoveToOuterDisposeScope();
     }
 
     /// <summary>MNIST's mean and std of ToTensor pixels, as in the usual <c>Normalize((0.1307,), (0.3081,))</c>.</summary>
@@ -53,7 +56,7 @@ public sealed class MnistDataset : IDisposable
     /// first N images. Labels must lie in 0..<paramref name="numClasses"/>-1.
     /// </summary>
     public static MnistDataset Load(MnistFiles files, string root, bool train, int? limit, int numClasses,
-        bool normalize, ScalarType dtype, Device device)
+        bool normalize, ScalarType dtype, Device device, bool channelsLast = false)
     {
         var imagesName = train ? MnistFiles.TrainImages : MnistFiles.TestImages;
         var labelsName = train ? MnistFiles.TrainLabels : MnistFiles.TestLabels;
@@ -74,12 +77,12 @@ public sealed class MnistDataset : IDisposable
         var pixelBytes = n == images.Count ? images.Pixels : images.Pixels.AsSpan(0, n * pixels).ToArray();
         var x = tensor(pixelBytes, new long[] { n, 1, images.Rows, images.Cols });
         var y = tensor(labels.AsSpan(0, n).ToArray(), new long[] { n }).to_type(ScalarType.Int64);
-        return new MnistDataset(x.to(device).MoveToOuterDisposeScope(), y.to(device).MoveToOuterDisposeScope(), imagesPath, normalize, dtype);
+        return new MnistDataset(x.to(device).MoveToOuterDisposeScope(), y.to(device).MoveToOuterDisposeScope(), imagesPath, normalize, dtype, channelsLast);
     }
 
     /// <summary>No images (for sessions that only predict).</summary>
     public static MnistDataset Empty(ScalarType dtype, Device device) =>
-        new(zeros(new long[] { 0, 1, 28, 28 }, dtype: ScalarType.Byte, device: device), zeros(new long[] { 0 }, dtype: ScalarType.Int64, device: device), "", false, dtype);
+        new(zeros(new long[] { 0, 1, 28, 28 }, dtype: ScalarType.Byte, device: device), zeros(new long[] { 0 }, dtype: ScalarType.Int64, device: device), "", false, dtype, false);
 
     static DataException Missing(MnistFiles files, string root, string name) =>
         new($"{Path.Combine(files.RawDir(root), name)}(.gz): file not found; put torchvision's {files.Folder} files in " +

@@ -1,6 +1,7 @@
 using System.Reflection;
 using System.Runtime.InteropServices;
 using System.Security.Cryptography;
+using ResnetMnist.Outputs;
 using TorchSharp;
 
 namespace ResnetMnist.Native;
@@ -120,9 +121,7 @@ public static class NativeLoader
                 if (File.Exists(target)) return target;
                 Directory.CreateDirectory(dir);
                 var patched = ElfVersionNeeds.Weaken(bytes, MarkerVersions, out _);
-                var tmp = target + "." + Environment.ProcessId + ".tmp";
-                File.WriteAllBytes(tmp, patched);
-                File.Move(tmp, target, overwrite: true);
+                AtomicFile.WriteAllBytes(target, patched);
                 return target;
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)

@@ -29,8 +29,6 @@ public static class LossPlot
             plot.Axes.SetLimitsY(0, 100, plot.Axes.Right);
         }
         plot.ShowLegend(ScottPlot.Alignment.UpperCenter);
-        var tmp = path + ".tmp.png";
-        plot.SavePng(tmp, 900, 500);
-        File.Move(tmp, path, overwrite: true);
+        AtomicFile.WriteAllBytes(path, plot.GetImageBytes(900, 500, ScottPlot.ImageFormat.Png));
     }
 }

@@ -39,8 +39,6 @@ public sealed class CheckpointStore(string folder)
     {
         WriteIndented = true,
         PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
-        // BestAccuracy is -Infinity until the first epoch has been evaluated (an interrupt inside epoch 1).
-        NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals,
     };
 
     /// <summary>

@@ -27,9 +27,9 @@ public static class Evaluator
 {
     /// <summary>
     /// Evaluates <paramref name="model"/> on <paramref name="data"/> in batches of <paramref name="batchSize"/>
-    /// (the batch size changes no result). <paramref name="channelsLast"/>: feed the batches in channels-last layout (for a model converted by <see cref="MemoryFormat.ToChannelsLast(TorchSharp.torch.nn.Module)"/>). Leaves the model in eval mode; the caller restores train mode.
+    /// (the batch size changes no result). Leaves the model in eval mode; the caller restores train mode.
     /// </summary>
-    public static Evaluation Run(ResNet model, MnistDataset data, int batchSize, int numClasses, bool channelsLast = false)
+    public static Evaluation Run(ResNet model, MnistDataset data, int batchSize, int numClasses)
     {
         model.eval();
         double lossSum = 0;
@@ -41,7 +41,6 @@ public static class Evaluator
             using var scope = NewDisposeScope();
             int len = Math.Min(batchSize, data.Count - start);
             var x = data.Slice(start, len);
-            if (channelsLast) x = MemoryFormat.ToChannelsLast(x);
             var y = data.Labels.narrow(0, start, len);
             var logits = model.forward(x);
             lossSum += cross_entropy(logits, y, reduction: nn.Reduction.Sum).to_type(ScalarType.Float64).item<double>();

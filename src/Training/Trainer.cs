@@ -52,7 +52,8 @@ public sealed class Trainer(TrainingSession session, RunDirectory run, ITraining
     /// <summary>Trains to the end or until <paramref name="cancel"/> fires (then a resumable checkpoint is written).</summary>
     /// <param name="resume">Continue from <c>RUN/checkpoints/last.*</c>.</param>
     /// <param name="force">Resume even when result-affecting config values changed.</param>
-    public TrainResult Run(CancellationToken cancel, bool resume = false, bool force = false)
+    /// <param name="state">The checkpoint state when the caller has already read (and verified) it; read here otherwise.</param>
+    public TrainResult Run(CancellationToken cancel, bool resume = false, bool force = false, TrainingState? state = null)
     {
         var model = session.Model;
         var parameters = model.parameters().Where(p => p.requires_grad).ToList();
@@ -68,7 +69,7 @@ public sealed class Trainer(TrainingSession session, RunDirectory run, ITraining
 
         if (resume)
         {
-            var state = store.ReadState();
+            state ??= store.ReadState();
             CheckResumable(state.Config, ResultKeys(_cfg), force);
             store.Load(model, optimizer);
             CheckpointStore.RestoreRng(state.RngState);
@@ -120,7 +121,7 @@ public sealed class Trainer(TrainingSession session, RunDirectory run, ITraining
                 int len = Math.Min(bs, n - b * bs);
                 double loss;
                 using (var indices = order.narrow(0, (long)b * bs, len))
-                    loss = Step(session.Model, optimizer, session.Train, indices, _cfg.Model.ChannelsLast);
+                    loss = Step(session.Model, optimizer, session.Train, indices);
                 globalStep++;
                 if (!double.IsFinite(loss))
                 {
@@ -141,7 +142,7 @@ public sealed class Trainer(TrainingSession session, RunDirectory run, ITraining
             double seconds = clock.Elapsed.TotalSeconds;
 
             DataLoaderOrder.EvalEpoch();
-            var eval = Evaluator.Run(model, session.Test, _cfg.Train.EvalBatchSize, _cfg.Model.NumClasses, _cfg.Model.ChannelsLast);
+            var eval = Evaluator.Run(model, session.Test, _cfg.Train.EvalBatchSize, _cfg.Model.NumClasses);
             model.train();
             Freeze();
 
@@ -163,11 +164,10 @@ public sealed class Trainer(TrainingSession session, RunDirectory run, ITraining
     /// per-image work), <c>zero_grad → forward → cross_entropy → backward → step</c>. Every tensor it makes, the
     /// autograd graph's included, is freed before it returns. Returns the batch loss.
     /// </summary>
-    public static double Step(ResNet model, OptimizerHelper optimizer, MnistDataset data, Tensor indices, bool channelsLast = false)
+    public static double Step(ResNet model, OptimizerHelper optimizer, MnistDataset data, Tensor indices)
     {
         using var scope = NewDisposeScope();
         var x = data.Gather(indices);
-        if (channelsLast) x = MemoryFormat.ToChannelsLast(x);
         var y = data.Labels.index_select(0, indices);
         optimizer.zero_grad();
         var logits = model.forward(x);

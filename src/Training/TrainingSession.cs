@@ -28,13 +28,17 @@ public sealed class TrainingSession : IDisposable
 
     /// <summary>Builds everything in the reference's order: seed → model (→ pretrained weights) → dtype/device → data.</summary>
     /// <param name="progress">Download progress of pretrained weights (bytes done, total).</param>
+    /// <param name="checkpoint">A trained state_dict (.pt) to evaluate or predict with: it replaces pretrained weights and
+    /// freezing, and is checked against the model before any data is read, so that a checkpoint of another model is
+    /// reported as such.</param>
     public static TrainingSession Create(TrainingConfig cfg, bool loadTrain = true, bool loadData = true,
-        IProgress<(long done, long? total)>? progress = null, Action<string>? log = null)
+        IProgress<(long done, long? total)>? progress = null, Action<string>? log = null, string? checkpoint = null)
     {
+        if (checkpoint is not null) cfg = cfg with { Model = cfg.Model with { Pretrained = "none", Freeze = [] } };
         NativeLoader.EnsureLoaded();
         var device = Devices.Resolve(cfg.Device);
         Devices.ApplyThreads(cfg.Threads);
-        var dtype = cfg.Train.Dtype == "float64" ? ScalarType.Float64 : ScalarType.Float32;
+        var dtype = DtypeOf(cfg);
 
         manual_seed(cfg.Seed);
         var model = Models.Create(cfg.Model.Arch, cfg.Model.InChannels, cfg.Model.NumClasses);
@@ -47,17 +51,22 @@ public sealed class TrainingSession : IDisposable
         Freezing.Apply(model, cfg.Model.Freeze);
         model.to(dtype).to(device);
         if (cfg.Model.ChannelsLast) MemoryFormat.ToChannelsLast(model);
+        if (checkpoint is not null)
+            using (var f = File.OpenRead(checkpoint)) CheckpointStore.LoadWeights(model, f, checkpoint);
 
         var files = MnistFiles.For(cfg.Data.Dataset);
         if (loadData && cfg.Data.Download && MnistFiles.All.Any(name => files.Find(cfg.Data.Root, name) is null))
             Downloader.Fetch(files, cfg.Data.Root);
         if (!loadData) return new TrainingSession(cfg, device, dtype, model, MnistDataset.Empty(dtype, device), MnistDataset.Empty(dtype, device));
-        var test = MnistDataset.Load(files, cfg.Data.Root, train: false, cfg.Data.TestLimit, cfg.Model.NumClasses, cfg.Data.Normalize, dtype, device);
+        var test = MnistDataset.Load(files, cfg.Data.Root, train: false, cfg.Data.TestLimit, cfg.Model.NumClasses, cfg.Data.Normalize, dtype, device, cfg.Model.ChannelsLast);
         var train = loadTrain
-            ? MnistDataset.Load(files, cfg.Data.Root, train: true, cfg.Data.TrainLimit, cfg.Model.NumClasses, cfg.Data.Normalize, dtype, device)
+            ? MnistDataset.Load(files, cfg.Data.Root, train: true, cfg.Data.TrainLimit, cfg.Model.NumClasses, cfg.Data.Normalize, dtype, device, cfg.Model.ChannelsLast)
             : test;
         return new TrainingSession(cfg, device, dtype, model, train, test);
     }
+
+    /// <summary>The torch dtype named by <c>train.dtype</c>.</summary>
+    public static ScalarType DtypeOf(TrainingConfig cfg) => cfg.Train.Dtype == "float64" ? ScalarType.Float64 : ScalarType.Float32;
 
     public void Dispose()
     {

@@ -1,5 +1,6 @@
 using System.Reflection;
 using Onnx;
+using ResnetMnist.Outputs;
 using TorchSharp.PyBridge;
 using static TorchSharp.torch;
 
@@ -80,19 +81,9 @@ public static class MlnetImporter
         var sd = Convert(foldPreprocessing);
         try
         {
-            var tag = $".{Environment.ProcessId}.{Guid.NewGuid():N}.tmp";
-            try
-            {
-                PyTorchPickler.PickleStateDict(pth + tag, sd);
-                Safetensors.SaveStateDict(st + tag, sd);
-                File.Move(st + tag, st, overwrite: true);
-                File.Move(pth + tag, pth, overwrite: true);
-            }
-            finally
-            {
-                if (File.Exists(pth + tag)) File.Delete(pth + tag);
-                if (File.Exists(st + tag)) File.Delete(st + tag);
-            }
+            // .safetensors first: the .pth is what callers look for, so it appears last.
+            AtomicFile.Write(st, s => Safetensors.SaveStateDict(s, sd, leaveOpen: true));
+            AtomicFile.Write(pth, s => PyTorchPickler.PickleStateDict(s, sd, leaveOpen: true));
         }
         finally { foreach (var t in sd.Values) t.Dispose(); }
         return pth;

@@ -1,4 +1,5 @@
 using System.Security.Cryptography;
+using ResnetMnist.Data;
 using ResnetMnist.Model;
 using static TorchSharp.torch;
 
@@ -110,32 +111,13 @@ public static class PretrainedWeights
         var target = Path.Combine(dir, TorchvisionFileName);
         if (File.Exists(target)) return target;
         Directory.CreateDirectory(dir);
-        var tmp = Path.Combine(dir, $".{TorchvisionFileName}.{Environment.ProcessId}.partial");
         try
         {
             using var http = new HttpClient { Timeout = TimeSpan.FromMinutes(30) };
-            using var response = http.GetAsync(url, HttpCompletionOption.ResponseHeadersRead).GetAwaiter().GetResult();
-            response.EnsureSuccessStatusCode();
-            long? total = response.Content.Headers.ContentLength;
-            using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-            using (var input = response.Content.ReadAsStream())
-            using (var output = File.Create(tmp))
-            {
-                var buffer = new byte[1 << 20];
-                long done = 0;
-                int n;
-                while ((n = input.Read(buffer)) > 0)
-                {
-                    output.Write(buffer, 0, n);
-                    sha.AppendData(buffer, 0, n);
-                    done += n;
-                    progress?.Report((done, total));
-                }
-            }
-            var hex = Convert.ToHexStringLower(sha.GetHashAndReset());
-            if (!hex.StartsWith(TorchvisionSha256Prefix, StringComparison.Ordinal))
+            var (accepted, hex) = HttpDownload.ToFile(http, url, target, HashAlgorithmName.SHA256,
+                h => h.StartsWith(TorchvisionSha256Prefix, StringComparison.Ordinal), progress);
+            if (!accepted)
                 throw new WeightsFileException(url, $"downloaded file has sha256 {hex}, expected one starting with {TorchvisionSha256Prefix}; nothing was saved");
-            File.Move(tmp, target, overwrite: true);
             return target;
         }
         catch (Exception e) when (e is HttpRequestException or TaskCanceledException or IOException)
@@ -143,10 +125,6 @@ public static class PretrainedWeights
             throw new WeightsFileException(target,
                 $"not cached and the download from {url} failed ({e.Message}). Offline, copy {TorchvisionFileName} into {dir} " +
                 "(or set TORCH_HOME), or use `pretrained: mlnet`, which works offline", e);
-        }
-        finally
-        {
-            if (File.Exists(tmp)) File.Delete(tmp);
         }
     }
 

@@ -79,7 +79,6 @@ sealed class BenchCommand : Command<BenchCommand.Settings>
         using var session = TrainingSession.Create(cfg);
         var model = session.Model;
         var data = session.Train;
-        bool cl = cfg.Model.ChannelsLast;
         var parameters = model.parameters().Where(p => p.requires_grad).ToList();
         using var optimizer = Optimizers.Create(cfg.Optimizer, parameters);
         model.train();
@@ -87,13 +86,13 @@ sealed class BenchCommand : Command<BenchCommand.Settings>
         // Training throughput: the trainer's own step.
         double TrainTime(int batch, int warmup, int steps)
         {
-            for (int i = 0; i < warmup; i++) { using var idx = Indices(i, batch, data.Count); Trainer.Step(model, optimizer, data, idx, cl); }
+            for (int i = 0; i < warmup; i++) { using var idx = Indices(i, batch, data.Count); Trainer.Step(model, optimizer, data, idx); }
             var sw = new Stopwatch();
             for (int i = 0; i < steps; i++)
             {
                 using var idx = Indices(warmup + i, batch, data.Count);
                 sw.Start();
-                Trainer.Step(model, optimizer, data, idx, cl);
+                Trainer.Step(model, optimizer, data, idx);
                 sw.Stop();
             }
             return sw.Elapsed.TotalSeconds;
@@ -109,10 +108,10 @@ sealed class BenchCommand : Command<BenchCommand.Settings>
         r["eval_images"] = test.Count;
         double EvalRate(int batch)
         {
-            Evaluator.Run(model, test, batch, cfg.Model.NumClasses, cl); // warm-up pass
+            Evaluator.Run(model, test, batch, cfg.Model.NumClasses); // warm-up pass
             var sw = Stopwatch.StartNew();
             int reps = 2;
-            for (int i = 0; i < reps; i++) Evaluator.Run(model, test, batch, cfg.Model.NumClasses, cl);
+            for (int i = 0; i < reps; i++) Evaluator.Run(model, test, batch, cfg.Model.NumClasses);
             return reps * test.Count / sw.Elapsed.TotalSeconds;
         }
         r["eval_images_per_s"] = EvalRate(bs);
@@ -134,7 +133,6 @@ sealed class BenchCommand : Command<BenchCommand.Settings>
             using var idx = Indices(i, bs, data.Count);
             var sw = Stopwatch.StartNew();
             var x = data.Gather(idx);
-            if (cl) x = MemoryFormat.ToChannelsLast(x);
             var y = data.Labels.index_select(0, idx);
             double a = sw.Elapsed.TotalSeconds;
             optimizer.zero_grad();
@@ -170,7 +168,7 @@ sealed class BenchCommand : Command<BenchCommand.Settings>
             for (int start = 0; start < n; start += bs)
             {
                 using var idx = order.narrow(0, start, Math.Min(bs, n - start));
-                Trainer.Step(session.Model, optimizer, session.Train, idx, cfg.Model.ChannelsLast);
+                Trainer.Step(session.Model, optimizer, session.Train, idx);
             }
         r["train_images"] = n;
         r["batch_size"] = bs;
@@ -185,7 +183,7 @@ sealed class BenchCommand : Command<BenchCommand.Settings>
         ResnetMnist.Native.NativeLoader.EnsureLoaded();
         Devices.ApplyThreads(cfg.Threads);
         var sw = Stopwatch.StartNew();
-        var dtype = cfg.Train.Dtype == "float64" ? ScalarType.Float64 : ScalarType.Float32;
+        var dtype = TrainingSession.DtypeOf(cfg);
         using var train = MnistDataset.Load(MnistFiles.For(cfg.Data.Dataset), cfg.Data.Root, train: true, cfg.Data.TrainLimit,
             cfg.Model.NumClasses, cfg.Data.Normalize, dtype, CPU);
         double load = sw.Elapsed.TotalSeconds;

@@ -1,7 +1,6 @@
 using System.ComponentModel;
 using System.Globalization;
 using ResnetMnist.Config;
-using ResnetMnist.Data;
 using ResnetMnist.Training;
 using Spectre.Console;
 using Spectre.Console.Cli;
@@ -15,13 +14,8 @@ sealed class EvaluateCommand : Command<EvaluateCommand.Settings>
     public override int Execute(CommandContext context, Settings s, CancellationToken cancellation)
     {
         var (cfg, weights) = s.Resolve();
-        // The checkpoint is checked against the model before the data is read, so that a checkpoint of another
-        // model (another num_classes) is reported as such rather than as labels outside the class range.
-        using var session = TrainingSession.Create(cfg with { Model = cfg.Model with { Pretrained = "none", Freeze = [] } }, loadData: false);
-        using (var f = File.OpenRead(weights)) CheckpointStore.LoadWeights(session.Model, f, weights);
-        using var test = MnistDataset.Load(MnistFiles.For(cfg.Data.Dataset), cfg.Data.Root, train: false, cfg.Data.TestLimit, cfg.Model.NumClasses,
-            cfg.Data.Normalize, session.Dtype, session.Device);
-        var e = Evaluator.Run(session.Model, test, cfg.Train.EvalBatchSize, cfg.Model.NumClasses, cfg.Model.ChannelsLast);
+        using var session = TrainingSession.Create(cfg, loadTrain: false, checkpoint: weights);
+        var e = Evaluator.Run(session.Model, session.Test, cfg.Train.EvalBatchSize, cfg.Model.NumClasses);
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"checkpoint: {weights}"));
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"test images: {e.Count}, test loss: {e.Loss:F4}, test accuracy: {e.Accuracy:F2}%"));
         var table = new Table().AddColumn("true \\ predicted");

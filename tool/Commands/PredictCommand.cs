@@ -26,8 +26,7 @@ sealed class PredictCommand : Command<PredictCommand.Settings>
             "auto" => null, "true" => true, "false" => false,
             _ => throw new UsageException($"--invert {s.Invert}: allowed: auto, true, false"),
         };
-        using var session = TrainingSession.Create(cfg with { Model = cfg.Model with { Pretrained = "none", Freeze = [] } }, loadTrain: false, loadData: false);
-        using (var f = File.OpenRead(weights)) CheckpointStore.LoadWeights(session.Model, f, weights);
+        using var session = TrainingSession.Create(cfg, loadData: false, checkpoint: weights);
         session.Model.eval();
         using var _ = no_grad();
         foreach (var image in s.Images)

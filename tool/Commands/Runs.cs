@@ -27,9 +27,10 @@ static class Runs
         // Refusals first, and nothing created or changed until the config, the data, the pretrained weights and
         // (on resume) the checkpoint have all been checked.
         RunDirectory.Check(runPath, resume, force);
+        TrainingState? state = null;
         if (resume)
         {
-            var state = new CheckpointStore(Path.Combine(Path.GetFullPath(runPath), "checkpoints")).ReadState();
+            state = new CheckpointStore(Path.Combine(Path.GetFullPath(runPath), "checkpoints")).ReadState();
             Trainer.CheckResumable(state.Config, Trainer.ResultKeys(cfg), force);
         }
         using var cts = new CancellationTokenSource();
@@ -50,7 +51,7 @@ static class Runs
             observer.Info($"device {session.Device.type}, {TorchSharp.torch.get_num_threads()} threads, {cfg.Train.Dtype}; " +
                           $"{session.Train.Count} train / {session.Test.Count} test images from {Path.GetDirectoryName(session.Train.Source)}");
             var started = DateTime.UtcNow;
-            var result = observer.Wrap(() => new Trainer(session, run, observer).Run(cts.Token, resume, force));
+            var result = observer.Wrap(() => new Trainer(session, run, observer).Run(cts.Token, resume, force, state));
             LossPlot.Write(run.PlotFile, result.Steps, result.Epochs, $"{Path.GetFileName(run.Path)}: {cfg.Model.Arch}, {cfg.Optimizer.Name} lr {cfg.Optimizer.Lr}, batch {cfg.Train.BatchSize}");
             var last = result.Epochs.LastOrDefault();
             run.WriteSummary(new
