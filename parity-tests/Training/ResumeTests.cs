@@ -46,6 +46,21 @@ public sealed class ResumeTests
     }
 
     [Test]
+    public void ChannelsLastRunCheckpointsAndResumesExactly()
+    {
+        // model.channels_last gives the optimizer state channels-last strides; checkpoints must still be written
+        // and a resumed run must continue exactly.
+        var cfg = Config() with { Model = Config().Model with { ChannelsLast = true } };
+        using var tmp = new TempDir();
+        TrainingRun.Run(cfg, tmp.Sub("full"));
+        using var cts = new CancellationTokenSource();
+        TrainingRun.Run(cfg, tmp.Sub("resumed"), observer: new TrainingRun.StopAt(cts, afterEpoch: 1), cancel: cts.Token);
+        TrainingRun.Run(cfg, tmp.Sub("resumed"), resume: true);
+        Assert.That(File.ReadAllText(Path.Combine(tmp.Sub("resumed"), "steps.csv")),
+            Is.EqualTo(File.ReadAllText(Path.Combine(tmp.Sub("full"), "steps.csv"))));
+    }
+
+    [Test]
     public void ResumeRefusesAResultChangingConfig()
     {
         using var tmp = new TempDir();

@@ -57,6 +57,7 @@ public sealed class CheckpointStore(string folder)
     public void Save(nn.Module model, OptimizerHelper optimizer, TrainingState state, bool best)
     {
         var weights = WeightsBytes(model);
+        MakeStateContiguous(optimizer);
         using var oms = new MemoryStream();
         optimizer.save_py(oms, leaveOpen: true);
         var optim = oms.ToArray();
@@ -65,6 +66,23 @@ public sealed class CheckpointStore(string folder)
         AtomicFile.WriteAllBytes(LastWeights, weights);
         AtomicFile.WriteAllText(LastState, JsonSerializer.Serialize(state, Json));
         if (best) AtomicFile.WriteAllBytes(BestWeights, weights);
+    }
+
+    /// <summary>
+    /// PyBridge writes only contiguous tensors, but an optimizer over channels-last weights (<c>model.channels_last</c>)
+    /// creates its state (Adam's moments, SGD's momentum) in that layout. Re-lays each state tensor in place, keeping the
+    /// same tensor objects: the updates are elementwise, so the values they produce do not depend on the layout.
+    /// </summary>
+    static void MakeStateContiguous(OptimizerHelper optimizer)
+    {
+        using var _ = no_grad();
+        foreach (var state in optimizer.state_dict().State)
+            foreach (var field in state.GetType().GetFields(System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.Instance))
+                if (field.GetValue(state) is Tensor t && !t.is_contiguous())
+                {
+                    using var c = t.contiguous();
+                    t.set_(c);
+                }
     }
 
     /// <summary>Reads <c>last.json</c> and checks that <c>last.pt</c>/<c>last.optim.pt</c> are the files it describes.</summary>
