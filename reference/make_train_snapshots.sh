@@ -1,15 +1,24 @@
 #!/usr/bin/env bash
 # Runs the reference program on every config in reference/configs/ and keeps its steps.csv and metrics.csv
-# under OUT/train/<config name>/ (default OUT: reference/snapshots). The C# training parity tests compare
+# under OUT/train/<config name>/ (default OUT: reference/snapshots); with NAME arguments, only those configs
+# (reference/configs/NAME.yaml): bash reference/make_train_snapshots.sh OUT NAME... The C# training parity tests compare
 # the tool's per-step losses with these files.
 # A config with `model.pretrained: mlnet` gets the converted ImageNet weights as a .pth file, written by
 # `dotnet resnet-mnist weights import-mlnet --out FILE` (the same conversion the tool loads).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 out="${1:-$here/snapshots}"
+shift || true
+names=("$@")
 py="${PYTHON:-/usr/bin/python3}"
 mlnet=""
-for cfg in "$here"/configs/*.yaml; do
+if [ ${#names[@]} -eq 0 ]; then
+  configs=("$here"/configs/*.yaml)
+else
+  configs=()
+  for n in "${names[@]}"; do configs+=("$here/configs/$n.yaml"); done
+fi
+for cfg in "${configs[@]}"; do
   name="$(basename "$cfg" .yaml)"
   tmp="$(mktemp -d)"
   extra=()

@@ -21,19 +21,34 @@ Order of random-number use (this is what a reimplementation must follow to match
   Every iter(DataLoader) draws one int64 from the global generator (_base_seed), and a shuffling
   sampler draws one more at the first batch to seed its own torch.Generator for randperm.
 
-Config keys honoured (defaults in brackets); other keys are ignored, except that a scheduler other
-than none is refused:
+Config keys honoured (defaults in brackets); other keys are ignored:
   seed [0], threads [auto], data.dataset [mnist | fashion-mnist], data.root [data],
   data.train_limit [null], data.test_limit [null], data.normalize [false],
   model.pretrained [none | path to a torchvision-layout .pth state_dict | imagenet],
   model.in_channels [1], model.num_classes [10],
   train.epochs [10], train.batch_size [64], train.shuffle [true], train.dtype [float32 | float64],
   optimizer.name [sgd | adam | adamw], optimizer.lr [1e-3], optimizer.momentum [0],
-  optimizer.nesterov [false], optimizer.weight_decay [0], optimizer.betas [[0.9, 0.999]].
+  optimizer.nesterov [false], optimizer.weight_decay [0], optimizer.betas [[0.9, 0.999]],
+  optimizer.eps [1e-8],
+  scheduler.name [none | step | cosine | onecycle], scheduler.step_size [3], scheduler.gamma [0.1],
+  scheduler.t_max [null = train.epochs], scheduler.eta_min [0], scheduler.max_lr [null = 10 x optimizer.lr],
+  scheduler.pct_start [0.3].
+Schedulers are PyTorch's own: StepLR and CosineAnnealingLR stepped once per epoch, OneCycleLR (its defaults:
+cosine annealing, div_factor 25, final_div_factor 1e4, momentum / Adam's beta1 cycled between 0.85 and 0.95)
+stepped once per batch.
 Relative paths in the config resolve against the config file's folder.
 
 Outputs in --out DIR: steps.csv (step,epoch,loss,lr), metrics.csv
 (epoch,train_loss,test_loss,test_accuracy) and last.pt (the final state_dict).
+
+    /usr/bin/python3 reference/resnet_mnist.py CONFIG.yaml --parity-dump DIR --steps N [--threads T]
+
+trains only the first N steps, in the program's own order (the same seed, model, optimizer, scheduler and
+DataLoader; the test-set evaluation at each epoch end that falls within the N steps included), and writes
+DIR/parity.pt, a torch.save dict of tensors: init.<key> (state_dict before training), layer.<name> (each
+top-level module's output in the first step's forward, captured by forward hooks), grad.<name> (parameter
+gradients after the first backward) and final.<key> (state_dict after N steps), plus DIR/parity.json with
+the per-step losses and learning rates.
 """
 import argparse
 import copy
@@ -61,8 +76,12 @@ DEFAULTS = {
     "model": {"pretrained": "none", "in_channels": 1, "num_classes": 10},
     "train": {"epochs": 10, "batch_size": 64, "shuffle": True, "dtype": "float32"},
     "optimizer": {"name": "sgd", "lr": 1e-3, "momentum": 0.0, "nesterov": False,
-                  "weight_decay": 0.0, "betas": [0.9, 0.999]},
+                  "weight_decay": 0.0, "betas": [0.9, 0.999], "eps": 1e-8},
+    "scheduler": {"name": "none", "step_size": 3, "gamma": 0.1, "t_max": None, "eta_min": 0.0,
+                  "max_lr": None, "pct_start": 0.3},
 }
+SCHEDULERS = ("none", "step", "cosine", "onecycle")
+LAYER_NAMES = ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4", "avgpool", "fc")
 
 DATASET_FOLDERS = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST"}
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -106,12 +125,8 @@ def load_config(path, sets=()):
     pre = cfg["model"]["pretrained"]
     if _is_path_like(pre):
         cfg["model"]["pretrained"] = _resolve(base, pre)
-    sched = cfg.get("scheduler")
-    if isinstance(sched, dict):
-        sched = sched.get("name")
-    if sched not in (None, False, "none", "None"):
-        raise SystemExit(f"scheduler.name={sched!r}: this program has no learning-rate scheduler "
-                         "(the original trains at a constant learning rate); use none")
+    if str(cfg["scheduler"]["name"]) not in SCHEDULERS:
+        raise SystemExit(f"scheduler.name must be one of {list(SCHEDULERS)}")
     if cfg["train"]["dtype"] not in DTYPES:
         raise SystemExit(f"train.dtype must be one of {sorted(DTYPES)}")
     if cfg["data"]["dataset"] not in DATASET_FOLDERS:
@@ -228,21 +243,60 @@ def build_model(pretrained="none", in_channels=1, num_classes=10):
 
 
 def make_optimizer(params, name="sgd", lr=1e-3, momentum=0.0, nesterov=False, weight_decay=0.0,
-                   betas=(0.9, 0.999)):
+                   betas=(0.9, 0.999), eps=1e-8):
     name = name.lower()
     if name == "sgd":
         return optim.SGD(params, lr=lr, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay)
     if name == "adam":
-        return optim.Adam(params, lr=lr, betas=tuple(betas), weight_decay=weight_decay)
+        return optim.Adam(params, lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay)
     if name == "adamw":
-        return optim.AdamW(params, lr=lr, betas=tuple(betas), weight_decay=weight_decay)
+        return optim.AdamW(params, lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay)
     raise SystemExit(f"optimizer.name={name!r}: expected sgd, adam or adamw")
+
+
+def make_scheduler(optimizer, cfg, steps_per_epoch):
+    """The configured PyTorch scheduler and when it steps: ("epoch", StepLR/CosineAnnealingLR),
+    ("batch", OneCycleLR) or (None, None)."""
+    s, lr, epochs = cfg["scheduler"], float(cfg["optimizer"]["lr"]), int(cfg["train"]["epochs"])
+    name = str(s["name"])
+    if name == "step":
+        return "epoch", optim.lr_scheduler.StepLR(optimizer, step_size=int(s["step_size"]), gamma=float(s["gamma"]))
+    if name == "cosine":
+        t_max = int(s["t_max"]) if s["t_max"] is not None else epochs
+        return "epoch", optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=t_max, eta_min=float(s["eta_min"]))
+    if name == "onecycle":
+        max_lr = float(s["max_lr"]) if s["max_lr"] is not None else 10 * lr
+        return "batch", optim.lr_scheduler.OneCycleLR(optimizer, max_lr=max_lr, epochs=epochs,
+                                                      steps_per_epoch=steps_per_epoch,
+                                                      pct_start=float(s["pct_start"]))
+    return None, None
+
+
+def build_training(cfg):
+    """Data, then seed -> model -> dtype -> optimizer -> scheduler, in the program's order."""
+    m, t, o = cfg["model"], cfg["train"], cfg["optimizer"]
+    dtype = DTYPES[t["dtype"]]
+    train_ds, test_ds = make_datasets(cfg)
+    torch.manual_seed(int(cfg["seed"]))
+    model = build_model(m["pretrained"], int(m["in_channels"]), int(m["num_classes"]))
+    model = model.to(dtype)
+    optimizer = make_optimizer(model.parameters(), o["name"], float(o["lr"]), float(o["momentum"]),
+                               bool(o["nesterov"]), float(o["weight_decay"]),
+                               [float(b) for b in o["betas"]], float(o["eps"]))
+    batch_size = int(t["batch_size"])
+    steps_per_epoch = (len(train_ds) + batch_size - 1) // batch_size
+    when, scheduler = make_scheduler(optimizer, cfg, steps_per_epoch)
+    return dtype, train_ds, test_ds, model, optimizer, when, scheduler
 
 
 # ----------------------------------------------------------------------------- loops
 
-def train_epoch(model, loader, criterion, optimizer, dtype=torch.float32, on_step=None):
-    """One pass over loader in train mode; returns the mean of the batch losses."""
+def train_epoch(model, loader, criterion, optimizer, dtype=torch.float32, on_step=None, batch_scheduler=None,
+                after_backward=None, max_steps=None):
+    """One pass over loader in train mode (or its first max_steps batches); returns the mean of the batch losses.
+
+    on_step(loss, lr) gets the learning rate the step used; a per-batch scheduler steps after it.
+    """
     model.train()
     running_loss = 0.0
     batches = 0
@@ -252,12 +306,18 @@ def train_epoch(model, loader, criterion, optimizer, dtype=torch.float32, on_ste
         outputs = model(images)
         loss = criterion(outputs, labels)
         loss.backward()
+        if after_backward is not None:
+            after_backward()
         optimizer.step()
         value = loss.item()
         running_loss += value
         batches += 1
         if on_step is not None:
             on_step(value, optimizer.param_groups[0]["lr"])
+        if batch_scheduler is not None:
+            batch_scheduler.step()
+        if max_steps is not None and batches >= max_steps:
+            break
     return running_loss / batches
 
 
@@ -288,16 +348,8 @@ def set_threads(threads):
 
 def run(cfg, out_dir):
     os.makedirs(out_dir, exist_ok=True)
-    m, t, o = cfg["model"], cfg["train"], cfg["optimizer"]
-    dtype = DTYPES[t["dtype"]]
-    train_ds, test_ds = make_datasets(cfg)
-
-    torch.manual_seed(int(cfg["seed"]))
-    model = build_model(m["pretrained"], int(m["in_channels"]), int(m["num_classes"]))
-    model = model.to(dtype)
-    optimizer = make_optimizer(model.parameters(), o["name"], float(o["lr"]), float(o["momentum"]),
-                               bool(o["nesterov"]), float(o["weight_decay"]),
-                               [float(b) for b in o["betas"]])
+    t, o = cfg["train"], cfg["optimizer"]
+    dtype, train_ds, test_ds, model, optimizer, when, scheduler = build_training(cfg)
     criterion = nn.CrossEntropyLoss()
     batch_size = int(t["batch_size"])
     epochs = int(t["epochs"])
@@ -318,7 +370,10 @@ def run(cfg, out_dir):
 
             start = time.time()
             train_loader = DataLoader(train_ds, batch_size=batch_size, shuffle=bool(t["shuffle"]))
-            train_loss = train_epoch(model, train_loader, criterion, optimizer, dtype, on_step)
+            train_loss = train_epoch(model, train_loader, criterion, optimizer, dtype, on_step,
+                                     scheduler if when == "batch" else None)
+            if when == "epoch":
+                scheduler.step()
             test_loader = DataLoader(test_ds, batch_size=batch_size, shuffle=False)
             test_loss, accuracy = evaluate(model, test_loader, criterion, dtype)
             metrics_f.write(f"{epoch},{train_loss!r},{test_loss!r},{accuracy!r}\n")
@@ -331,17 +386,80 @@ def run(cfg, out_dir):
     return accuracy
 
 
+def parity_dump(cfg, out_dir, steps):
+    """Trains the first `steps` steps exactly as run() does and saves what a reimplementation must reproduce."""
+    import json
+    os.makedirs(out_dir, exist_ok=True)
+    t = cfg["train"]
+    dtype, train_ds, test_ds, model, optimizer, when, scheduler = build_training(cfg)
+    criterion = nn.CrossEntropyLoss()
+    batch_size = int(t["batch_size"])
+    out = {"init." + k: v.detach().clone() for k, v in model.state_dict().items()}
+
+    # Each top-level module's output in the first step's forward (cloned: relu is in place, and later steps
+    # must not overwrite it); the hooks are removed after that forward, so nothing else changes.
+    handles = []
+
+    def capture(name):
+        def hook(module, inputs, output):
+            out["layer." + name] = output.detach().clone()
+        return hook
+
+    for name in LAYER_NAMES:
+        handles.append(getattr(model, name).register_forward_hook(capture(name)))
+
+    def after_first_backward():
+        nonlocal handles
+        if handles:
+            for h in handles:
+                h.remove()
+            handles = []
+            for k, p in model.named_parameters():
+                if p.grad is not None:
+                    out["grad." + k] = p.grad.detach().clone()
+
+    losses, lrs = [], []
+
+    def on_step(loss, lr):
+        losses.append(loss)
+        lrs.append(lr)
+
+    epoch = 0
+    while len(losses) < steps and epoch < int(t["epochs"]):
+        epoch += 1
+        train_loader = DataLoader(train_ds, batch_size=batch_size, shuffle=bool(t["shuffle"]))
+        train_epoch(model, train_loader, criterion, optimizer, dtype, on_step,
+                    scheduler if when == "batch" else None, after_first_backward, steps - len(losses))
+        if len(losses) < steps:  # the epoch ended inside the N steps: the program's epoch end follows
+            if when == "epoch":
+                scheduler.step()
+            evaluate(model, DataLoader(test_ds, batch_size=batch_size, shuffle=False), criterion, dtype)
+    out.update({"final." + k: v.detach().clone() for k, v in model.state_dict().items()})
+    torch.save(out, os.path.join(out_dir, "parity.pt"))
+    with open(os.path.join(out_dir, "parity.json"), "w") as f:
+        json.dump({"losses": losses, "lrs": lrs, "threads": torch.get_num_threads(), "torch": torch.__version__,
+                   "torchvision": torchvision.__version__}, f)
+    print(f"{len(losses)} steps, threads {torch.get_num_threads()}, last loss {losses[-1]!r}")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description="ResNet-18 on MNIST, the original PyTorch program.")
     ap.add_argument("config", help="YAML config (the project's schema)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY.PATH=VALUE",
                     help="override a config value (repeatable)")
-    ap.add_argument("--out", required=True, help="output folder for steps.csv, metrics.csv, last.pt")
+    ap.add_argument("--out", help="output folder for steps.csv, metrics.csv, last.pt")
     ap.add_argument("--threads", help="torch.set_num_threads (overrides the config's threads)")
+    ap.add_argument("--parity-dump", metavar="DIR", help="train only --steps steps and write DIR/parity.pt + parity.json")
+    ap.add_argument("--steps", type=int, default=20, help="steps for --parity-dump (default 20)")
     args = ap.parse_args(argv)
+    if (args.out is None) == (args.parity_dump is None):
+        ap.error("give exactly one of --out DIR and --parity-dump DIR")
     cfg = load_config(args.config, args.set)
     set_threads(args.threads if args.threads is not None else cfg.get("threads"))
-    run(cfg, args.out)
+    if args.parity_dump is not None:
+        parity_dump(cfg, args.parity_dump, args.steps)
+    else:
+        run(cfg, args.out)
 
 
 if __name__ == "__main__":

@@ -34,6 +34,8 @@ app.Configure(c =>
         b.AddCommand<WeightsImportMlnetCommand>("import-mlnet").WithDescription("Convert ML.NET's ImageNet ResNet-18 (ONNX) to torchvision's layout (.pth + .safetensors), offline.");
         b.AddCommand<WeightsInspectCommand>("inspect").WithDescription("Keys, shapes, dtypes and parameter count of a weights file, and whether it fits the model.");
     });
+    c.AddCommand<ParityCommand>("parity").WithDescription("Run a config through the tool and the reference PyTorch program and compare weights, layers, gradients and losses.")
+        .WithExample("parity", "configs/quickstart.yaml", "--steps", "20");
     c.AddCommand<BenchCommand>("bench").WithDescription("Training/evaluation speed and memory figures as JSON (bench/run.sh compares them with the reference).")
         .WithExample("bench", "bench/bench.yaml", "--mode", "steps");
     c.AddCommand<InfoCommand>("info").WithDescription("Versions, native library loading, threads and devices.");

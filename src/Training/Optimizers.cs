@@ -20,4 +20,25 @@ public static class Optimizers
     {
         foreach (var g in optimizer.ParamGroups) g.LearningRate = lr;
     }
+
+    /// <summary>
+    /// Sets SGD's momentum, or Adam's / AdamW's beta1, of every parameter group (what OneCycleLR's cycle_momentum
+    /// does to <c>group['momentum']</c> / <c>group['betas'][0]</c>). TorchSharp's optimizers read these options
+    /// from the group at every <c>step()</c>, as PyTorch's do; an SGD built with momentum 0 starts its momentum
+    /// buffer at the first step with a non-zero momentum, as PyTorch's does.
+    /// </summary>
+    public static void SetMomentum(OptimizerHelper optimizer, double momentum)
+    {
+        foreach (var g in optimizer.ParamGroups)
+        {
+            var options = (g as ParamGroup)?.Options;
+            switch (options)
+            {
+                case SGD.Options o: o.momentum = momentum; break;
+                case Adam.Options o: o.beta1 = momentum; break;
+                case AdamW.Options o: o.beta1 = momentum; break;
+                default: throw new ArgumentException($"cannot set the momentum of {options?.GetType().Name ?? "an unknown optimizer"}");
+            }
+        }
+    }
 }

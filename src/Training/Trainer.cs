@@ -116,8 +116,7 @@ public sealed class Trainer(TrainingSession session, RunDirectory run, ITraining
                     order.Dispose();
                     return new TrainResult(RunStatus.Interrupted, steps, epochs, best);
                 }
-                double lr = LrSchedule.At(_cfg, epoch, globalStep, totalSteps);
-                Optimizers.SetLr(optimizer, lr);
+                double lr = LrSchedule.Apply(optimizer, _cfg, epoch, globalStep, totalSteps);
                 int len = Math.Min(bs, n - b * bs);
                 double loss;
                 using (var indices = order.narrow(0, (long)b * bs, len))
@@ -164,15 +163,20 @@ public sealed class Trainer(TrainingSession session, RunDirectory run, ITraining
     /// per-image work), <c>zero_grad → forward → cross_entropy → backward → step</c>. Every tensor it makes, the
     /// autograd graph's included, is freed before it returns. Returns the batch loss.
     /// </summary>
-    public static double Step(ResNet model, OptimizerHelper optimizer, MnistDataset data, Tensor indices)
+    /// <param name="forward">Replaces <c>model.forward</c> for this step (a parity check records the layers' outputs
+    /// with <see cref="ResNet.ForwardLayers"/>); it must return the logits of the same computation.</param>
+    /// <param name="afterBackward">Runs between <c>backward</c> and the optimizer step (a parity check reads the gradients).</param>
+    public static double Step(ResNet model, OptimizerHelper optimizer, MnistDataset data, Tensor indices,
+        Func<Tensor, Tensor>? forward = null, Action? afterBackward = null)
     {
         using var scope = NewDisposeScope();
         var x = data.Gather(indices);
         var y = data.Labels.index_select(0, indices);
         optimizer.zero_grad();
-        var logits = model.forward(x);
+        var logits = forward is null ? model.forward(x) : forward(x);
         var loss = cross_entropy(logits, y);
         loss.backward();
+        afterBackward?.Invoke();
         optimizer.step();
         double value = loss.to_type(ScalarType.Float64).item<double>();
         // TorchSharp's optimizers leave small finalizable objects per parameter and step (e.g. the Scalars of

@@ -1,0 +1,67 @@
+using System.ComponentModel;
+using System.Globalization;
+using ResnetMnist.Config;
+using ResnetMnist.Parity;
+using Spectre.Console.Cli;
+
+namespace ResnetMnist.Tool.Commands;
+
+/// <summary>
+/// Runs a config through the tool and through the reference PyTorch program and compares them
+/// (<see cref="ParityCheck"/>). Exit 0 within the bounds, 1 outside them, 2 when no PyTorch is found or the
+/// config cannot be run by the reference.
+/// </summary>
+sealed class ParityCommand : Command<ParityCommand.Settings>
+{
+    public sealed class Settings : CommonSettings
+    {
+        [CommandArgument(0, "<CONFIG>"), Description("YAML config to check.")]
+        public string Config { get; init; } = "";
+
+        [CommandOption("--steps <N>"), Description("Training steps to compare (default 20).")]
+        public int Steps { get; init; } = 20;
+
+        [CommandOption("--dtype <DTYPE>"), Description("float64 (default: exact parity check) or float32 (first step judged, the rest reported).")]
+        public string Dtype { get; init; } = "float64";
+
+        [CommandOption("--out <DIR>"), Description("Folder for parity.json, parity.md, parity.png. Default: runs/parity-<config name>-<yyyyMMdd-HHmmss>.")]
+        public string? Out { get; init; }
+
+        [CommandOption("--python <PATH>"), Description($"Python with torch, torchvision and yaml (default {ReferenceProgram.DefaultPython}).")]
+        public string? Python { get; init; }
+    }
+
+    /// <summary>The reference program shipped beside the tool (tool package: content reference/resnet_mnist.py).</summary>
+    static string ReferenceScript => Path.Combine(AppContext.BaseDirectory, "reference", "resnet_mnist.py");
+
+    public override int Execute(CommandContext context, Settings s, CancellationToken cancellation)
+    {
+        if (s.Steps < 1) throw new UsageException($"--steps {s.Steps}: give at least 1");
+        if (!ConfigLoader.Dtypes.Contains(s.Dtype)) throw new UsageException($"--dtype {s.Dtype}: allowed: {string.Join(", ", ConfigLoader.Dtypes)}");
+        var cfg = ConfigLoader.Load(s.Config, s.Set);
+        if (ParityCheck.Unsupported(cfg) is string why) throw new UsageException($"{s.Config}: {why}");
+        ReferenceProgram reference;
+        try { reference = ReferenceProgram.Find(ReferenceScript, s.Python); }
+        catch (ReferenceUnavailableException e) { throw new UsageException(e.Message); }
+
+        var outDir = s.Out ?? Path.Combine("runs", $"parity-{Path.GetFileNameWithoutExtension(s.Config)}-{DateTime.Now:yyyyMMdd-HHmmss}");
+        Directory.CreateDirectory(outDir);
+        ParityReport report;
+        try
+        {
+            report = ParityCheck.Run(cfg, s.Steps, s.Dtype, reference, Path.Combine(outDir, "reference"), Console.WriteLine);
+        }
+        catch (ReferenceFailedException e) { throw new InvalidOperationException(e.Message); }
+        ParityFiles.Write(report, outDir, Path.GetFileNameWithoutExtension(s.Config));
+
+        static string F(double v) => v.ToString("0.##E+0", CultureInfo.InvariantCulture);
+        Console.WriteLine($"initial weights: {report.InitTensors - report.InitTensorsDiffering} of {report.InitTensors} tensors identical");
+        Console.WriteLine($"layers (first batch), worst relative: {string.Join(", ", report.Layers.Select(kv => $"{kv.Key} {F(kv.Value.MaxRel)}"))}");
+        Console.WriteLine($"gradients, worst relative: {F(report.GradientsWorstRelativeDifference)} ({report.GradientsWorstParameter})");
+        Console.WriteLine($"losses, {report.Steps} steps, worst relative: {F(report.WorstRelativeLossDifference)} (step {report.WorstLossStep}); learning rates: {F(report.WorstRelativeLrDifference)}");
+        Console.WriteLine($"weights after {report.Steps} steps, worst relative: {F(report.FinalWeightsWorstRelativeDifference)} ({report.FinalWeightsWorstTensor})");
+        foreach (var f in report.Failures) Console.WriteLine($"outside the bounds: {f}");
+        Console.WriteLine($"{(report.Passed ? "parity: passed" : "parity: FAILED")} ({report.Dtype}); {Path.Combine(outDir, "parity.md")}");
+        return report.Passed ? ErrorHandling.Ok : ErrorHandling.Failure;
+    }
+}
