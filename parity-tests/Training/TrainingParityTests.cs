@@ -10,17 +10,27 @@ namespace ResnetMnist.ParityTests.Training;
 /// The tool's training loop against reference/resnet_mnist.py (the user's PyTorch program) on the same config
 /// and the embedded real digits: per-step losses over 2 epochs (so the DataLoader reshuffle of epoch 2 is
 /// covered), float64, worst relative difference ≤ 1e-9; same batch order is implied (a different batch changes
-/// the loss at the first digit). The reference's files are in reference/snapshots/train/.
+/// the loss at the first digit). The learning rate of every step (lr column of steps.csv) must match too: the
+/// schedulers (StepLR, CosineAnnealingLR, OneCycleLR with its momentum cycling) are PyTorch's own in the reference,
+/// and the tool computes them with PyTorch's arithmetic. The reference's files are in reference/snapshots/train/.
 /// </summary>
 [TestFixture, Category("Parity")]
 public sealed class TrainingParityTests
 {
     // Measured: ~1e-13 (README); float64 curves of both implementations agree far below this bound.
     const double Rtol = 1e-9;
+    // Learning rates: computed with PyTorch's own recursions and operation order, measured identical (0); 1e-12
+    // allows the last bits of another libm's cos while any formula difference (closed form vs recursion: ~1e-16,
+    // a wrong epoch or step: ~1e-2) beyond rounding would still show.
+    const double LrRtol = 1e-12;
 
     [TestCase("train-sgd-float64")]
     [TestCase("train-adam-float64")]
     [TestCase("train-mlnet-sgd-float64")]
+    [TestCase("train-sgd-nesterov-wd-cosine-float64")]
+    [TestCase("train-sgd-step-float64")]
+    [TestCase("train-adam-onecycle-float64")]
+    [TestCase("train-sgd-onecycle-float64")]
     public void PerStepLossesMatchTheReferenceProgram(string name)
     {
         var expectedFile = Repo.Path("reference", "snapshots", "train", name, "steps.csv");
@@ -33,15 +43,20 @@ public sealed class TrainingParityTests
 
         Assert.That(result.Steps.Count, Is.EqualTo(expected.Count), "number of steps");
         Assert.That(expected.Select(s => s.Epoch).Distinct().Count(), Is.GreaterThanOrEqualTo(2), "the comparison spans two epochs");
-        double worst = 0;
-        int at = 0;
+        double worst = 0, worstLr = 0;
+        int at = 0, lrAt = 0;
         for (int i = 0; i < expected.Count; i++)
         {
             Assert.That(result.Steps[i].Epoch, Is.EqualTo(expected[i].Epoch), $"epoch of step {i + 1}");
             double rel = Math.Abs(result.Steps[i].Loss - expected[i].Loss) / Math.Abs(expected[i].Loss);
             if (rel > worst) (worst, at) = (rel, i + 1);
+            double lrRel = Math.Abs(result.Steps[i].Lr - expected[i].Lr) / Math.Abs(expected[i].Lr);
+            if (lrRel > worstLr) (worstLr, lrAt) = (lrRel, i + 1);
         }
-        TestContext.Out.WriteLine($"{name}: {expected.Count} steps, worst relative loss difference {worst:E2} at step {at}");
+        TestContext.Out.WriteLine($"{name}: {expected.Count} steps, worst relative loss difference {worst:E2} at step {at}, " +
+                                  $"worst relative lr difference {worstLr:E2}{(lrAt > 0 ? $" at step {lrAt}" : "")}");
+        Assert.That(worstLr, Is.LessThanOrEqualTo(LrRtol),
+            $"lr at step {lrAt}: tool {result.Steps[Math.Max(lrAt, 1) - 1].Lr:R}, reference {expected[Math.Max(lrAt, 1) - 1].Lr:R}");
         Assert.That(worst, Is.LessThanOrEqualTo(Rtol),
             $"step {at}: tool {result.Steps[at - 1].Loss:R}, reference {expected[at - 1].Loss:R} (relative {worst:E2})");
 
