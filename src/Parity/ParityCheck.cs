@@ -167,14 +167,14 @@ public static class ParityCheck
 
         for (int epoch = 0; epoch < cfg.Train.Epochs && step < steps; epoch++)
         {
-            var (order, _) = DataLoaderOrder.TrainEpoch(n, cfg.Train.Shuffle);
+            var (order, _) = DataLoaderOrder.TrainEpoch(n, cfg.Train.Shuffle); // the device is the CPU (see Run)
             using (order)
             {
                 for (int b = 0; b < batches && step < steps; b++)
                 {
                     double lr = LrSchedule.Apply(optimizer, cfg, epoch, step, totalSteps);
                     int len = Math.Min(bs, n - b * bs);
-                    using var indices = order.narrow(0, (long)b * bs, len).to(session.Device);
+                    using var indices = order.narrow(0, (long)b * bs, len);
                     bool first = step == 0;
                     double loss = Trainer.Step(model, optimizer, session.Train, indices,
                         first ? RecordingForward : null, first ? ReadGradients : null);
