@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
 # Runs the reference program on every config in reference/configs/ and keeps its steps.csv and metrics.csv
-# under OUT/train/<config name>/ (default OUT: reference/snapshots). The C# training parity tests compare
-# the tool's per-step losses with these files.
+# under OUT/<kernel set>/train/<config name>/ (default OUT: reference/snapshots), once per CPU kernel set this CPU
+# runs (see make_snapshots.py: ATEN_CPU_CAPABILITY with oneDNN and MKL capped at the same level); the initial
+# weights, and so every float64 curve's last bits, depend on the kernel set. The C# training parity tests compare
+# the tool's per-step losses with the files of the kernel set their libtorch runs with.
 # A config with `model.pretrained: mlnet` gets the converted ImageNet weights as a .pth file, written by
 # `dotnet resnet-mnist weights import-mlnet --out FILE` (the same conversion the tool loads).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 out="${1:-$here/snapshots}"
 py="${PYTHON:-/usr/bin/python3}"
+sets="${KERNEL_SETS:-$("$py" "$here/make_snapshots.py" --list-kernel-sets)}"
 mlnet=""
 for cfg in "$here"/configs/*.yaml; do
   name="$(basename "$cfg" .yaml)"
-  tmp="$(mktemp -d)"
   extra=()
   if grep -qE "pretrained: *mlnet" "$cfg"; then
     if [ -z "$mlnet" ]; then
@@ -20,9 +22,13 @@ for cfg in "$here"/configs/*.yaml; do
     fi
     extra=(--set "model.pretrained=$mlnet")
   fi
-  "$py" "$here/resnet_mnist.py" "$cfg" "${extra[@]}" --out "$tmp" > "$tmp/log.txt"
-  mkdir -p "$out/train/$name"
-  cp "$tmp/steps.csv" "$tmp/metrics.csv" "$out/train/$name/"
-  rm -rf "$tmp"
-  echo "reference: $name -> $out/train/$name"
+  for ks in $sets; do
+    tmp="$(mktemp -d)"
+    env $("$py" -c "import sys; sys.path.insert(0, '$here'); import make_snapshots as m; print(' '.join(f'{k}={v}' for k, v in m.kernel_env('$ks', {}).items()))") \
+      "$py" "$here/resnet_mnist.py" "$cfg" ${extra[@]+"${extra[@]}"} --out "$tmp" > "$tmp/log.txt"
+    mkdir -p "$out/$ks/train/$name"
+    cp "$tmp/steps.csv" "$tmp/metrics.csv" "$out/$ks/train/$name/"
+    rm -rf "$tmp"
+    echo "reference: $name ($ks) -> $out/$ks/train/$name"
+  done
 done

@@ -10,7 +10,7 @@ namespace ResnetMnist.ParityTests.Training;
 /// The tool's training loop against reference/resnet_mnist.py (the user's PyTorch program) on the same config
 /// and the embedded real digits: per-step losses over 2 epochs (so the DataLoader reshuffle of epoch 2 is
 /// covered), float64, worst relative difference ≤ 1e-9; same batch order is implied (a different batch changes
-/// the loss at the first digit). The reference's files are in reference/snapshots/train/.
+/// the loss at the first digit). The reference's files are in reference/snapshots/&lt;kernel set&gt;/train/.
 /// </summary>
 [TestFixture, Category("Parity")]
 public sealed class TrainingParityTests
@@ -23,7 +23,7 @@ public sealed class TrainingParityTests
     [TestCase("train-mlnet-sgd-float64")]
     public void PerStepLossesMatchTheReferenceProgram(string name)
     {
-        var expectedFile = Repo.Path("reference", "snapshots", "train", name, "steps.csv");
+        var expectedFile = Snapshot.PathOf($"train/{name}/steps.csv");
         if (!File.Exists(expectedFile))
             Assert.Fail($"{expectedFile} is missing: run `bash reference/make_train_snapshots.sh` (needs apt-get install -y python3-torch python3-torchvision python3-yaml)");
         var expected = RunDirectory.ReadSteps(expectedFile);
@@ -45,7 +45,7 @@ public sealed class TrainingParityTests
         Assert.That(worst, Is.LessThanOrEqualTo(Rtol),
             $"step {at}: tool {result.Steps[at - 1].Loss:R}, reference {expected[at - 1].Loss:R} (relative {worst:E2})");
 
-        var refMetrics = File.ReadLines(Repo.Path("reference", "snapshots", "train", name, "metrics.csv")).Skip(1)
+        var refMetrics = File.ReadLines(Snapshot.PathOf($"train/{name}/metrics.csv")).Skip(1)
             .Select(l => l.Split(',')).ToList();
         for (int e = 0; e < refMetrics.Count; e++)
         {
