@@ -317,7 +317,7 @@ STATE_BATCH = 8
 
 def snap_optimizer_state_step(out_dir):
     """Float64, seed-0 model: STATE_STEPS steps of each optimizer on fixed batches (images [8i, 8i+8)); records the
-    parameters after the last step and that step's update (after - before), which momentum, nesterov, betas and
+    losses and the last step's update (parameters after minus before), which momentum, nesterov, betas and
     weight decay all change once the optimizer holds state."""
     x_all, y_all = load_train(STATE_STEPS * STATE_BATCH)
     out = {}
@@ -340,15 +340,14 @@ def snap_optimizer_state_step(out_dir):
         out[name] = {
             "optimizer": {k: (list(v) if isinstance(v, tuple) else v) for k, v in spec.items()},
             "losses": losses,
-            "update": {n: record(p.detach() - before[n], 64) for n, p in model.named_parameters()},
-            "params": {n: record(p, 64) for n, p in model.named_parameters()},
+            "update": {n: record(p.detach() - before[n], 16) for n, p in model.named_parameters()},
         }
     write(out_dir, "optimizer_state_step.json", {
         "meta": meta(input=f"{STATE_STEPS} steps; step i (0-based) uses images [{STATE_BATCH}*i, {STATE_BATCH}*i+"
-                           f"{STATE_BATCH}) of data/MNIST/raw/train-*.gz, float32(byte)/255 then float64", K=64,
+                           f"{STATE_BATCH}) of data/MNIST/raw/train-*.gz, float32(byte)/255 then float64", K=16,
                      what="seed-0 model built in float32 then .to(torch.float64), train mode; zero_grad, "
                           "CrossEntropyLoss, backward, step; 'update' = parameters after the last step minus "
-                          "before it, 'params' = after it"),
+                          "before it (the parameters before it follow from the earlier steps, whose losses are recorded)"),
         "optimizers": out,
     })
 
@@ -450,6 +449,8 @@ def main():
                     help="all (default): every kernel set this CPU runs, each into OUT/<set>/; or one set, into OUT")
     ap.add_argument("--list-kernel-sets", action="store_true", help="print the kernel sets this CPU runs and exit")
     ap.add_argument("--skip-curves", action="store_true", help="skip curves.json (the slow part)")
+    ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+                    help="kernel sets generated at the same time (default: one per core)")
     args = ap.parse_args()
     if args.list_kernel_sets:
         print(" ".join(supported_kernel_sets()))
@@ -457,12 +458,20 @@ def main():
     if args.kernel_set == "all":
         sets = supported_kernel_sets()
         t0 = time.time()
-        for ks in sets:
-            cmd = [sys.executable, os.path.abspath(__file__), "--kernel-set", ks, "--out", os.path.join(args.out, ks)]
-            if args.skip_curves:
-                cmd.append("--skip-curves")
-            print(f"== kernel set {ks}", flush=True)
-            subprocess.run(cmd, env=kernel_env(ks), check=True)
+        # One process per kernel set (the variables must be set before torch loads); each runs single-threaded
+        # (except its 2-thread curves), so up to --jobs of them run side by side. Results do not depend on it.
+        pending, running = list(sets), []
+        while pending or running:
+            while pending and len(running) < max(1, args.jobs):
+                ks = pending.pop(0)
+                cmd = [sys.executable, os.path.abspath(__file__), "--kernel-set", ks, "--out", os.path.join(args.out, ks)]
+                if args.skip_curves:
+                    cmd.append("--skip-curves")
+                print(f"== kernel set {ks}", flush=True)
+                running.append((ks, subprocess.Popen(cmd, env=kernel_env(ks))))
+            ks, proc = running.pop(0)
+            if proc.wait() != 0:
+                raise SystemExit(f"kernel set {ks}: make_snapshots.py exited with {proc.returncode}")
         if len(sets) > 1:
             write_floors(args.out, sets)
         print(f"all kernel sets ({', '.join(sets)}): {time.time() - t0:.1f} s -> {args.out}")

@@ -12,17 +12,16 @@ out="${1:-$here/snapshots}"
 py="${PYTHON:-/usr/bin/python3}"
 sets="${KERNEL_SETS:-$("$py" "$here/make_snapshots.py" --list-kernel-sets)}"
 mlnet=""
-for cfg in "$here"/configs/*.yaml; do
-  name="$(basename "$cfg" .yaml)"
-  extra=()
-  if grep -qE "pretrained: *mlnet" "$cfg"; then
-    if [ -z "$mlnet" ]; then
-      mlnet="$(mktemp -d)/resnet18-mlnet.pth"
-      dotnet run --project "$here/../tool" -c Release -- weights import-mlnet --out "$mlnet" > /dev/null
-    fi
-    extra=(--set "model.pretrained=$mlnet")
-  fi
-  for ks in $sets; do
+if grep -qlE "pretrained: *mlnet" "$here"/configs/*.yaml; then
+  mlnet="$(mktemp -d)/resnet18-mlnet.pth"
+  dotnet run --project "$here/../tool" -c Release -- weights import-mlnet --out "$mlnet" > /dev/null
+fi
+one_set() { # one_set KERNEL_SET: every config under that kernel set's environment
+  local ks="$1" cfg name tmp extra
+  for cfg in "$here"/configs/*.yaml; do
+    name="$(basename "$cfg" .yaml)"
+    extra=()
+    if grep -qE "pretrained: *mlnet" "$cfg"; then extra=(--set "model.pretrained=$mlnet"); fi
     tmp="$(mktemp -d)"
     env $("$py" -c "import sys; sys.path.insert(0, '$here'); import make_snapshots as m; print(' '.join(f'{k}={v}' for k, v in m.kernel_env('$ks', {}).items()))") \
       "$py" "$here/resnet_mnist.py" "$cfg" ${extra[@]+"${extra[@]}"} --out "$tmp" > "$tmp/log.txt"
@@ -31,4 +30,10 @@ for cfg in "$here"/configs/*.yaml; do
     rm -rf "$tmp"
     echo "reference: $name ($ks) -> $out/$ks/train/$name"
   done
-done
+}
+# The kernel sets run side by side (their results do not depend on it); a failure in any fails the script.
+pids=()
+for ks in $sets; do one_set "$ks" & pids+=($!); done
+status=0
+for p in "${pids[@]}"; do wait "$p" || status=1; done
+exit $status

@@ -12,7 +12,7 @@ namespace ResnetMnist.ParityTests.Parity;
 /// of one backward pass): SGD (lr 0.01, momentum 0.9) and Adam (lr 1e-3), every parameter within assert_close's
 /// defaults against the same kernel set's reference. (2) Float64, the fourth step of four, so the optimizer holds
 /// state (momentum buffers, moment estimates) and momentum, nesterov, betas, eps and weight decay all change the
-/// compared step: that step's update (parameters after minus before) and the parameters after it, within 1e-10.
+/// compared step: every step's loss and the fourth step's update (parameters after minus before), within 1e-10.
 /// </summary>
 [TestFixture, Category("Parity")]
 public sealed class OptimizerStepParityTests
@@ -103,8 +103,6 @@ public sealed class OptimizerStepParityTests
             var d = Snapshot.Compare(update, rec, Tol64, Tol64 * scale);
             worstUpdate = Math.Max(worstUpdate, d.MaxAbs / Math.Max(scale, 1e-300));
             if (d.WorstExcess > 0) failures.Add($"update of {pname}: {d.Where}");
-            var dp = Snapshot.Compare(p, reference.GetProperty("params").GetProperty(pname), Tol64, Tol64);
-            if (dp.WorstExcess > 0) failures.Add($"{pname}: {dp.Where}");
         }
         TestContext.Out.WriteLine($"{name}: step {steps} update, worst abs diff / max |update| = {worstUpdate:E2}");
         Assert.That(failures, Is.Empty, $"{name} step {steps} differs from PyTorch: " + string.Join("; ", failures));

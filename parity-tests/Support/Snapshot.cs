@@ -108,11 +108,15 @@ public static class Snapshot
         return ResnetMnist.Model.Models.resnet18(1, 10);
     }
 
+    /// <summary>The embedded training split, decompressed once per test run.</summary>
+    static readonly Lazy<(ResnetMnist.Data.Idx.Images Images, byte[] Labels)> Sample = new(() => (
+        ResnetMnist.Data.Idx.ReadImages(Repo.Path("data", "MNIST", "raw", "train-images-idx3-ubyte.gz")),
+        ResnetMnist.Data.Idx.ReadLabels(Repo.Path("data", "MNIST", "raw", "train-labels-idx1-ubyte.gz"))));
+
     /// <summary>The fixed input batch of the snapshots: the first 8 images of the embedded training set, bytes / 255.</summary>
     public static (Tensor X, Tensor Y) InputBatch(int count = 8, int start = 0, ScalarType dtype = ScalarType.Float32)
     {
-        var images = ResnetMnist.Data.Idx.ReadImages(Repo.Path("data", "MNIST", "raw", "train-images-idx3-ubyte.gz"));
-        var labels = ResnetMnist.Data.Idx.ReadLabels(Repo.Path("data", "MNIST", "raw", "train-labels-idx1-ubyte.gz"));
+        var (images, labels) = Sample.Value;
         var px = images.Pixels.AsSpan(start * 784, count * 784).ToArray();
         var x = tensor(px, new long[] { count, 1, 28, 28 }).to_type(ScalarType.Float32).div_(255.0f).to_type(dtype);
         var y = tensor(labels.AsSpan(start, count).ToArray().Select(b => (long)b).ToArray());
