@@ -86,13 +86,12 @@ public static class InputFiles
         }
     }
 
-    /// <summary>A byte count for messages: "3 MiB", "512 KiB", "17 bytes".</summary>
+    /// <summary>A byte count for messages: "1.49 GiB", "64 MiB", "17 bytes".</summary>
     public static string Size(long bytes) => bytes switch
     {
-        >= 1L << 30 when bytes % (1L << 30) == 0 => $"{bytes >> 30} GiB",
-        >= 1L << 20 when bytes % (1L << 20) == 0 => $"{bytes >> 20} MiB",
-        >= 1L << 10 when bytes % (1L << 10) == 0 => $"{bytes >> 10} KiB",
-        >= 10L << 20 => $"{bytes / (1L << 20)} MiB",
+        >= 1L << 30 => string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{bytes / (double)(1L << 30):0.##} GiB"),
+        >= 1L << 20 => string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{bytes / (double)(1L << 20):0.##} MiB"),
+        >= 1L << 10 => string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{bytes / (double)(1L << 10):0.##} KiB"),
         _ => $"{bytes} bytes",
     };
 }

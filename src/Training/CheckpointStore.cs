@@ -131,6 +131,7 @@ public sealed class CheckpointStore(string folder)
     /// <summary>Bytes of the CPU generator's state (<c>torch.get_rng_state()</c>).</summary>
     public static int RngStateLength()
     {
+        ResnetMnist.Native.NativeLoader.EnsureLoaded();
         using var s = get_rng_state();
         return (int)s.numel();
     }

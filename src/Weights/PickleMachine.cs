@@ -194,21 +194,21 @@ public static class PickleMachine
                     Push(d);
                     break;
                 }
-                case (byte)'a': { var v = Pop(); (Top() as List<object?> ?? throw Bad("APPEND to a non-list")).Add(v); break; }
-                case (byte)'e': { var items = PopMark(); (Top() as List<object?> ?? throw Bad("APPENDS to a non-list")).AddRange(items); break; }
+                case (byte)'a': { var v = Pop(); Target<List<object?>>(Top(), "APPEND", Bad)?.Add(v); break; }
+                case (byte)'e': { var items = PopMark(); Target<List<object?>>(Top(), "APPENDS", Bad)?.AddRange(items); break; }
                 case 0x90: { var items = PopMark(); (Top() as PSet ?? throw Bad("ADDITEMS to a non-set")).Items.AddRange(items); break; }
                 case (byte)'s':
                 {
                     var v = Pop(); var k = Pop();
-                    (Top() as PDict ?? throw Bad("SETITEM on a non-dict")).Items.Add((k, v));
+                    Target<PDict>(Top(), "SETITEM", Bad)?.Items.Add((k, v));
                     break;
                 }
                 case (byte)'u':
                 {
                     var items = PopMark();
                     if (items.Count % 2 != 0) throw Bad("SETITEMS with an odd number of items");
-                    var d = Top() as PDict ?? throw Bad("SETITEMS on a non-dict");
-                    for (int k = 0; k < items.Count; k += 2) d.Items.Add((items[k], items[k + 1]));
+                    var d = Target<PDict>(Top(), "SETITEMS", Bad);
+                    for (int k = 0; k < items.Count && d is not null; k += 2) d.Items.Add((items[k], items[k + 1]));
                     break;
                 }
                 case (byte)'b': Pop(); Top(); break;                               // BUILD: the state is dropped
@@ -273,6 +273,16 @@ public static class PickleMachine
             }
         }
     }
+
+    /// <summary>The container an APPEND/SETITEM adds to; an object built by a call (an OrderedDict) takes the items too, but they are not kept.</summary>
+    static T? Target<T>(object? top, string op, Func<string, InvalidDataException> bad) where T : class =>
+        top as T ?? (top is Call ? null : throw bad($"{op} on a {Describe(top)}"));
+
+    static string Describe(object? v) => v switch
+    {
+        null => "None", long => "int", double => "float", string => "str", bool => "bool", object?[] => "tuple",
+        Global g => $"class {g.Name}", StorageRef => "storage", _ => v.GetType().Name.ToLowerInvariant(),
+    };
 
     static string Clip(string s) => s.Length > 40 ? s[..40] + "..." : s;
 
