@@ -112,16 +112,16 @@ public static class CraftedFiles
         Zip(path, ("archive/data.pkl", SmallPickle()), ("archive/data/0", SmallStorage()), ("archive/version", "3\n"u8.ToArray()));
 
     /// <summary>
-    /// The decoy archive: a benign <c>archive/data.pkl</c> that a "first */data.pkl" reader finds, and a malicious
-    /// pickle in the folder of the first entry (<c>x/</c>), which is the one torch.load reads.
+    /// The decoy archive, every entry inside <c>archive/</c> as torch.load demands: a benign <c>archive/a/data.pkl</c>
+    /// that a "first */data.pkl" reader finds first, and a malicious <c>archive/data.pkl</c>, the one torch.load reads
+    /// (the first entry's folder + <c>/data.pkl</c>).
     /// </summary>
     public static string DecoyPth(string path, string marker) =>
         Zip(path,
-            ("x/version", "3\n"u8.ToArray()),
-            ("archive/data.pkl", SmallPickle()),
-            ("archive/data/0", SmallStorage()),
             ("archive/version", "3\n"u8.ToArray()),
-            ("x/data.pkl", CallPickle("posix", "system", $"touch {marker}")));
+            ("archive/a/data.pkl", SmallPickle()),
+            ("archive/data/0", SmallStorage()),
+            ("archive/data.pkl", CallPickle("posix", "system", $"touch {marker}")));
 
     /// <summary>gzip of <paramref name="content"/> (one member).</summary>
     public static byte[] Gzip(byte[] content)

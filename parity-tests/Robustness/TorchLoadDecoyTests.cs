@@ -44,9 +44,9 @@ public sealed class TorchLoadDecoyTests
             from collections import OrderedDict
             base = torch.arange(24, dtype=torch.float32)
             sd = OrderedDict()
-            sd["a.weight"] = base[:12].view(3, 4)
-            sd["a.bias"] = base[12:15]
-            sd["b.weight"] = torch.ones(2, 2, dtype=torch.float64).t()
+            sd["a.weight"] = base[:12].view(3, 4).clone()
+            sd["a.bias"] = base[12:15].clone()
+            sd["b.weight"] = torch.ones(2, 2, dtype=torch.float64)
             sd["n"] = torch.tensor(7)
             torch.save(sd, sys.argv[1])
             """, pth);
@@ -57,5 +57,22 @@ public sealed class TorchLoadDecoyTests
         Assert.That(sd["a.weight"].shape, Is.EqualTo(new long[] { 3, 4 }));
         Assert.That(sd["a.weight"].data<float>().ToArray(), Is.EqualTo(Enumerable.Range(0, 12).Select(i => (float)i).ToArray()));
         Assert.That(sd["n"].item<long>(), Is.EqualTo(7));
+    }
+
+    [Test]
+    public void A_libtorch_error_while_loading_is_reported_by_its_first_line_only()
+    {
+        Python.RequireTorch();
+        var dir = Tool.NewDir("views");
+        var pth = Path.Combine(dir, "views.pth");
+        // Two views of one storage, the second at offset 12: valid for PyTorch, beyond what the unpickler rebuilds.
+        Python.Run("""
+            import sys, torch
+            base = torch.arange(24, dtype=torch.float32)
+            torch.save({"a": base[:12], "b": base[12:15]}, sys.argv[1])
+            """, pth);
+        var e = Assert.Throws<WeightsFileException>(() => WeightsFile.ReadStateDict(pth))!;
+        Assert.That(e.Message, Does.StartWith($"{pth}: not a readable PyTorch state_dict ("));
+        Assert.That(e.Message, Does.Not.Contain("frame #").And.Not.Contain("Exception raised from").And.Not.Contain("\n"));
     }
 }
