@@ -27,6 +27,21 @@ static class ErrorHandling
         }
     }
 
+    /// <summary>The arguments after a <c>--</c> (file names, even ones that start with '-'); empty when there is none.</summary>
+    public static IReadOnlyList<string> AfterDoubleDash { get; private set; } = [];
+
+    /// <summary>
+    /// Returns the arguments before the first <c>--</c> and keeps the rest in <see cref="AfterDoubleDash"/>: the command-line
+    /// parser would otherwise read <c>-digit.png</c> after <c>--</c> as a (malformed) short option.
+    /// </summary>
+    public static string[] SplitAtDoubleDash(string[] args)
+    {
+        int at = Array.IndexOf(args, "--");
+        if (at < 0) return args;
+        AfterDoubleDash = args[(at + 1)..];
+        return args[..at];
+    }
+
     /// <summary>
     /// An option that takes a value but is last on the line, or followed by another option, is a usage error.
     /// (With strict parsing, Spectre.Console.Cli 0.57 otherwise binds the placeholder "__default_command" as its value.)

@@ -27,7 +27,7 @@ sealed class PredictCommand : Command<PredictCommand.Settings>
             _ => throw new UsageException($"--invert {s.Invert}: allowed: auto, true, false"),
         };
         // Everything after "--" is an image path too, even one that starts with '-'.
-        var images = s.Images.Concat(context.Remaining.Raw).ToList();
+        var images = s.Images.Concat(context.Remaining.Raw).Concat(ErrorHandling.AfterDoubleDash).ToList();
         if (images.Count == 0) throw new UsageException("predict: no IMAGE given; allowed: one or more PNG/JPEG files (after -- for names starting with '-')");
         using var session = TrainingSession.Create(cfg, loadData: false, checkpoint: weights);
         session.Model.eval();
