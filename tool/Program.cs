@@ -41,5 +41,5 @@ app.Configure(c =>
 return ErrorHandling.Run(() =>
 {
     ErrorHandling.CheckOptionValues(args);
-    return app.Run(args);
+    return app.Run(ErrorHandling.SplitAtDoubleDash(args));
 }, args);
