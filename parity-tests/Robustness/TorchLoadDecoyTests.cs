@@ -11,7 +11,7 @@ namespace ResnetMnist.ParityTests.Robustness;
 [TestFixture, Category("Robustness"), Parallelizable(ParallelScope.None)]
 public sealed class TorchLoadDecoyTests
 {
-    [Test]
+    [Test, Category("NeedsPyTorch")]
     public void Torch_load_runs_the_hidden_payload_and_the_tool_refuses_the_file()
     {
         Python.RequireTorch();
@@ -33,7 +33,7 @@ public sealed class TorchLoadDecoyTests
         Assert.That(output.Trim(), Is.EqualTo("0"), "torch.load returns posix.system's exit status");
     }
 
-    [Test]
+    [Test, Category("NeedsPyTorch")]
     public void Real_torch_save_files_pass_the_checks_and_load_with_their_values()
     {
         Python.RequireTorch();
@@ -59,7 +59,7 @@ public sealed class TorchLoadDecoyTests
         Assert.That(sd["n"].item<long>(), Is.EqualTo(7));
     }
 
-    [Test]
+    [Test, Category("NeedsPyTorch")]
     public void A_libtorch_error_while_loading_is_reported_by_its_first_line_only()
     {
         Python.RequireTorch();

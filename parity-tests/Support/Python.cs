@@ -53,22 +53,4 @@ public static class Python
         if (!proc.WaitForExit(timeout)) { proc.Kill(entireProcessTree: true); return (-1, stdout.Result, "timed out"); }
         return (proc.ExitCode, stdout.Result, stderr.Result);
     }
-
-    /// <summary>Skips the calling test, with the install command, when the reference interpreter has no PyTorch.</summary>
-    public static void RequireTorch()
-    {
-        var psi = new ProcessStartInfo(Exe) { RedirectStandardOutput = true, RedirectStandardError = true };
-        psi.ArgumentList.Add("-c");
-        psi.ArgumentList.Add("import torch");
-        try
-        {
-            using var p = Process.Start(psi)!;
-            p.StandardOutput.ReadToEnd();
-            p.StandardError.ReadToEnd();
-            p.WaitForExit();
-            if (p.ExitCode == 0) return;
-        }
-        catch (System.ComponentModel.Win32Exception) { }
-        Assert.Ignore($"PyTorch is not installed for {Exe}: apt-get install -y python3-torch python3-torchvision python3-yaml");
-    }
 }
