@@ -56,6 +56,74 @@ public sealed class RunLifecycleTests
         Assert.That(File.ReadAllText(Path.Combine(run, "steps.csv")), Is.EqualTo(expected), "steps.csv after interrupt + resume differs from an uninterrupted run");
     }
 
+    [TestCase("TERM", 143)]
+    [TestCase("HUP", 129)]
+    public void Sigterm_and_sighup_checkpoint_like_ctrl_c_and_resume_matches_an_uninterrupted_run(string signal, int code)
+    {
+        var expected = ReferenceSteps;
+        var dir = Tool.NewDir("sig" + signal);
+        var run = Path.Combine(dir, "run");
+        ToolResult r;
+        using (var p = Tool.Start(dir, ["train", TwoEpochConfig(dir), "--out", run]))
+        {
+            p.WaitForLine(l => l.StartsWith("epoch 1/2 step ", StringComparison.Ordinal));
+            p.Signal(signal);
+            r = p.WaitForExit();
+        }
+        Assert.That(r.ExitCode, Is.EqualTo(code), r.ToString());
+        Assert.That(r.Stderr, Does.Contain($"SIG{signal}: finishing the current step and writing a checkpoint"), r.ToString());
+        Assert.That(r.Stderr, Does.Contain("resume with: dotnet resnet-mnist train --resume"), r.ToString());
+        Assert.That(r.Stderr, Does.Not.Contain("error:"), r.ToString());
+        Assert.That(File.Exists(Path.Combine(run, "checkpoints", "last.json")), "no resumable checkpoint was written");
+        Assert.That(File.Exists(Path.Combine(run, ".lock")), Is.False, "the lock was left behind");
+        AssertCheckpointConsistent(run);
+        int stepsDone = File.ReadAllLines(Path.Combine(run, "steps.csv")).Length - 1;
+        Assert.That(stepsDone, Is.InRange(1, 15), "the signal should land inside the run");
+
+        var resumed = Tool.Run(dir, ["train", "--resume", run]);
+        Assert.That(resumed.ExitCode, Is.EqualTo(0), resumed.ToString());
+        Assert.That(File.ReadAllText(Path.Combine(run, "steps.csv")), Is.EqualTo(expected), $"steps.csv after SIG{signal} + resume differs from an uninterrupted run");
+    }
+
+    [Test]
+    public void Kill9_before_the_first_checkpoint_can_be_resumed_or_rerun_without_force()
+    {
+        var expected = ReferenceSteps;
+        var dir = Tool.NewDir("kill9early");
+        var run = Path.Combine(dir, "run");
+        var cfg = TwoEpochConfig(dir);
+        int pid;
+        using (var p = Tool.Start(dir, ["train", cfg, "--out", run]))
+        {
+            pid = p.Pid;
+            p.WaitForLine(l => l.StartsWith("epoch 1/2 step ", StringComparison.Ordinal));
+            p.Signal("KILL");
+            Assert.That(p.WaitForExit().ExitCode, Is.EqualTo(137));
+        }
+        Assert.That(File.Exists(Path.Combine(run, "checkpoints", "last.json")), Is.False, "kill -9 should land before epoch 1's checkpoint");
+        Assert.That(File.ReadAllText(Path.Combine(run, ".lock")), Does.StartWith($"pid={pid} start="), "the lock should name its process");
+        var copy = Path.Combine(dir, "copy");
+        foreach (var f in Directory.GetFiles(run, "*", SearchOption.AllDirectories))
+        {
+            var to = Path.Combine(copy, Path.GetRelativePath(run, f));
+            Directory.CreateDirectory(Path.GetDirectoryName(to)!);
+            File.Copy(f, to);
+        }
+        Directory.CreateDirectory(Path.Combine(copy, "checkpoints"));
+
+        var resumed = Tool.Run(dir, ["train", "--resume", run]);
+        Assert.That(resumed.ExitCode, Is.EqualTo(0), resumed.ToString());
+        Assert.That(resumed.Stdout, Does.Contain($"taking over the lock of process {pid}, which no longer runs"), resumed.ToString());
+        Assert.That(resumed.Stdout, Does.Contain("training from the start"), resumed.ToString());
+        Assert.That(File.ReadAllText(Path.Combine(run, "steps.csv")), Is.EqualTo(expected), "resume after kill -9 in epoch 1 differs from an uninterrupted run");
+        Assert.That(File.Exists(Path.Combine(run, ".lock")), Is.False);
+
+        var rerun = Tool.Run(dir, ["train", cfg, "--out", copy]);
+        Assert.That(rerun.ExitCode, Is.EqualTo(0), rerun.ToString());
+        Assert.That(rerun.Stdout, Does.Contain("taking over the lock").And.Contain("replacing a run that stopped before its first checkpoint"), rerun.ToString());
+        Assert.That(File.ReadAllText(Path.Combine(copy, "steps.csv")), Is.EqualTo(expected), "a re-run after kill -9 in epoch 1 differs from an uninterrupted run");
+    }
+
     [Test]
     public void Kill9_keeps_the_previous_checkpoint_and_resume_matches_an_uninterrupted_run()
     {
