@@ -185,6 +185,30 @@ public sealed class RunFolderSafetyTests
         Assert.That(Tool.Snapshot(run), Is.EqualTo(before), "a refused resume changed the run");
     }
 
+    [Test]
+    public void A_checkpoint_with_non_finite_weights_is_refused_on_resume()
+    {
+        var dir = Tool.NewDir("nanpt");
+        var run = TrainedRun.CopyTo(Path.Combine(dir, "run"));
+        var ck = Path.Combine(run, "checkpoints");
+        // A last.pt as a diverged run would have written it, with last.json naming it, so only the values are wrong.
+        byte[] bytes;
+        using (var model = ResnetMnist.Model.Models.resnet18(1, 10))
+        {
+            using (TorchSharp.torch.no_grad()) model.state_dict()["layer2.0.conv1.weight"].fill_(double.NaN);
+            bytes = ResnetMnist.Training.CheckpointStore.WeightsBytes(model);
+        }
+        File.WriteAllBytes(Path.Combine(ck, "last.pt"), bytes);
+        var state = JsonNode.Parse(File.ReadAllText(Path.Combine(ck, "last.json")))!;
+        state["weights_sha256"] = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(bytes));
+        File.WriteAllText(Path.Combine(ck, "last.json"), state.ToJsonString());
+        var before = Tool.Snapshot(run);
+
+        Tool.AssertOneErrorLine(Tool.Run(dir, ["train", "--resume", run, "--force", "--set", "train.epochs=2"]), 2,
+            "last.pt: layer2.0.conv1.weight holds NaN or infinite values: this checkpoint diverged");
+        Assert.That(Tool.Snapshot(run), Is.EqualTo(before), "a refused resume changed the run");
+    }
+
     /// <summary>A data root whose <paramref name="emptySplit"/> files hold zero images and the other split the sample's.</summary>
     static string DataWithAnEmptySplit(string dir, string emptySplit)
     {
