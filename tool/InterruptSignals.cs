@@ -37,7 +37,8 @@ sealed class InterruptSignals : IDisposable
         // PosixSignal values are negative (SIGINT = -2 ...), kept positive here so that 0 means "none yet".
         if (Interlocked.CompareExchange(ref _received, -(int)context.Signal, 0) != 0)
         {
-            Environment.Exit(ExitCode); // the second signal: abandon at once; the checkpoint of the previous epoch stays
+            // The second signal: abandon at once; the previous checkpoint stays (every file is replaced atomically).
+            Abandon(ExitCode);
             return;
         }
         context.Cancel = true;
@@ -49,6 +50,26 @@ sealed class InterruptSignals : IDisposable
         catch (IOException) { } // a hung-up terminal: the checkpoint matters, the message does not
         _cts.Cancel();
     }
+
+    /// <summary>
+    /// Ends the process now, without exit handlers: <see cref="Environment.Exit"/> would tear libtorch down while
+    /// the training thread is still inside it (measured: an internal assert from libtorch, printed as an error).
+    /// </summary>
+    static void Abandon(int code)
+    {
+        try
+        {
+            try { Console.Error.WriteLine("abandoned: the run stops now, without a new checkpoint"); } catch (IOException) { }
+            _exit(code);
+        }
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
+        {
+            Environment.Exit(code);
+        }
+    }
+
+    [DllImport("libc", EntryPoint = "_exit")]
+    static extern void _exit(int status);
 
     public void Dispose()
     {
