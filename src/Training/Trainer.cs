@@ -240,7 +240,7 @@ public sealed class Trainer(TrainingSession session, RunDirectory run, ITraining
         if (s.GlobalStep < 0) Bad("global_step", $"is {s.GlobalStep}; allowed: >= 0");
         // With the same batches per epoch (same data and batch size) every epoch took exactly `batches` steps.
         bool sameShape = new[] { "train.batch_size", "data.train_limit", "data.dataset", "data.root" }
-            .All(k => s.Config.TryGetValue(k, out var v) && v == ResultKeys(cfg)[k]);
+            .All(k => s.Config is not null && s.Config.TryGetValue(k, out var v) && v == ResultKeys(cfg)[k]);
         long expected = (long)s.EpochsDone * batches + s.BatchesDone;
         if (sameShape && s.GlobalStep != expected)
             Bad("global_step", $"is {s.GlobalStep}, but epochs_done {s.EpochsDone} × {batches} batches + batches_done {s.BatchesDone} = {expected}");
