@@ -46,7 +46,7 @@ public sealed class RunFolderSafetyTests
     }
 
     [Test]
-    public void A_checkpoints_folder_that_is_a_link_out_of_the_run_is_refused_even_with_force()
+    public void A_checkpoints_folder_or_lock_that_links_out_of_the_run_is_refused_even_with_force()
     {
         var dir = Tool.NewDir("cklink");
         var run = TrainedRun.CopyTo(Path.Combine(dir, "run"));
@@ -59,6 +59,14 @@ public sealed class RunFolderSafetyTests
         Tool.AssertOneErrorLine(Tool.Run(dir, ["train", cfg, "--out", run, "--force"]), 2, "checkpoints: is a symbolic link");
         Tool.AssertOneErrorLine(Tool.Run(dir, ["train", "--resume", run]), 2, "checkpoints: is a symbolic link");
         Assert.That(Tool.Snapshot(outside), Is.EqualTo(before));
+
+        // A .lock that links out of the run would have its target truncated when the lock is taken.
+        var run2 = TrainedRun.CopyTo(Path.Combine(dir, "run2"));
+        var victim = Path.Combine(dir, "victim.txt");
+        File.WriteAllText(victim, "not the tool's");
+        File.CreateSymbolicLink(Path.Combine(run2, ".lock"), victim);
+        Tool.AssertOneErrorLine(Tool.Run(dir, ["train", "--resume", run2]), 2, ".lock: is a symbolic link");
+        Assert.That(File.ReadAllText(victim), Is.EqualTo("not the tool's"));
     }
 
     [Test]

@@ -73,6 +73,9 @@ public sealed class RunDirectory : IDisposable
             throw new RunDirectoryException($"{checkpoints}: is a symbolic link (to {target}); the tool writes only inside the run folder: remove the link or pick another --out");
         if (System.IO.File.Exists(checkpoints))
             throw new RunDirectoryException($"{checkpoints}: is a file, expected the run's checkpoint folder");
+        var lockPath = System.IO.Path.Combine(path, ".lock");
+        if (new FileInfo(lockPath).LinkTarget is string lockTarget) // opening it would truncate the link's target
+            throw new RunDirectoryException($"{lockPath}: is a symbolic link (to {lockTarget}); the tool writes only inside the run folder: remove the link");
         var contents = ContentsOf(path);
         if (resume && contents is not (Contents.RunWithCheckpoint or Contents.RunWithoutCheckpoint))
             throw new RunDirectoryException($"{path}: no run to resume here (not a run folder of this tool: no {MarkerName} or checkpoints/last.json)");
