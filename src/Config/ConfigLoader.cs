@@ -406,7 +406,7 @@ public static class ConfigLoader
             foreach (var c in seq.Children)
             {
                 var v = (c as YamlScalarNode)?.Value;
-                if (!double.TryParse(v, NumberStyles.Float, CultureInfo.InvariantCulture, out var d) || d < 0 || d >= 1)
+                if (!double.TryParse(v, NumberStyles.Float, CultureInfo.InvariantCulture, out var d) || !(d >= 0 && d < 1)) // NaN fails both
                     throw Bad("optimizer.betas", $"each beta must be a number in [0, 1), found '{v}'");
                 list.Add(d);
             }
