@@ -1,7 +1,17 @@
 #!/usr/bin/env python3
 """Write the PyTorch reference snapshots that the C# implementation is checked against.
 
-    /usr/bin/python3 reference/make_snapshots.py [--out DIR]      (default: reference/snapshots/)
+    /usr/bin/python3 reference/make_snapshots.py [--out DIR] [--kernel-set all|default|avx2|avx512]
+
+Default: every CPU kernel set this CPU can run, each in its own process, into DIR/<kernel set>/
+(DIR defaults to reference/snapshots/), then DIR/kernel_floors.json, the differences between the
+kernel sets' own float32 results (PyTorch's cross-kernel floor).
+
+A kernel set is what libtorch dispatches to: ATEN_CPU_CAPABILITY=default|avx2|avx512 for ATen's
+kernels, with oneDNN (ONEDNN_MAX_CPU_ISA / DNNL_MAX_CPU_ISA) and MKL (MKL_ENABLE_INSTRUCTIONS)
+capped at the same level, so that the process computes as on a CPU of that level. Float32 results,
+the initial weights included (normal_ is vectorised), differ in their last bits between kernel sets;
+the C# tests read the folder of the kernel set their own libtorch runs with.
 
 Everything runs with torch.set_num_threads(1) (except the explicitly 2-thread curves), seed 0,
 and the model of resnet_mnist.build_model("none", 1, 10) built right after torch.manual_seed(0).
@@ -15,6 +25,7 @@ with integer arithmetic. See reference/README.md for every file's layout.
 """
 import argparse
 import copy
+import subprocess
 import hashlib
 import json
 import os
@@ -39,6 +50,52 @@ CURVE_BATCH = 32
 MODEL_DESC = ("torch.manual_seed(0); m = torchvision.models.resnet18(); "
               "m.conv1 = nn.Conv2d(1, 64, kernel_size=7, stride=2, padding=3, bias=False); "
               "m.fc = nn.Linear(512, 10)")
+
+
+KERNEL_SETS = ["default", "avx2", "avx512"]
+# oneDNN and MKL limits matching each ATen kernel set (the C# side applies the same: src/Native/KernelSet.cs).
+KERNEL_LIMITS = {"default": ("SSE41", "SSE4_2"), "avx2": ("AVX2", "AVX2"), "avx512": ("AVX512_CORE", "AVX512")}
+CAPABILITY_NAMES = {"NO AVX": "default", "DEFAULT": "default", "AVX2": "avx2", "AVX512": "avx512"}
+
+
+# ----------------------------------------------------------------------------- kernel sets
+
+def cpu_flags():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def supported_kernel_sets():
+    """The kernel sets this CPU can execute (libtorch's own rule for AVX-512: F, VL, BW, DQ and FMA)."""
+    flags = cpu_flags()
+    sets = ["default"]
+    if {"avx2", "fma"} <= flags:
+        sets.append("avx2")
+    if {"avx512f", "avx512vl", "avx512bw", "avx512dq", "fma"} <= flags:
+        sets.append("avx512")
+    return sets
+
+
+def kernel_env(kernel_set, base=None):
+    env = dict(os.environ if base is None else base)
+    onednn, mkl = KERNEL_LIMITS[kernel_set]
+    env.update(ATEN_CPU_CAPABILITY=kernel_set, ONEDNN_MAX_CPU_ISA=onednn, DNNL_MAX_CPU_ISA=onednn,
+               MKL_ENABLE_INSTRUCTIONS=mkl)
+    return env
+
+
+def running_kernel_set():
+    """The kernel set this process's torch reports (torch.__config__.show(): 'CPU capability usage: ...')."""
+    for line in torch.__config__.show().splitlines():
+        if "CPU capability usage:" in line:
+            return CAPABILITY_NAMES.get(line.split(":", 1)[1].strip().upper())
+    return None
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -81,6 +138,7 @@ def hash_record(t):
 
 def meta(**extra):
     m = {
+        "kernel_set": running_kernel_set(),
         "torch": torch.__version__,
         "torchvision": torchvision.__version__,
         "threads": THREADS,
@@ -218,6 +276,116 @@ def snap_gradients_and_step(out_dir, x, y):
     return len(params)
 
 
+def snap_float64(out_dir, x, y):
+    """Layer outputs (eval and train mode) and one backward pass in float64: the seed-0 model built in float32,
+    then .to(torch.float64) (as train.dtype: float64 does), the same 8 images in float64."""
+    x64 = x.to(torch.float64)
+    layers = {}
+    for mode in ("eval", "train"):
+        model = fresh_model().to(torch.float64)
+        model.train(mode == "train")
+        outs, _ = capture_forward(model, x64)
+        layers[mode] = {n: record(outs[n], 256) for n in LAYERS}
+    write(out_dir, "forward_float64.json", {
+        "meta": meta(input=BATCH_DESC + ", then .to(torch.float64)", K=256,
+                     model_dtype="float64 (built in float32, then .to(torch.float64))",
+                     capture="forward hooks on the top-level children, output cloned inside the hook"),
+        "layers": layers,
+    })
+    model = fresh_model().to(torch.float64)
+    model.train()
+    loss = nn.CrossEntropyLoss()(model(x64), y)
+    loss.backward()
+    write(out_dir, "gradients_float64.json", {
+        "meta": meta(input=BATCH_DESC + ", then .to(torch.float64)", mode="train", K=64,
+                     what="nn.CrossEntropyLoss()(model(x), y).backward() on a fresh float64 model"),
+        "loss": float(loss.item()),
+        "grads": {n: record(p.grad, 64) for n, p in model.named_parameters()},
+    })
+
+
+# Optimizers whose every option changes the compared step when it starts from a non-empty state.
+STATE_STEP_OPTIMIZERS = {
+    "sgd_momentum": dict(cls="SGD", lr=0.01, momentum=0.9),
+    "sgd_nesterov_wd": dict(cls="SGD", lr=0.01, momentum=0.9, nesterov=True, weight_decay=5e-4),
+    "adam_betas_wd": dict(cls="Adam", lr=1e-3, betas=(0.8, 0.99), eps=1e-6, weight_decay=1e-4),
+    "adamw": dict(cls="AdamW", lr=1e-3, betas=(0.9, 0.999), weight_decay=0.05),
+}
+STATE_STEPS = 4  # steps 1..3 build momentum / moment estimates; step 4 is compared
+STATE_BATCH = 8
+
+
+def snap_optimizer_state_step(out_dir):
+    """Float64, seed-0 model: STATE_STEPS steps of each optimizer on fixed batches (images [8i, 8i+8)); records the
+    losses and the last step's update (parameters after minus before), which momentum, nesterov, betas and
+    weight decay all change once the optimizer holds state."""
+    x_all, y_all = load_train(STATE_STEPS * STATE_BATCH)
+    out = {}
+    for name, spec in STATE_STEP_OPTIMIZERS.items():
+        model = fresh_model().to(torch.float64)
+        model.train()
+        kwargs = {k: v for k, v in spec.items() if k != "cls"}
+        opt = getattr(torch.optim, spec["cls"])(model.parameters(), **kwargs)
+        losses = []
+        for i in range(STATE_STEPS):
+            x = x_all[STATE_BATCH * i: STATE_BATCH * (i + 1)].to(torch.float64)
+            y = y_all[STATE_BATCH * i: STATE_BATCH * (i + 1)]
+            opt.zero_grad()
+            loss = nn.CrossEntropyLoss()(model(x), y)
+            loss.backward()
+            if i == STATE_STEPS - 1:
+                before = {n: p.detach().clone() for n, p in model.named_parameters()}
+            opt.step()
+            losses.append(float(loss.item()))
+        out[name] = {
+            "optimizer": {k: (list(v) if isinstance(v, tuple) else v) for k, v in spec.items()},
+            "losses": losses,
+            "update": {n: record(p.detach() - before[n], 16) for n, p in model.named_parameters()},
+        }
+    write(out_dir, "optimizer_state_step.json", {
+        "meta": meta(input=f"{STATE_STEPS} steps; step i (0-based) uses images [{STATE_BATCH}*i, {STATE_BATCH}*i+"
+                           f"{STATE_BATCH}) of data/MNIST/raw/train-*.gz, float32(byte)/255 then float64", K=16,
+                     what="seed-0 model built in float32 then .to(torch.float64), train mode; zero_grad, "
+                          "CrossEntropyLoss, backward, step; 'update' = parameters after the last step minus "
+                          "before it (the parameters before it follow from the earlier steps, whose losses are recorded)"),
+        "optimizers": out,
+    })
+
+
+def write_floors(out_dir, sets):
+    """PyTorch's cross-kernel floor: per float32 tensor record, the largest difference between any two kernel sets'
+    sampled elements (absolute, and relative to the larger |value|)."""
+    files = {"forward_eval.json": ["layers"], "forward_train.json": ["layers", "running_stats"],
+             "gradients.json": ["grads"], "optimizer_step.json": ["sgd", "adam"]}
+    loaded = {}
+    for ks in sets:
+        for f in files:
+            with open(os.path.join(out_dir, ks, f)) as fh:
+                loaded[(ks, f)] = json.load(fh)
+    floors = {}
+    for f, sections in files.items():
+        floors[f] = {}
+        for sec in sections:
+            floors[f][sec] = {}
+            for key in loaded[(sets[0], f)][sec]:
+                worst_abs = worst_rel = 0.0
+                for i, a in enumerate(sets):
+                    for b in sets[i + 1:]:
+                        ra, rb = loaded[(a, f)][sec][key], loaded[(b, f)][sec][key]
+                        for u, v in zip(ra["sample"] + [ra["max_abs"]], rb["sample"] + [rb["max_abs"]]):
+                            d = abs(u - v)
+                            worst_abs = max(worst_abs, d)
+                            worst_rel = max(worst_rel, d / max(abs(u), abs(v), 1e-30))
+                floors[f][sec][key] = {"abs": worst_abs, "rel": worst_rel}
+    write(out_dir, "kernel_floors.json", {
+        "meta": {"kernel_sets": sets, "torch": torch.__version__,
+                 "what": "per tensor record: max |a - b| over the sampled elements and max |x| of every pair of "
+                         "kernel sets' float32 snapshots (abs), and that difference relative to the larger |value| "
+                         "(rel)"},
+        "floors": floors,
+    })
+
+
 def curve(opt_name, dtype, x_all, y_all):
     model = fresh_model().to(dtype)
     model.train()
@@ -277,8 +445,45 @@ def snap_curves(out_dir):
 def main():
     ap = argparse.ArgumentParser(description="Write the PyTorch reference snapshots.")
     ap.add_argument("--out", default=os.path.join(HERE, "snapshots"))
+    ap.add_argument("--kernel-set", default="all", choices=["all"] + KERNEL_SETS,
+                    help="all (default): every kernel set this CPU runs, each into OUT/<set>/; or one set, into OUT")
+    ap.add_argument("--list-kernel-sets", action="store_true", help="print the kernel sets this CPU runs and exit")
     ap.add_argument("--skip-curves", action="store_true", help="skip curves.json (the slow part)")
+    ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+                    help="kernel sets generated at the same time (default: one per core)")
     args = ap.parse_args()
+    if args.list_kernel_sets:
+        print(" ".join(supported_kernel_sets()))
+        return 0
+    if args.kernel_set == "all":
+        sets = supported_kernel_sets()
+        t0 = time.time()
+        # One process per kernel set (the variables must be set before torch loads); each runs single-threaded
+        # (except its 2-thread curves), so up to --jobs of them run side by side. Results do not depend on it.
+        pending, running = list(sets), []
+        while pending or running:
+            while pending and len(running) < max(1, args.jobs):
+                ks = pending.pop(0)
+                cmd = [sys.executable, os.path.abspath(__file__), "--kernel-set", ks, "--out", os.path.join(args.out, ks)]
+                if args.skip_curves:
+                    cmd.append("--skip-curves")
+                print(f"== kernel set {ks}", flush=True)
+                running.append((ks, subprocess.Popen(cmd, env=kernel_env(ks))))
+            ks, proc = running.pop(0)
+            if proc.wait() != 0:
+                raise SystemExit(f"kernel set {ks}: make_snapshots.py exited with {proc.returncode}")
+        if len(sets) > 1:
+            write_floors(args.out, sets)
+        print(f"all kernel sets ({', '.join(sets)}): {time.time() - t0:.1f} s -> {args.out}")
+        return 0
+    running = running_kernel_set()
+    if running != args.kernel_set:
+        raise SystemExit(f"torch runs the {running} kernel set, not {args.kernel_set}: "
+                         f"set ATEN_CPU_CAPABILITY={args.kernel_set} (or use --kernel-set all)")
+    return one_kernel_set(args)
+
+
+def one_kernel_set(args):
     os.makedirs(args.out, exist_ok=True)
     torch.set_num_threads(THREADS)
 
@@ -287,6 +492,8 @@ def main():
     x, y = load_train(8)
     notes = snap_forward(args.out, x)
     n_params = snap_gradients_and_step(args.out, x, y)
+    snap_float64(args.out, x, y)
+    snap_optimizer_state_step(args.out)
     print(f"init/forward/gradients/optimizer_step: {n_init} state_dict entries, {n_params} parameters, "
           f"{time.time() - t0:.1f} s")
     print(f"hooked outputs modified in place after capture (eval, train): {notes['eval']}, {notes['train']}")
@@ -301,4 +508,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -27,6 +27,21 @@ static class ErrorHandling
         }
     }
 
+    /// <summary>The arguments after a <c>--</c> (file names, even ones that start with '-'); empty when there is none.</summary>
+    public static IReadOnlyList<string> AfterDoubleDash { get; private set; } = [];
+
+    /// <summary>
+    /// Returns the arguments before the first <c>--</c> and keeps the rest in <see cref="AfterDoubleDash"/>: the command-line
+    /// parser would otherwise read <c>-digit.png</c> after <c>--</c> as a (malformed) short option.
+    /// </summary>
+    public static string[] SplitAtDoubleDash(string[] args)
+    {
+        int at = Array.IndexOf(args, "--");
+        if (at < 0) return args;
+        AfterDoubleDash = args[(at + 1)..];
+        return args[..at];
+    }
+
     /// <summary>
     /// An option that takes a value but is last on the line, or followed by another option, is a usage error.
     /// (With strict parsing, Spectre.Console.Cli 0.57 otherwise binds the placeholder "__default_command" as its value.)
@@ -56,22 +71,39 @@ static class ErrorHandling
         _ => "VALUE",
     };
 
-    /// <summary>Messages from libraries may span lines; the error is always one line.</summary>
-    static string OneLine(string m) =>
-        string.Join("; ", m.Split(['\r', '\n'], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
+    /// <summary>
+    /// Messages from libraries may span lines; the error is always one line. libtorch appends its C++ stack
+    /// ("Exception raised from ...", "frame #0: ...") to the first line of its message: that part is dropped.
+    /// </summary>
+    internal static string OneLine(string m)
+    {
+        foreach (var marker in new[] { "Exception raised from ", "frame #0", "(most recent call first)" })
+        {
+            int cut = m.IndexOf(marker, StringComparison.Ordinal);
+            if (cut >= 0) m = m[..cut];
+        }
+        return string.Join("; ", m.Split(['\r', '\n'], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)).TrimEnd(';', ' ');
+    }
 
+    /// <summary>
+    /// Bad input carries its own exit code (<see cref="BadInputException"/>: config, data, weights, checkpoints);
+    /// anything else is a runtime failure (1), reported by its message's first line only, never by a .NET type name.
+    /// </summary>
     static (int, string) Classify(Exception e) => e switch
     {
+        BadInputException b => (b.ExitCode, e.Message),
         CommandParseException or CommandRuntimeException => (Usage, e.Message),
-        ConfigException or DataException or RunDirectoryException or UsageException => (Usage, e.Message),
-        ResnetMnist.Weights.WeightsFileException or CheckpointException => (Usage, e.Message),
+        RunDirectoryException or UsageException => (Usage, e.Message),
         ArgumentException when e.Source == "ResnetMnist" => (Usage, e.Message),
         DivergedException => (Failure, e.Message),
         IOException or UnauthorizedAccessException => (Failure, e.Message),
         InvalidOperationException when e.Message.StartsWith("device:") => (Usage, e.Message),
-        _ => (Failure, $"{e.GetType().Name}: {e.Message}"),
+        OutOfMemoryException or InsufficientExecutionStackException => (Failure, "out of memory or stack while reading the input; run with --verbose for details"),
+        _ => (Failure, $"unexpected failure: {TorchFirstLine(e.Message)}; run with --verbose for details"),
     };
+
+    static string TorchFirstLine(string m) => ResnetMnist.Weights.TorchArchive.FirstLine(m);
 }
 
 /// <summary>A wrong command line (missing argument, bad option value).</summary>
-sealed class UsageException(string message) : Exception(message);
+sealed class UsageException(string message) : BadInputException(message);

@@ -2,8 +2,9 @@ using ResnetMnist.Tool;
 using ResnetMnist.Tool.Commands;
 using Spectre.Console.Cli;
 
-// Composition root: the commands and nothing else. Every command returns 0 (ok), 1 (runtime failure),
-// 2 (usage, config or data error) or 130 (interrupted, resumable).
+// Composition root: the commands and nothing else. Every command returns 0 (ok), 1 (runtime failure, a diverged
+// run), 2 (usage, config or data error), or, for a run stopped by a signal after writing a resumable checkpoint,
+// 128 + the signal's number: 130 (SIGINT, Ctrl-C), 143 (SIGTERM), 129 (SIGHUP); see tool/InterruptSignals.cs.
 var app = new CommandApp();
 app.Configure(c =>
 {
@@ -43,5 +44,5 @@ app.Configure(c =>
 return ErrorHandling.Run(() =>
 {
     ErrorHandling.CheckOptionValues(args);
-    return app.Run(args);
+    return app.Run(ErrorHandling.SplitAtDoubleDash(args));
 }, args);

@@ -18,10 +18,17 @@ abstract class Progress : ITrainingObserver
     public abstract void StepFinished(StepRecord step, int batch, int batches, double imagesPerSecond);
 
     public virtual void EpochFinished(EpochRecord e, bool best) =>
-        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+        Say(string.Create(CultureInfo.InvariantCulture,
             $"Epoch {e.Epoch}, loss: {e.TrainLoss:F4}, test loss: {e.TestLoss:F4}, test accuracy: {e.TestAccuracy:F2}%{(best ? " (best)" : "")}, {e.EpochSeconds:F1} s, {e.TrainImagesPerSecond:F0} img/s"));
 
-    public virtual void Info(string message) => Console.WriteLine(message);
+    public virtual void Info(string message) => Say(message);
+
+    /// <summary>A progress line. Progress is best effort: output that cannot be written (a terminal hung up) never stops training.</summary>
+    protected static void Say(string line)
+    {
+        try { Console.WriteLine(line); }
+        catch (IOException) { }
+    }
 
     sealed class Lines(double interval) : Progress
     {
@@ -43,7 +50,7 @@ abstract class Progress : ITrainingObserver
             _sinceLine.Restart();
             double perBatch = _epochClock.Elapsed.TotalSeconds / Math.Max(1, batch - _firstBatch);
             var eta = TimeSpan.FromSeconds(perBatch * (batches - batch));
-            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            Say(string.Create(CultureInfo.InvariantCulture,
                 $"epoch {s.Epoch}/{_epochs} step {batch}/{batches} loss {s.Loss:F4} lr {s.Lr:G3} {ips:F0} img/s eta {eta:hh\\:mm\\:ss}"));
         }
     }

@@ -6,7 +6,10 @@ namespace ResnetMnist.ParityTests.Parity;
 
 /// <summary>
 /// Initialisation: <c>manual_seed(0)</c> then the model must give exactly PyTorch's tensors (sha256 of the raw
-/// bytes equal, i.e. max abs diff 0) for every state_dict entry.
+/// bytes equal, i.e. max abs diff 0) for every state_dict entry, against the reference of the same kernel set
+/// (<c>normal_</c> is vectorised, so 22 conv weights differ in their last bits between the default and the AVX
+/// kernel sets). Where no same-kernel reference exists, tensors that are identical in every kernel set's reference
+/// must still be bit-identical, and the others must agree in their sum within 1e-6 relative.
 /// </summary>
 [TestFixture, Category("Parity")]
 public sealed class InitParityTests
@@ -27,11 +30,11 @@ public sealed class InitParityTests
         foreach (var (key, t) in sd)
         {
             var rec = reference.GetProperty(key);
-            if (Snapshot.Sha256(t) != rec.GetProperty("sha256").GetString())
-            {
-                double sum = t.to_type(ScalarType.Float64).sum().item<double>();
-                mismatches.Add($"{key} (C# sum {sum:R}, PyTorch sum {rec.GetProperty("sum").GetDouble():R})");
-            }
+            if (Snapshot.Sha256(t) == rec.GetProperty("sha256").GetString()) continue;
+            double sum = t.to_type(ScalarType.Float64).sum().item<double>(), expected = rec.GetProperty("sum").GetDouble();
+            bool kernelDependent = Snapshot.Available.Select(k => Snapshot.Load(file, k).GetProperty("tensors").GetProperty(key).GetProperty("sha256").GetString()).Distinct().Count() > 1;
+            if (Snapshot.SameKernel || !kernelDependent || Math.Abs(sum - expected) > 1e-6 * Math.Abs(expected) + 1e-9)
+                mismatches.Add($"{key} (C# sum {sum:R}, PyTorch sum {expected:R}; C# kernel set {Snapshot.KernelSet}, reference {Snapshot.ReferenceSet})");
         }
         TestContext.Out.WriteLine($"{sd.Count} tensors compared, {mismatches.Count} differ");
         Assert.That(mismatches, Is.Empty, "tensors that differ from PyTorch's init: " + string.Join(", ", mismatches));

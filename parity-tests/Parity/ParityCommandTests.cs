@@ -19,7 +19,7 @@ public sealed class ParityCommandTests
     /// reshuffle, the evaluation's generator draw and the scheduler's epoch step — is inside the comparison).
     /// The bounds are the check's own float64 bounds (<see cref="ParityCheck.Float64"/>, measured ~1e-13 and below);
     /// the reference's losses and learning rates must be exactly those the reference program writes in its
-    /// steps.csv for the same config (reference/snapshots/train/), i.e. the dump mode trains as the program does.
+    /// steps.csv for the same config (reference/snapshots/&lt;kernel set&gt;/train/), i.e. the dump mode trains as the program does.
     /// </summary>
     [Test, Category("NeedsPyTorch")]
     public void InProcessCheckPassesAndMatchesTheReferenceProgramsOwnRun()
@@ -40,7 +40,7 @@ public sealed class ParityCommandTests
         Assert.That(report.InitTensorsDiffering, Is.Zero);
         Assert.That(report.Layers.Keys, Is.EquivalentTo(ResnetMnist.Model.ResNet.LayerNames));
 
-        var programSteps = RunDirectory.ReadSteps(Repo.Path("reference", "snapshots", "train", Config, "steps.csv"));
+        var programSteps = RunDirectory.ReadSteps(Snapshot.PathOf($"train/{Config}/steps.csv"));
         Assert.That(report.ReferenceLosses, Is.EqualTo(programSteps.Take(steps).Select(s => s.Loss).ToList()),
             "the dump mode's losses are the program's own");
         Assert.That(report.ReferenceLrs, Is.EqualTo(programSteps.Take(steps).Select(s => s.Lr).ToList()),

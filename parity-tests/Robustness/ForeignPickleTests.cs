@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using NUnit.Framework;
 
 namespace ResnetMnist.ParityTests.Robustness;
@@ -7,27 +6,12 @@ namespace ResnetMnist.ParityTests.Robustness;
 [TestFixture, Category("Robustness"), Parallelizable(ParallelScope.None)]
 public sealed class ForeignPickleTests
 {
-    const string Python = "/usr/bin/python3";
-
+    /// <summary>A .pth whose pickle calls <c>posix.system("touch MARKER")</c> when unpickled (written byte by byte).</summary>
     static (string Pth, string Marker) Craft(string dir)
     {
-        if (!File.Exists(Python)) Assert.Fail($"{Python} not found: it crafts the malicious .pth (apt-get install python3)");
         var pth = Path.Combine(dir, "evil.pth");
         var marker = Path.Combine(dir, "PWNED");
-        var script = """
-            import pickle, posix, sys, zipfile
-            class Evil:
-                def __reduce__(self):
-                    return (posix.system, ("touch " + sys.argv[2],))
-            with zipfile.ZipFile(sys.argv[1], "w") as z:
-                z.writestr("archive/data.pkl", pickle.dumps({"conv1.weight": Evil()}, protocol=2))
-                z.writestr("archive/version", "3\n")
-            """;
-        var psi = new ProcessStartInfo(Python, ["-c", script, pth, marker]) { RedirectStandardError = true };
-        using var p = Process.Start(psi)!;
-        p.WaitForExit();
-        Assert.That(p.ExitCode, Is.EqualTo(0), p.StandardError.ReadToEnd());
-        Assert.That(File.Exists(marker), Is.False, "crafting must not run the payload");
+        CraftedFiles.Zip(pth, ("archive/data.pkl", CraftedFiles.CallPickle("posix", "system", "touch " + marker)), ("archive/version", "3\n"u8.ToArray()));
         return (pth, marker);
     }
 

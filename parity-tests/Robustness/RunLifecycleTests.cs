@@ -56,6 +56,80 @@ public sealed class RunLifecycleTests
         Assert.That(File.ReadAllText(Path.Combine(run, "steps.csv")), Is.EqualTo(expected), "steps.csv after interrupt + resume differs from an uninterrupted run");
     }
 
+    /// <summary>Starts a run (or a resume), sends <paramref name="signal"/> once a line matching <paramref name="at"/> appears, and checks the signal's contract.</summary>
+    static void InterruptWith(string dir, string[] args, string run, string signal, int code, string at)
+    {
+        ToolResult r;
+        using (var p = Tool.Start(dir, args))
+        {
+            p.WaitForLine(l => l.StartsWith(at, StringComparison.Ordinal));
+            p.Signal(signal);
+            r = p.WaitForExit();
+        }
+        Assert.That(r.ExitCode, Is.EqualTo(code), r.ToString());
+        Assert.That(r.Stderr, Does.Contain($"SIG{signal}: finishing the current step and writing a checkpoint"), r.ToString());
+        Assert.That(r.Stderr, Does.Contain("resume with: dotnet resnet-mnist train --resume"), r.ToString());
+        Assert.That(r.Stderr, Does.Not.Contain("error:"), r.ToString());
+        Assert.That(File.Exists(Path.Combine(run, ".lock")), Is.False, "the lock was left behind");
+        AssertCheckpointConsistent(run);
+        using var state = JsonDocument.Parse(File.ReadAllText(Path.Combine(run, "checkpoints", "last.json")));
+        Assert.That(state.RootElement.GetProperty("batches_done").GetInt32(), Is.GreaterThan(0), $"SIG{signal} should land inside an epoch\n{r}");
+    }
+
+    [Test]
+    public void Sigterm_and_sighup_checkpoint_like_ctrl_c_and_resume_matches_an_uninterrupted_run()
+    {
+        var expected = ReferenceSteps;
+        var dir = Tool.NewDir("sigtermhup");
+        var run = Path.Combine(dir, "run");
+        InterruptWith(dir, ["train", TwoEpochConfig(dir), "--out", run], run, "TERM", 143, "epoch 1/2 step ");
+        Assert.That(File.ReadAllLines(Path.Combine(run, "steps.csv")).Length - 1, Is.InRange(1, 7), "SIGTERM should land inside epoch 1");
+        InterruptWith(dir, ["train", "--resume", run], run, "HUP", 129, "epoch 2/2 step ");
+
+        var resumed = Tool.Run(dir, ["train", "--resume", run]);
+        Assert.That(resumed.ExitCode, Is.EqualTo(0), resumed.ToString());
+        Assert.That(File.ReadAllText(Path.Combine(run, "steps.csv")), Is.EqualTo(expected), "steps.csv after SIGTERM, SIGHUP and resumes differs from an uninterrupted run");
+    }
+
+    [Test]
+    public void Kill9_before_the_first_checkpoint_can_be_resumed_or_rerun_without_force()
+    {
+        var expected = ReferenceSteps;
+        var dir = Tool.NewDir("kill9early");
+        var run = Path.Combine(dir, "run");
+        var cfg = TwoEpochConfig(dir);
+        int pid;
+        using (var p = Tool.Start(dir, ["train", cfg, "--out", run]))
+        {
+            pid = p.Pid;
+            p.WaitForLine(l => l.StartsWith("epoch 1/2 step ", StringComparison.Ordinal));
+            p.Signal("KILL");
+            Assert.That(p.WaitForExit().ExitCode, Is.EqualTo(137));
+        }
+        Assert.That(File.Exists(Path.Combine(run, "checkpoints", "last.json")), Is.False, "kill -9 should land before epoch 1's checkpoint");
+        Assert.That(File.ReadAllText(Path.Combine(run, ".lock")), Does.StartWith($"pid={pid} start="), "the lock should name its process");
+        var copy = Path.Combine(dir, "copy");
+        foreach (var f in Directory.GetFiles(run, "*", SearchOption.AllDirectories))
+        {
+            var to = Path.Combine(copy, Path.GetRelativePath(run, f));
+            Directory.CreateDirectory(Path.GetDirectoryName(to)!);
+            File.Copy(f, to);
+        }
+        Directory.CreateDirectory(Path.Combine(copy, "checkpoints"));
+
+        var resumed = Tool.Run(dir, ["train", "--resume", run]);
+        Assert.That(resumed.ExitCode, Is.EqualTo(0), resumed.ToString());
+        Assert.That(resumed.Stdout, Does.Contain($"taking over the lock of process {pid}, which no longer runs"), resumed.ToString());
+        Assert.That(resumed.Stdout, Does.Contain("training from the start"), resumed.ToString());
+        Assert.That(File.ReadAllText(Path.Combine(run, "steps.csv")), Is.EqualTo(expected), "resume after kill -9 in epoch 1 differs from an uninterrupted run");
+        Assert.That(File.Exists(Path.Combine(run, ".lock")), Is.False);
+
+        var rerun = Tool.Run(dir, ["train", cfg, "--out", copy]);
+        Assert.That(rerun.ExitCode, Is.EqualTo(0), rerun.ToString());
+        Assert.That(rerun.Stdout, Does.Contain("taking over the lock").And.Contain("replacing a run that stopped before its first checkpoint"), rerun.ToString());
+        Assert.That(File.ReadAllText(Path.Combine(copy, "steps.csv")), Is.EqualTo(expected), "a re-run after kill -9 in epoch 1 differs from an uninterrupted run");
+    }
+
     [Test]
     public void Kill9_keeps_the_previous_checkpoint_and_resume_matches_an_uninterrupted_run()
     {
@@ -93,10 +167,11 @@ public sealed class RunLifecycleTests
 
         var forced = Tool.Run(dir, ["train", cfg, "--out", run, "--force"]);
         Tool.AssertOneErrorLine(forced, 2, "another run is writing to this folder");
+        // In epoch 1 there is no checkpoint yet, so the folder's only obstacle is the live run's lock.
         var plain = Tool.Run(dir, ["train", cfg, "--out", run]);
-        Tool.AssertOneErrorLine(plain, 2, "already holds a run");
+        Tool.AssertOneErrorLine(plain, 2, "another run is writing to this folder");
         var resume = Tool.Run(dir, ["train", "--resume", run]);
-        Assert.That(resume.ExitCode, Is.EqualTo(2), resume.ToString());
+        Tool.AssertOneErrorLine(resume, 2, "another run is writing to this folder");
 
         first.Signal("INT");
         var r = first.WaitForExit();

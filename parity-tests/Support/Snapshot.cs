@@ -14,19 +14,88 @@ public static class Snapshot
 {
     static readonly Dictionary<string, JsonElement> Cache = new();
 
-    /// <summary>Loads <c>reference/snapshots/NAME</c>; fails (never skips) when it is missing.</summary>
-    public static JsonElement Load(string name)
+    /// <summary>
+    /// Where no reference of the running kernel set exists, float32 bounds become max(the test's own bound,
+    /// <see cref="FloorMultiple"/> × PyTorch's cross-kernel floor for that tensor) (kernel_floors.json: the largest
+    /// difference between PyTorch's own results under two kernel sets, on the same sampled elements).
+    /// </summary>
+    public const double FloorMultiple = 4;
+
+    /// <summary>The kernel set this test process's libtorch runs with (<see cref="ResnetMnist.Native.KernelSet"/>).</summary>
+    public static string KernelSet => ResnetMnist.Native.KernelSet.Current;
+
+    /// <summary>The kernel sets that have reference data under <c>reference/snapshots/</c>.</summary>
+    public static IReadOnlyList<string> Available => ResnetMnist.Native.KernelSet.Names
+        .Where(k => Directory.Exists(Repo.Path("reference", "snapshots", k))).ToList();
+
+    /// <summary>The kernel set whose reference data the tests read: the running one when it exists, else the nearest
+    /// one below it (else above); <see cref="SameKernel"/> says which case holds.</summary>
+    public static string ReferenceSet
     {
+        get
+        {
+            var names = ResnetMnist.Native.KernelSet.Names;
+            if (Available.Count == 0)
+                Assert.Fail($"{Repo.Path("reference", "snapshots")} holds no kernel-set folder ({string.Join(", ", names)}): regenerate with `/usr/bin/python3 reference/make_snapshots.py` (needs apt-get install -y python3-torch python3-torchvision python3-yaml)");
+            if (Available.Contains(KernelSet)) return KernelSet;
+            int at = names.ToList().IndexOf(KernelSet);
+            return Available.OrderBy(k => { int i = names.ToList().IndexOf(k); return i <= at ? at - i : 10 + i; }).First();
+        }
+    }
+
+    /// <summary>True when the reference data was computed with the kernel set this process runs with.</summary>
+    public static bool SameKernel => ReferenceSet == KernelSet;
+
+    /// <summary>Path of a reference file of kernel set <paramref name="kernelSet"/> (default: <see cref="ReferenceSet"/>).</summary>
+    public static string PathOf(string name, string? kernelSet = null) =>
+        Repo.Path(["reference", "snapshots", kernelSet ?? ReferenceSet, .. name.Split('/')]);
+
+    /// <summary>Loads <c>reference/snapshots/&lt;kernel set&gt;/NAME</c>; fails (never skips) when it is missing.</summary>
+    public static JsonElement Load(string name, string? kernelSet = null)
+    {
+        var path = PathOf(name, kernelSet);
         lock (Cache)
         {
-            if (Cache.TryGetValue(name, out var e)) return e;
-            var path = Repo.Path("reference", "snapshots", name);
+            if (Cache.TryGetValue(path, out var e)) return e;
             if (!File.Exists(path))
                 Assert.Fail($"{path} is missing: regenerate it with `/usr/bin/python3 reference/make_snapshots.py` (needs apt-get install -y python3-torch python3-torchvision python3-yaml)");
             var doc = JsonDocument.Parse(File.ReadAllText(path)).RootElement.Clone();
-            Cache[name] = doc;
+            Cache[path] = doc;
             return doc;
         }
+    }
+
+    /// <summary>PyTorch's cross-kernel floor (max abs difference) of one float32 record, e.g. ("forward_train.json", "layers", "layer4").</summary>
+    public static double Floor(string file, string section, string key)
+    {
+        var path = Repo.Path("reference", "snapshots", "kernel_floors.json");
+        if (!File.Exists(path))
+            Assert.Fail($"{path} is missing: regenerate with `/usr/bin/python3 reference/make_snapshots.py` on a CPU that runs two or more kernel sets");
+        JsonElement floors;
+        lock (Cache)
+        {
+            if (!Cache.TryGetValue(path, out floors))
+                Cache[path] = floors = JsonDocument.Parse(File.ReadAllText(path)).RootElement.Clone();
+        }
+        return floors.GetProperty("floors").GetProperty(file).GetProperty(section).GetProperty(key).GetProperty("abs").GetDouble();
+    }
+
+    /// <summary>
+    /// The float32 bound for one record: (<paramref name="rtol"/>, <paramref name="atol"/>) against the same kernel set's
+    /// reference; against another kernel set's, atol grows to <see cref="FloorMultiple"/> × PyTorch's own floor.
+    /// </summary>
+    public static (double Rtol, double Atol) Bound(string file, string section, string key, double rtol, double atol, string? kernelSet = null) =>
+        (kernelSet ?? ReferenceSet) == KernelSet ? (rtol, atol) : (rtol, Math.Max(atol, FloorMultiple * Floor(file, section, key)));
+
+    /// <summary>Runs <paramref name="f"/> with libtorch's intra-op threads set to the reference's (meta.threads of
+    /// <paramref name="file"/>): float32 reductions may split by thread.</summary>
+    public static T WithReferenceThreads<T>(string file, Func<T> f)
+    {
+        int threads = Load(file).GetProperty("meta").GetProperty("threads").GetInt32();
+        int before = get_num_threads();
+        set_num_threads(threads);
+        try { return f(); }
+        finally { set_num_threads(before); }
     }
 
     public static IEnumerable<string> Names(string file, string section) =>
@@ -39,11 +108,15 @@ public static class Snapshot
         return ResnetMnist.Model.Models.resnet18(1, 10);
     }
 
+    /// <summary>The embedded training split, decompressed once per test run.</summary>
+    static readonly Lazy<(ResnetMnist.Data.Idx.Images Images, byte[] Labels)> Sample = new(() => (
+        ResnetMnist.Data.Idx.ReadImages(Repo.Path("data", "MNIST", "raw", "train-images-idx3-ubyte.gz")),
+        ResnetMnist.Data.Idx.ReadLabels(Repo.Path("data", "MNIST", "raw", "train-labels-idx1-ubyte.gz"))));
+
     /// <summary>The fixed input batch of the snapshots: the first 8 images of the embedded training set, bytes / 255.</summary>
     public static (Tensor X, Tensor Y) InputBatch(int count = 8, int start = 0, ScalarType dtype = ScalarType.Float32)
     {
-        var images = ResnetMnist.Data.Idx.ReadImages(Repo.Path("data", "MNIST", "raw", "train-images-idx3-ubyte.gz"));
-        var labels = ResnetMnist.Data.Idx.ReadLabels(Repo.Path("data", "MNIST", "raw", "train-labels-idx1-ubyte.gz"));
+        var (images, labels) = Sample.Value;
         var px = images.Pixels.AsSpan(start * 784, count * 784).ToArray();
         var x = tensor(px, new long[] { count, 1, 28, 28 }).to_type(ScalarType.Float32).div_(255.0f).to_type(dtype);
         var y = tensor(labels.AsSpan(start, count).ToArray().Select(b => (long)b).ToArray());

@@ -11,9 +11,10 @@ namespace ResnetMnist.ParityTests.Training;
 [TestFixture, Category("Parity")]
 public sealed class CheckpointInteropTests
 {
-    [Test]
+    [Test, Category("NeedsPyTorch")]
     public void PyTorchLoadsLastPtIntoTheSeedModel()
     {
+        Python.RequireTorch();
         using var tmp = new TempDir();
         var cfg = ConfigLoader.Parse($"seed: 1\nthreads: 2\ndata: {{root: {Repo.Path("data")}, train_limit: 64, test_limit: 32}}\ntrain: {{epochs: 1, batch_size: 32}}\n", null);
         TrainingRun.Run(cfg, tmp.Path);

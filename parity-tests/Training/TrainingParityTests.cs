@@ -12,7 +12,8 @@ namespace ResnetMnist.ParityTests.Training;
 /// covered), float64, worst relative difference ≤ 1e-9; same batch order is implied (a different batch changes
 /// the loss at the first digit). The learning rate of every step (lr column of steps.csv) must match too: the
 /// schedulers (StepLR, CosineAnnealingLR, OneCycleLR with its momentum cycling) are PyTorch's own in the reference,
-/// and the tool computes them with PyTorch's arithmetic. The reference's files are in reference/snapshots/train/.
+/// and the tool computes them with PyTorch's arithmetic. The reference's files are in
+/// reference/snapshots/&lt;kernel set&gt;/train/.
 /// </summary>
 [TestFixture, Category("Parity")]
 public sealed class TrainingParityTests
@@ -33,7 +34,7 @@ public sealed class TrainingParityTests
     [TestCase("train-sgd-onecycle-float64")]
     public void PerStepLossesMatchTheReferenceProgram(string name)
     {
-        var expectedFile = Repo.Path("reference", "snapshots", "train", name, "steps.csv");
+        var expectedFile = Snapshot.PathOf($"train/{name}/steps.csv");
         if (!File.Exists(expectedFile))
             Assert.Fail($"{expectedFile} is missing: run `bash reference/make_train_snapshots.sh` (needs apt-get install -y python3-torch python3-torchvision python3-yaml)");
         var expected = RunDirectory.ReadSteps(expectedFile);
@@ -60,7 +61,7 @@ public sealed class TrainingParityTests
         Assert.That(worst, Is.LessThanOrEqualTo(Rtol),
             $"step {at}: tool {result.Steps[at - 1].Loss:R}, reference {expected[at - 1].Loss:R} (relative {worst:E2})");
 
-        var refMetrics = File.ReadLines(Repo.Path("reference", "snapshots", "train", name, "metrics.csv")).Skip(1)
+        var refMetrics = File.ReadLines(Snapshot.PathOf($"train/{name}/metrics.csv")).Skip(1)
             .Select(l => l.Split(',')).ToList();
         for (int e = 0; e < refMetrics.Count; e++)
         {

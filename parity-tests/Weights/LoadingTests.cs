@@ -12,10 +12,11 @@ public sealed class LoadingTests
     static string Temp(string name) => Path.Combine(TestFiles.Dir, $"{TestContext.CurrentContext.Test.MethodName}-{name}");
 
     [Test]
+    [Category("NeedsPyTorch")]
     public void StrictLoadOfPyTorchResnet18GivesItsStateDictExactly()
     {
         var pth = Temp("seed0.pth");
-        PyTorch.Run("""
+        Python.Run("""
             import sys, torch, torchvision
             torch.manual_seed(0)
             m = torchvision.models.resnet18()
@@ -58,11 +59,12 @@ public sealed class LoadingTests
     }
 
     [Test]
+    [Category("NeedsPyTorch")]
     public void ConvertedPthLoadsInPyTorchWithOnlyFcMissing()
     {
         var sd = WeightsFile.ReadStateDict(TestFiles.MlnetPth);
         double sum = sd.Values.Sum(t => t.to_type(ScalarType.Float64).abs().sum().item<double>());
-        var output = PyTorch.Run("""
+        var output = Python.Run("""
             import sys, torch, torchvision
             m = torchvision.models.resnet18()
             sd = torch.load(sys.argv[1])
@@ -87,11 +89,12 @@ public sealed class LoadingTests
 
     [TestCase(2)]
     [TestCase(4)]
+    [Category("NeedsPyTorch")]
     public void PickleCallingForeignCodeIsRefusedAndNothingRuns(int protocol)
     {
         var pth = Temp("evil.pth");
         var marker = Temp("marker");
-        PyTorch.Run("""
+        Python.Run("""
             import sys, os, io, pickle, zipfile, torch
             path, marker, protocol = sys.argv[1], sys.argv[2], int(sys.argv[3])
             class Evil:
@@ -115,10 +118,11 @@ public sealed class LoadingTests
     }
 
     [Test]
+    [Category("NeedsPyTorch")]
     public void WholePickledModelGetsTheStateDictAdvice()
     {
         var pth = Temp("whole.pth");
-        PyTorch.Run("import sys, torch, torchvision\ntorch.save(torchvision.models.resnet18(), sys.argv[1])", pth);
+        Python.Run("import sys, torch, torchvision\ntorch.save(torchvision.models.resnet18(), sys.argv[1])", pth);
         var e = Assert.Throws<WeightsFileException>(() => WeightsFile.ReadStateDict(pth))!;
         Assert.That(e.Message, Is.EqualTo($"{pth}: {WeightsFile.WholeModelMessage}"));
     }

@@ -36,13 +36,31 @@ public static class ConfigLoader
 
     static readonly HashSet<string> Sections = Keys.Where(k => k.Contains('.')).Select(k => k[..k.IndexOf('.')]).ToHashSet();
 
+    /// <summary>Largest config file accepted (the bundled ones are under 1 KB).</summary>
+    public const long MaxConfigBytes = 1L << 20;
+    /// <summary>Deepest nesting of YAML mappings and lists accepted (a config needs 2).</summary>
+    public const int MaxDepth = 16;
+    /// <summary>Largest <c>model.num_classes</c> (labels are bytes; 1000 is ImageNet's fc).</summary>
+    public const int MaxClasses = 1000;
+    /// <summary>Largest <c>model.in_channels</c>.</summary>
+    public const int MaxInChannels = 64;
+    /// <summary>Largest <c>train.batch_size</c> / <c>train.eval_batch_size</c>.</summary>
+    public const int MaxBatch = 65_536;
+    /// <summary><c>threads</c> may be at most this many times the core count.</summary>
+    public const int ThreadsPerCore = 4;
+
     /// <summary>Reads <paramref name="path"/> and applies <paramref name="overrides"/>.</summary>
     public static TrainingConfig Load(string path, IEnumerable<string>? overrides = null)
     {
         if (Directory.Exists(path)) throw new ConfigException($"{path}: is a directory, expected a YAML config file");
         if (!File.Exists(path)) throw new ConfigException($"{path}: config file not found");
         string text;
-        try { text = File.ReadAllText(path); }
+        try
+        {
+            var bytes = ResnetMnist.Data.InputFiles.ReadAllBytes(path, "a YAML config file", MaxConfigBytes, m => new ConfigException($"{path}: {m}"));
+            text = new System.Text.UTF8Encoding(false, throwOnInvalidBytes: true).GetString(bytes);
+        }
+        catch (System.Text.DecoderFallbackException) { throw new ConfigException($"{path}: is not UTF-8 text; expected a YAML config file"); }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException) { throw new ConfigException($"{path}: cannot read: {e.Message}"); }
         return Parse(text, Path.GetFullPath(path), overrides);
     }
@@ -67,13 +85,45 @@ public static class ConfigLoader
 
     internal sealed record Entry(YamlNode Node, string Where, string Origin);
 
+    /// <summary>
+    /// Walks the YAML events (no recursion, no object graph) before anything is built: at most one document, nesting at
+    /// most <see cref="MaxDepth"/> deep. YamlDotNet builds nodes recursively, so a deeply nested file would otherwise
+    /// overflow the stack.
+    /// </summary>
+    static void CheckShape(string yaml, string where)
+    {
+        var parser = new Parser(new StringReader(yaml));
+        int depth = 0, documents = 0;
+        while (parser.MoveNext())
+        {
+            switch (parser.Current)
+            {
+                case YamlDotNet.Core.Events.DocumentStart:
+                    if (++documents > 1)
+                        throw new ConfigException($"{where}:{parser.Current.Start.Line}:{parser.Current.Start.Column}: a second YAML document ('---'); allowed: exactly one document");
+                    break;
+                case YamlDotNet.Core.Events.MappingStart or YamlDotNet.Core.Events.SequenceStart:
+                    if (++depth > MaxDepth)
+                        throw new ConfigException($"{where}:{parser.Current.Start.Line}:{parser.Current.Start.Column}: nested more than {MaxDepth} levels deep; allowed: at most {MaxDepth}");
+                    break;
+                case YamlDotNet.Core.Events.MappingEnd or YamlDotNet.Core.Events.SequenceEnd:
+                    depth--;
+                    break;
+            }
+        }
+    }
+
     static YamlNode? ParseYaml(string yaml, string file)
     {
         try
         {
+            CheckShape(yaml, file);
             var stream = new YamlStream();
             stream.Load(new StringReader(yaml));
-            return stream.Documents.Count == 0 ? null : stream.Documents[0].RootNode;
+            if (stream.Documents.Count == 0) return null;
+            var root = stream.Documents[0].RootNode;
+            // An empty or null document ("", "~", "null") is an empty config.
+            return root is YamlScalarNode { Style: ScalarStyle.Plain, Value: null or "" or "~" or "null" or "Null" or "NULL" } ? null : root;
         }
         catch (YamlException e)
         {
@@ -81,6 +131,8 @@ public static class ConfigLoader
             throw new ConfigException($"{file}:{e.Start.Line}:{e.Start.Column}: malformed YAML: {Trim(inner)}");
         }
     }
+
+    static string Clip(string s) => s.Length > 60 ? s[..60] + "..." : s;
 
     static string Trim(string m) => m.Contains("): ") ? m[(m.IndexOf("): ") + 3)..] : m;
 
@@ -112,11 +164,12 @@ public static class ConfigLoader
         YamlNode node;
         try
         {
+            CheckShape(text, $"--set {Clip(o)}");
             var s = new YamlStream();
             s.Load(new StringReader(text.Length == 0 ? "null" : text));
             node = s.Documents.Count == 0 ? new YamlScalarNode("null") : s.Documents[0].RootNode;
         }
-        catch (YamlException e) { throw new ConfigException($"--set {o}: value is not valid YAML: {Trim(e.Message)}"); }
+        catch (YamlException e) { throw new ConfigException($"--set {Clip(o)}: value is not valid YAML: {Trim(e.Message)}"); }
         values[key] = new Entry(node, $"--set {o}", "--set");
     }
 
@@ -166,8 +219,8 @@ public static class ConfigLoader
                 {
                     Arch = Choice("model.arch", "resnet18", ResnetMnist.Model.Models.Architectures),
                     Pretrained = Pretrained(),
-                    InChannels = Int("model.in_channels", 1, min: 1),
-                    NumClasses = Int("model.num_classes", 10, min: 2),
+                    InChannels = Int("model.in_channels", 1, min: 1, max: MaxInChannels),
+                    NumClasses = Int("model.num_classes", 10, min: 2, max: MaxClasses),
                     Conv1Init = Choice("model.conv1_init", "random", Conv1Inits),
                     Freeze = ChoiceList("model.freeze", FreezableModules),
                     BnEval = Bool("model.bn_eval", false),
@@ -176,8 +229,8 @@ public static class ConfigLoader
                 Train = new TrainConfig
                 {
                     Epochs = epochs,
-                    BatchSize = Int("train.batch_size", 64, min: 1),
-                    EvalBatchSize = Int("train.eval_batch_size", 256, min: 1),
+                    BatchSize = Int("train.batch_size", 64, min: 1, max: MaxBatch),
+                    EvalBatchSize = Int("train.eval_batch_size", 256, min: 1, max: MaxBatch),
                     Shuffle = Bool("train.shuffle", true),
                     Dtype = Choice("train.dtype", "float32", Dtypes),
                     LogEvery = Double("train.log_every", 10, min: 0, minExclusive: true),
@@ -228,12 +281,15 @@ public static class ConfigLoader
             return long.TryParse(s, NumberStyles.Integer, CultureInfo.InvariantCulture, out var v) ? v : throw Bad(key, $"expected an integer, found '{s}'");
         }
 
-        int Int(string key, int def, int min)
+        int Int(string key, int def, int min, int max = int.MaxValue)
         {
             var s = Scalar(key);
             if (s is null) return def;
-            if (!int.TryParse(s, NumberStyles.Integer, CultureInfo.InvariantCulture, out var v)) throw Bad(key, $"expected an integer >= {min}, found '{s}'");
-            return v >= min ? v : throw Bad(key, $"must be >= {min}, found {v}; allowed: an integer >= {min}");
+            var allowed = max == int.MaxValue ? $"an integer >= {min}" : $"an integer >= {min} and <= {max}";
+            if (!long.TryParse(s, NumberStyles.Integer, CultureInfo.InvariantCulture, out var v)) throw Bad(key, $"expected an integer >= {min}, found '{Clip(s)}'; allowed: {allowed}");
+            if (v < min) throw Bad(key, $"must be >= {min}, found {v}; allowed: {allowed}");
+            if (v > max) throw Bad(key, $"must be <= {max}, found {v}; allowed: {allowed}");
+            return (int)v;
         }
 
         int? NullableInt(string key, int min)
@@ -316,8 +372,11 @@ public static class ConfigLoader
         {
             var s = Scalar("threads");
             if (s is null || s == "auto") return 0;
-            return int.TryParse(s, NumberStyles.Integer, CultureInfo.InvariantCulture, out var v) && v >= 1
-                ? v : throw Bad("threads", $"expected auto or an integer >= 1, found '{s}'");
+            int max = Environment.ProcessorCount * ThreadsPerCore;
+            if (!long.TryParse(s, NumberStyles.Integer, CultureInfo.InvariantCulture, out var v) || v < 1)
+                throw Bad("threads", $"expected auto or an integer from 1 to {max}, found '{Clip(s)}'");
+            return v <= max ? (int)v
+                : throw Bad("threads", $"must be <= {max} ({ThreadsPerCore} × the {Environment.ProcessorCount} cores), found {v}; allowed: auto or an integer from 1 to {max}");
         }
 
         string PathValue(string key, string def)
@@ -347,7 +406,7 @@ public static class ConfigLoader
             foreach (var c in seq.Children)
             {
                 var v = (c as YamlScalarNode)?.Value;
-                if (!double.TryParse(v, NumberStyles.Float, CultureInfo.InvariantCulture, out var d) || d < 0 || d >= 1)
+                if (!double.TryParse(v, NumberStyles.Float, CultureInfo.InvariantCulture, out var d) || !(d >= 0 && d < 1)) // NaN fails both
                     throw Bad("optimizer.betas", $"each beta must be a number in [0, 1), found '{v}'");
                 list.Add(d);
             }

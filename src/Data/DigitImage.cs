@@ -6,11 +6,46 @@ namespace ResnetMnist.Data;
 /// <summary>Turns a PNG/JPEG image into an MNIST-like 1×1×28×28 tensor (grayscale, bytes / 255, white digit on black).</summary>
 public static class DigitImage
 {
+    /// <summary>Most pixels an image may have (4096 × 4096); checked from its header, before it is decoded.</summary>
+    public const long MaxPixels = 4096L * 4096;
+    /// <summary>Largest image file accepted.</summary>
+    public const long MaxFileBytes = 64L << 20;
+
+    /// <summary>Checks what can be checked without decoding: a regular file, size, PNG/JPEG header, pixel count.</summary>
+    public static void Check(string path)
+    {
+        using var data = Read(path);
+        using var codec = OpenChecked(path, data);
+    }
+
+    static SKData Read(string path)
+    {
+        if (InputFiles.KindOf(path) == InputFiles.Kind.Missing) throw new DataException($"{path}: image not found");
+        var bytes = InputFiles.ReadAllBytes(path, "a PNG or JPEG image", MaxFileBytes, m => new DataException($"{path}: {m}"));
+        return SKData.CreateCopy(bytes);
+    }
+
+    static SKCodec OpenChecked(string path, SKData data)
+    {
+        var codec = SKCodec.Create(data) ?? throw new DataException($"{path}: not a PNG or JPEG image this tool can decode");
+        try
+        {
+            if (codec.EncodedFormat is not (SKEncodedImageFormat.Png or SKEncodedImageFormat.Jpeg))
+                throw new DataException($"{path}: is a {codec.EncodedFormat} image; allowed: PNG or JPEG");
+            long pixels = (long)codec.Info.Width * codec.Info.Height;
+            if (codec.Info.Width <= 0 || codec.Info.Height <= 0 || pixels > MaxPixels)
+                throw new DataException($"{path}: image is {codec.Info.Width}×{codec.Info.Height} ({pixels} pixels); allowed: at most {MaxPixels} pixels (4096×4096)");
+            return codec;
+        }
+        catch { codec.Dispose(); throw; }
+    }
+
     /// <param name="invert">true/false, or null = auto: invert when the image is mostly light (a dark digit on paper).</param>
     public static Tensor Load(string path, bool? invert = null, bool normalize = false)
     {
-        if (!File.Exists(path)) throw new DataException($"{path}: image not found");
-        using var bitmap = SKBitmap.Decode(path) ?? throw new DataException($"{path}: not a PNG or JPEG image this tool can decode");
+        using var data = Read(path);
+        using var codec = OpenChecked(path, data);
+        using var bitmap = SKBitmap.Decode(codec) ?? throw new DataException($"{path}: not a PNG or JPEG image this tool can decode (corrupt data)");
         using var resized = bitmap.Width == 28 && bitmap.Height == 28 ? bitmap.Copy() : bitmap.Resize(new SKImageInfo(28, 28), new SKSamplingOptions(SKCubicResampler.Mitchell));
         var gray = new float[28 * 28];
         for (int y = 0; y < 28; y++)

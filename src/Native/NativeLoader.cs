@@ -45,6 +45,7 @@ public static class NativeLoader
 
     static string Load()
     {
+        KernelSet.ApplyEnvironment();
         if (!OperatingSystem.IsLinux()) return "default";
         string? dir = FindNativeDir();
         if (dir is null) return "default";

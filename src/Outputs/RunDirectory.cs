@@ -21,9 +21,25 @@ public sealed class RunDirectory : IDisposable
 
     readonly FileStream _lock;
 
+    /// <summary>Set when <see cref="Open"/> took over a <c>.lock</c> left by a process that no longer runs: what it found.</summary>
+    public string? StaleLockNote { get; private set; }
+
+    /// <summary>Set when <see cref="Open"/> replaced the files of a run that stopped before its first checkpoint.</summary>
+    public bool RestartedWithoutCheckpoint { get; private set; }
+
+    /// <summary>Marks a folder as created by this tool: <c>--force</c> and re-runs touch only folders that carry it.</summary>
+    public const string MarkerName = ".resnet-mnist-run";
+
+    /// <summary>The files this tool writes in a run folder (<see cref="CheckpointFileNames"/> in <c>checkpoints/</c>): the only ones it ever deletes.</summary>
+    public static readonly string[] RunFileNames = ["config.yaml", "steps.csv", "metrics.csv", "summary.json", "loss_curve.png"];
+    public static readonly string[] CheckpointFileNames = ["last.pt", "last.optim.pt", "last.json", "best.pt"];
+
     RunDirectory(string path, FileStream lockFile) { Path = path; _lock = lockFile; }
 
     public string File(string name) => System.IO.Path.Combine(Path, name);
+
+    /// <summary>What a folder holds, as far as opening it as a run folder is concerned.</summary>
+    enum Contents { Absent, Empty, Foreign, RunWithoutCheckpoint, RunWithCheckpoint }
 
     /// <summary>
     /// Checks, without creating or changing anything, that <paramref name="path"/> can be opened as
@@ -38,33 +54,74 @@ public sealed class RunDirectory : IDisposable
         try
         {
             using var probe = new FileStream(lockPath, FileMode.Open, FileAccess.Read, FileShare.None);
+            if (RunLock.Holder(probe) is { Alive: true } holder) throw Locked(path, holder.Pid);
         }
-        catch (IOException) { throw Locked(path); }
+        catch (IOException) { throw Locked(path, null); }
         catch (UnauthorizedAccessException e) { throw new RunDirectoryException($"{path}: cannot use the run folder ({e.Message})"); }
     }
 
-    static bool CheckState(string path, bool resume, bool force)
+    /// <summary>Whether <c>--resume</c> of <paramref name="path"/> has a checkpoint to continue from (otherwise it starts over).</summary>
+    public static bool HasCheckpoint(string path) =>
+        System.IO.File.Exists(System.IO.Path.Combine(System.IO.Path.GetFullPath(path), "checkpoints", "last.json"));
+
+    static Contents CheckState(string path, bool resume, bool force)
     {
+        RefuseSystemFolder(path);
         if (System.IO.File.Exists(path)) throw new RunDirectoryException($"{path}: is a file, expected a run folder");
-        bool hasRun = Directory.Exists(path) && (System.IO.File.Exists(System.IO.Path.Combine(path, "steps.csv"))
-                                                 || Directory.Exists(System.IO.Path.Combine(path, "checkpoints")));
-        if (resume && !hasRun) throw new RunDirectoryException($"{path}: no run to resume here (no steps.csv or checkpoints/)");
-        if (!resume && hasRun && !force)
+        var checkpoints = System.IO.Path.Combine(path, "checkpoints");
+        if (new FileInfo(checkpoints).LinkTarget is string target)
+            throw new RunDirectoryException($"{checkpoints}: is a symbolic link (to {target}); the tool writes only inside the run folder: remove the link or pick another --out");
+        if (System.IO.File.Exists(checkpoints))
+            throw new RunDirectoryException($"{checkpoints}: is a file, expected the run's checkpoint folder");
+        var lockPath = System.IO.Path.Combine(path, ".lock");
+        if (new FileInfo(lockPath).LinkTarget is string lockTarget) // opening it would truncate the link's target
+            throw new RunDirectoryException($"{lockPath}: is a symbolic link (to {lockTarget}); the tool writes only inside the run folder: remove the link");
+        var contents = ContentsOf(path);
+        if (resume && contents is not (Contents.RunWithCheckpoint or Contents.RunWithoutCheckpoint))
+            throw new RunDirectoryException($"{path}: no run to resume here (not a run folder of this tool: no {MarkerName} or checkpoints/last.json)");
+        if (!resume && contents == Contents.Foreign)
+            throw new RunDirectoryException($"{path}: is not empty and is not a run folder of this tool (no {MarkerName}); nothing in it is changed, even with --force: pick a new or empty --out");
+        if (!resume && contents == Contents.RunWithCheckpoint && !force)
             throw new RunDirectoryException($"{path}: already holds a run; resume it with --resume {path}, pick another --out, or pass --force to overwrite");
-        return hasRun;
+        return contents;
     }
 
-    static RunDirectoryException Locked(string path) =>
-        new($"{path}: another run is writing to this folder (locked: {System.IO.Path.Combine(path, ".lock")}); wait for it to finish or pick another --out");
+    static Contents ContentsOf(string path)
+    {
+        if (!Directory.Exists(path)) return Contents.Absent;
+        if (System.IO.File.Exists(System.IO.Path.Combine(path, "checkpoints", "last.json"))) return Contents.RunWithCheckpoint;
+        if (System.IO.File.Exists(System.IO.Path.Combine(path, MarkerName))) return Contents.RunWithoutCheckpoint;
+        return Directory.EnumerateFileSystemEntries(path).Any() ? Contents.Foreign : Contents.Empty;
+    }
+
+    /// <summary>Folders a run must never be written into (or, with --force, cleared): the file system's root, system folders, a home folder itself.</summary>
+    public static void RefuseSystemFolder(string path)
+    {
+        var full = System.IO.Path.TrimEndingDirectorySeparator(System.IO.Path.GetFullPath(path));
+        if (full.Length == 0) full = "/";
+        string[] system = ["/", "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib32", "/lib64", "/libx32", "/media", "/mnt", "/opt",
+            "/proc", "/root", "/run", "/sbin", "/srv", "/sys", "/tmp", "/usr", "/var", "/usr/bin", "/usr/lib", "/usr/local", "/usr/share", "/var/lib", "/var/tmp"];
+        string[] inside = ["/proc/", "/sys/", "/dev/", "/boot/", "/etc/"];
+        var home = Environment.GetFolderPath(Environment.SpecialFolder.UserProfile);
+        bool refused = system.Contains(full, StringComparer.Ordinal) || inside.Any(p => full.StartsWith(p, StringComparison.Ordinal))
+                       || (home.Length > 1 && string.Equals(full, System.IO.Path.TrimEndingDirectorySeparator(home), StringComparison.Ordinal));
+        if (refused)
+            throw new RunDirectoryException($"{full}: is a system or home folder, not a run folder; pick a folder of its own, e.g. --out runs/my-run");
+    }
+
+    static RunDirectoryException Locked(string path, int? pid) =>
+        new($"{path}: another run is writing to this folder ({(pid is int p ? $"process {p}, " : "")}locked: {System.IO.Path.Combine(path, ".lock")}); wait for it to finish or pick another --out");
 
     /// <summary>
-    /// Opens <paramref name="path"/> for a new run (it must not hold a run unless <paramref name="force"/>) or for
-    /// a resume (<paramref name="resume"/>: it must hold one). Throws <see cref="RunDirectoryException"/> otherwise.
+    /// Opens <paramref name="path"/> for a new run (it must be new, empty, or a run of this tool that never reached a
+    /// checkpoint, unless <paramref name="force"/>) or for a resume (<paramref name="resume"/>: it must hold a run).
+    /// Throws <see cref="RunDirectoryException"/> otherwise. A <c>.lock</c> left by a process that no longer runs is
+    /// taken over (<see cref="StaleLockNote"/>).
     /// </summary>
     public static RunDirectory Open(string path, bool resume, bool force)
     {
         path = System.IO.Path.GetFullPath(path);
-        bool hasRun = CheckState(path, resume, force);
+        var contents = CheckState(path, resume, force);
         try
         {
             Directory.CreateDirectory(System.IO.Path.Combine(path, "checkpoints"));
@@ -74,28 +131,56 @@ public sealed class RunDirectory : IDisposable
             throw new RunDirectoryException($"{path}: cannot create the run folder ({e.Message})");
         }
         FileStream lockFile;
+        string? stale = null;
         try
         {
             lockFile = new FileStream(System.IO.Path.Combine(path, ".lock"), FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
-            lockFile.SetLength(0);
-            var pid = System.Text.Encoding.ASCII.GetBytes(Environment.ProcessId.ToString(CultureInfo.InvariantCulture));
-            lockFile.Write(pid);
-            lockFile.Flush();
         }
         catch (IOException)
         {
-            throw Locked(path);
+            throw Locked(path, null);
         }
-        var dir = new RunDirectory(path, lockFile);
-        if (!resume && hasRun && force) dir.Clear();
+        try
+        {
+            var holder = RunLock.Holder(lockFile);
+            if (holder is { Alive: true }) throw Locked(path, holder.Pid);
+            if (holder is not null) stale = $"taking over the lock of process {holder.Pid}, which no longer runs ({System.IO.Path.Combine(path, ".lock")})";
+            RunLock.Write(lockFile);
+        }
+        catch
+        {
+            lockFile.Dispose();
+            throw;
+        }
+        var dir = new RunDirectory(path, lockFile) { StaleLockNote = stale };
+        if (!resume && contents is Contents.RunWithCheckpoint or Contents.RunWithoutCheckpoint)
+        {
+            dir.Clear();
+            dir.RestartedWithoutCheckpoint = contents == Contents.RunWithoutCheckpoint;
+        }
+        AtomicFile.WriteAllText(dir.File(MarkerName), $"run folder of resnet-mnist: --force and re-runs delete only {string.Join(", ", RunFileNames)}, checkpoints/{{{string.Join(", ", CheckpointFileNames)}}} and their temp files\n");
         return dir;
     }
 
+    /// <summary>
+    /// Deletes the files this tool wrote, by name (and temp files of theirs left by a crash), and nothing else: a
+    /// symbolic link in a file's place is removed itself, never followed; other files and folders stay.
+    /// </summary>
     void Clear()
     {
-        foreach (var f in new[] { StepsFile, MetricsFile, SummaryFile, PlotFile, ConfigFile })
-            if (System.IO.File.Exists(f)) System.IO.File.Delete(f);
-        foreach (var f in Directory.GetFiles(Checkpoints)) System.IO.File.Delete(f);
+        DeleteOwn(Path, RunFileNames);
+        DeleteOwn(Checkpoints, CheckpointFileNames);
+    }
+
+    static void DeleteOwn(string folder, string[] names)
+    {
+        foreach (var name in names)
+        {
+            var f = System.IO.Path.Combine(folder, name);
+            if (System.IO.File.Exists(f) || new FileInfo(f).LinkTarget is not null) System.IO.File.Delete(f); // unlink: a link is removed, not its target
+            foreach (var tmp in Directory.EnumerateFiles(folder, $".{name}.*.tmp"))
+                System.IO.File.Delete(tmp);
+        }
     }
 
     public void WriteConfig(TrainingConfig cfg) => AtomicFile.WriteAllText(ConfigFile, ConfigLoader.ToYaml(cfg));
@@ -118,8 +203,26 @@ public sealed class RunDirectory : IDisposable
         AtomicFile.WriteAllText(MetricsFile, w.ToString());
     }
 
+    /// <summary>Writes <c>summary.json</c>. JSON has no NaN or infinity: such a value is written as <c>null</c>.</summary>
     public void WriteSummary(object summary) =>
-        AtomicFile.WriteAllText(SummaryFile, JsonSerializer.Serialize(summary, new JsonSerializerOptions { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower }));
+        AtomicFile.WriteAllText(SummaryFile, JsonSerializer.Serialize(summary, new JsonSerializerOptions
+        {
+            WriteIndented = true,
+            PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+            Converters = { new FiniteOrNull() },
+        }));
+
+    sealed class FiniteOrNull : System.Text.Json.Serialization.JsonConverter<double>
+    {
+        public override double Read(ref Utf8JsonReader reader, Type type, JsonSerializerOptions options) =>
+            reader.TokenType == JsonTokenType.Null ? double.NaN : reader.GetDouble();
+
+        public override void Write(Utf8JsonWriter writer, double value, JsonSerializerOptions options)
+        {
+            if (double.IsFinite(value)) writer.WriteNumberValue(value);
+            else writer.WriteNullValue();
+        }
+    }
 
     /// <summary>Reads <c>steps.csv</c> back (for resume and tests).</summary>
     public static List<StepRecord> ReadSteps(string file) =>

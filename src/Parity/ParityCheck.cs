@@ -12,7 +12,7 @@ namespace ResnetMnist.Parity;
 
 /// <summary>
 /// Runs one config through the library (in this process) and through the reference PyTorch program (a child
-/// process, same seed, same thread count, same <c>ATEN_CPU_CAPABILITY</c>), for the first N training steps in the
+/// process, same seed, same thread count, same CPU kernel set), for the first N training steps in the
 /// real order (shuffled DataLoader batches, scheduler, the evaluation draws at an epoch end), and compares: the
 /// initial weights (exact), every top-level layer's output in the first step's forward, the gradients after the
 /// first backward, the per-step losses and learning rates, and the weights after N steps.
@@ -252,7 +252,7 @@ public static class ParityCheck
             Dtype = cfg.Train.Dtype,
             Steps = count,
             Threads = threads,
-            AtenCpuCapability = Environment.GetEnvironmentVariable("ATEN_CPU_CAPABILITY") ?? "(not set: libtorch's choice)",
+            AtenCpuCapability = ResnetMnist.Native.KernelSet.Current,
             ReferenceTorch = torchVersion,
             WorstRelativeLossDifference = worstLoss,
             WorstLossStep = worstStep,

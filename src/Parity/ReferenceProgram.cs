@@ -1,5 +1,6 @@
 using System.ComponentModel;
 using System.Diagnostics;
+using ResnetMnist.Native;
 
 namespace ResnetMnist.Parity;
 
@@ -48,15 +49,17 @@ public sealed class ReferenceProgram
     }
 
     /// <summary>
-    /// Runs the program with <paramref name="args"/> and <paramref name="threads"/> intra-op threads, in an environment
-    /// that carries this process's <c>ATEN_CPU_CAPABILITY</c> (so that both use the same CPU kernels); writes its
+    /// Runs the program with <paramref name="args"/> and <paramref name="threads"/> intra-op threads, with
+    /// <c>ATEN_CPU_CAPABILITY</c> set to the kernel set this process's libtorch runs (<see cref="KernelSet.Current"/>:
+    /// PyTorch 1.13 and libtorch 2.10 do not pick the same one by default on every CPU), so that both use the same
+    /// CPU kernels; oneDNN/MKL limits this process has (set with a requested kernel set) are inherited. Writes its
     /// output to <paramref name="log"/>. Throws <see cref="ReferenceFailedException"/> when it fails.
     /// </summary>
     public void Run(IEnumerable<string> args, int threads, string log)
     {
         var env = new Dictionary<string, string?>
         {
-            ["ATEN_CPU_CAPABILITY"] = Environment.GetEnvironmentVariable("ATEN_CPU_CAPABILITY"),
+            ["ATEN_CPU_CAPABILITY"] = KernelSet.Current,
             // torch.set_num_threads(threads) is what sets the count; these keep OpenMP/MKL from starting more.
             ["OMP_NUM_THREADS"] = threads.ToString(System.Globalization.CultureInfo.InvariantCulture),
             ["MKL_NUM_THREADS"] = threads.ToString(System.Globalization.CultureInfo.InvariantCulture),

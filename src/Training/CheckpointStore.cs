@@ -1,7 +1,9 @@
 using System.Collections;
 using System.Security.Cryptography;
 using System.Text.Json;
+using ResnetMnist.Data;
 using ResnetMnist.Outputs;
+using ResnetMnist.Weights;
 using TorchSharp;
 using TorchSharp.Modules;
 using TorchSharp.PyBridge;
@@ -85,32 +87,78 @@ public sealed class CheckpointStore(string folder)
                 }
     }
 
-    /// <summary>Reads <c>last.json</c> and checks that <c>last.pt</c>/<c>last.optim.pt</c> are the files it describes.</summary>
+    /// <summary>Largest <c>last.json</c> accepted (it is about 2 KB).</summary>
+    public const long MaxStateBytes = 1L << 20;
+
+    /// <summary>Reads <c>last.json</c>, checks every field, and checks that <c>last.pt</c>/<c>last.optim.pt</c> are the files it describes.</summary>
     public TrainingState ReadState()
     {
-        if (!File.Exists(LastState)) throw new CheckpointException($"{LastState}: no checkpoint to resume from");
+        if (!File.Exists(LastState) && !Directory.Exists(LastState)) throw new CheckpointException($"{LastState}: no checkpoint to resume from");
+        var bytes = InputFiles.ReadAllBytes(LastState, "a checkpoint state (last.json)", MaxStateBytes, m => new CheckpointException($"{LastState}: {m}"));
         TrainingState? state;
-        try { state = JsonSerializer.Deserialize<TrainingState>(File.ReadAllText(LastState), Json); }
-        catch (JsonException e) { throw new CheckpointException($"{LastState}: corrupt checkpoint state ({e.Message})"); }
+        try { state = JsonSerializer.Deserialize<TrainingState>(bytes, Json); }
+        catch (JsonException e) { throw new CheckpointException($"{LastState}: corrupt checkpoint state ({TorchArchiveFirstLine(e.Message)})"); }
         if (state is null) throw new CheckpointException($"{LastState}: empty checkpoint state");
+        Validate(state);
         Verify(LastWeights, state.WeightsSha256);
         Verify(LastOptimizer, state.OptimizerSha256);
         return state;
     }
 
-    /// <summary>Loads the last checkpoint into <paramref name="model"/> and <paramref name="optimizer"/>.</summary>
+    static string TorchArchiveFirstLine(string m) => ResnetMnist.Weights.TorchArchive.FirstLine(m);
+
+    void Validate(TrainingState s)
+    {
+        CheckpointException Bad(string field, string what) => new($"{LastState}: {field}: {what}; the checkpoint state is corrupt or was modified");
+        if (s.EpochsDone < 0) throw Bad("epochs_done", $"{s.EpochsDone}; allowed: an integer >= 0");
+        if (s.BatchesDone < 0) throw Bad("batches_done", $"{s.BatchesDone}; allowed: an integer >= 0");
+        if (s.GlobalStep < 0) throw Bad("global_step", $"{s.GlobalStep}; allowed: an integer >= 0");
+        if (s.GlobalStep < s.BatchesDone) throw Bad("global_step", $"{s.GlobalStep} is less than batches_done {s.BatchesDone}");
+        if (!double.IsFinite(s.EpochLossSum) || s.EpochLossSum < 0) throw Bad("epoch_loss_sum", $"{s.EpochLossSum}; allowed: a finite number >= 0");
+        if (!(s.BestAccuracy >= -1 && s.BestAccuracy <= 100)) throw Bad("best_accuracy", $"{s.BestAccuracy}; allowed: -1 (none yet) to 100");
+        if (s.Config is null) throw Bad("config", "missing");
+        foreach (var (name, sha) in new[] { ("weights_sha256", s.WeightsSha256), ("optimizer_sha256", s.OptimizerSha256) })
+            if (sha is null || sha.Length != 64 || !sha.All(char.IsAsciiHexDigitLower))
+                throw Bad(name, "not a sha256; allowed: 64 lowercase hex digits");
+        if (s.RngState is null) throw Bad("rng_state", "missing");
+        byte[] rng;
+        try { rng = Convert.FromBase64String(s.RngState); }
+        catch (FormatException) { throw Bad("rng_state", "not base64"); }
+        int expected = RngStateLength();
+        if (rng.Length != expected) throw Bad("rng_state", $"{rng.Length} bytes; allowed: exactly {expected} (torch.get_rng_state())");
+    }
+
+    /// <summary>Bytes of the CPU generator's state (<c>torch.get_rng_state()</c>).</summary>
+    public static int RngStateLength()
+    {
+        ResnetMnist.Native.NativeLoader.EnsureLoaded();
+        using var s = get_rng_state();
+        return (int)s.numel();
+    }
+
+    /// <summary>Loads the last checkpoint into <paramref name="model"/> and <paramref name="optimizer"/>, both read through <see cref="TorchArchive"/>.</summary>
     public void Load(nn.Module model, OptimizerHelper optimizer)
     {
         try
         {
-            using (var f = File.OpenRead(LastWeights)) LoadWeights(model, f, LastWeights);
-            using (var f = File.OpenRead(LastOptimizer)) optimizer.load_py(f);
+            LoadWeights(model, LastWeights);
+            using var optim = ReadArchive(LastOptimizer).SanitizedZip();
+            optimizer.load_py(optim);
         }
         catch (Exception e) when (e is not CheckpointException and not IOException)
         {
-            throw new CheckpointException($"{Folder}: cannot load the checkpoint ({e.Message})");
+            throw new CheckpointException($"{Folder}: cannot load the checkpoint ({TorchArchiveFirstLine(e.Message)})");
         }
     }
+
+    static TorchArchive ReadArchive(string path)
+    {
+        try { return TorchArchive.Read(path); }
+        catch (WeightsFileException e) { throw new CheckpointException(e.Message); }
+    }
+
+    /// <summary>Loads a checkpoint file into <paramref name="model"/> (see <see cref="LoadWeights(nn.Module, Stream, string)"/>).</summary>
+    public static void LoadWeights(nn.Module model, string path) => LoadWeights(model, ReadArchive(path), path);
 
     /// <summary>
     /// Copies a PyTorch state_dict stream into <paramref name="model"/>'s own tensors (keeping requires_grad),
@@ -118,9 +166,17 @@ public sealed class CheckpointStore(string folder)
     /// </summary>
     public static void LoadWeights(nn.Module model, Stream stream, string name)
     {
+        TorchArchive archive;
+        try { archive = TorchArchive.Read(stream, name); }
+        catch (WeightsFileException e) { throw new CheckpointException(e.Message); }
+        LoadWeights(model, archive, name);
+    }
+
+    static void LoadWeights(nn.Module model, TorchArchive archive, string name)
+    {
         Hashtable loaded;
-        try { loaded = PyTorchUnpickler.UnpickleStateDict(stream); }
-        catch (Exception e) { throw new CheckpointException($"{name}: not a readable PyTorch state_dict ({e.Message})"); }
+        try { loaded = archive.Unpickle(); }
+        catch (WeightsFileException e) { throw new CheckpointException(e.Message); }
         var own = model.state_dict();
         var problems = new List<string>();
         foreach (var key in own.Keys.Where(k => !loaded.ContainsKey(k))) problems.Add($"missing {key}");
@@ -141,7 +197,10 @@ public sealed class CheckpointStore(string folder)
     static void Verify(string file, string sha)
     {
         if (!File.Exists(file)) throw new CheckpointException($"{file}: missing; the checkpoint is incomplete");
-        if (Sha(File.ReadAllBytes(file)) != sha)
+        InputFiles.RequireRegularFile(file, "a checkpoint file", TorchArchive.MaxFileBytes, m => new CheckpointException($"{file}: {m}"));
+        string actual;
+        using (var f = File.OpenRead(file)) actual = Convert.ToHexStringLower(SHA256.HashData(f));
+        if (actual != sha)
             throw new CheckpointException($"{file}: does not match last.json (sha256 differs); the checkpoint is incomplete or was modified");
     }
 
@@ -156,10 +215,12 @@ public sealed class CheckpointStore(string folder)
     public static void RestoreRng(string base64)
     {
         var bytes = Convert.FromBase64String(base64);
+        if (bytes.Length != RngStateLength())
+            throw new CheckpointException($"rng_state: {bytes.Length} bytes; allowed: exactly {RngStateLength()} (torch.get_rng_state())");
         using var t = tensor(bytes, dtype: ScalarType.Byte);
         set_rng_state(t);
     }
 }
 
 /// <summary>A checkpoint that cannot be used; the message starts with the file.</summary>
-public sealed class CheckpointException(string message) : Exception(message);
+public sealed class CheckpointException(string message) : BadInputException(message);

@@ -11,10 +11,12 @@ using static TorchSharp.torch.nn.functional;
 namespace ResnetMnist.Training;
 
 /// <summary>How a run ended.</summary>
-public enum RunStatus { Completed, Interrupted }
+public enum RunStatus { Completed, Interrupted, Diverged }
 
 /// <summary>The outcome of <see cref="Trainer.Run"/>.</summary>
-public sealed record TrainResult(RunStatus Status, IReadOnlyList<StepRecord> Steps, IReadOnlyList<EpochRecord> Epochs, double BestAccuracy);
+/// <param name="Problem">With <see cref="RunStatus.Diverged"/>: what was not finite, where, and what was kept.</param>
+public sealed record TrainResult(RunStatus Status, IReadOnlyList<StepRecord> Steps, IReadOnlyList<EpochRecord> Epochs, double BestAccuracy,
+    string? Problem = null);
 
 /// <summary>Training stopped because the loss became NaN or infinite; the last good checkpoint is kept.</summary>
 public sealed class DivergedException(string message) : Exception(message);
@@ -71,7 +73,10 @@ public sealed class Trainer(TrainingSession session, RunDirectory run, ITraining
         {
             state ??= store.ReadState();
             CheckResumable(state.Config, ResultKeys(_cfg), force);
+            ValidateState(state, _cfg, session.Train.Count, store.LastState);
             store.Load(model, optimizer);
+            if (NonFinite(model) is string bad)
+                throw new CheckpointException($"{store.LastWeights}: {bad} holds NaN or infinite values: this checkpoint diverged; train again from the start (--force) with a lower optimizer.lr");
             CheckpointStore.RestoreRng(state.RngState);
             (startEpoch, startBatch, orderDrawn, samplerSeed, epochLossSum, globalStep, best) =
                 (state.EpochsDone, state.BatchesDone, state.OrderDrawn, state.SamplerSeed, state.EpochLossSum, state.GlobalStep, state.BestAccuracy);
@@ -82,7 +87,8 @@ public sealed class Trainer(TrainingSession session, RunDirectory run, ITraining
         run.WriteConfig(_cfg);
 
         int n = session.Train.Count, bs = _cfg.Train.BatchSize;
-        int batches = (n + bs - 1) / bs;
+        if (n == 0) throw new DataException($"{session.Train.Source}: the training split has no images; nothing to train on");
+        int batches = BatchesPerEpoch(n, bs);
         long totalSteps = (long)batches * _cfg.Train.Epochs;
         model.train();
         Freeze();
@@ -91,6 +97,8 @@ public sealed class Trainer(TrainingSession session, RunDirectory run, ITraining
         {
             if (cancel.IsCancellationRequested)
             {
+                if (NonFinite(model) is string bad)
+                    return Diverge(store, steps, epochs, best, $"weight {bad} is not finite after step {globalStep} (epoch {epoch})");
                 SaveCheckpoint(store, optimizer, epoch, 0, false, 0, 0, globalStep, best, isBest: false, steps, epochs);
                 return new TrainResult(RunStatus.Interrupted, steps, epochs, best);
             }
@@ -112,24 +120,22 @@ public sealed class Trainer(TrainingSession session, RunDirectory run, ITraining
             {
                 if (cancel.IsCancellationRequested)
                 {
-                    SaveCheckpoint(store, optimizer, epoch, b, true, samplerSeed, epochLossSum, globalStep, best, isBest: false, steps, epochs);
                     order.Dispose();
+                    if (NonFinite(model) is string bad)
+                        return Diverge(store, steps, epochs, best, $"weight {bad} is not finite after step {globalStep} (epoch {epoch + 1}, batch {b})");
+                    SaveCheckpoint(store, optimizer, epoch, b, true, samplerSeed, epochLossSum, globalStep, best, isBest: false, steps, epochs);
                     return new TrainResult(RunStatus.Interrupted, steps, epochs, best);
                 }
                 double lr = LrSchedule.Apply(optimizer, _cfg, epoch, globalStep, totalSteps);
-                int len = Math.Min(bs, n - b * bs);
+                int len = (int)Math.Min(bs, n - (long)b * bs);
                 double loss;
                 using (var indices = order.narrow(0, (long)b * bs, len))
                     loss = Step(session.Model, optimizer, session.Train, indices);
                 globalStep++;
                 if (!double.IsFinite(loss))
                 {
-                    run.WriteSteps(steps);
-                    var kept = File.Exists(store.LastState)
-                        ? $"the last good checkpoint is kept in {store.Folder} (resume from it with a lower optimizer.lr and --force)"
-                        : "no checkpoint had been written yet";
-                    throw new DivergedException($"loss is {loss.ToString(CultureInfo.InvariantCulture)} at step {globalStep} (epoch {epoch + 1}, batch {b + 1}); " +
-                                                $"training stopped, {kept}; try a lower optimizer.lr");
+                    order.Dispose();
+                    return Diverge(store, steps, epochs, best, $"loss is {loss.ToString(CultureInfo.InvariantCulture)} at step {globalStep} (epoch {epoch + 1}, batch {b + 1})");
                 }
                 epochLossSum += loss;
                 images += len;
@@ -145,9 +151,18 @@ public sealed class Trainer(TrainingSession session, RunDirectory run, ITraining
             model.train();
             Freeze();
 
+            // Nothing non-finite becomes a checkpoint: weights that overflowed at the epoch's last step (or stay finite
+            // but are so large that the test loss is NaN) end the run as diverged, and the previous checkpoint stays.
+            double trainLoss = epochLossSum / batches;
+            string? problem = NonFinite(model) is string weight ? $"weight {weight} is not finite"
+                : !double.IsFinite(eval.Loss) ? $"test loss is {eval.Loss.ToString(CultureInfo.InvariantCulture)}"
+                : !double.IsFinite(trainLoss) ? $"train loss is {trainLoss.ToString(CultureInfo.InvariantCulture)}"
+                : null;
+            if (problem is not null)
+                return Diverge(store, steps, epochs, best, $"{problem} after epoch {epoch + 1} (step {globalStep})");
             bool isBest = eval.Accuracy > best;
             if (isBest) best = eval.Accuracy;
-            var er = new EpochRecord(epoch + 1, epochLossSum / batches, eval.Loss, eval.Accuracy,
+            var er = new EpochRecord(epoch + 1, trainLoss, eval.Loss, eval.Accuracy,
                 LrSchedule.At(_cfg, epoch, globalStep - 1, totalSteps), seconds, images / Math.Max(1e-9, seconds));
             epochs.Add(er);
             SaveCheckpoint(store, optimizer, epoch + 1, 0, false, 0, 0, globalStep, best, isBest, steps, epochs);
@@ -184,6 +199,61 @@ public sealed class Trainer(TrainingSession session, RunDirectory run, ITraining
         // resident memory 683 MiB after 40 steps without this line, 441 MiB with it, for < 3% of step time.
         GC.Collect(0);
         return value;
+    }
+
+    /// <summary>Batches per epoch, the last one partial: computed in 64 bits, so that any batch size is safe.</summary>
+    public static int BatchesPerEpoch(int images, int batchSize) => (int)(((long)images + batchSize - 1) / batchSize);
+
+    /// <summary>The first weight or buffer of <paramref name="model"/> that holds a NaN or an infinity; null when all are finite.</summary>
+    public static string? NonFinite(nn.Module model)
+    {
+        using var _ = no_grad();
+        foreach (var (name, t) in model.state_dict())
+        {
+            if (!t.is_floating_point()) continue;
+            using var finite = t.isfinite().all();
+            if (!finite.item<bool>()) return name;
+        }
+        return null;
+    }
+
+    /// <summary>Ends a diverged run: steps.csv so far is written, checkpoints stay as they were.</summary>
+    TrainResult Diverge(CheckpointStore store, List<StepRecord> steps, List<EpochRecord> epochs, double best, string what)
+    {
+        run.WriteSteps(steps);
+        var kept = File.Exists(store.LastState)
+            ? $"the last good checkpoint is kept in {store.Folder} (resume from it with a lower optimizer.lr and --force)"
+            : "no checkpoint had been written yet";
+        return new TrainResult(RunStatus.Diverged, steps, epochs, best, $"{what}; training stopped, {kept}; try a lower optimizer.lr");
+    }
+
+    /// <summary>
+    /// Checks a resume's <c>last.json</c> against the run it continues: epochs and batches within the config's
+    /// range, the global step consistent with them, finite sums. Throws a <see cref="CheckpointException"/> naming
+    /// the file and the field.
+    /// </summary>
+    public static void ValidateState(TrainingState s, TrainingConfig cfg, int trainImages, string file)
+    {
+        void Bad(string field, string problem) =>
+            throw new CheckpointException($"{file}: {field} {problem}; the checkpoint state was edited or is damaged (train again with --force)");
+        int epochs = cfg.Train.Epochs, batches = BatchesPerEpoch(trainImages, cfg.Train.BatchSize);
+        if (s.EpochsDone < 0 || s.EpochsDone > epochs) Bad("epochs_done", $"is {s.EpochsDone}; allowed: 0..{epochs} (train.epochs)");
+        if (s.BatchesDone < 0 || s.BatchesDone >= batches) Bad("batches_done", $"is {s.BatchesDone}; allowed: 0..{batches - 1} ({batches} batches per epoch)");
+        if (s.BatchesDone > 0 && !s.OrderDrawn) Bad("batches_done", $"is {s.BatchesDone} but order_drawn is false (no epoch in progress)");
+        if (s.EpochsDone == epochs && (s.BatchesDone > 0 || s.OrderDrawn)) Bad("batches_done", $"is {s.BatchesDone} (order_drawn {s.OrderDrawn}) after the last epoch");
+        if (s.GlobalStep < 0) Bad("global_step", $"is {s.GlobalStep}; allowed: >= 0");
+        // With the same batches per epoch (same data and batch size) every epoch took exactly `batches` steps.
+        bool sameShape = new[] { "train.batch_size", "data.train_limit", "data.dataset", "data.root" }
+            .All(k => s.Config is not null && s.Config.TryGetValue(k, out var v) && v == ResultKeys(cfg)[k]);
+        long expected = (long)s.EpochsDone * batches + s.BatchesDone;
+        if (sameShape && s.GlobalStep != expected)
+            Bad("global_step", $"is {s.GlobalStep}, but epochs_done {s.EpochsDone} × {batches} batches + batches_done {s.BatchesDone} = {expected}");
+        if (!sameShape && s.GlobalStep < s.EpochsDone + (long)s.BatchesDone)
+            Bad("global_step", $"is {s.GlobalStep}, fewer than epochs_done {s.EpochsDone} + batches_done {s.BatchesDone}");
+        if (!double.IsFinite(s.EpochLossSum)) Bad("epoch_loss_sum", "is not a finite number");
+        if (!(s.BestAccuracy == -1 || s.BestAccuracy is >= 0 and <= 100)) Bad("best_accuracy", $"is {s.BestAccuracy.ToString(CultureInfo.InvariantCulture)}; allowed: -1 (none yet) or 0..100");
+        if (string.IsNullOrEmpty(s.RngState) || !Convert.TryFromBase64String(s.RngState, new byte[s.RngState.Length], out _))
+            Bad("rng_state", "is not the base64 of a generator state");
     }
 
     /// <summary>After every switch to train mode: frozen modules' BatchNorm (all of it with bn_eval) stays in eval.</summary>

@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.IO.Compression;
 using System.Text.Json;
+using ResnetMnist.Data;
 using TorchSharp.PyBridge;
 using static TorchSharp.torch;
 
@@ -24,16 +25,13 @@ public enum WeightsFormat
 public static class WeightsFile
 {
     /// <summary>The message (after the path) for a <c>torch.save(model)</c> file.</summary>
-    public const string WholeModelMessage =
-        "this file holds a whole pickled model, not a state_dict; save one with torch.save(model.state_dict(), path)";
+    public const string WholeModelMessage = TorchArchive.WholeModelMessage;
 
     /// <summary>Detects the format, or throws <see cref="WeightsFileException"/>.</summary>
     public static WeightsFormat DetectFormat(string path)
     {
-        if (Directory.Exists(path))
-            throw new WeightsFileException(path, "is a directory; expected a .pth (torch.save zip) or .safetensors file");
-        if (!File.Exists(path))
-            throw new WeightsFileException(path, "file not found");
+        InputFiles.RequireRegularFile(path, "a .pth (torch.save zip) or .safetensors file", TorchArchive.MaxFileBytes,
+            m => new WeightsFileException(path, m));
         Span<byte> head = stackalloc byte[9];
         int n;
         using (var fs = File.OpenRead(path)) n = fs.ReadAtLeast(head, head.Length, throwOnEndOfStream: false);
@@ -71,46 +69,7 @@ public static class WeightsFile
 
     static Dictionary<string, Tensor> ReadTorchZip(string path)
     {
-        byte[] pickle;
-        try
-        {
-            using var zip = ZipFile.OpenRead(path);
-            var pkl = zip.Entries.FirstOrDefault(e => e.FullName.EndsWith("/data.pkl", StringComparison.Ordinal) || e.FullName == "data.pkl")
-                ?? throw new WeightsFileException(path, "zip file has no data.pkl: not written by torch.save");
-            using var ms = new MemoryStream();
-            using (var s = pkl.Open()) s.CopyTo(ms);
-            pickle = ms.ToArray();
-            // Every entry must be readable to its end (catches truncated or corrupt members early).
-            foreach (var e in zip.Entries)
-            {
-                using var s = e.Open();
-                s.CopyTo(Stream.Null);
-            }
-        }
-        catch (WeightsFileException) { throw; }
-        catch (Exception e) when (e is InvalidDataException or EndOfStreamException or IOException)
-        {
-            throw new WeightsFileException(path, $"truncated or corrupt zip (.pth) file: {e.Message}", e);
-        }
-
-        IReadOnlyList<string> globals;
-        try { globals = PickleGlobals.Scan(pickle); }
-        catch (InvalidDataException e) { throw new WeightsFileException(path, $"corrupt data.pkl: {e.Message}", e); }
-
-        if (globals.Any(PickleGlobals.IsWholeModelGlobal))
-            throw new WeightsFileException(path, WholeModelMessage);
-        var foreign = globals.Where(g => !PickleGlobals.IsStateDictGlobal(g)).ToList();
-        if (foreign.Count > 0)
-            throw new WeightsFileException(path,
-                $"refused: the pickle references {string.Join(", ", foreign)}, which a state_dict never does " +
-                "(loading it in PyTorch would run that code); nothing was executed");
-
-        System.Collections.Hashtable table;
-        try { table = PyTorchUnpickler.UnpickleStateDict(path); }
-        catch (Exception e)
-        {
-            throw new WeightsFileException(path, $"cannot read the state_dict: {e.Message}", e);
-        }
+        var table = TorchArchive.Read(path).Unpickle();
         var unordered = new Dictionary<string, Tensor>();
         foreach (System.Collections.DictionaryEntry kv in table)
         {
@@ -133,13 +92,25 @@ public static class WeightsFile
         ["F64"] = 8, ["F32"] = 4, ["F16"] = 2, ["BF16"] = 2, ["I64"] = 8, ["I32"] = 4, ["I16"] = 2, ["I8"] = 1, ["U8"] = 1, ["BOOL"] = 1,
     };
 
+    /// <summary>Largest safetensors JSON header accepted (resnet18's is about 10 KB).</summary>
+    public const long MaxSafetensorsHeaderBytes = 16L << 20;
+
+    /// <summary>
+    /// Reads and checks a safetensors header: size within the file and <see cref="MaxSafetensorsHeaderBytes"/>, JSON object
+    /// without duplicate keys, every dtype known, every shape non-negative, <c>data_offsets</c> inside the data section,
+    /// matching dtype × shape, and not overlapping.
+    /// </summary>
     internal static List<SafetensorsEntry> SafetensorsHeader(string path)
     {
-        long length = new FileInfo(path).Length;
-        using var fs = File.OpenRead(path);
+        WeightsFileException Bad(string what) => new(path, $"corrupt safetensors header: {what}");
+        long length = InputFiles.RequireRegularFile(path, "a .safetensors file", TorchArchive.MaxFileBytes, m => new WeightsFileException(path, m));
+        using var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read);
+        if (length < 8) throw new WeightsFileException(path, $"truncated safetensors file ({length} bytes, shorter than its 8-byte header length)");
         Span<byte> lenBytes = stackalloc byte[8];
         fs.ReadExactly(lenBytes);
         ulong headerLen = BinaryPrimitives.ReadUInt64LittleEndian(lenBytes);
+        if (headerLen > (ulong)MaxSafetensorsHeaderBytes)
+            throw new WeightsFileException(path, $"safetensors header of {headerLen} bytes; allowed: at most {InputFiles.Size(MaxSafetensorsHeaderBytes)}");
         if (headerLen > (ulong)(length - 8))
             throw new WeightsFileException(path, $"truncated safetensors file: header says {headerLen} bytes but the file has {length} bytes");
         var header = new byte[headerLen];
@@ -149,28 +120,56 @@ public static class WeightsFile
         try
         {
             using var doc = JsonDocument.Parse(header);
+            if (doc.RootElement.ValueKind != JsonValueKind.Object) throw Bad("the header is not a JSON object");
+            var seen = new HashSet<string>(StringComparer.Ordinal);
             foreach (var p in doc.RootElement.EnumerateObject())
             {
-                if (p.Name == "__metadata__") continue;
-                var dtype = p.Value.GetProperty("dtype").GetString()!;
-                var shape = p.Value.GetProperty("shape").EnumerateArray().Select(x => x.GetInt64()).ToArray();
-                var offs = p.Value.GetProperty("data_offsets").EnumerateArray().Select(x => x.GetInt64()).ToArray();
-                if (!SafetensorsSizes.TryGetValue(dtype, out int size))
-                    throw new WeightsFileException(path, $"tensor '{p.Name}' has unsupported dtype {dtype}");
-                long bytes = shape.Aggregate(1L, (a, b) => a * b) * size;
-                if (offs.Length != 2 || offs[1] - offs[0] != bytes)
-                    throw new WeightsFileException(path, $"corrupt safetensors header: tensor '{p.Name}' offsets do not match its shape");
+                if (!seen.Add(p.Name)) throw Bad($"key '{p.Name}' appears twice; allowed: each tensor once");
+                if (p.Name == "__metadata__")
+                {
+                    if (p.Value.ValueKind != JsonValueKind.Object || p.Value.EnumerateObject().Any(m => m.Value.ValueKind != JsonValueKind.String))
+                        throw Bad("__metadata__ is not a mapping of strings to strings");
+                    continue;
+                }
+                if (p.Value.ValueKind != JsonValueKind.Object) throw Bad($"tensor '{p.Name}' is not a JSON object");
+                var dtype = p.Value.TryGetProperty("dtype", out var dt) && dt.ValueKind == JsonValueKind.String ? dt.GetString()! : null;
+                if (dtype is null || !SafetensorsSizes.TryGetValue(dtype, out int size))
+                    throw Bad($"tensor '{p.Name}' has dtype {(dtype is null ? "null" : $"'{dtype}'")}; allowed: {string.Join(", ", SafetensorsSizes.Keys)}");
+                var shape = Ints(p, "shape", -1);
+                if (shape.Length > PickleMachine.MaxDims) throw Bad($"tensor '{p.Name}' has {shape.Length} dimensions; allowed: at most {PickleMachine.MaxDims}");
+                var offs = Ints(p, "data_offsets", 2);
+                long bytes;
+                try { bytes = checked(shape.Aggregate(1L, (a, b) => a * b) * size); }
+                catch (OverflowException) { throw Bad($"tensor '{p.Name}' shape [{string.Join(", ", shape)}] overflows"); }
+                if (offs[1] < offs[0] || offs[1] - offs[0] != bytes)
+                    throw Bad($"tensor '{p.Name}' data_offsets [{offs[0]}, {offs[1]}] do not match its dtype and shape ({bytes} bytes)");
                 if (offs[1] > dataLength)
                     throw new WeightsFileException(path,
                         $"truncated safetensors file: tensor '{p.Name}' ends at data byte {offs[1]} but only {dataLength} data bytes are present");
                 entries.Add(new(p.Name, dtype, shape, offs[0], offs[1]));
             }
         }
-        catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException or FormatException)
-        {
-            throw new WeightsFileException(path, $"corrupt safetensors header: {e.Message}", e);
-        }
+        catch (JsonException e) { throw Bad(TorchArchive.FirstLine(e.Message)); }
+        var sorted = entries.OrderBy(e => e.Begin).ThenBy(e => e.End).ToList();
+        for (int i = 1; i < sorted.Count; i++)
+            if (sorted[i].Begin < sorted[i - 1].End)
+                throw Bad($"tensors '{sorted[i - 1].Key}' and '{sorted[i].Key}' overlap in the data section; allowed: disjoint data_offsets");
         return entries;
+
+        long[] Ints(JsonProperty p, string field, int count)
+        {
+            if (!p.Value.TryGetProperty(field, out var v) || v.ValueKind != JsonValueKind.Array)
+                throw Bad($"tensor '{p.Name}' has no {field} list");
+            var list = new List<long>();
+            foreach (var x in v.EnumerateArray())
+            {
+                if (x.ValueKind != JsonValueKind.Number || !x.TryGetInt64(out var n) || n < 0)
+                    throw Bad($"tensor '{p.Name}' {field} holds {x.GetRawText()}; allowed: integers >= 0");
+                list.Add(n);
+            }
+            if (count >= 0 && list.Count != count) throw Bad($"tensor '{p.Name}' {field} has {list.Count} values; allowed: {count}");
+            return list.ToArray();
+        }
     }
 
     static Dictionary<string, Tensor> ReadSafetensors(string path)
@@ -178,7 +177,7 @@ public static class WeightsFile
         var index = SafetensorsHeader(path);
         Dictionary<string, Tensor> loaded;
         try { loaded = Safetensors.LoadStateDict(path); }
-        catch (Exception e) { throw new WeightsFileException(path, $"cannot read the safetensors file: {e.Message}", e); }
+        catch (Exception e) { throw new WeightsFileException(path, $"cannot read the safetensors file: {TorchArchive.FirstLine(e.Message)}", e); }
         // Keep the header's order (the loader returns a dictionary in its own order).
         var result = new Dictionary<string, Tensor>();
         foreach (var e in index.OrderBy(e => e.Begin)) result[e.Key] = loaded[e.Key];

@@ -1,6 +1,8 @@
 using System.ComponentModel;
 using System.Globalization;
 using ResnetMnist.Config;
+using ResnetMnist.Data;
+using ResnetMnist.Weights;
 using ResnetMnist.Training;
 using Spectre.Console;
 using Spectre.Console.Cli;
@@ -47,7 +49,9 @@ class CheckpointSettings : CommonSettings
     public (TrainingConfig, string) Resolve()
     {
         string weights = Directory.Exists(Checkpoint) ? Path.Combine(Checkpoint, "checkpoints", "best.pt") : Checkpoint;
-        if (!File.Exists(weights)) throw new UsageException($"{weights}: checkpoint not found");
+        if (InputFiles.KindOf(weights) is InputFiles.Kind.Missing or InputFiles.Kind.Directory) throw new UsageException($"{weights}: checkpoint not found");
+        // Refused here, before anything opens it: a FIFO or device would block the reader.
+        InputFiles.RequireRegularFile(weights, "a .pt state_dict (torch.save zip)", TorchArchive.MaxFileBytes, m => new UsageException($"{weights}: {m}"));
         var dir = Path.GetDirectoryName(Path.GetFullPath(weights))!;
         var config = Config ?? new[] { Path.Combine(dir, "config.yaml"), Path.Combine(dir, "..", "config.yaml") }.FirstOrDefault(File.Exists)
             ?? throw new UsageException($"{weights}: no config.yaml found beside it or in its run folder; pass --config CONFIG.yaml");

@@ -11,7 +11,7 @@ sealed class PredictCommand : Command<PredictCommand.Settings>
 {
     public sealed class Settings : CheckpointSettings
     {
-        [CommandArgument(1, "<IMAGE>"), Description("PNG or JPEG images of a digit (any size; resized to 28×28).")]
+        [CommandArgument(1, "[IMAGE]"), Description("PNG or JPEG images of a digit (any size; resized to 28×28).")]
         public string[] Images { get; init; } = [];
 
         [CommandOption("--invert <auto|true|false>"), Description("Invert gray levels (MNIST is white on black). Default auto.")]
@@ -26,10 +26,14 @@ sealed class PredictCommand : Command<PredictCommand.Settings>
             "auto" => null, "true" => true, "false" => false,
             _ => throw new UsageException($"--invert {s.Invert}: allowed: auto, true, false"),
         };
+        // Everything after "--" is an image path too, even one that starts with '-'.
+        var images = s.Images.Concat(context.Remaining.Raw).Concat(ErrorHandling.AfterDoubleDash).ToList();
+        if (images.Count == 0) throw new UsageException("predict: no IMAGE given; allowed: one or more PNG/JPEG files (after -- for names starting with '-')");
+        foreach (var image in images) DigitImage.Check(image);   // before the model is built: refuse bad images cheaply
         using var session = TrainingSession.Create(cfg, loadData: false, checkpoint: weights);
         session.Model.eval();
         using var _ = no_grad();
-        foreach (var image in s.Images)
+        foreach (var image in images)
         {
             using var scope = NewDisposeScope();
             var x = DigitImage.Load(image, invert, cfg.Data.Normalize).to_type(session.Dtype).to(session.Device);

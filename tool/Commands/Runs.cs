@@ -1,4 +1,5 @@
 using ResnetMnist.Config;
+using ResnetMnist.Data;
 using ResnetMnist.Outputs;
 using ResnetMnist.Training;
 using Spectre.Console;
@@ -27,61 +28,65 @@ static class Runs
         // Refusals first, and nothing created or changed until the config, the data, the pretrained weights and
         // (on resume) the checkpoint have all been checked.
         RunDirectory.Check(runPath, resume, force);
+        // A run stopped before its first checkpoint (killed in epoch 1) resumes from its start.
+        bool fromStart = resume && !RunDirectory.HasCheckpoint(runPath);
         TrainingState? state = null;
-        if (resume)
+        if (resume && !fromStart)
         {
             state = new CheckpointStore(Path.Combine(Path.GetFullPath(runPath), "checkpoints")).ReadState();
             Trainer.CheckResumable(state.Config, Trainer.ResultKeys(cfg), force);
         }
-        using var cts = new CancellationTokenSource();
-        ConsoleCancelEventHandler onCancel = (_, e) =>
-        {
-            if (cts.IsCancellationRequested) return; // a second Ctrl-C ends the process at once
-            e.Cancel = true;
-            cts.Cancel();
-            Console.Error.WriteLine("interrupt: finishing the current step and writing a checkpoint (Ctrl-C again to abandon)");
-        };
-        Console.CancelKeyPress += onCancel;
-        try
-        {
-            using var session = TrainingSession.Create(cfg, log: Console.WriteLine, progress: DownloadProgress());
-            using var run = RunDirectory.Open(runPath, resume, force);
-            var observer = Progress.Create(quiet, cfg.Train.LogEvery);
-            observer.Info($"run folder: {run.Path}");
-            observer.Info($"device {session.Device.type}, {TorchSharp.torch.get_num_threads()} threads, {cfg.Train.Dtype}; " +
-                          $"{session.Train.Count} train / {session.Test.Count} test images from {Path.GetDirectoryName(session.Train.Source)}");
-            var started = DateTime.UtcNow;
-            var result = observer.Wrap(() => new Trainer(session, run, observer).Run(cts.Token, resume, force, state));
+        using var signals = new InterruptSignals();
+        using var session = TrainingSession.Create(cfg, log: Console.WriteLine, progress: DownloadProgress());
+        if (session.Train.Count == 0)
+            throw new DataException($"{session.Train.Source}: the training split has no images; nothing to train on");
+        if (session.Test.Count == 0)
+            throw new DataException($"{session.Test.Source}: the test split has no images; accuracy cannot be measured");
+        if (state is not null)
+            Trainer.ValidateState(state, cfg, session.Train.Count, Path.Combine(Path.GetFullPath(runPath), "checkpoints", "last.json"));
+        using var run = RunDirectory.Open(runPath, resume && !fromStart, force);
+        var observer = Progress.Create(quiet, cfg.Train.LogEvery);
+        if (run.StaleLockNote is string note) observer.Info(note);
+        if (fromStart) observer.Info($"no checkpoint in {run.Path} yet (the run stopped before its first one): training from the start");
+        else if (run.RestartedWithoutCheckpoint) observer.Info($"{run.Path}: replacing a run that stopped before its first checkpoint");
+        observer.Info($"run folder: {run.Path}");
+        observer.Info($"device {session.Device.type}, {TorchSharp.torch.get_num_threads()} threads, {cfg.Train.Dtype}; " +
+                      $"{session.Train.Count} train / {session.Test.Count} test images from {Path.GetDirectoryName(session.Train.Source)}");
+        var started = DateTime.UtcNow;
+        var result = observer.Wrap(() => new Trainer(session, run, observer).Run(signals.Token, resume && !fromStart, force, state));
+        if (result.Steps.Count > 0)
             LossPlot.Write(run.PlotFile, result.Steps, result.Epochs, $"{Path.GetFileName(run.Path)}: {cfg.Model.Arch}, {cfg.Optimizer.Name} lr {cfg.Optimizer.Lr}, batch {cfg.Train.BatchSize}");
-            var last = result.Epochs.LastOrDefault();
-            run.WriteSummary(new
-            {
-                Status = result.Status.ToString().ToLowerInvariant(),
-                Epochs = result.Epochs.Count,
-                Steps = result.Steps.Count,
-                FinalTrainLoss = last?.TrainLoss,
-                FinalTestLoss = last?.TestLoss,
-                FinalTestAccuracy = last?.TestAccuracy,
-                BestTestAccuracy = result.BestAccuracy >= 0 ? result.BestAccuracy : (double?)null,
-                TrainSeconds = result.Epochs.Sum(e => e.EpochSeconds),
-                WallSeconds = (DateTime.UtcNow - started).TotalSeconds,
-                Device = session.Device.type.ToString().ToLowerInvariant(),
-                Threads = TorchSharp.torch.get_num_threads(),
-                ToolVersion = ToolInfo.Version,
-                Torch = TorchSharp.torch.__version__,
-            });
-            if (result.Status == RunStatus.Interrupted)
+        var last = result.Epochs.LastOrDefault();
+        run.WriteSummary(new
+        {
+            Status = result.Status.ToString().ToLowerInvariant(),
+            Problem = result.Problem,
+            Epochs = result.Epochs.Count,
+            Steps = result.Steps.Count,
+            FinalTrainLoss = last?.TrainLoss,
+            FinalTestLoss = last?.TestLoss,
+            FinalTestAccuracy = last?.TestAccuracy,
+            BestTestAccuracy = result.BestAccuracy >= 0 ? result.BestAccuracy : (double?)null,
+            TrainSeconds = result.Epochs.Sum(e => e.EpochSeconds),
+            WallSeconds = (DateTime.UtcNow - started).TotalSeconds,
+            Device = session.Device.type.ToString().ToLowerInvariant(),
+            Threads = TorchSharp.torch.get_num_threads(),
+            ToolVersion = ToolInfo.Version,
+            Torch = TorchSharp.torch.__version__,
+        });
+        if (result.Status == RunStatus.Diverged)
+            throw new DivergedException(result.Problem!);
+        if (result.Status == RunStatus.Interrupted)
+        {
+            try
             {
                 Console.Error.WriteLine($"interrupted after step {result.Steps.Count}; resume with: dotnet resnet-mnist train --resume {run.Path}");
-                return ErrorHandling.Interrupted;
             }
-            if (last is not null)
-                AnsiConsole.MarkupLineInterpolated($"[green]done[/]: epoch {last.Epoch}, train loss {last.TrainLoss:F4}, test accuracy {last.TestAccuracy:F2}% → {run.Path}");
-            return ErrorHandling.Ok;
+            catch (IOException) { } // a hung-up terminal (SIGHUP)
+            return signals.ExitCode;
         }
-        finally
-        {
-            Console.CancelKeyPress -= onCancel;
-        }
+        if (last is not null)
+            AnsiConsole.MarkupLineInterpolated($"[green]done[/]: epoch {last.Epoch}, train loss {last.TrainLoss:F4}, test accuracy {last.TestAccuracy:F2}% → {run.Path}");
+        return ErrorHandling.Ok;
     }
 }

@@ -38,6 +38,7 @@ sealed class SweepCommand : Command<SweepCommand.Settings>
 
         var configs = combos.Select(c => (Combo: c, Config: ConfigLoader.Load(s.Config, s.Set.Concat(c.Select(kv => $"{kv.Key}={kv.Value}"))))).ToList(); // validate all first
         var root = s.Out ?? Path.Combine("runs", $"sweep-{DateTime.Now:yyyyMMdd-HHmmss}");
+        RunDirectory.RefuseSystemFolder(root);
         Directory.CreateDirectory(root);
         var rows = new List<string>();
         foreach (var (combo, cfg) in configs)

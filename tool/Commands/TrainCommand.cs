@@ -30,6 +30,7 @@ sealed class TrainCommand : Command<TrainCommand.Settings>
         if (s.Resume is not null)
         {
             runPath = s.Resume;
+            RunDirectory.Check(runPath, resume: true, s.Force); // a folder that is not a run is reported as such, before its config is read
             var configPath = s.Config ?? Path.Combine(s.Resume, "config.yaml");
             cfg = ConfigLoader.Load(configPath, s.Set);
         }
@@ -38,6 +39,7 @@ sealed class TrainCommand : Command<TrainCommand.Settings>
             if (s.Config is null) throw new UsageException("train: give a CONFIG.yaml (for example configs/quickstart.yaml), or --resume RUN_DIR");
             cfg = ConfigLoader.Load(s.Config, s.Set);
             runPath = s.Out ?? Path.Combine("runs", $"{Path.GetFileNameWithoutExtension(s.Config)}-{DateTime.Now:yyyyMMdd-HHmmss}");
+            RunDirectory.RefuseSystemFolder(runPath);
         }
         return Runs.Train(cfg, runPath, resume: s.Resume is not null, s.Force, quiet: false);
     }
