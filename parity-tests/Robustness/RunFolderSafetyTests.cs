@@ -242,6 +242,15 @@ public sealed class RunFolderSafetyTests
     }
 
     [Test]
+    public void Evaluate_on_an_empty_test_split_is_refused_not_reported_as_zero_accuracy()
+    {
+        var dir = Tool.NewDir("emptyeval");
+        var root = DataWithAnEmptySplit(dir, "t10k");
+        var r = Tool.Run(dir, ["evaluate", TrainedRun.Dir, "--set", $"data.root={root}"]);
+        Tool.AssertOneErrorLine(r, 2, "the test split has no images");
+    }
+
+    [Test]
     public void Non_finite_betas_are_refused_and_a_huge_batch_size_is_one_partial_batch()
     {
         var dir = Tool.NewDir("extremes");

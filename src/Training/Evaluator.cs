@@ -29,8 +29,10 @@ public static class Evaluator
     /// Evaluates <paramref name="model"/> on <paramref name="data"/> in batches of <paramref name="batchSize"/>
     /// (the batch size changes no result). Leaves the model in eval mode; the caller restores train mode.
     /// </summary>
+    /// <exception cref="DataException">The split has no images: accuracy is undefined, not 0%.</exception>
     public static Evaluation Run(ResNet model, MnistDataset data, int batchSize, int numClasses)
     {
+        if (data.Count == 0) throw new DataException($"{data.Source}: the test split has no images; accuracy cannot be measured");
         model.eval();
         double lossSum = 0;
         long correct = 0;
