@@ -176,8 +176,9 @@ public sealed class RunFolderSafetyTests
         Tool.AssertOneErrorLine(Tool.Run(dir, ["train", "--resume", run, "--set", missing]), 2, "file not found");
     }
 
-    [TestCase("epochs_done", -5, "epochs_done is -5; allowed: 0..1")]
-    [TestCase("batches_done", 99, "batches_done is 99; allowed: 0..1")]
+    [TestCase("epochs_done", -5, "epochs_done: -5; allowed: an integer >= 0")]
+    [TestCase("epochs_done", 7, "epochs_done is 7; allowed: 0..1")]
+    [TestCase("batches_done", 99, "global_step: 2 is less than batches_done 99")]
     [TestCase("global_step", 1000, "global_step is 1000, but epochs_done 1 × 2 batches + batches_done 0 = 2")]
     public void An_edited_checkpoint_state_is_refused_naming_the_field(string field, double value, string message)
     {
@@ -251,18 +252,21 @@ public sealed class RunFolderSafetyTests
     }
 
     [Test]
-    public void Non_finite_betas_are_refused_and_a_huge_batch_size_is_one_partial_batch()
+    public void Non_finite_betas_and_absurd_batch_sizes_are_refused_and_a_batch_larger_than_the_split_is_one_partial_batch()
     {
         var dir = Tool.NewDir("extremes");
         var cfg = Tool.WriteConfig(dir, Tool.SmallConfig());
         Tool.AssertOneErrorLine(Tool.Run(dir, ["train", cfg, "--out", Path.Combine(dir, "nan"), "--set", "optimizer.betas=[NaN, NaN]"]), 2,
             "optimizer.betas: each beta must be a number in [0, 1), found 'NaN'");
 
+        Tool.AssertOneErrorLine(Tool.Run(dir, ["train", cfg, "--out", Path.Combine(dir, "absurd"), "--set", "train.batch_size=2147483647"]), 2,
+            "train.batch_size: must be <= 65536, found 2147483647");
+
         var run = Path.Combine(dir, "huge");
-        var r = Tool.Run(dir, ["train", cfg, "--out", run, "--set", "train.batch_size=2147483647", "--set", "train.eval_batch_size=2147483647"]);
+        var r = Tool.Run(dir, ["train", cfg, "--out", run, "--set", "train.batch_size=65536", "--set", "train.eval_batch_size=65536"]);
         Assert.That(r.ExitCode, Is.EqualTo(0), r.ToString());
         var steps = RunDirectory.ReadSteps(Path.Combine(run, "steps.csv"));
-        Assert.That(steps, Has.Count.EqualTo(1), "64 images in batches of 2^31-1: one step");
+        Assert.That(steps, Has.Count.EqualTo(1), "64 images in batches of 65536: one step");
         Assert.That(double.IsFinite(steps[0].Loss));
         var metrics = RunDirectory.ReadMetrics(Path.Combine(run, "metrics.csv"));
         Assert.That(metrics.Single().TrainLoss, Is.EqualTo(steps[0].Loss), "the epoch's loss is its one batch's loss");
