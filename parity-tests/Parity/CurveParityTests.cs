@@ -12,8 +12,9 @@ namespace ResnetMnist.ParityTests.Parity;
 /// Loss curves: 30 steps on fixed batches (images [32i, 32i+32) of the embedded training set), seed-0 model.
 /// Float32 training of this network is chaotic (PyTorch against itself with 1 vs 2 threads drifts by percent
 /// within 30 Adam steps), so curves are asserted in float64, where both implementations agree to ~1e-13, against
-/// a bound of 1e-9; in float32 only the first step (a pure forward pass) is asserted, and the rest is printed next
-/// to PyTorch's own thread-count noise floor.
+/// a bound of 1e-9; in float32 only the first step's loss (a pure forward pass) is asserted. The float32 curve
+/// itself is a report, not a test: <c>dotnet resnet-mnist parity CONFIG --dtype float32</c> prints it next to the
+/// reference's, and curves.json holds PyTorch's own thread-count noise floor.
 /// </summary>
 [TestFixture, Category("Parity")]
 public sealed class CurveParityTests
@@ -23,7 +24,7 @@ public sealed class CurveParityTests
     // across machines while still catching any real deviation (a wrong op shows up at 1e-3 or more).
     const double Float64Rtol = 1e-9;
 
-    static double[] Train(string optimizer, ScalarType dtype)
+    static double[] Train(string optimizer, ScalarType dtype, int steps = Steps)
     {
         using var m = Snapshot.SeedModel();
         m.to(dtype);
@@ -32,8 +33,8 @@ public sealed class CurveParityTests
             ? new OptimizerConfig { Name = "sgd", Lr = 0.01, Momentum = 0.9 }
             : new OptimizerConfig { Name = "adam", Lr = 1e-3 };
         using var opt = Optimizers.Create(cfg, m.parameters());
-        var losses = new double[Steps];
-        for (int i = 0; i < Steps; i++)
+        var losses = new double[steps];
+        for (int i = 0; i < steps; i++)
         {
             using var scope = NewDisposeScope();
             var (x, y) = Snapshot.InputBatch(Batch, Batch * i, dtype);
@@ -69,15 +70,11 @@ public sealed class CurveParityTests
 
     [TestCase("sgd")]
     [TestCase("adam")]
-    public void Float32FirstStepMatchesAndCurveIsReported(string optimizer)
+    public void Float32FirstStepMatches(string optimizer)
     {
         var expected = Reference($"{optimizer}_float32");
-        var floor = Snapshot.Load("curves.json").GetProperty("noise_floor").GetProperty($"{optimizer}_float32")
-            .EnumerateArray().Select(e => e.GetDouble()).ToArray();
-        var actual = Train(optimizer, ScalarType.Float32);
-        TestContext.Out.WriteLine("step | C# vs PyTorch (rel) | PyTorch 1 vs 2 threads (rel)");
-        foreach (var s in new[] { 1, 5, 10, 20, 30 })
-            TestContext.Out.WriteLine($"{s} | {Math.Abs(actual[s - 1] - expected[s - 1]) / Math.Abs(expected[s - 1]):E2} | {floor[s - 1]:E2}");
+        var actual = Snapshot.WithReferenceThreads("curves.json", () => Train(optimizer, ScalarType.Float32, steps: 1));
+        TestContext.Out.WriteLine($"{optimizer} float32 step 1: C# {actual[0]:R}, PyTorch {expected[0]:R}, relative {Math.Abs(actual[0] - expected[0]) / Math.Abs(expected[0]):E2}");
         Assert.That(actual[0], Is.EqualTo(expected[0]).Within(1e-5 + 1.3e-6 * Math.Abs(expected[0])),
             $"{optimizer} float32 step 1: C# {actual[0]:R}, PyTorch {expected[0]:R}");
     }
