@@ -9,7 +9,7 @@ using static TorchSharp.torch.nn.functional;
 namespace ResnetMnist.ParityTests.Parity;
 
 /// <summary>
-/// Loss curves: 30 steps on fixed batches (images [32i, 32i+32) of the embedded training set), seed-0 model.
+/// Loss curves: the first 20 of the reference's 30 steps on fixed batches (images [32i, 32i+32) of the embedded training set), seed-0 model.
 /// Float32 training of this network is chaotic (PyTorch against itself with 1 vs 2 threads drifts by percent
 /// within 30 Adam steps), so curves are asserted in float64, where both implementations agree to ~1e-13, against
 /// a bound of 1e-9; in float32 only the first step's loss (a pure forward pass) is asserted. The float32 curve
@@ -19,7 +19,8 @@ namespace ResnetMnist.ParityTests.Parity;
 [TestFixture, Category("Parity")]
 public sealed class CurveParityTests
 {
-    const int Steps = 30, Batch = 32;
+    // The reference holds 30 steps; the first 20 are compared (float64 steps cost ~0.6 s each here).
+    const int Steps = 20, Batch = 32;
     // float64: measured worst relative difference is ~1e-13 (README); 1e-9 leaves room for BLAS differences
     // across machines while still catching any real deviation (a wrong op shows up at 1e-3 or more).
     const double Float64Rtol = 1e-9;

@@ -29,7 +29,6 @@ public sealed class TrainingParityTests
     [TestCase("train-adam-float64")]
     [TestCase("train-mlnet-sgd-float64")]
     [TestCase("train-sgd-nesterov-wd-cosine-float64")]
-    [TestCase("train-sgd-step-float64")]
     [TestCase("train-adam-onecycle-float64")]
     [TestCase("train-sgd-onecycle-float64")]
     public void PerStepLossesMatchTheReferenceProgram(string name)
