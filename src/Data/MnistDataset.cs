@@ -15,6 +15,18 @@ public sealed class MnistDataset : IDisposable
     public Tensor Labels { get; }
     public int Count => (int)Labels.shape[0];
     public string Source { get; }
+
+    /// <summary>
+    /// Refuses an empty split with one line naming its file: training needs images, and accuracy over none is
+    /// undefined (not 0%). <paramref name="training"/> says which role the split plays.
+    /// </summary>
+    public void RequireImages(bool training)
+    {
+        if (Count > 0) return;
+        throw new DataException(training
+            ? $"{Source}: the training split has no images; nothing to train on"
+            : $"{Source}: the test split has no images; accuracy cannot be measured");
+    }
     readonly bool _normalize, _channelsLast;
     readonly ScalarType _dtype;
 

@@ -32,7 +32,7 @@ public static class Evaluator
     /// <exception cref="DataException">The split has no images: accuracy is undefined, not 0%.</exception>
     public static Evaluation Run(ResNet model, MnistDataset data, int batchSize, int numClasses)
     {
-        if (data.Count == 0) throw new DataException($"{data.Source}: the test split has no images; accuracy cannot be measured");
+        data.RequireImages(training: false);
         model.eval();
         double lossSum = 0;
         long correct = 0;

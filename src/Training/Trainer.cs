@@ -87,7 +87,7 @@ public sealed class Trainer(TrainingSession session, RunDirectory run, ITraining
         run.WriteConfig(_cfg);
 
         int n = session.Train.Count, bs = _cfg.Train.BatchSize;
-        if (n == 0) throw new DataException($"{session.Train.Source}: the training split has no images; nothing to train on");
+        session.Train.RequireImages(training: true);
         int batches = BatchesPerEpoch(n, bs);
         long totalSteps = (long)batches * _cfg.Train.Epochs;
         model.train();

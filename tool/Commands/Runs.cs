@@ -38,10 +38,8 @@ static class Runs
         }
         using var signals = new InterruptSignals();
         using var session = TrainingSession.Create(cfg, log: Console.WriteLine, progress: DownloadProgress());
-        if (session.Train.Count == 0)
-            throw new DataException($"{session.Train.Source}: the training split has no images; nothing to train on");
-        if (session.Test.Count == 0)
-            throw new DataException($"{session.Test.Source}: the test split has no images; accuracy cannot be measured");
+        session.Train.RequireImages(training: true);
+        session.Test.RequireImages(training: false);
         if (state is not null)
             Trainer.ValidateState(state, cfg, session.Train.Count, Path.Combine(Path.GetFullPath(runPath), "checkpoints", "last.json"));
         using var run = RunDirectory.Open(runPath, resume && !fromStart, force);
