@@ -51,14 +51,16 @@ public static class Snapshot
         Repo.Path(["reference", "snapshots", kernelSet ?? ReferenceSet, .. name.Split('/')]);
 
     /// <summary>Loads <c>reference/snapshots/&lt;kernel set&gt;/NAME</c>; fails (never skips) when it is missing.</summary>
-    public static JsonElement Load(string name, string? kernelSet = null)
+    public static JsonElement Load(string name, string? kernelSet = null) =>
+        Read(PathOf(name, kernelSet), "regenerate it with `/usr/bin/python3 reference/make_snapshots.py` (needs apt-get install -y python3-torch python3-torchvision python3-yaml)");
+
+    /// <summary>Parses a reference JSON file once per test run; fails (never skips) when it is missing, saying <paramref name="remedy"/>.</summary>
+    static JsonElement Read(string path, string remedy)
     {
-        var path = PathOf(name, kernelSet);
         lock (Cache)
         {
             if (Cache.TryGetValue(path, out var e)) return e;
-            if (!File.Exists(path))
-                Assert.Fail($"{path} is missing: regenerate it with `/usr/bin/python3 reference/make_snapshots.py` (needs apt-get install -y python3-torch python3-torchvision python3-yaml)");
+            if (!File.Exists(path)) Assert.Fail($"{path} is missing: {remedy}");
             var doc = JsonDocument.Parse(File.ReadAllText(path)).RootElement.Clone();
             Cache[path] = doc;
             return doc;
@@ -68,15 +70,8 @@ public static class Snapshot
     /// <summary>PyTorch's cross-kernel floor (max abs difference) of one float32 record, e.g. ("forward_train.json", "layers", "layer4").</summary>
     public static double Floor(string file, string section, string key)
     {
-        var path = Repo.Path("reference", "snapshots", "kernel_floors.json");
-        if (!File.Exists(path))
-            Assert.Fail($"{path} is missing: regenerate with `/usr/bin/python3 reference/make_snapshots.py` on a CPU that runs two or more kernel sets");
-        JsonElement floors;
-        lock (Cache)
-        {
-            if (!Cache.TryGetValue(path, out floors))
-                Cache[path] = floors = JsonDocument.Parse(File.ReadAllText(path)).RootElement.Clone();
-        }
+        var floors = Read(Repo.Path("reference", "snapshots", "kernel_floors.json"),
+            "regenerate with `/usr/bin/python3 reference/make_snapshots.py` on a CPU that runs two or more kernel sets");
         return floors.GetProperty("floors").GetProperty(file).GetProperty(section).GetProperty(key).GetProperty("abs").GetDouble();
     }
 
