@@ -94,10 +94,8 @@ static class ErrorHandling
         BadInputException b => (b.ExitCode, e.Message),
         CommandParseException or CommandRuntimeException => (Usage, e.Message),
         RunDirectoryException or UsageException => (Usage, e.Message),
-        ArgumentException when e.Source == "ResnetMnist" => (Usage, e.Message),
-        DivergedException => (Failure, e.Message),
+        DivergedException or ToolFailureException => (Failure, e.Message),
         IOException or UnauthorizedAccessException => (Failure, e.Message),
-        InvalidOperationException when e.Message.StartsWith("device:") => (Usage, e.Message),
         OutOfMemoryException or InsufficientExecutionStackException => (Failure, "out of memory or stack while reading the input; run with --verbose for details"),
         _ => (Failure, $"unexpected failure: {TorchFirstLine(e.Message)}; run with --verbose for details"),
     };
@@ -107,3 +105,6 @@ static class ErrorHandling
 
 /// <summary>A wrong command line (missing argument, bad option value).</summary>
 sealed class UsageException(string message) : BadInputException(message);
+
+/// <summary>A step the tool depends on failed (not the user's input): exit 1 with its message.</summary>
+sealed class ToolFailureException(string message) : Exception(message);

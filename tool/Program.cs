@@ -22,6 +22,7 @@ app.Configure(c =>
     {
         b.SetDescription("Inspect configs.");
         b.AddCommand<ConfigShowCommand>("show").WithDescription("Print the resolved config (defaults and --set applied) as YAML.");
+        b.AddCommand<ConfigKeysCommand>("keys").WithDescription("Every config key: default, allowed values, meaning, whether a resume may change it (Markdown; --yaml: a commented config).");
     });
     c.AddBranch("data", b =>
     {

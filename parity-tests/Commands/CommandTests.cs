@@ -21,7 +21,7 @@ public sealed class CommandTests
         var r = RTool.Run(TrainedRun.Dir, ["evaluate", TrainedRun.Dir]);
         Assert.That(r.ExitCode, Is.EqualTo(0), r.ToString());
         var cfg = ConfigLoader.Load(Path.Combine(TrainedRun.Dir, "config.yaml"));
-        using var session = TrainingSession.Create(cfg, loadTrain: false, checkpoint: TrainedRun.BestPt);
+        using var session = Session.Create(cfg, Splits.Test, checkpoint: TrainedRun.BestPt);
         var e = Evaluator.Run(session.Model, session.Test, 1000, 10);
         Assert.That(r.Stdout, Does.Contain(string.Create(CultureInfo.InvariantCulture, $"test accuracy: {e.Accuracy:F2}%")));
         Assert.That(r.Stdout, Does.Contain("true \\ predicted"));
@@ -54,7 +54,7 @@ public sealed class CommandTests
 
         // The same images straight from the IDX file through the library.
         var cfg = ConfigLoader.Load(Path.Combine(TrainedRun.Dir, "config.yaml"));
-        using var session = TrainingSession.Create(cfg, loadTrain: false, checkpoint: TrainedRun.BestPt);
+        using var session = Session.Create(cfg, Splits.Test, checkpoint: TrainedRun.BestPt);
         session.Model.eval();
         using var _ = no_grad();
         var lines = r.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries);
@@ -94,7 +94,7 @@ public sealed class CommandTests
         Assert.That(resolved.Train.Epochs, Is.EqualTo(3));
         Assert.That(resolved.Train.BatchSize, Is.EqualTo(64));
         Assert.That(resolved.Data.Root, Is.EqualTo(Repo.Path("data")), "relative data.root resolves against the config file's folder");
-        Assert.That(ConfigLoader.ToYaml(resolved), Is.EqualTo(r.Stdout), "the printed config round-trips");
+        Assert.That(ConfigSchema.ToYaml(resolved), Is.EqualTo(r.Stdout), "the printed config round-trips");
     }
 }
 

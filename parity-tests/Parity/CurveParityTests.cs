@@ -31,8 +31,8 @@ public sealed class CurveParityTests
         m.to(dtype);
         m.train();
         var cfg = optimizer == "sgd"
-            ? new OptimizerConfig { Name = "sgd", Lr = 0.01, Momentum = 0.9 }
-            : new OptimizerConfig { Name = "adam", Lr = 1e-3 };
+            ? new OptimizerConfig { Name = OptimizerKind.Sgd, Lr = 0.01, Momentum = 0.9 }
+            : new OptimizerConfig { Name = OptimizerKind.Adam, Lr = 1e-3 };
         using var opt = Optimizers.Create(cfg, m.parameters());
         var losses = new double[steps];
         for (int i = 0; i < steps; i++)

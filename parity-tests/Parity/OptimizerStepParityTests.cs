@@ -57,7 +57,7 @@ public sealed class OptimizerStepParityTests
             var (x, y) = Snapshot.InputBatch();
             using var m = Snapshot.SeedModel();
             m.train();
-            using var opt = Optimizers.Create(new OptimizerConfig { Name = name, Lr = lr, Momentum = momentum }, m.parameters());
+            using var opt = Optimizers.Create(new OptimizerConfig { Name = ConfigNames.Parse<OptimizerKind>(name), Lr = lr, Momentum = momentum }, m.parameters());
             opt.zero_grad();
             using (var loss = cross_entropy(m.forward(x), y)) loss.backward();
             opt.step();
@@ -87,7 +87,7 @@ public sealed class OptimizerStepParityTests
         var betas = spec.TryGetProperty("betas", out var b) ? b.EnumerateArray().Select(e => e.GetDouble()).ToArray() : new[] { 0.9, 0.999 };
         var cfg = new OptimizerConfig
         {
-            Name = spec.GetProperty("cls").GetString()!.ToLowerInvariant(),
+            Name = ConfigNames.Parse<OptimizerKind>(spec.GetProperty("cls").GetString()!),
             Lr = Get("lr", 1e-3),
             Momentum = Get("momentum", 0),
             Nesterov = spec.TryGetProperty("nesterov", out var n) && n.GetBoolean(),

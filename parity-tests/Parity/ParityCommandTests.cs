@@ -29,7 +29,7 @@ public sealed class ParityCommandTests
         var cfg = ConfigLoader.Load(Repo.Path("reference", "configs", Config + ".yaml"));
         var reference = ReferenceProgram.Find(Repo.Path("reference", "resnet_mnist.py"), Python.Exe);
         using var tmp = new TempDir();
-        var report = ParityCheck.Run(cfg, steps, "float64", reference, Path.Combine(tmp.Path, "reference"));
+        var report = ParityCheck.Run(cfg, steps, DtypeKind.Float64, reference, Path.Combine(tmp.Path, "reference"));
         ParityFiles.Write(report, tmp.Path, Config);
         TestContext.Out.WriteLine(File.ReadAllText(Path.Combine(tmp.Path, "parity.md")));
 

@@ -17,7 +17,7 @@ public sealed class CheckpointInteropTests
         Python.RequireTorch();
         using var tmp = new TempDir();
         var cfg = ConfigLoader.Parse($"seed: 1\nthreads: 2\ndata: {{root: {Repo.Path("data")}, train_limit: 64, test_limit: 32}}\ntrain: {{epochs: 1, batch_size: 32}}\n", null);
-        TrainingRun.Run(cfg, tmp.Path);
+        LibraryRun.Run(cfg, tmp.Path);
         var lastPt = Path.Combine(tmp.Path, "checkpoints", "last.pt");
 
         // C#: the checkpoint's eval-mode logits for the first 8 embedded images

@@ -50,14 +50,14 @@ for e in range(epochs):
             .Select(l => l.Split(' ').Select(x => double.Parse(x, CultureInfo.InvariantCulture)).ToArray()).ToList();
         var scheduler = name switch
         {
-            "step" => new SchedulerConfig { Name = name, StepSize = (int)a, Gamma = b },
-            "cosine" => new SchedulerConfig { Name = name, TMax = (int)a, EtaMin = b },
-            _ => new SchedulerConfig { Name = name, MaxLr = a, PctStart = b },
+            "step" => new SchedulerConfig { Name = SchedulerKind.Step, StepSize = (int)a, Gamma = b },
+            "cosine" => new SchedulerConfig { Name = SchedulerKind.Cosine, TMax = (int)a, EtaMin = b },
+            _ => new SchedulerConfig { Name = ConfigNames.Parse<SchedulerKind>(name), MaxLr = a, PctStart = b },
         };
         var cfg = new TrainingConfig
         {
             Train = new TrainConfig { Epochs = epochs },
-            Optimizer = new OptimizerConfig { Name = optimizer, Lr = lr },
+            Optimizer = new OptimizerConfig { Name = ConfigNames.Parse<OptimizerKind>(optimizer), Lr = lr },
             Scheduler = scheduler,
         };
         long total = (long)epochs * stepsPerEpoch;

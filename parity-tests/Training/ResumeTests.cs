@@ -15,7 +15,7 @@ public sealed class ResumeTests
 
     static string Uninterrupted(TempDir tmp)
     {
-        TrainingRun.Run(Config(), tmp.Sub("full"));
+        LibraryRun.Run(Config(), tmp.Sub("full"));
         return File.ReadAllText(Path.Combine(tmp.Sub("full"), "steps.csv"));
     }
 
@@ -25,10 +25,10 @@ public sealed class ResumeTests
         using var tmp = new TempDir();
         var expected = Uninterrupted(tmp);
         using var cts = new CancellationTokenSource();
-        var first = TrainingRun.Run(Config(), tmp.Sub("resumed"), observer: new TrainingRun.StopAt(cts, afterEpoch: 1), cancel: cts.Token);
+        var first = LibraryRun.Run(Config(), tmp.Sub("resumed"), observer: new LibraryRun.StopAt(cts, afterEpoch: 1), cancel: cts.Token);
         Assert.That(first.Status, Is.EqualTo(RunStatus.Interrupted));
         Assert.That(first.Epochs, Has.Count.EqualTo(1));
-        var second = TrainingRun.Run(Config(), tmp.Sub("resumed"), resume: true);
+        var second = LibraryRun.Run(Config(), tmp.Sub("resumed"), resume: true);
         Assert.That(second.Status, Is.EqualTo(RunStatus.Completed));
         Assert.That(File.ReadAllText(Path.Combine(tmp.Sub("resumed"), "steps.csv")), Is.EqualTo(expected));
     }
@@ -39,9 +39,9 @@ public sealed class ResumeTests
         using var tmp = new TempDir();
         var expected = Uninterrupted(tmp);
         using var cts = new CancellationTokenSource();
-        TrainingRun.Run(Config(), tmp.Sub("resumed"), observer: new TrainingRun.StopAt(cts, afterStep: 5), cancel: cts.Token);
+        LibraryRun.Run(Config(), tmp.Sub("resumed"), observer: new LibraryRun.StopAt(cts, afterStep: 5), cancel: cts.Token);
         Assert.That(RunDirectory.ReadSteps(Path.Combine(tmp.Sub("resumed"), "steps.csv")), Has.Count.EqualTo(5));
-        TrainingRun.Run(Config(), tmp.Sub("resumed"), resume: true);
+        LibraryRun.Run(Config(), tmp.Sub("resumed"), resume: true);
         Assert.That(File.ReadAllText(Path.Combine(tmp.Sub("resumed"), "steps.csv")), Is.EqualTo(expected));
     }
 
@@ -52,10 +52,10 @@ public sealed class ResumeTests
         // and a resumed run must continue exactly.
         var cfg = Config() with { Model = Config().Model with { ChannelsLast = true } };
         using var tmp = new TempDir();
-        TrainingRun.Run(cfg, tmp.Sub("full"));
+        LibraryRun.Run(cfg, tmp.Sub("full"));
         using var cts = new CancellationTokenSource();
-        TrainingRun.Run(cfg, tmp.Sub("resumed"), observer: new TrainingRun.StopAt(cts, afterEpoch: 1), cancel: cts.Token);
-        TrainingRun.Run(cfg, tmp.Sub("resumed"), resume: true);
+        LibraryRun.Run(cfg, tmp.Sub("resumed"), observer: new LibraryRun.StopAt(cts, afterEpoch: 1), cancel: cts.Token);
+        LibraryRun.Run(cfg, tmp.Sub("resumed"), resume: true);
         Assert.That(File.ReadAllText(Path.Combine(tmp.Sub("resumed"), "steps.csv")),
             Is.EqualTo(File.ReadAllText(Path.Combine(tmp.Sub("full"), "steps.csv"))));
     }
@@ -65,9 +65,9 @@ public sealed class ResumeTests
     {
         using var tmp = new TempDir();
         using var cts = new CancellationTokenSource();
-        TrainingRun.Run(Config(), tmp.Sub("run"), observer: new TrainingRun.StopAt(cts, afterStep: 2), cancel: cts.Token);
+        LibraryRun.Run(Config(), tmp.Sub("run"), observer: new LibraryRun.StopAt(cts, afterStep: 2), cancel: cts.Token);
         var changed = Config() with { Train = Config().Train with { BatchSize = 16 } };
-        var e = Assert.Throws<CheckpointException>(() => TrainingRun.Run(changed, tmp.Sub("run"), resume: true))!;
+        var e = Assert.Throws<CheckpointException>(() => LibraryRun.Run(changed, tmp.Sub("run"), resume: true))!;
         Assert.That(e.Message, Does.Contain("train.batch_size was '32', now '16'"));
     }
 }

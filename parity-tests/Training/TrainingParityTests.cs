@@ -39,7 +39,7 @@ public sealed class TrainingParityTests
         var expected = RunDirectory.ReadSteps(expectedFile);
         var cfg = ConfigLoader.Load(Repo.Path("reference", "configs", name + ".yaml"));
         using var tmp = new TempDir();
-        var result = TrainingRun.Run(cfg, tmp.Path);
+        var result = LibraryRun.Run(cfg, tmp.Path);
 
         Assert.That(result.Steps.Count, Is.EqualTo(expected.Count), "number of steps");
         Assert.That(expected.Select(s => s.Epoch).Distinct().Count(), Is.GreaterThanOrEqualTo(2), "the comparison spans two epochs");

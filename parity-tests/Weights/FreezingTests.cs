@@ -1,3 +1,4 @@
+using ResnetMnist.Config;
 using NUnit.Framework;
 using ResnetMnist.Model;
 using ResnetMnist.Weights;
@@ -15,7 +16,7 @@ public sealed class FreezingTests
         string[] frozen = ["conv1", "bn1", "layer1"];
         manual_seed(0);
         using var m = Models.resnet18(1, 10);
-        PretrainedWeights.Load(m, TestFiles.MlnetPth, "sum-rgb");
+        PretrainedWeights.Load(m, TestFiles.MlnetPth, Conv1Init.SumRgb);
         Freezing.Apply(m, frozen);
         m.train();
         Freezing.KeepFrozenBatchNormInEval(m, frozen);

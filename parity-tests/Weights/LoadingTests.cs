@@ -1,3 +1,4 @@
+using ResnetMnist.Config;
 using NUnit.Framework;
 using ResnetMnist.Model;
 using ResnetMnist.Weights;
@@ -42,8 +43,8 @@ public sealed class LoadingTests
         // A cached torchvision file is used as is (no download).
         var hub = Path.Combine(TestFiles.Dir, "hub");
         Directory.CreateDirectory(hub);
-        File.Copy(pth, Path.Combine(hub, PretrainedWeights.TorchvisionFileName), overwrite: true);
-        Assert.That(PretrainedWeights.EnsureTorchvisionFile(hub), Is.EqualTo(Path.Combine(hub, PretrainedWeights.TorchvisionFileName)));
+        File.Copy(pth, Path.Combine(hub, ArchSpecs.Resnet18.DefaultWeights.FileName), overwrite: true);
+        Assert.That(PretrainedWeights.EnsureTorchvisionFile(hub, ArchSpecs.Resnet18.DefaultWeights), Is.EqualTo(Path.Combine(hub, ArchSpecs.Resnet18.DefaultWeights.FileName)));
     }
 
     [Test]
@@ -51,10 +52,10 @@ public sealed class LoadingTests
     {
         var dir = Path.Combine(TestFiles.Dir, "empty-hub");
         // An unreachable address stands for "offline" on any machine.
-        var e = Assert.Throws<WeightsFileException>(() => PretrainedWeights.EnsureTorchvisionFile(dir, url: "http://127.0.0.1:9/resnet18-f37072fd.pth"))!;
+        var e = Assert.Throws<WeightsFileException>(() => PretrainedWeights.EnsureTorchvisionFile(dir, ArchSpecs.Resnet18.DefaultWeights, url: "http://127.0.0.1:9/resnet18-f37072fd.pth"))!;
         TestContext.Out.WriteLine(e.Message);
-        Assert.That(e.Message, Does.StartWith(Path.Combine(dir, PretrainedWeights.TorchvisionFileName)));
-        Assert.That(e.Message, Does.Contain($"copy {PretrainedWeights.TorchvisionFileName} into {dir}").And.Contain("pretrained: mlnet"));
+        Assert.That(e.Message, Does.StartWith(Path.Combine(dir, ArchSpecs.Resnet18.DefaultWeights.FileName)));
+        Assert.That(e.Message, Does.Contain($"copy {ArchSpecs.Resnet18.DefaultWeights.FileName} into {dir}").And.Contain("pretrained: mlnet"));
         Assert.That(Directory.GetFiles(dir), Is.Empty, "no partial file is left behind");
     }
 
@@ -197,21 +198,21 @@ public sealed class LoadingTests
     {
         var rgb = WeightsFile.ReadStateDict(TestFiles.MlnetPth)["conv1.weight"];
         using var sum = Models.resnet18(1, 10);
-        PretrainedWeights.Load(sum, TestFiles.MlnetPth, "sum-rgb");
+        PretrainedWeights.Load(sum, TestFiles.MlnetPth, Conv1Init.SumRgb);
         Assert.That(sum.state_dict()["conv1.weight"].allclose(rgb.sum([1], keepdim: true)));
         using var mean = Models.resnet18(1, 10);
-        PretrainedWeights.Load(mean, TestFiles.MlnetPth, "mean-rgb");
+        PretrainedWeights.Load(mean, TestFiles.MlnetPth, Conv1Init.MeanRgb);
         Assert.That(mean.state_dict()["conv1.weight"].allclose(rgb.mean([1], keepdim: true)));
 
         manual_seed(7);
         using var fresh = Models.resnet18(1, 10);
         var before = fresh.state_dict()["conv1.weight"].clone();
-        var report = PretrainedWeights.Load(fresh, TestFiles.MlnetPth, "random");
+        var report = PretrainedWeights.Load(fresh, TestFiles.MlnetPth, Conv1Init.Random);
         Assert.That(fresh.state_dict()["conv1.weight"].Same(before), "random keeps the fresh conv1");
         Assert.That(report.KeptFresh, Is.EqualTo(new[] { "conv1.weight", "fc.weight", "fc.bias" }));
 
         using var three = PretrainedWeights.Conv1FromRgb(rgb, 3, Conv1Init.SumRgb);
         Assert.That(three.sum([1]).allclose(rgb.sum([1])), "sum-rgb for C channels keeps the summed response");
-        Assert.Throws<ArgumentException>(() => PretrainedWeights.ParseConv1Init("zeros"));
+        Assert.Throws<ConfigException>(() => ConfigNames.Parse<Conv1Init>("zeros"));
     }
 }

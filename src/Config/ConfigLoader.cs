@@ -11,30 +11,10 @@ namespace ResnetMnist.Config;
 /// </summary>
 public static class ConfigLoader
 {
-    public static readonly string[] Devices = ["auto", "cpu", "cuda"];
-    public static readonly string[] Datasets = ["mnist", "fashion-mnist"];
-    public static readonly string[] Dtypes = ["float32", "float64"];
-    public static readonly string[] Optimizers = ["sgd", "adam", "adamw"];
-    public static readonly string[] Schedulers = ["none", "step", "cosine", "onecycle"];
-    public static readonly string[] Conv1Inits = ["random", "sum-rgb", "mean-rgb"];
-    public static readonly string[] FreezableModules = ["conv1", "bn1", "layer1", "layer2", "layer3", "layer4", "fc"];
-    public static readonly string[] PretrainedKeywords = ["none", "torchvision", "mlnet"];
+    /// <summary>Every key the config accepts, in the order config.yaml lists them (from <see cref="ConfigSchema"/>).</summary>
+    public static IEnumerable<string> Keys => ConfigSchema.Keys.Select(k => k.Path);
 
-    /// <summary>Every key the config accepts, in the order <see cref="ToYaml"/> writes them.</summary>
-    public static readonly string[] Keys =
-    [
-        "seed", "device", "threads",
-        "data.dataset", "data.root", "data.download", "data.train_limit", "data.test_limit", "data.normalize",
-        "model.arch", "model.pretrained", "model.in_channels", "model.num_classes", "model.conv1_init", "model.freeze",
-        "model.bn_eval", "model.channels_last",
-        "train.epochs", "train.batch_size", "train.eval_batch_size", "train.shuffle", "train.dtype", "train.log_every",
-        "optimizer.name", "optimizer.lr", "optimizer.momentum", "optimizer.nesterov", "optimizer.weight_decay",
-        "optimizer.betas", "optimizer.eps",
-        "scheduler.name", "scheduler.step_size", "scheduler.gamma", "scheduler.t_max", "scheduler.eta_min",
-        "scheduler.max_lr", "scheduler.pct_start",
-    ];
-
-    static readonly HashSet<string> Sections = Keys.Where(k => k.Contains('.')).Select(k => k[..k.IndexOf('.')]).ToHashSet();
+    static readonly HashSet<string> Sections = ConfigSchema.Sections.ToHashSet();
 
     /// <summary>Largest config file accepted (the bundled ones are under 1 KB).</summary>
     public const long MaxConfigBytes = 1L << 20;
@@ -149,7 +129,7 @@ public static class ConfigLoader
                 if (v is YamlScalarNode { Value: null or "" or "~" or "null" }) continue; // empty section
                 throw new ConfigException($"{At(file, v)}: {name}: expected a mapping of {name}.* keys");
             }
-            if (!Keys.Contains(name)) throw Unknown(name, At(file, k));
+            if (ConfigSchema.Find(name) is null) throw Unknown(name, At(file, k));
             values[name] = new Entry(v, At(file, v), file);
         }
     }
@@ -160,7 +140,7 @@ public static class ConfigLoader
         if (eq <= 0) throw new ConfigException($"--set {o}: expected key.path=value (for example --set optimizer.lr=0.01)");
         var key = o[..eq].Trim();
         var text = o[(eq + 1)..];
-        if (!Keys.Contains(key)) throw Unknown(key, $"--set {o}");
+        if (ConfigSchema.Find(key) is null) throw Unknown(key, $"--set {o}");
         YamlNode node;
         try
         {
@@ -198,70 +178,51 @@ public static class ConfigLoader
     {
         public TrainingConfig Build(string? source)
         {
-            var optName = Choice("optimizer.name", "adam", Optimizers);
-            var epochs = Int("train.epochs", 10, min: 1);
-            var cfg = new TrainingConfig
-            {
-                SourcePath = source,
-                Seed = Long("seed", 0),
-                Device = Choice("device", "auto", Devices),
-                Threads = Threads(),
-                Data = new DataConfig
-                {
-                    Dataset = Choice("data.dataset", "mnist", Datasets),
-                    Root = PathValue("data.root", "data"),
-                    Download = Bool("data.download", false),
-                    TrainLimit = NullableInt("data.train_limit", min: 1),
-                    TestLimit = NullableInt("data.test_limit", min: 1),
-                    Normalize = Bool("data.normalize", false),
-                },
-                Model = new ModelConfig
-                {
-                    Arch = Choice("model.arch", "resnet18", ResnetMnist.Model.Models.Architectures),
-                    Pretrained = Pretrained(),
-                    InChannels = Int("model.in_channels", 1, min: 1, max: MaxInChannels),
-                    NumClasses = Int("model.num_classes", 10, min: 2, max: MaxClasses),
-                    Conv1Init = Choice("model.conv1_init", "random", Conv1Inits),
-                    Freeze = ChoiceList("model.freeze", FreezableModules),
-                    BnEval = Bool("model.bn_eval", false),
-                    ChannelsLast = Bool("model.channels_last", false),
-                },
-                Train = new TrainConfig
-                {
-                    Epochs = epochs,
-                    BatchSize = Int("train.batch_size", 64, min: 1, max: MaxBatch),
-                    EvalBatchSize = Int("train.eval_batch_size", 256, min: 1, max: MaxBatch),
-                    Shuffle = Bool("train.shuffle", true),
-                    Dtype = Choice("train.dtype", "float32", Dtypes),
-                    LogEvery = Double("train.log_every", 10, min: 0, minExclusive: true),
-                },
-                Optimizer = new OptimizerConfig
-                {
-                    Name = optName,
-                    Lr = Double("optimizer.lr", 1e-3, min: 0, minExclusive: true),
-                    Momentum = Double("optimizer.momentum", 0, min: 0, max: 1, maxExclusive: true),
-                    Nesterov = Bool("optimizer.nesterov", false),
-                    WeightDecay = Double("optimizer.weight_decay", optName == "adamw" ? 0.01 : 0, min: 0),
-                    Betas = Betas(),
-                    Eps = Double("optimizer.eps", 1e-8, min: 0, minExclusive: true),
-                },
-                Scheduler = new SchedulerConfig
-                {
-                    Name = Choice("scheduler.name", "none", Schedulers),
-                    StepSize = Int("scheduler.step_size", 3, min: 1),
-                    Gamma = Double("scheduler.gamma", 0.1, min: 0, minExclusive: true, max: 1),
-                    TMax = NullableInt("scheduler.t_max", min: 1),
-                    EtaMin = Double("scheduler.eta_min", 0, min: 0),
-                    MaxLr = NullableDouble("scheduler.max_lr"),
-                    PctStart = Double("scheduler.pct_start", 0.3, min: 0, minExclusive: true, max: 1, maxExclusive: true),
-                },
-            };
-            if (cfg.Optimizer.Nesterov && (cfg.Optimizer.Name != "sgd" || cfg.Optimizer.Momentum <= 0))
+            var cfg = new TrainingConfig { SourcePath = source };
+            foreach (var key in ConfigSchema.Keys) key.Set(cfg, Read(key));
+
+            // The rules that span keys.
+            if (!values.ContainsKey("optimizer.weight_decay") && cfg.Optimizer.Name == OptimizerKind.AdamW)
+                cfg = cfg with { Optimizer = cfg.Optimizer with { WeightDecay = 0.01 } };
+            if (cfg.Optimizer.Nesterov && (cfg.Optimizer.Name != OptimizerKind.Sgd || cfg.Optimizer.Momentum <= 0))
                 throw Bad("optimizer.nesterov", "needs optimizer.name: sgd and optimizer.momentum > 0");
-            if (cfg.Optimizer.Momentum > 0 && cfg.Optimizer.Name != "sgd")
-                throw Bad("optimizer.momentum", $"applies to sgd only (optimizer.name is {cfg.Optimizer.Name}; use optimizer.betas)");
-            if (cfg.Scheduler.MaxLr is <= 0) throw Bad("scheduler.max_lr", "must be > 0");
+            if (cfg.Optimizer.Momentum > 0 && cfg.Optimizer.Name != OptimizerKind.Sgd)
+                throw Bad("optimizer.momentum", $"applies to sgd only (optimizer.name is {cfg.Optimizer.Name.Name()}; use optimizer.betas)");
             return cfg;
+        }
+
+        /// <summary>One key's value: by its kind, else by its type; its default when absent or null.</summary>
+        object? Read(ConfigKey k)
+        {
+            var a = k.Attr;
+            switch (a.Kind)
+            {
+                case KeyKind.Threads: return Threads();
+                case KeyKind.Path: return PathValue(k.Path, (string)k.Default!);
+                case KeyKind.Pretrained: return Pretrained();
+            }
+            if (k.Type == typeof(IReadOnlyList<string>)) return ChoiceList(k.Path, k.Names!);
+            if (k.Type == typeof(IReadOnlyList<double>)) return NumberList(k);
+            var t = k.ValueType;
+            if (k.Names is { } names)
+            {
+                var name = Choice(k.Path, k.Default is Enum e ? e.Name() : (string)k.Default!, names);
+                return t.IsEnum ? ConfigNames.Parse(t, name) : name;
+            }
+            if (t == typeof(bool)) return Bool(k.Path, (bool)k.Default!);
+            if (t == typeof(long)) return Long(k.Path, (long)k.Default!);
+            if (t == typeof(int))
+            {
+                int min = double.IsNaN(a.Min) ? int.MinValue : (int)a.Min, max = double.IsNaN(a.Max) ? int.MaxValue : (int)a.Max;
+                return k.IsNullable ? NullableInt(k.Path, min) : Int(k.Path, (int)k.Default!, min, max);
+            }
+            if (t == typeof(double))
+            {
+                double min = double.IsNaN(a.Min) ? double.NegativeInfinity : a.Min, max = double.IsNaN(a.Max) ? double.PositiveInfinity : a.Max;
+                if (k.IsNullable && Scalar(k.Path) is null) return null;
+                return Double(k.Path, k.IsNullable ? 0 : (double)k.Default!, min, a.MinExclusive, max, a.MaxExclusive);
+            }
+            throw new NotSupportedException($"config key {k.Path}: no reader for {k.Type.Name}");
         }
 
         ConfigException Bad(string key, string what) =>
@@ -318,13 +279,6 @@ public static class ConfigLoader
 
         static string Fmt(double d) => double.IsInfinity(d) ? (d > 0 ? "inf" : "-inf") : d.ToString(CultureInfo.InvariantCulture);
 
-        double? NullableDouble(string key)
-        {
-            var s = Scalar(key);
-            if (s is null) return null;
-            return double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out var v) && double.IsFinite(v) ? v : throw Bad(key, $"expected a number or null, found '{s}'");
-        }
-
         bool Bool(string key, bool def)
         {
             var s = Scalar(key);
@@ -337,7 +291,7 @@ public static class ConfigLoader
             };
         }
 
-        string Choice(string key, string def, string[] allowed)
+        string Choice(string key, string def, IReadOnlyList<string> allowed)
         {
             var s = Scalar(key);
             if (s is null) return def;
@@ -348,7 +302,7 @@ public static class ConfigLoader
             throw Bad(key, $"'{s}' is not allowed{hint}; allowed: {string.Join(", ", allowed)}");
         }
 
-        List<string> ChoiceList(string key, string[] allowed)
+        List<string> ChoiceList(string key, IReadOnlyList<string> allowed)
         {
             if (!values.TryGetValue(key, out var e)) return [];
             IEnumerable<YamlNode> items = e.Node switch
@@ -362,7 +316,7 @@ public static class ConfigLoader
             foreach (var item in items)
             {
                 var v = (item as YamlScalarNode)?.Value ?? throw Bad(key, "expected a list of names");
-                if (!allowed.Contains(v)) throw Bad(key, $"'{v}' is not a module that can be frozen; allowed: {string.Join(", ", allowed)}");
+                if (!allowed.Contains(v)) throw Bad(key, $"'{v}' is not allowed; allowed: {string.Join(", ", allowed)}");
                 list.Add(v);
             }
             return list;
@@ -391,79 +345,31 @@ public static class ConfigLoader
         {
             var s = Scalar("model.pretrained");
             if (s is null || s.Equals("false", StringComparison.OrdinalIgnoreCase)) return "none";
-            if (PretrainedKeywords.Contains(s.ToLowerInvariant())) return s.ToLowerInvariant();
+            if (ResnetMnist.Weights.PretrainedWeights.NamedSources.Contains(s.ToLowerInvariant())) return s.ToLowerInvariant();
             if (s.EndsWith(".pth") || s.EndsWith(".pt") || s.EndsWith(".safetensors") || s.Contains('/'))
                 return PathValue("model.pretrained", s);
             throw Bad("model.pretrained", $"'{s}' is not allowed; allowed: none, torchvision, mlnet, or a path to a .pth/.safetensors file");
         }
 
-        List<double> Betas()
+        List<double> NumberList(ConfigKey k)
         {
-            if (!values.TryGetValue("optimizer.betas", out var e)) return [0.9, 0.999];
-            if (e.Node is not YamlSequenceNode seq || seq.Children.Count != 2)
-                throw Bad("optimizer.betas", "expected a list of two numbers in [0, 1), e.g. [0.9, 0.999]");
+            var key = k.Path;
+            var interval = ConfigSchema.Interval(k.Attr);
+            if (!values.TryGetValue(key, out var e)) return [.. (IReadOnlyList<double>)k.Default!];
+            if (e.Node is not YamlSequenceNode seq || (k.Attr.Count > 0 && seq.Children.Count != k.Attr.Count))
+                throw Bad(key, $"expected a list of {(k.Attr.Count == 2 ? "two" : k.Attr.Count.ToString(CultureInfo.InvariantCulture))} numbers in {interval}, e.g. {k.Format(k.Default)}");
             var list = new List<double>();
             foreach (var c in seq.Children)
             {
                 var v = (c as YamlScalarNode)?.Value;
-                if (!double.TryParse(v, NumberStyles.Float, CultureInfo.InvariantCulture, out var d) || !(d >= 0 && d < 1)) // NaN fails both
-                    throw Bad("optimizer.betas", $"each beta must be a number in [0, 1), found '{v}'");
+                if (!double.TryParse(v, NumberStyles.Float, CultureInfo.InvariantCulture, out var d) || !InRange(d, k.Attr)) // NaN fails
+                    throw Bad(key, $"each {(key == "optimizer.betas" ? "beta" : "item")} must be a number in {interval}, found '{v}'");
                 list.Add(d);
             }
             return list;
         }
-    }
 
-    /// <summary>The resolved config as YAML (every key, defaults included): what <c>config show</c> prints and runs save.</summary>
-    public static string ToYaml(TrainingConfig c)
-    {
-        static string N(double? d) => d is null ? "null" : d.Value.ToString("R", CultureInfo.InvariantCulture);
-        static string I(int? i) => i is null ? "null" : i.Value.ToString(CultureInfo.InvariantCulture);
-        static string B(bool b) => b ? "true" : "false";
-        static string Q(string s) => "'" + s.Replace("'", "''") + "'";
-        var w = new StringWriter { NewLine = "\n" };
-        w.WriteLine($"seed: {c.Seed}");
-        w.WriteLine($"device: {c.Device}");
-        w.WriteLine($"threads: {(c.Threads == 0 ? "auto" : I(c.Threads))}");
-        w.WriteLine("data:");
-        w.WriteLine($"  dataset: {c.Data.Dataset}");
-        w.WriteLine($"  root: {Q(c.Data.Root)}");
-        w.WriteLine($"  download: {B(c.Data.Download)}");
-        w.WriteLine($"  train_limit: {I(c.Data.TrainLimit)}");
-        w.WriteLine($"  test_limit: {I(c.Data.TestLimit)}");
-        w.WriteLine($"  normalize: {B(c.Data.Normalize)}");
-        w.WriteLine("model:");
-        w.WriteLine($"  arch: {c.Model.Arch}");
-        w.WriteLine($"  pretrained: {Q(c.Model.Pretrained)}");
-        w.WriteLine($"  in_channels: {c.Model.InChannels}");
-        w.WriteLine($"  num_classes: {c.Model.NumClasses}");
-        w.WriteLine($"  conv1_init: {c.Model.Conv1Init}");
-        w.WriteLine($"  freeze: [{string.Join(", ", c.Model.Freeze)}]");
-        w.WriteLine($"  bn_eval: {B(c.Model.BnEval)}");
-        w.WriteLine($"  channels_last: {B(c.Model.ChannelsLast)}");
-        w.WriteLine("train:");
-        w.WriteLine($"  epochs: {c.Train.Epochs}");
-        w.WriteLine($"  batch_size: {c.Train.BatchSize}");
-        w.WriteLine($"  eval_batch_size: {c.Train.EvalBatchSize}");
-        w.WriteLine($"  shuffle: {B(c.Train.Shuffle)}");
-        w.WriteLine($"  dtype: {c.Train.Dtype}");
-        w.WriteLine($"  log_every: {N(c.Train.LogEvery)}");
-        w.WriteLine("optimizer:");
-        w.WriteLine($"  name: {c.Optimizer.Name}");
-        w.WriteLine($"  lr: {N(c.Optimizer.Lr)}");
-        w.WriteLine($"  momentum: {N(c.Optimizer.Momentum)}");
-        w.WriteLine($"  nesterov: {B(c.Optimizer.Nesterov)}");
-        w.WriteLine($"  weight_decay: {N(c.Optimizer.WeightDecay)}");
-        w.WriteLine($"  betas: [{string.Join(", ", c.Optimizer.Betas.Select(b => N(b)))}]");
-        w.WriteLine($"  eps: {N(c.Optimizer.Eps)}");
-        w.WriteLine("scheduler:");
-        w.WriteLine($"  name: {c.Scheduler.Name}");
-        w.WriteLine($"  step_size: {c.Scheduler.StepSize}");
-        w.WriteLine($"  gamma: {N(c.Scheduler.Gamma)}");
-        w.WriteLine($"  t_max: {I(c.Scheduler.TMax)}");
-        w.WriteLine($"  eta_min: {N(c.Scheduler.EtaMin)}");
-        w.WriteLine($"  max_lr: {N(c.Scheduler.MaxLr)}");
-        w.WriteLine($"  pct_start: {N(c.Scheduler.PctStart)}");
-        return w.ToString();
+        static bool InRange(double d, KeyAttribute a) =>
+            (double.IsNaN(a.Min) || (a.MinExclusive ? d > a.Min : d >= a.Min)) && (double.IsNaN(a.Max) || (a.MaxExclusive ? d < a.Max : d <= a.Max));
     }
 }

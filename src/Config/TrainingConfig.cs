@@ -1,17 +1,28 @@
+using ResnetMnist.Data;
+using ResnetMnist.Model;
+
 namespace ResnetMnist.Config;
 
+// The config's keys. Each property below with a [Key] is one key, and that attribute with the property's type and
+// initial value is everything the tool knows about it: ConfigSchema reads them to parse and validate YAML, write the
+// resolved config.yaml, decide what a resume may change, print `config keys` and the README's table. Adding a key is
+// adding one property here.
+
 /// <summary>
-/// Everything a run needs, resolved and validated. Built only by <see cref="ConfigLoader"/>, which turns YAML
-/// plus <c>--set</c> overrides into this record or a <see cref="ConfigException"/>. Key names are the YAML keys.
+/// Everything a run needs, resolved and validated. Built only by <see cref="ConfigLoader"/> (YAML plus
+/// <c>--set</c> overrides); <c>new TrainingConfig()</c> holds every default.
 /// </summary>
 public sealed record TrainingConfig
 {
-    /// <summary><c>seed</c>: torch.manual_seed before the model is built. Default 0.</summary>
+    [Key("seed", "`torch.manual_seed` before the model is built; also fixes the shuffling")]
     public long Seed { get; init; }
-    /// <summary><c>device</c>: auto (CUDA when available, else CPU) | cpu | cuda. Default auto.</summary>
-    public string Device { get; init; } = "auto";
-    /// <summary><c>threads</c>: intra-op CPU threads; 0 means auto (one per core). Default auto.</summary>
+
+    [Key("device", "where tensors live: `auto` picks CUDA when libtorch sees a GPU, else the CPU", Result = false)]
+    public DeviceKind Device { get; init; } = DeviceKind.Auto;
+
+    [Key("threads", "intra-op CPU threads; `auto` = one per core", Kind = KeyKind.Threads, Result = false)]
     public int Threads { get; init; }
+
     public DataConfig Data { get; init; } = new();
     public ModelConfig Model { get; init; } = new();
     public TrainConfig Train { get; init; } = new();
@@ -20,92 +31,142 @@ public sealed record TrainingConfig
 
     /// <summary>The YAML file it came from (null when built in code); relative paths were resolved against its folder.</summary>
     public string? SourcePath { get; init; }
+
+    /// <summary>The torch dtype of <c>train.dtype</c>.</summary>
+    public TorchSharp.torch.ScalarType ScalarType => Train.Dtype == DtypeKind.Float64 ? TorchSharp.torch.ScalarType.Float64 : TorchSharp.torch.ScalarType.Float32;
 }
 
 public sealed record DataConfig
 {
-    /// <summary><c>data.dataset</c>: mnist | fashion-mnist. Default mnist.</summary>
+    [Key("data.dataset", "which dataset (torchvision's files, md5s and layout)", Allowed = typeof(DatasetSpecs))]
     public string Dataset { get; init; } = "mnist";
-    /// <summary><c>data.root</c>: folder holding <c>MNIST/raw/</c> or <c>FashionMNIST/raw/</c> (torchvision's layout). Default: the embedded sample, <c>data/</c> of the repository.</summary>
+
+    [Key("data.root", "folder holding torchvision's layout (`ROOT/MNIST/raw/`, `ROOT/FashionMNIST/raw/`; IDX, `.gz` or raw); relative to the config file",
+        Kind = KeyKind.Path)]
     public string Root { get; init; } = "data";
-    /// <summary><c>data.download</c>: fetch missing files from torchvision's mirrors (md5-checked). Default false.</summary>
+
+    [Key("data.download", "fetch missing files from torchvision's mirrors (md5-checked, temp file + rename)", Result = false)]
     public bool Download { get; init; }
-    /// <summary><c>data.train_limit</c>: use only the first N training images; null = all.</summary>
+
+    [Key("data.train_limit", "use the first N training images (null = all)", Min = 1, Unit = "images")]
     public int? TrainLimit { get; init; }
-    /// <summary><c>data.test_limit</c>: use only the first N test images; null = all.</summary>
+
+    [Key("data.test_limit", "use the first N test images (null = all)", Min = 1, Unit = "images")]
     public int? TestLimit { get; init; }
-    /// <summary><c>data.normalize</c>: subtract 0.1307 and divide by 0.3081 after ToTensor's /255. Default false (the seed).</summary>
+
+    [Key("data.normalize", "`false`: pixels = byte / 255 (`ToTensor`, as the reference); `true`: then subtract the dataset's mean and divide by its std (MNIST: 0.1307, 0.3081)")]
     public bool Normalize { get; init; }
 }
 
 public sealed record ModelConfig
 {
-    /// <summary><c>model.arch</c>: resnet18 | resnet34. Default resnet18.</summary>
+    [Key("model.arch", "the network, as `torchvision.models` builds it", Allowed = typeof(ArchSpecs))]
     public string Arch { get; init; } = "resnet18";
-    /// <summary><c>model.pretrained</c>: none | torchvision | mlnet | path to .pth/.safetensors. Default none.</summary>
+
+    [Key("model.pretrained", "`none` · `torchvision` (ImageNet, torch.hub cache/download) · `mlnet` (ImageNet, offline) · path to a `.pth`/`.safetensors` file; see docs/pretrained.md",
+        Kind = KeyKind.Pretrained)]
     public string Pretrained { get; init; } = "none";
-    /// <summary><c>model.in_channels</c>: image channels. Default 1.</summary>
+
+    [Key("model.in_channels", "image channels; `conv1` is replaced by a fresh `Conv2d(in_channels, 64, 7, 2, 3)` when ≠ 3", Min = 1, Max = ConfigLoader.MaxInChannels)]
     public int InChannels { get; init; } = 1;
-    /// <summary><c>model.num_classes</c>: classes. Default 10.</summary>
+
+    [Key("model.num_classes", "classes; `fc` is replaced by a fresh `Linear(features, num_classes)` when ≠ 1000", Min = 2, Max = ConfigLoader.MaxClasses)]
     public int NumClasses { get; init; } = 10;
-    /// <summary><c>model.conv1_init</c>: random | sum-rgb | mean-rgb (with pretrained weights). Default random.</summary>
-    public string Conv1Init { get; init; } = "random";
-    /// <summary><c>model.freeze</c>: top-level modules not trained (conv1, bn1, layer1..layer4, fc). Default none.</summary>
+
+    [Key("model.conv1_init", "with pretrained weights and in_channels ≠ 3: `random` (the reference) or derived from the RGB filters")]
+    public Conv1Init Conv1Init { get; init; } = Conv1Init.Random;
+
+    [Key("model.freeze", "top-level modules not trained (their BatchNorm stays in eval mode)", Allowed = typeof(ResnetMnist.Weights.Freezing))]
     public IReadOnlyList<string> Freeze { get; init; } = [];
-    /// <summary><c>model.bn_eval</c>: keep every BatchNorm in eval mode (fixed statistics) while training. Default false.</summary>
+
+    [Key("model.bn_eval", "keep every BatchNorm in eval mode (fixed statistics) while training")]
     public bool BnEval { get; init; }
-    /// <summary><c>model.channels_last</c>: keep convolution weights and input batches in channels-last (NHWC) memory layout, a speed option; results agree with the default layout to float rounding, not bit for bit; checkpoints written with it on have not been checked for reloading. Default false.</summary>
+
+    [Key("model.channels_last", "NHWC memory layout for conv weights and inputs; changes float rounding, so parity holds only to float32 noise")]
     public bool ChannelsLast { get; init; }
 }
 
 public sealed record TrainConfig
 {
-    /// <summary><c>train.epochs</c>: passes over the training set. Default 10.</summary>
+    [Key("train.epochs", "passes over the training set", Min = 1, Unit = "epochs")]
     public int Epochs { get; init; } = 10;
-    /// <summary><c>train.batch_size</c>: images per step. Default 64.</summary>
+
+    [Key("train.batch_size", "images per optimizer step; the last batch of an epoch is partial (`drop_last=False`)", Min = 1, Max = ConfigLoader.MaxBatch, Unit = "images")]
     public int BatchSize { get; init; } = 64;
-    /// <summary><c>train.eval_batch_size</c>: images per evaluation batch (does not change results). Default 256 (measured fastest here).</summary>
+
+    [Key("train.eval_batch_size", "images per evaluation batch (changes no result; 256 measured fastest here)", Min = 1, Max = ConfigLoader.MaxBatch,
+        Unit = "images", Result = false)]
     public int EvalBatchSize { get; init; } = 256;
-    /// <summary><c>train.shuffle</c>: reshuffle every epoch, as DataLoader(shuffle=True). Default true.</summary>
+
+    [Key("train.shuffle", "reshuffle every epoch exactly as `DataLoader(shuffle=True)` under the same seed")]
     public bool Shuffle { get; init; } = true;
-    /// <summary><c>train.dtype</c>: float32 | float64 (float64 exists for exact parity checks). Default float32.</summary>
-    public string Dtype { get; init; } = "float32";
-    /// <summary><c>train.log_every</c>: seconds between plain progress lines when output is not a terminal. Default 10.</summary>
+
+    [Key("train.dtype", "parameter and input dtype (`float64` exists for exact parity checks)")]
+    public DtypeKind Dtype { get; init; } = DtypeKind.Float32;
+
+    [Key("train.log_every", "seconds between plain progress lines when output is not a terminal", Min = 0, MinExclusive = true, Unit = "s", Result = false)]
     public double LogEvery { get; init; } = 10;
 }
 
 public sealed record OptimizerConfig
 {
-    /// <summary><c>optimizer.name</c>: sgd | adam | adamw. Default adam.</summary>
-    public string Name { get; init; } = "adam";
-    /// <summary><c>optimizer.lr</c>: learning rate. Default 0.001.</summary>
+    [Key("optimizer.name", "`torch.optim` algorithm")]
+    public OptimizerKind Name { get; init; } = OptimizerKind.Adam;
+
+    [Key("optimizer.lr", "learning rate (the base rate a scheduler scales)", Min = 0, MinExclusive = true)]
     public double Lr { get; init; } = 1e-3;
-    /// <summary><c>optimizer.momentum</c>: SGD momentum in [0, 1). Default 0.</summary>
+
+    [Key("optimizer.momentum", "SGD momentum (sgd only)", Min = 0, Max = 1, MaxExclusive = true)]
     public double Momentum { get; init; }
-    /// <summary><c>optimizer.nesterov</c>: SGD Nesterov momentum. Default false.</summary>
+
+    [Key("optimizer.nesterov", "Nesterov momentum (sgd with momentum > 0 only)")]
     public bool Nesterov { get; init; }
-    /// <summary><c>optimizer.weight_decay</c>: L2 penalty (decoupled for adamw). Default 0 (adamw: 0.01).</summary>
+
+    [Key("optimizer.weight_decay", "L2 penalty for sgd/adam, decoupled for adamw", Min = 0, DefaultText = "`0` (`adamw`: `0.01`)")]
     public double WeightDecay { get; init; }
-    /// <summary><c>optimizer.betas</c>: Adam/AdamW (beta1, beta2). Default [0.9, 0.999].</summary>
+
+    [Key("optimizer.betas", "Adam/AdamW (beta1, beta2)", Min = 0, Max = 1, MaxExclusive = true, Count = 2)]
     public IReadOnlyList<double> Betas { get; init; } = [0.9, 0.999];
-    /// <summary><c>optimizer.eps</c>: Adam/AdamW epsilon. Default 1e-8.</summary>
+
+    [Key("optimizer.eps", "Adam/AdamW epsilon", Min = 0, MinExclusive = true)]
     public double Eps { get; init; } = 1e-8;
 }
 
 public sealed record SchedulerConfig
 {
-    /// <summary><c>scheduler.name</c>: none | step | cosine | onecycle. Default none.</summary>
-    public string Name { get; init; } = "none";
-    /// <summary><c>scheduler.step_size</c>: epochs between decays (step). Default 3.</summary>
+    [Key("scheduler.name", "learning-rate schedule: `step` (`StepLR`, per epoch) · `cosine` (`CosineAnnealingLR`, per epoch) · `onecycle` (`OneCycleLR`, per step)")]
+    public SchedulerKind Name { get; init; } = SchedulerKind.None;
+
+    [Key("scheduler.step_size", "epochs between decays (`step`)", Min = 1, Unit = "epochs")]
     public int StepSize { get; init; } = 3;
-    /// <summary><c>scheduler.gamma</c>: decay factor per step_size epochs (step). Default 0.1.</summary>
+
+    [Key("scheduler.gamma", "decay factor per step_size epochs (`step`)", Min = 0, MinExclusive = true, Max = 1)]
     public double Gamma { get; init; } = 0.1;
-    /// <summary><c>scheduler.t_max</c>: epochs of one cosine half-period (cosine); null = train.epochs.</summary>
+
+    [Key("scheduler.t_max", "epochs of the cosine half-period (`cosine`; null = `train.epochs`; past it the rate rises again, as PyTorch's does)", Min = 1, Unit = "epochs")]
     public int? TMax { get; init; }
-    /// <summary><c>scheduler.eta_min</c>: lowest learning rate (cosine). Default 0.</summary>
+
+    [Key("scheduler.eta_min", "lowest learning rate (`cosine`)", Min = 0)]
     public double EtaMin { get; init; }
-    /// <summary><c>scheduler.max_lr</c>: peak learning rate (onecycle); null = 10 × optimizer.lr.</summary>
+
+    [Key("scheduler.max_lr", "peak learning rate (`onecycle`; null = 10 × `optimizer.lr`; start = max/25, end = start/1e4)", Min = 0, MinExclusive = true)]
     public double? MaxLr { get; init; }
-    /// <summary><c>scheduler.pct_start</c>: fraction of steps spent warming up (onecycle). Default 0.3.</summary>
+
+    [Key("scheduler.pct_start", "fraction of the steps spent warming up (`onecycle`)", Min = 0, MinExclusive = true, Max = 1, MaxExclusive = true)]
     public double PctStart { get; init; } = 0.3;
 }
+
+/// <summary><c>device</c>.</summary>
+public enum DeviceKind { [Name("auto")] Auto, [Name("cpu")] Cpu, [Name("cuda")] Cuda }
+
+/// <summary><c>train.dtype</c>.</summary>
+public enum DtypeKind { [Name("float32")] Float32, [Name("float64")] Float64 }
+
+/// <summary><c>optimizer.name</c>: <c>torch.optim.SGD</c>, <c>Adam</c>, <c>AdamW</c>.</summary>
+public enum OptimizerKind { [Name("sgd")] Sgd, [Name("adam")] Adam, [Name("adamw")] AdamW }
+
+/// <summary><c>scheduler.name</c>: none, <c>StepLR</c>, <c>CosineAnnealingLR</c>, <c>OneCycleLR</c>.</summary>
+public enum SchedulerKind { [Name("none")] None, [Name("step")] Step, [Name("cosine")] Cosine, [Name("onecycle")] OneCycle }
+
+/// <summary><c>model.conv1_init</c>: how a pretrained RGB <c>conv1</c> becomes an <c>in_channels</c> one.</summary>
+public enum Conv1Init { [Name("random")] Random, [Name("sum-rgb")] SumRgb, [Name("mean-rgb")] MeanRgb }

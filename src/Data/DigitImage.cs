@@ -3,7 +3,7 @@ using static TorchSharp.torch;
 
 namespace ResnetMnist.Data;
 
-/// <summary>Turns a PNG/JPEG image into an MNIST-like 1×1×28×28 tensor (grayscale, bytes / 255, white digit on black).</summary>
+/// <summary>Turns a PNG/JPEG image into a model input like the dataset's: 1×1×H×W (grayscale, bytes / 255, white digit on black).</summary>
 public static class DigitImage
 {
     /// <summary>Most pixels an image may have (4096 × 4096); checked from its header, before it is decoded.</summary>
@@ -41,20 +41,25 @@ public static class DigitImage
     }
 
     /// <param name="invert">true/false, or null = auto: invert when the image is mostly light (a dark digit on paper).</param>
-    public static Tensor Load(string path, bool? invert = null, bool normalize = false)
+    /// <param name="dataset">The dataset the model was trained on (image size, normalisation); default MNIST.</param>
+    public static Tensor Load(string path, bool? invert = null, bool normalize = false, DatasetSpec? dataset = null)
     {
+        dataset ??= DatasetSpecs.Mnist;
+        if (dataset.Channels != 1)
+            throw new DataException($"{path}: {dataset.Name} models take {dataset.Channels}-channel images; prediction reads grey images only");
+        int h = dataset.Height, w = dataset.Width;
         using var data = Read(path);
         using var codec = OpenChecked(path, data);
         using var bitmap = SKBitmap.Decode(codec) ?? throw new DataException($"{path}: not a PNG or JPEG image this tool can decode (corrupt data)");
-        using var resized = bitmap.Width == 28 && bitmap.Height == 28 ? bitmap.Copy() : bitmap.Resize(new SKImageInfo(28, 28), new SKSamplingOptions(SKCubicResampler.Mitchell));
-        var gray = new float[28 * 28];
-        for (int y = 0; y < 28; y++)
-            for (int x = 0; x < 28; x++)
+        using var resized = bitmap.Width == w && bitmap.Height == h ? bitmap.Copy() : bitmap.Resize(new SKImageInfo(w, h), new SKSamplingOptions(SKCubicResampler.Mitchell));
+        var gray = new float[h * w];
+        for (int y = 0; y < h; y++)
+            for (int x = 0; x < w; x++)
             {
                 var c = resized.GetPixel(x, y);
                 // ITU-R 601 luma, as PIL's convert("L"); transparent pixels count as background
                 float l = (0.299f * c.Red + 0.587f * c.Green + 0.114f * c.Blue) / 255f;
-                gray[y * 28 + x] = c.Alpha == 0 ? float.NaN : l;
+                gray[y * w + x] = c.Alpha == 0 ? float.NaN : l;
             }
         bool inv = invert ?? gray.Where(float.IsFinite).DefaultIfEmpty(0).Average() > 0.5;
         for (int i = 0; i < gray.Length; i++)
@@ -62,7 +67,7 @@ public static class DigitImage
             if (float.IsNaN(gray[i])) gray[i] = 0;
             else if (inv) gray[i] = 1 - gray[i];
         }
-        var t = tensor(gray, new long[] { 1, 1, 28, 28 });
-        return normalize ? t.sub_(MnistDataset.NormMean).div_(MnistDataset.NormStd) : t;
+        var t = tensor(gray, new long[] { 1, 1, h, w });
+        return normalize ? t.sub_(dataset.Mean[0]).div_(dataset.Std[0]) : t;
     }
 }

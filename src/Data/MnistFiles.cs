@@ -1,7 +1,7 @@
 namespace ResnetMnist.Data;
 
-/// <summary>torchvision's file names, folders, mirrors and md5 sums for MNIST and Fashion-MNIST.</summary>
-public sealed record MnistFiles(string Dataset, string Folder, string[] Mirrors, IReadOnlyDictionary<string, string> Md5)
+/// <summary>torchvision's IDX file names, folders, mirrors and md5 sums for MNIST and Fashion-MNIST, and their reader.</summary>
+public sealed record MnistFiles(string Dataset, string Folder, string[] Mirrors, IReadOnlyDictionary<string, string> Md5) : IDatasetFiles
 {
     public const string TrainImages = "train-images-idx3-ubyte";
     public const string TrainLabels = "train-labels-idx1-ubyte";
@@ -29,13 +29,6 @@ public sealed record MnistFiles(string Dataset, string Folder, string[] Mirrors,
             [TestLabels] = "bb300cfdad3c16e7a12a480ee83cd310",
         });
 
-    public static MnistFiles For(string dataset) => dataset switch
-    {
-        "mnist" => Mnist,
-        "fashion-mnist" => FashionMnist,
-        _ => throw new ArgumentException($"unknown dataset '{dataset}' (allowed: mnist, fashion-mnist)"),
-    };
-
     /// <summary><c>ROOT/MNIST/raw</c> (torchvision's layout).</summary>
     public string RawDir(string root) => Path.Combine(root, Folder, "raw");
 
@@ -48,4 +41,33 @@ public sealed record MnistFiles(string Dataset, string Folder, string[] Mirrors,
         var raw = Path.Combine(RawDir(root), name);
         return Path.Exists(raw) ? raw : null;
     }
+
+    string IDatasetFiles.Folder(string root) => RawDir(root);
+
+    public bool Complete(string root) => All.All(name => Find(root, name) is not null);
+
+    public void Fetch(string root, IProgress<(string File, long Done, long? Total)>? progress = null, HttpClient? client = null, CancellationToken cancel = default) =>
+        Downloader.Fetch(this, root, progress, client, cancel);
+
+    public List<(string File, bool Ok, string Detail)> Verify(string root) => Downloader.Verify(this, root);
+
+    /// <summary>Reads a split's IDX images and labels; the images must be <paramref name="height"/>×<paramref name="width"/>.</summary>
+    public RawSplit Read(string root, bool train, int channels, int height, int width)
+    {
+        var imagesName = train ? TrainImages : TestImages;
+        var labelsName = train ? TrainLabels : TestLabels;
+        var imagesPath = Find(root, imagesName) ?? throw Missing(root, imagesName);
+        var labelsPath = Find(root, labelsName) ?? throw Missing(root, labelsName);
+        var images = Idx.ReadImages(imagesPath);
+        var labels = Idx.ReadLabels(labelsPath);
+        if (images.Count != labels.Length)
+            throw new DataException($"{imagesPath}: {images.Count} images but {labelsPath} has {labels.Length} labels");
+        if (images.Rows != height || images.Cols != width)
+            throw new DataException($"{imagesPath}: images are {images.Rows}×{images.Cols}; {Dataset} images are {height}×{width}");
+        return new RawSplit(images.Pixels, images.Count, labels, imagesPath, labelsPath);
+    }
+
+    DataException Missing(string root, string name) =>
+        new($"{Path.Combine(RawDir(root), name)}(.gz): file not found; put torchvision's {Folder} files in " +
+            $"{RawDir(root)}, set data.download: true, or run `dotnet resnet-mnist data fetch`");
 }

@@ -7,7 +7,7 @@ using static TorchSharp.torch.nn;
 namespace ResnetMnist.Model;
 
 /// <summary>
-/// torchvision's <c>ResNet</c> with <see cref="BasicBlock"/>, module for module: <c>conv1, bn1, relu, maxpool,
+/// torchvision's <c>ResNet</c> as an <see cref="ArchSpec"/> describes it, module for module: <c>conv1, bn1, relu, maxpool,
 /// layer1..layer4, avgpool, fc</c>, so that its state_dict keys are torchvision's.
 /// </summary>
 /// <remarks>
@@ -37,14 +37,18 @@ public sealed class ResNet : Module<Tensor, Tensor>
     public int InChannels { get; }
     /// <summary>Outputs of <c>fc</c>.</summary>
     public int NumClasses { get; }
+    /// <summary>The architecture it was built from.</summary>
+    public ArchSpec Spec { get; }
 
-    /// <param name="layers">Blocks per stage; ResNet-18 is [2, 2, 2, 2], ResNet-34 [3, 4, 6, 3].</param>
+    /// <param name="spec">Block type and blocks per stage (<see cref="ArchSpecs"/>).</param>
     /// <param name="inChannels">Image channels (1 for MNIST).</param>
     /// <param name="numClasses">Classes (10 for MNIST).</param>
-    public ResNet(int[] layers, int inChannels = 3, int numClasses = 1000) : base(nameof(ResNet))
+    public ResNet(ArchSpec spec, int inChannels = 3, int numClasses = 1000) : base(nameof(ResNet))
     {
         NativeLoader.EnsureLoaded();
-        if (layers.Length != 4) throw new ArgumentException("ResNet needs four stages", nameof(layers));
+        if (spec.Block != BlockKind.Basic) throw new NotSupportedException($"{spec.Name}: {spec.Block} blocks are not built yet");
+        var layers = spec.Layers;
+        Spec = spec;
         InChannels = inChannels;
         NumClasses = numClasses;
 
@@ -68,7 +72,7 @@ public sealed class ResNet : Module<Tensor, Tensor>
                 init.kaiming_normal_(conv.weight!, mode: init.FanInOut.FanOut, nonlinearity: init.NonlinearityType.ReLU);
         }
 
-        // The seed script's replacements, after the model is built (they draw from the generator last).
+        // The reference program's replacements, after the model is built (they draw from the generator last).
         if (inChannels != 3) conv1 = Conv2d(inChannels, 64, kernel_size: 7, stride: 2, padding: 3, bias: false);
         if (numClasses != 1000) fc = Linear(512 * BasicBlock.Expansion, numClasses);
 

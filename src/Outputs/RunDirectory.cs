@@ -183,7 +183,7 @@ public sealed class RunDirectory : IDisposable
         }
     }
 
-    public void WriteConfig(TrainingConfig cfg) => AtomicFile.WriteAllText(ConfigFile, ConfigLoader.ToYaml(cfg));
+    public void WriteConfig(TrainingConfig cfg) => AtomicFile.WriteAllText(ConfigFile, ConfigSchema.ToYaml(cfg));
 
     /// <summary>Rewrites <c>steps.csv</c> with every step so far (atomic; a few hundred KB at most).</summary>
     public void WriteSteps(IReadOnlyList<StepRecord> steps)

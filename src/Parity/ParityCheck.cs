@@ -46,37 +46,37 @@ public static class ParityCheck
         if (cfg.Model.Arch != "resnet18") return $"model.arch: {cfg.Model.Arch}: the reference program builds resnet18 only";
         if (cfg.Model.Freeze.Count > 0) return "model.freeze: the reference program trains every module; use []";
         if (cfg.Model.BnEval) return "model.bn_eval: the reference program keeps BatchNorm in train mode; use false";
-        if (cfg.Model.Pretrained != "none" && cfg.Model.Conv1Init != "random")
-            return $"model.conv1_init: {cfg.Model.Conv1Init}: the reference program replaces conv1 with a fresh random one; use random";
+        if (cfg.Model.Pretrained != "none" && cfg.Model.Conv1Init != Conv1Init.Random)
+            return $"model.conv1_init: {cfg.Model.Conv1Init.Name()}: the reference program replaces conv1 with a fresh random one; use random";
         return null;
     }
 
     /// <summary>Runs the check and writes nothing; <see cref="ParityFiles.Write"/> writes parity.json/.md/.png.</summary>
     /// <param name="cfg">The config, as loaded (its device is replaced by cpu: the reference runs on the CPU).</param>
     /// <param name="steps">Training steps to compare (fewer when the config has fewer).</param>
-    /// <param name="dtype"><c>float64</c> (exact parity) or <c>float32</c>; null = the config's <c>train.dtype</c>.</param>
+    /// <param name="dtype">Float64 (exact parity) or Float32; null = the config's <c>train.dtype</c>.</param>
     /// <param name="reference">The reference program to run.</param>
     /// <param name="workDir">Folder for the reference's config, output and log.</param>
-    public static ParityReport Run(TrainingConfig cfg, int steps, string? dtype, ReferenceProgram reference, string workDir, Action<string>? log = null)
+    public static ParityReport Run(TrainingConfig cfg, int steps, DtypeKind? dtype, ReferenceProgram reference, string workDir, Action<string>? log = null)
     {
-        if (steps < 1) throw new ArgumentException("steps must be at least 1");
-        if (Unsupported(cfg) is string why) throw new ArgumentException(why);
+        if (steps < 1) throw new ConfigException("--steps: must be at least 1");
+        if (Unsupported(cfg) is string why) throw new ConfigException(why);
         cfg = cfg with
         {
-            Device = "cpu",
+            Device = DeviceKind.Cpu,
             Train = cfg.Train with { Dtype = dtype ?? cfg.Train.Dtype },
             Data = cfg.Data with { Root = Path.GetFullPath(cfg.Data.Root) },
         };
-        var bounds = cfg.Train.Dtype == "float64" ? Float64 : Float32;
+        var bounds = cfg.Train.Dtype == DtypeKind.Float64 ? Float64 : Float32;
         Directory.CreateDirectory(workDir);
 
         // The tool's session first: it sets the thread count the reference is then given, and resolves pretrained
         // weights (converting mlnet, finding the torch.hub file) to the file the reference loads.
-        using var session = TrainingSession.Create(cfg, log: log);
+        using var session = Session.Create(cfg, Splits.TrainAndTest, log: log);
         int threads = get_num_threads();
         var refCfg = cfg with { Model = cfg.Model with { Pretrained = ReferenceWeights(cfg.Model.Pretrained, workDir) } };
         var refConfig = Path.Combine(workDir, "config.yaml");
-        File.WriteAllText(refConfig, ConfigLoader.ToYaml(refCfg));
+        File.WriteAllText(refConfig, ConfigSchema.ToYaml(refCfg));
         var dumpDir = Path.Combine(workDir, "dump");
         log?.Invoke($"reference: {reference.Python} (torch {reference.TorchVersion}), {steps} steps, {threads} threads");
         reference.Run([refConfig, "--parity-dump", dumpDir, "--steps", steps.ToString(CultureInfo.InvariantCulture)],
@@ -97,7 +97,7 @@ public static class ParityCheck
     /// <summary>The pretrained file the reference loads: mlnet/torchvision resolved to their .pth; safetensors re-saved as .pth.</summary>
     static string ReferenceWeights(string source, string workDir)
     {
-        var path = PretrainedWeights.ResolvePath(source);
+        var path = PretrainedWeights.ResolvePath(source, ArchSpecs.Resnet18);
         if (path is null) return "none";
         path = Path.GetFullPath(path);
         if (WeightsFile.DetectFormat(path) == WeightsFormat.TorchZip) return path;
@@ -136,7 +136,7 @@ public static class ParityCheck
         model.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().cpu().clone().DetachFromDisposeScope());
 
     /// <summary>The first <paramref name="steps"/> steps of <see cref="Trainer.Run"/>, with the same pieces in the same order.</summary>
-    static ToolRun RunTool(TrainingSession session, int steps)
+    static ToolRun RunTool(Session session, int steps)
     {
         var cfg = session.Config;
         var model = session.Model;
@@ -190,7 +190,7 @@ public static class ParityCheck
             {
                 // The epoch ends inside the compared steps: the trainer evaluates now, which draws once from the
                 // generator (the test DataLoader) and changes nothing else (eval mode, no gradients).
-                DataLoaderOrder.EvalEpoch();
+                DataLoaderOrder.DrawTestLoaderSeed();
             }
         }
         run.Final = StateCopy(model);
@@ -250,7 +250,7 @@ public static class ParityCheck
         return new ParityReport
         {
             Passed = failures.Count == 0,
-            Dtype = cfg.Train.Dtype,
+            Dtype = cfg.Train.Dtype.Name(),
             Steps = count,
             Threads = threads,
             AtenCpuCapability = ResnetMnist.Native.KernelSet.Current,

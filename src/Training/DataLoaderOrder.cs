@@ -40,6 +40,6 @@ public static class DataLoaderOrder
         return randperm(n, generator: g, dtype: ScalarType.Int64);
     }
 
-    /// <summary>The draw of <c>iter(DataLoader(test, shuffle=False))</c>: one value, order unchanged.</summary>
-    public static void EvalEpoch() => DrawInt64();
+    /// <summary>The one draw of <c>iter(DataLoader(test, shuffle=False))</c> (its <c>_base_seed</c>); the test order is unchanged.</summary>
+    public static void DrawTestLoaderSeed() => DrawInt64();
 }

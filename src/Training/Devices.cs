@@ -1,3 +1,4 @@
+using ResnetMnist.Config;
 using static TorchSharp.torch;
 
 namespace ResnetMnist.Training;
@@ -6,11 +7,11 @@ namespace ResnetMnist.Training;
 public static class Devices
 {
     /// <summary>auto → CUDA when TorchSharp reports it, else CPU; cuda without CUDA is an error saying how to get it.</summary>
-    public static Device Resolve(string device) => device switch
+    public static Device Resolve(DeviceKind device) => device switch
     {
-        "cpu" => CPU,
-        "cuda" when cuda.is_available() => CUDA,
-        "cuda" => throw new InvalidOperationException(
+        DeviceKind.Cpu => CPU,
+        DeviceKind.Cuda when cuda.is_available() => CUDA,
+        DeviceKind.Cuda => throw new ConfigException(
             "device: cuda, but TorchSharp reports no CUDA device; on an NVIDIA machine build with the CUDA backend " +
             "(dotnet build -p:TorchBackend=cuda), or set device: cpu"),
         _ => cuda.is_available() ? CUDA : CPU,

@@ -30,7 +30,7 @@ public static class Evaluator
     /// (the batch size changes no result). Leaves the model in eval mode; the caller restores train mode.
     /// </summary>
     /// <exception cref="DataException">The split has no images: accuracy is undefined, not 0%.</exception>
-    public static Evaluation Run(ResNet model, MnistDataset data, int batchSize, int numClasses)
+    public static Evaluation Run(nn.Module<Tensor, Tensor> model, ImageSplit data, int batchSize, int numClasses)
     {
         data.RequireImages(training: false);
         model.eval();

@@ -25,9 +25,9 @@ public static class LrSchedule
         var s = cfg.Scheduler;
         switch (s.Name)
         {
-            case "none":
+            case SchedulerKind.None:
                 return lr;
-            case "step":
+            case SchedulerKind.Step:
             {
                 // StepLR.get_lr: unchanged unless last_epoch is a positive multiple of step_size, then lr * gamma.
                 double value = lr;
@@ -35,18 +35,18 @@ public static class LrSchedule
                     if (e % s.StepSize == 0) value = value * s.Gamma;
                 return value;
             }
-            case "cosine":
+            case SchedulerKind.Cosine:
                 return Cosine(lr, s.EtaMin, s.TMax ?? cfg.Train.Epochs, epoch);
-            case "onecycle":
+            case SchedulerKind.OneCycle:
                 return OneCycle(cfg, step, totalSteps).Lr;
             default:
-                throw new ArgumentException($"unknown scheduler '{s.Name}'");
+                throw new NotSupportedException($"scheduler {s.Name}");
         }
     }
 
     /// <summary>The momentum (SGD) or beta1 (Adam, AdamW) OneCycleLR sets for this step; null for other schedulers.</summary>
     public static double? MomentumAt(TrainingConfig cfg, long step, long totalSteps) =>
-        cfg.Scheduler.Name == "onecycle" ? OneCycle(cfg, step, totalSteps).Momentum : null;
+        cfg.Scheduler.Name == SchedulerKind.OneCycle ? OneCycle(cfg, step, totalSteps).Momentum : null;
 
     /// <summary>
     /// Sets the learning rate of the step (and OneCycleLR's momentum / beta1) on every parameter group, as PyTorch's

@@ -9,10 +9,10 @@ public static class Optimizers
 {
     public static OptimizerHelper Create(OptimizerConfig c, IEnumerable<Parameter> parameters) => c.Name switch
     {
-        "sgd" => optim.SGD(parameters, c.Lr, momentum: c.Momentum, weight_decay: c.WeightDecay, nesterov: c.Nesterov),
-        "adam" => optim.Adam(parameters, c.Lr, beta1: c.Betas[0], beta2: c.Betas[1], eps: c.Eps, weight_decay: c.WeightDecay),
-        "adamw" => optim.AdamW(parameters, c.Lr, beta1: c.Betas[0], beta2: c.Betas[1], eps: c.Eps, weight_decay: c.WeightDecay),
-        _ => throw new ArgumentException($"unknown optimizer '{c.Name}'"),
+        OptimizerKind.Sgd => optim.SGD(parameters, c.Lr, momentum: c.Momentum, weight_decay: c.WeightDecay, nesterov: c.Nesterov),
+        OptimizerKind.Adam => optim.Adam(parameters, c.Lr, beta1: c.Betas[0], beta2: c.Betas[1], eps: c.Eps, weight_decay: c.WeightDecay),
+        OptimizerKind.AdamW => optim.AdamW(parameters, c.Lr, beta1: c.Betas[0], beta2: c.Betas[1], eps: c.Eps, weight_decay: c.WeightDecay),
+        _ => throw new NotSupportedException($"optimizer {c.Name}"),
     };
 
     /// <summary>Sets the learning rate of every parameter group.</summary>

@@ -22,40 +22,19 @@ public sealed record TrainResult(RunStatus Status, IReadOnlyList<StepRecord> Ste
 public sealed class DivergedException(string message) : Exception(message);
 
 /// <summary>
-/// The seed's training loop, step for step: per epoch, batches in <c>DataLoader(shuffle=True)</c>'s order
+/// The reference's training loop, step for step: per epoch, batches in <c>DataLoader(shuffle=True)</c>'s order
 /// (<see cref="DataLoaderOrder"/>), <c>zero_grad → forward → cross_entropy → backward → step</c>, the epoch's
 /// train loss as the mean of its batch losses, then an evaluation on the test split. Writes the run's files and a
-/// checkpoint after every epoch (and when cancelled), and resumes from one exactly.
+/// checkpoint after every epoch (and when cancelled), and resumes from one exactly. Where training stands is one
+/// <see cref="TrainingState"/> value, which the checkpoint writes and reads whole.
 /// </summary>
-public sealed class Trainer(TrainingSession session, RunDirectory run, ITrainingObserver observer)
+public sealed class Trainer(Session session, RunDirectory run, ITrainingObserver observer)
 {
     readonly TrainingConfig _cfg = session.Config;
 
-    /// <summary>Config values that change the result: a resume refuses to change them unless forced.</summary>
-    public static Dictionary<string, string> ResultKeys(TrainingConfig c) => new()
-    {
-        ["seed"] = c.Seed.ToString(CultureInfo.InvariantCulture),
-        ["data.dataset"] = c.Data.Dataset,
-        ["data.root"] = c.Data.Root,
-        ["data.train_limit"] = c.Data.TrainLimit?.ToString(CultureInfo.InvariantCulture) ?? "null",
-        ["data.normalize"] = c.Data.Normalize.ToString(),
-        ["model.arch"] = c.Model.Arch,
-        ["model.pretrained"] = c.Model.Pretrained,
-        ["model.in_channels"] = c.Model.InChannels.ToString(CultureInfo.InvariantCulture),
-        ["model.num_classes"] = c.Model.NumClasses.ToString(CultureInfo.InvariantCulture),
-        ["train.epochs"] = c.Train.Epochs.ToString(CultureInfo.InvariantCulture),
-        ["train.batch_size"] = c.Train.BatchSize.ToString(CultureInfo.InvariantCulture),
-        ["train.shuffle"] = c.Train.Shuffle.ToString(),
-        ["train.dtype"] = c.Train.Dtype,
-        ["optimizer"] = $"{c.Optimizer.Name} lr={c.Optimizer.Lr:R} momentum={c.Optimizer.Momentum:R} nesterov={c.Optimizer.Nesterov} wd={c.Optimizer.WeightDecay:R} betas={string.Join("/", c.Optimizer.Betas)} eps={c.Optimizer.Eps:R}",
-        ["scheduler"] = $"{c.Scheduler.Name} {c.Scheduler.StepSize} {c.Scheduler.Gamma:R} {c.Scheduler.TMax} {c.Scheduler.EtaMin:R} {c.Scheduler.MaxLr:R} {c.Scheduler.PctStart:R}",
-    };
-
     /// <summary>Trains to the end or until <paramref name="cancel"/> fires (then a resumable checkpoint is written).</summary>
-    /// <param name="resume">Continue from <c>RUN/checkpoints/last.*</c>.</param>
-    /// <param name="force">Resume even when result-affecting config values changed.</param>
-    /// <param name="state">The checkpoint state when the caller has already read (and verified) it; read here otherwise.</param>
-    public TrainResult Run(CancellationToken cancel, bool resume = false, bool force = false, TrainingState? state = null)
+    /// <param name="resumeFrom">The checkpoint state to continue from (already checked by <see cref="TrainingRun"/>); null: from the start.</param>
+    public TrainResult Run(CancellationToken cancel, TrainingState? resumeFrom = null)
     {
         var model = session.Model;
         var parameters = model.parameters().Where(p => p.requires_grad).ToList();
@@ -64,25 +43,19 @@ public sealed class Trainer(TrainingSession session, RunDirectory run, ITraining
 
         var steps = new List<StepRecord>();
         var epochs = new List<EpochRecord>();
-        int startEpoch = 0, startBatch = 0;
-        bool orderDrawn = false;
-        long samplerSeed = 0, globalStep = 0;
-        double epochLossSum = 0, best = -1; // test accuracy in %; -1 = no epoch evaluated yet
+        // best accuracy in %; -1 = no epoch evaluated yet
+        var state = new TrainingState(0, 0, false, 0, 0, 0, -1, "", ConfigSchema.ResultValues(_cfg), "", "");
 
-        if (resume)
+        if (resumeFrom is not null)
         {
-            state ??= store.ReadState();
-            CheckResumable(state.Config, ResultKeys(_cfg), force);
-            ValidateState(state, _cfg, session.Train.Count, store.LastState);
             store.Load(model, optimizer);
             if (NonFinite(model) is string bad)
                 throw new CheckpointException($"{store.LastWeights}: {bad} holds NaN or infinite values: this checkpoint diverged; train again from the start (--force) with a lower optimizer.lr");
-            CheckpointStore.RestoreRng(state.RngState);
-            (startEpoch, startBatch, orderDrawn, samplerSeed, epochLossSum, globalStep, best) =
-                (state.EpochsDone, state.BatchesDone, state.OrderDrawn, state.SamplerSeed, state.EpochLossSum, state.GlobalStep, state.BestAccuracy);
-            if (File.Exists(run.StepsFile)) steps.AddRange(RunDirectory.ReadSteps(run.StepsFile).Where(s => s.Step <= globalStep));
-            if (File.Exists(run.MetricsFile)) epochs.AddRange(RunDirectory.ReadMetrics(run.MetricsFile).Where(e => e.Epoch <= startEpoch));
-            observer.Info($"resuming {run.Path} at epoch {startEpoch + 1}, batch {startBatch + 1} (step {globalStep})");
+            CheckpointStore.RestoreRng(resumeFrom.RngState);
+            state = resumeFrom with { Config = state.Config };
+            if (File.Exists(run.StepsFile)) steps.AddRange(RunDirectory.ReadSteps(run.StepsFile).Where(s => s.Step <= state.GlobalStep));
+            if (File.Exists(run.MetricsFile)) epochs.AddRange(RunDirectory.ReadMetrics(run.MetricsFile).Where(e => e.Epoch <= state.EpochsDone));
+            observer.Info($"resuming {run.Path} at epoch {state.EpochsDone + 1}, batch {state.BatchesDone + 1} (step {state.GlobalStep})");
         }
         run.WriteConfig(_cfg);
 
@@ -93,84 +66,78 @@ public sealed class Trainer(TrainingSession session, RunDirectory run, ITraining
         model.train();
         Freeze();
 
-        for (int epoch = startEpoch; epoch < _cfg.Train.Epochs; epoch++)
+        TrainResult Interrupted()
         {
-            if (cancel.IsCancellationRequested)
-            {
-                if (NonFinite(model) is string bad)
-                    return Diverge(store, steps, epochs, best, $"weight {bad} is not finite after step {globalStep} (epoch {epoch})");
-                SaveCheckpoint(store, optimizer, epoch, 0, false, 0, 0, globalStep, best, isBest: false, steps, epochs);
-                return new TrainResult(RunStatus.Interrupted, steps, epochs, best);
-            }
+            if (NonFinite(model) is string bad)
+                return Diverge(store, steps, epochs, state.BestAccuracy, $"weight {bad} is not finite after step {state.GlobalStep} (epoch {state.EpochsDone + 1}, batch {state.BatchesDone})");
+            SaveCheckpoint(store, optimizer, state, isBest: false, steps, epochs);
+            return new TrainResult(RunStatus.Interrupted, steps, epochs, state.BestAccuracy);
+        }
+
+        while (state.EpochsDone < _cfg.Train.Epochs)
+        {
+            if (cancel.IsCancellationRequested) return Interrupted();
+            int epoch = state.EpochsDone;
             Tensor order;
-            if (orderDrawn && epoch == startEpoch)
-                order = _cfg.Train.Shuffle ? DataLoaderOrder.Permutation(n, samplerSeed) : arange(n, dtype: ScalarType.Int64);
+            if (state.OrderDrawn)
+                order = _cfg.Train.Shuffle ? DataLoaderOrder.Permutation(n, state.SamplerSeed) : arange(n, dtype: ScalarType.Int64);
             else
             {
-                (order, samplerSeed) = DataLoaderOrder.TrainEpoch(n, _cfg.Train.Shuffle);
-                startBatch = 0;
-                epochLossSum = 0;
+                (order, var samplerSeed) = DataLoaderOrder.TrainEpoch(n, _cfg.Train.Shuffle);
+                state = state with { OrderDrawn = true, SamplerSeed = samplerSeed, BatchesDone = 0, EpochLossSum = 0 };
             }
-            order = order.to(session.Device);
+            using var epochOrder = order.to(session.Device);
+            if (!ReferenceEquals(epochOrder, order)) order.Dispose();
 
-            observer.EpochStarted(epoch + 1, _cfg.Train.Epochs, batches, startBatch);
+            observer.EpochStarted(epoch + 1, _cfg.Train.Epochs, batches, state.BatchesDone);
             var clock = Stopwatch.StartNew();
             long images = 0;
-            for (int b = startBatch; b < batches; b++)
+            while (state.BatchesDone < batches)
             {
-                if (cancel.IsCancellationRequested)
-                {
-                    order.Dispose();
-                    if (NonFinite(model) is string bad)
-                        return Diverge(store, steps, epochs, best, $"weight {bad} is not finite after step {globalStep} (epoch {epoch + 1}, batch {b})");
-                    SaveCheckpoint(store, optimizer, epoch, b, true, samplerSeed, epochLossSum, globalStep, best, isBest: false, steps, epochs);
-                    return new TrainResult(RunStatus.Interrupted, steps, epochs, best);
-                }
-                double lr = LrSchedule.Apply(optimizer, _cfg, epoch, globalStep, totalSteps);
+                if (cancel.IsCancellationRequested) return Interrupted();
+                int b = state.BatchesDone;
+                double lr = LrSchedule.Apply(optimizer, _cfg, epoch, state.GlobalStep, totalSteps);
                 int len = (int)Math.Min(bs, n - (long)b * bs);
                 double loss;
-                using (var indices = order.narrow(0, (long)b * bs, len))
+                using (var indices = epochOrder.narrow(0, (long)b * bs, len))
                     loss = Step(session.Model, optimizer, session.Train, indices);
-                globalStep++;
+                state = state with { GlobalStep = state.GlobalStep + 1, BatchesDone = b + 1, EpochLossSum = state.EpochLossSum + loss };
                 if (!double.IsFinite(loss))
-                {
-                    order.Dispose();
-                    return Diverge(store, steps, epochs, best, $"loss is {loss.ToString(CultureInfo.InvariantCulture)} at step {globalStep} (epoch {epoch + 1}, batch {b + 1})");
-                }
-                epochLossSum += loss;
+                    return Diverge(store, steps, epochs, state.BestAccuracy, $"loss is {loss.ToString(CultureInfo.InvariantCulture)} at step {state.GlobalStep} (epoch {epoch + 1}, batch {b + 1})");
                 images += len;
-                var record = new StepRecord(globalStep, epoch + 1, loss, lr);
+                var record = new StepRecord(state.GlobalStep, epoch + 1, loss, lr);
                 steps.Add(record);
                 observer.StepFinished(record, b + 1, batches, images / Math.Max(1e-9, clock.Elapsed.TotalSeconds));
             }
-            order.Dispose();
             double seconds = clock.Elapsed.TotalSeconds;
 
-            DataLoaderOrder.EvalEpoch();
+            DataLoaderOrder.DrawTestLoaderSeed();
             var eval = Evaluator.Run(model, session.Test, _cfg.Train.EvalBatchSize, _cfg.Model.NumClasses);
             model.train();
             Freeze();
 
             // Nothing non-finite becomes a checkpoint: weights that overflowed at the epoch's last step (or stay finite
             // but are so large that the test loss is NaN) end the run as diverged, and the previous checkpoint stays.
-            double trainLoss = epochLossSum / batches;
+            double trainLoss = state.EpochLossSum / batches;
             string? problem = NonFinite(model) is string weight ? $"weight {weight} is not finite"
                 : !double.IsFinite(eval.Loss) ? $"test loss is {eval.Loss.ToString(CultureInfo.InvariantCulture)}"
                 : !double.IsFinite(trainLoss) ? $"train loss is {trainLoss.ToString(CultureInfo.InvariantCulture)}"
                 : null;
             if (problem is not null)
-                return Diverge(store, steps, epochs, best, $"{problem} after epoch {epoch + 1} (step {globalStep})");
-            bool isBest = eval.Accuracy > best;
-            if (isBest) best = eval.Accuracy;
+                return Diverge(store, steps, epochs, state.BestAccuracy, $"{problem} after epoch {epoch + 1} (step {state.GlobalStep})");
+            bool isBest = eval.Accuracy > state.BestAccuracy;
             var er = new EpochRecord(epoch + 1, trainLoss, eval.Loss, eval.Accuracy,
-                LrSchedule.At(_cfg, epoch, globalStep - 1, totalSteps), seconds, images / Math.Max(1e-9, seconds));
+                LrSchedule.At(_cfg, epoch, state.GlobalStep - 1, totalSteps), seconds, images / Math.Max(1e-9, seconds));
             epochs.Add(er);
-            SaveCheckpoint(store, optimizer, epoch + 1, 0, false, 0, 0, globalStep, best, isBest, steps, epochs);
+            state = state with
+            {
+                EpochsDone = epoch + 1, BatchesDone = 0, OrderDrawn = false, SamplerSeed = 0, EpochLossSum = 0,
+                BestAccuracy = isBest ? eval.Accuracy : state.BestAccuracy,
+            };
+            SaveCheckpoint(store, optimizer, state, isBest, steps, epochs);
             observer.EpochFinished(er, isBest);
-            startBatch = 0;
-            orderDrawn = false;
         }
-        return new TrainResult(RunStatus.Completed, steps, epochs, best);
+        return new TrainResult(RunStatus.Completed, steps, epochs, state.BestAccuracy);
     }
 
     /// <summary>
@@ -181,7 +148,7 @@ public sealed class Trainer(TrainingSession session, RunDirectory run, ITraining
     /// <param name="forward">Replaces <c>model.forward</c> for this step (a parity check records the layers' outputs
     /// with <see cref="ResNet.ForwardLayers"/>); it must return the logits of the same computation.</param>
     /// <param name="afterBackward">Runs between <c>backward</c> and the optimizer step (a parity check reads the gradients).</param>
-    public static double Step(ResNet model, OptimizerHelper optimizer, MnistDataset data, Tensor indices,
+    public static double Step(nn.Module<Tensor, Tensor> model, OptimizerHelper optimizer, ImageSplit data, Tensor indices,
         Func<Tensor, Tensor>? forward = null, Action? afterBackward = null)
     {
         using var scope = NewDisposeScope();
@@ -243,8 +210,9 @@ public sealed class Trainer(TrainingSession session, RunDirectory run, ITraining
         if (s.EpochsDone == epochs && (s.BatchesDone > 0 || s.OrderDrawn)) Bad("batches_done", $"is {s.BatchesDone} (order_drawn {s.OrderDrawn}) after the last epoch");
         if (s.GlobalStep < 0) Bad("global_step", $"is {s.GlobalStep}; allowed: >= 0");
         // With the same batches per epoch (same data and batch size) every epoch took exactly `batches` steps.
+        var now = ConfigSchema.ResultValues(cfg);
         bool sameShape = new[] { "train.batch_size", "data.train_limit", "data.dataset", "data.root" }
-            .All(k => s.Config is not null && s.Config.TryGetValue(k, out var v) && v == ResultKeys(cfg)[k]);
+            .All(k => s.Config is not null && s.Config.TryGetValue(k, out var v) && v == now[k]);
         long expected = (long)s.EpochsDone * batches + s.BatchesDone;
         if (sameShape && s.GlobalStep != expected)
             Bad("global_step", $"is {s.GlobalStep}, but epochs_done {s.EpochsDone} × {batches} batches + batches_done {s.BatchesDone} = {expected}");
@@ -259,21 +227,22 @@ public sealed class Trainer(TrainingSession session, RunDirectory run, ITraining
     /// <summary>After every switch to train mode: frozen modules' BatchNorm (all of it with bn_eval) stays in eval.</summary>
     void Freeze() => Weights.Freezing.KeepFrozenBatchNormInEval(session.Model, _cfg.Model.Freeze, _cfg.Model.BnEval);
 
-    void SaveCheckpoint(CheckpointStore store, OptimizerHelper optimizer, int epochsDone, int batchesDone, bool orderDrawn, long samplerSeed,
-        double lossSum, long globalStep, double best, bool isBest, List<StepRecord> steps, List<EpochRecord> epochs)
+    void SaveCheckpoint(CheckpointStore store, OptimizerHelper optimizer, TrainingState state, bool isBest, List<StepRecord> steps, List<EpochRecord> epochs)
     {
         run.WriteSteps(steps);
         run.WriteMetrics(epochs);
-        var state = new TrainingState(epochsDone, batchesDone, orderDrawn, samplerSeed, lossSum, globalStep, best,
-            CheckpointStore.RngState(), ResultKeys(_cfg), "", "");
-        store.Save(session.Model, optimizer, state, isBest);
+        store.Save(session.Model, optimizer, state with { RngState = CheckpointStore.RngState() }, isBest);
     }
 
-    /// <summary>Throws a <see cref="CheckpointException"/> when <paramref name="now"/> changes a result-affecting value of <paramref name="saved"/> (unless forced).</summary>
-    public static void CheckResumable(IReadOnlyDictionary<string, string> saved, Dictionary<string, string> now, bool force)
+    /// <summary>
+    /// Throws a <see cref="CheckpointException"/> when <paramref name="now"/> changes a value of a result-changing key
+    /// (<see cref="ConfigSchema.ResultValues"/>) that <paramref name="saved"/> recorded, or one it did not record (a
+    /// checkpoint of an older version), unless forced.
+    /// </summary>
+    public static void CheckResumable(IReadOnlyDictionary<string, string> saved, IReadOnlyDictionary<string, string> now, bool force)
     {
         var changed = now.Where(kv => !saved.TryGetValue(kv.Key, out var v) || v != kv.Value)
-            .Select(kv => $"{kv.Key} was '{(saved.TryGetValue(kv.Key, out var v) ? v : "?")}', now '{kv.Value}'").ToList();
+            .Select(kv => saved.TryGetValue(kv.Key, out var v) ? $"{kv.Key} was {v}, now {kv.Value}" : $"{kv.Key} was not recorded, now {kv.Value}").ToList();
         if (changed.Count > 0 && !force)
             throw new CheckpointException($"the config changed in ways that alter the result ({string.Join("; ", changed)}); use the run's own config.yaml, or --force to resume anyway");
     }

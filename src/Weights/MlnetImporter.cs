@@ -1,3 +1,4 @@
+using ResnetMnist.Model;
 using System.Reflection;
 using Onnx;
 using ResnetMnist.Outputs;
@@ -145,7 +146,7 @@ public static class MlnetImporter
         if (foldPreprocessing) Fold(raw, preprocessPath ?? PreprocessModelPath());
 
         var result = new Dictionary<string, Tensor>();
-        foreach (var (key, shape) in Resnet18Layout.Expected())
+        foreach (var (key, shape) in ArchSpecs.Resnet18.StateDictLayout())
         {
             if (key.StartsWith("fc.", StringComparison.Ordinal)) continue;
             if (!raw.Remove(key, out var t)) throw new InvalidDataException($"{onnxPath}: conversion produced no {key}");

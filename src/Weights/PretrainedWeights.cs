@@ -1,22 +1,12 @@
 using System.Security.Cryptography;
+using ResnetMnist.Config;
 using ResnetMnist.Data;
 using ResnetMnist.Model;
 using static TorchSharp.torch;
 
 namespace ResnetMnist.Weights;
 
-/// <summary>How <c>conv1</c> is initialised when the model's input channels differ from the pretrained 3 (the <c>model.conv1_init</c> key).</summary>
-public enum Conv1Init
-{
-    /// <summary>Keep the freshly initialised conv1 (what the original script does when it replaces conv1).</summary>
-    Random,
-    /// <summary>Sum the pretrained 64×3×7×7 kernel over its input channels (1 channel: a grey image gives the RGB response of that grey). For C ≠ 1 channels: the channel mean scaled by 3/C, repeated C times.</summary>
-    SumRgb,
-    /// <summary>Mean of the pretrained kernel over its input channels, repeated for each input channel.</summary>
-    MeanRgb,
-}
-
-/// <summary>What <see cref="PretrainedWeights.Load(ResNet, string?, string, IProgress{ValueTuple{long, long?}}?)"/> did.</summary>
+/// <summary>What <see cref="PretrainedWeights.Load(ResNet, string?, Conv1Init, IProgress{ValueTuple{long, long?}}?)"/> did.</summary>
 /// <param name="Source">The <c>model.pretrained</c> value.</param>
 /// <param name="File">The file read (null for <c>none</c>).</param>
 /// <param name="Loaded">Keys copied from the file into the model.</param>
@@ -45,23 +35,6 @@ public static class PretrainedWeights
 {
     /// <summary>Named sources; any other value is a file path.</summary>
     public static readonly string[] NamedSources = ["none", "torchvision", "mlnet"];
-    /// <summary>Allowed <c>conv1_init</c> values.</summary>
-    public static readonly string[] Conv1InitNames = ["random", "sum-rgb", "mean-rgb"];
-
-    /// <summary>torchvision's IMAGENET1K_V1 resnet18 weights.</summary>
-    public const string TorchvisionUrl = "https://download.pytorch.org/models/resnet18-f37072fd.pth";
-    /// <summary>File name torch.hub gives it; the hex is the start of its sha256.</summary>
-    public const string TorchvisionFileName = "resnet18-f37072fd.pth";
-    const string TorchvisionSha256Prefix = "f37072fd";
-
-    /// <summary>Parses a <c>conv1_init</c> value.</summary>
-    public static Conv1Init ParseConv1Init(string value) => value switch
-    {
-        "random" => Conv1Init.Random,
-        "sum-rgb" => Conv1Init.SumRgb,
-        "mean-rgb" => Conv1Init.MeanRgb,
-        _ => throw new ArgumentException($"unknown conv1_init '{value}' (allowed: {string.Join(", ", Conv1InitNames)})", nameof(value)),
-    };
 
     /// <summary>torch.hub's checkpoint folder: <c>$TORCH_HOME/hub/checkpoints</c>, default <c>~/.cache/torch/hub/checkpoints</c>.</summary>
     public static string TorchHubCheckpointDir()
@@ -79,14 +52,13 @@ public static class PretrainedWeights
     /// <summary>
     /// Loads <paramref name="source"/> into <paramref name="model"/> (nothing for <c>none</c> or null).
     /// </summary>
-    /// <param name="model">A freshly built resnet18.</param>
-    /// <param name="source"><c>none</c>, <c>torchvision</c>, <c>mlnet</c> or a file path.</param>
-    /// <param name="conv1Init"><c>random</c>, <c>sum-rgb</c> or <c>mean-rgb</c>.</param>
+    /// <param name="model">A freshly built ResNet.</param>
+    /// <param name="source"><c>none</c>, <c>torchvision</c> (the architecture's default weights), <c>mlnet</c> (resnet18 only) or a file path.</param>
+    /// <param name="init">What conv1 becomes when the model's channels are not 3.</param>
     /// <param name="progress">Download progress (bytes done, total if known) for <c>torchvision</c>.</param>
-    public static LoadReport Load(ResNet model, string? source, string conv1Init = "random", IProgress<(long done, long? total)>? progress = null)
+    public static LoadReport Load(ResNet model, string? source, Conv1Init init = Conv1Init.Random, IProgress<(long done, long? total)>? progress = null)
     {
-        var init = ParseConv1Init(conv1Init);
-        var path = ResolvePath(source, progress);
+        var path = ResolvePath(source, model.Spec, progress);
         if (path is null) return new LoadReport(source ?? "none", null, [], [], "fresh");
         var sd = WeightsFile.ReadStateDict(path);
         try { return LoadStateDict(model, sd, init, path, source!); }
@@ -94,36 +66,40 @@ public static class PretrainedWeights
     }
 
     /// <summary>The file a source stands for (downloading or converting it first when needed); null for <c>none</c>.</summary>
-    public static string? ResolvePath(string? source, IProgress<(long done, long? total)>? progress = null) => source switch
+    public static string? ResolvePath(string? source, ArchSpec arch, IProgress<(long done, long? total)>? progress = null) => source switch
     {
         null or "" or "none" => null,
-        "torchvision" => EnsureTorchvisionFile(TorchHubCheckpointDir(), progress),
+        "torchvision" => EnsureTorchvisionFile(TorchHubCheckpointDir(), arch.DefaultWeights, progress),
+        "mlnet" when arch != ArchSpecs.Resnet18 => throw new ConfigException(
+            $"model.pretrained: mlnet holds ImageNet resnet18 weights; model.arch is {arch.Name}: use torchvision or a weights file for it"),
         "mlnet" => MlnetImporter.EnsureConverted(),
         _ => source,
     };
 
     /// <summary>
-    /// Returns <c>dir/resnet18-f37072fd.pth</c>, downloading it first if absent (to a temp file in <paramref name="dir"/>,
-    /// checked against the sha256 prefix, then renamed into place).
+    /// Returns <c>dir/</c><paramref name="weights"/>' file name (<c>resnet18-f37072fd.pth</c>), downloading it first if
+    /// absent (to a temp file in <paramref name="dir"/>, checked against the sha256 prefix, then renamed into place).
     /// </summary>
-    public static string EnsureTorchvisionFile(string dir, IProgress<(long done, long? total)>? progress = null, string url = TorchvisionUrl)
+    /// <param name="url">Where to download from; default: the weights' own URL.</param>
+    public static string EnsureTorchvisionFile(string dir, WeightsSpec weights, IProgress<(long done, long? total)>? progress = null, string? url = null)
     {
-        var target = Path.Combine(dir, TorchvisionFileName);
+        url ??= weights.Url;
+        var target = Path.Combine(dir, weights.FileName);
         if (File.Exists(target)) return target;
         Directory.CreateDirectory(dir);
         try
         {
             using var http = new HttpClient { Timeout = TimeSpan.FromMinutes(30) };
             var (accepted, hex) = HttpDownload.ToFile(http, url, target, HashAlgorithmName.SHA256,
-                h => h.StartsWith(TorchvisionSha256Prefix, StringComparison.Ordinal), progress);
+                h => h.StartsWith(weights.Sha256Prefix, StringComparison.Ordinal), progress);
             if (!accepted)
-                throw new WeightsFileException(url, $"downloaded file has sha256 {hex}, expected one starting with {TorchvisionSha256Prefix}; nothing was saved");
+                throw new WeightsFileException(url, $"downloaded file has sha256 {hex}, expected one starting with {weights.Sha256Prefix}; nothing was saved");
             return target;
         }
         catch (Exception e) when (e is HttpRequestException or TaskCanceledException or IOException)
         {
             throw new WeightsFileException(target,
-                $"not cached and the download from {url} failed ({e.Message}). Offline, copy {TorchvisionFileName} into {dir} " +
+                $"not cached and the download from {url} failed ({e.Message}). Offline, copy {weights.FileName} into {dir} " +
                 "(or set TORCH_HOME), or use `pretrained: mlnet`, which works offline", e);
         }
     }
@@ -144,7 +120,7 @@ public static class PretrainedWeights
             stateDict.Select(kv => (kv.Key, kv.Value.shape)).ToList(),
             replaceConv1, needConv1, replaceFc);
         if (problems.Count > 0)
-            throw new WeightsFileException(file, "does not fit resnet18" +
+            throw new WeightsFileException(file, $"does not fit {model.Spec.Name}" +
                 $"(in_channels={model.InChannels}, num_classes={model.NumClasses}):\n  " + string.Join("\n  ", problems));
 
         var loaded = new List<string>();
@@ -181,7 +157,7 @@ public static class PretrainedWeights
             Conv1Init.SumRgb when inChannels == 1 => w.sum([1], keepdim: true),
             Conv1Init.SumRgb => (mean * (3.0 / inChannels)).repeat(1, inChannels, 1, 1),
             Conv1Init.MeanRgb => mean.repeat(1, inChannels, 1, 1),
-            _ => throw new ArgumentException("conv1 init 'random' derives nothing", nameof(how)),
+            _ => throw new NotSupportedException("conv1 init 'random' derives nothing"),
         };
     }
 
@@ -202,12 +178,12 @@ public static class PretrainedWeights
                 if (!needConv1) continue;
                 wanted = [shape[0], 3, shape[2], shape[3]];
             }
-            if (!have.TryGetValue(key, out var got)) missing.Add($"missing: {key} (expected {Resnet18Layout.Shape(wanted)})");
+            if (!have.TryGetValue(key, out var got)) missing.Add($"missing: {key} (expected {ArchSpec.Shape(wanted)})");
             else if (!got.SequenceEqual(wanted))
-                shapes.Add($"wrong shape: {key}: expected {Resnet18Layout.Shape(wanted)}, found {Resnet18Layout.Shape(got)}");
+                shapes.Add($"wrong shape: {key}: expected {ArchSpec.Shape(wanted)}, found {ArchSpec.Shape(got)}");
         }
         var unexpected = found.Where(f => !want.ContainsKey(f.Key))
-            .Select(f => $"unexpected: {f.Key} {Resnet18Layout.Shape(f.Shape)}").ToList();
+            .Select(f => $"unexpected: {f.Key} {ArchSpec.Shape(f.Shape)}").ToList();
         return [.. missing, .. unexpected, .. shapes];
     }
 }

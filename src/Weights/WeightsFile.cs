@@ -1,3 +1,4 @@
+using ResnetMnist.Model;
 using System.Buffers.Binary;
 using System.IO.Compression;
 using System.Text.Json;
@@ -76,9 +77,11 @@ public static class WeightsFile
             if (kv.Key is string k && kv.Value is Tensor t) unordered[k] = t;
             else throw new WeightsFileException(path, $"entry '{kv.Key}' is not a tensor: not a state_dict");
         }
-        // The unpickler's table has no order: give resnet18's keys in torchvision's order, then any others sorted.
+        // The unpickler's table has no order: give the keys of the architecture they fit best in torchvision's order,
+        // then any others sorted.
         var result = new Dictionary<string, Tensor>();
-        foreach (var (key, _) in Resnet18Layout.Expected())
+        var arch = ArchSpecs.All.MaxBy(a => a.StateDictLayout().Count(e => unordered.ContainsKey(e.Key)))!;
+        foreach (var (key, _) in arch.StateDictLayout())
             if (unordered.Remove(key, out var t)) result[key] = t;
         foreach (var key in unordered.Keys.Order(StringComparer.Ordinal)) result[key] = unordered[key];
         if (result.Count == 0) throw new WeightsFileException(path, "holds no tensors");

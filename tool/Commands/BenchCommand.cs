@@ -76,7 +76,7 @@ sealed class BenchCommand : Command<BenchCommand.Settings>
     static void Steps(TrainingConfig cfg, Settings s, Dictionary<string, object?> r)
     {
         int bs = cfg.Train.BatchSize;
-        using var session = TrainingSession.Create(cfg);
+        using var session = Session.Create(cfg);
         var model = session.Model;
         var data = session.Train;
         var parameters = model.parameters().Where(p => p.requires_grad).ToList();
@@ -156,7 +156,7 @@ sealed class BenchCommand : Command<BenchCommand.Settings>
     static void Epoch(TrainingConfig cfg, Dictionary<string, object?> r)
     {
         var total = Stopwatch.StartNew();
-        using var session = TrainingSession.Create(cfg);
+        using var session = Session.Create(cfg);
         double load = total.Elapsed.TotalSeconds;
         var parameters = session.Model.parameters().Where(p => p.requires_grad).ToList();
         using var optimizer = Optimizers.Create(cfg.Optimizer, parameters);
@@ -183,8 +183,8 @@ sealed class BenchCommand : Command<BenchCommand.Settings>
         ResnetMnist.Native.NativeLoader.EnsureLoaded();
         Devices.ApplyThreads(cfg.Threads);
         var sw = Stopwatch.StartNew();
-        var dtype = TrainingSession.DtypeOf(cfg);
-        using var train = MnistDataset.Load(MnistFiles.For(cfg.Data.Dataset), cfg.Data.Root, train: true, cfg.Data.TrainLimit,
+        var dtype = cfg.ScalarType;
+        using var train = ImageSplit.Load(DatasetSpecs.Get(cfg.Data.Dataset), cfg.Data.Root, train: true, cfg.Data.TrainLimit,
             cfg.Model.NumClasses, cfg.Data.Normalize, dtype, CPU);
         double load = sw.Elapsed.TotalSeconds;
         int n = train.Count, bs = cfg.Train.BatchSize;
@@ -209,11 +209,9 @@ sealed class BenchCommand : Command<BenchCommand.Settings>
         var folder = Path.Combine(Path.GetTempPath(), $"resnet-mnist-bench-{Environment.ProcessId}");
         try
         {
-            using var run = RunDirectory.Open(folder, resume: false, force: true);
-            using var session = TrainingSession.Create(cfg);
             var observer = new RssObserver();
-            new Trainer(session, run, observer).Run(CancellationToken.None);
-            r["train_images"] = session.Train.Count;
+            var outcome = TrainingRun.Train(cfg, folder, observer, options: new RunOptions(Force: true));
+            r["train_images"] = outcome.Summary.TrainImages;
             r["epochs"] = cfg.Train.Epochs;
             r["rss_after_epoch_mib"] = observer.Rss;
         }

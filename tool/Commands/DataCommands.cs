@@ -18,28 +18,29 @@ sealed class DataFetchCommand : Command<DataSettings>
     public override int Execute(CommandContext context, DataSettings s, CancellationToken cancellation)
     {
         var cfg = s.Load();
-        var files = MnistFiles.For(cfg.Data.Dataset);
+        var files = DatasetSpecs.Get(cfg.Data.Dataset).Files;
         string last = "";
         var progress = new Progress<(string File, long Done, long? Total)>(p =>
         {
             var line = p.Total is long t ? $"{p.File}: {p.Done * 100 / Math.Max(1, t)}%" : $"{p.File}: {p.Done / 1024} KiB";
             if (line != last && !Console.IsErrorRedirected) { Console.Error.Write("\r" + line + "   "); last = line; }
         });
-        Downloader.Fetch(files, cfg.Data.Root, progress, cancel: cancellation);
+        files.Fetch(cfg.Data.Root, progress, cancel: cancellation);
         if (!Console.IsErrorRedirected) Console.Error.WriteLine();
         return Verify(files, cfg.Data.Root);
     }
 
-    internal static int Verify(MnistFiles files, string root)
+    internal static int Verify(IDatasetFiles files, string root)
     {
-        int bad = 0;
-        foreach (var (file, ok, detail) in Downloader.Verify(files, root))
+        int bad = 0, total = 0;
+        foreach (var (file, ok, detail) in files.Verify(root))
         {
             Console.WriteLine($"{(ok ? "ok " : "BAD")} {file}: {detail}");
+            total++;
             if (!ok) bad++;
         }
         if (bad == 0) return ErrorHandling.Ok;
-        Console.Error.WriteLine($"error: {files.RawDir(root)}: {bad} of {MnistFiles.All.Length} {files.Folder} files are missing or unreadable (see the BAD lines); " +
+        Console.Error.WriteLine($"error: {files.Folder(root)}: {bad} of {total} files are missing or unreadable (see the BAD lines); " +
                                 "run `dotnet resnet-mnist data fetch`, or point data.root at a folder holding them");
         return ErrorHandling.Usage;
     }
@@ -50,6 +51,6 @@ sealed class DataVerifyCommand : Command<DataSettings>
     public override int Execute(CommandContext context, DataSettings s, CancellationToken cancellation)
     {
         var cfg = s.Load();
-        return DataFetchCommand.Verify(MnistFiles.For(cfg.Data.Dataset), cfg.Data.Root);
+        return DataFetchCommand.Verify(DatasetSpecs.Get(cfg.Data.Dataset).Files, cfg.Data.Root);
     }
 }

@@ -16,7 +16,7 @@ sealed class EvaluateCommand : Command<EvaluateCommand.Settings>
     public override int Execute(CommandContext context, Settings s, CancellationToken cancellation)
     {
         var (cfg, weights) = s.Resolve();
-        using var session = TrainingSession.Create(cfg, loadTrain: false, checkpoint: weights);
+        using var session = Session.Create(cfg, Splits.Test, checkpoint: weights);
         var e = Evaluator.Run(session.Model, session.Test, cfg.Train.EvalBatchSize, cfg.Model.NumClasses);
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"checkpoint: {weights}"));
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"test images: {e.Count}, test loss: {e.Loss:F4}, test accuracy: {e.Accuracy:F2}%"));

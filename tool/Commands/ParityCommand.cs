@@ -37,7 +37,8 @@ sealed class ParityCommand : Command<ParityCommand.Settings>
     public override int Execute(CommandContext context, Settings s, CancellationToken cancellation)
     {
         if (s.Steps < 1) throw new UsageException($"--steps {s.Steps}: give at least 1");
-        if (!ConfigLoader.Dtypes.Contains(s.Dtype)) throw new UsageException($"--dtype {s.Dtype}: allowed: {string.Join(", ", ConfigLoader.Dtypes)}");
+        var dtype = ConfigNames.Parse(typeof(DtypeKind), s.Dtype) as DtypeKind?
+            ?? throw new UsageException($"--dtype {s.Dtype}: allowed: {string.Join(", ", ConfigNames.Names(typeof(DtypeKind)))}");
         var cfg = ConfigLoader.Load(s.Config, s.Set);
         if (ParityCheck.Unsupported(cfg) is string why) throw new UsageException($"{s.Config}: {why}");
         ReferenceProgram reference;
@@ -49,9 +50,9 @@ sealed class ParityCommand : Command<ParityCommand.Settings>
         ParityReport report;
         try
         {
-            report = ParityCheck.Run(cfg, s.Steps, s.Dtype, reference, Path.Combine(outDir, "reference"), Console.WriteLine);
+            report = ParityCheck.Run(cfg, s.Steps, dtype, reference, Path.Combine(outDir, "reference"), Console.WriteLine);
         }
-        catch (ReferenceFailedException e) { throw new InvalidOperationException(e.Message); }
+        catch (ReferenceFailedException e) { throw new ToolFailureException(e.Message); }
         ParityFiles.Write(report, outDir, Path.GetFileNameWithoutExtension(s.Config));
 
         static string F(double v) => v.ToString("0.##E+0", CultureInfo.InvariantCulture);

@@ -30,7 +30,7 @@ sealed class PredictCommand : Command<PredictCommand.Settings>
         var images = s.Images.Concat(context.Remaining.Raw).Concat(ErrorHandling.AfterDoubleDash).ToList();
         if (images.Count == 0) throw new UsageException("predict: no IMAGE given; allowed: one or more PNG/JPEG files (after -- for names starting with '-')");
         foreach (var image in images) DigitImage.Check(image);   // before the model is built: refuse bad images cheaply
-        using var session = TrainingSession.Create(cfg, loadData: false, checkpoint: weights);
+        using var session = Session.Create(cfg, Splits.None, checkpoint: weights);
         session.Model.eval();
         using var _ = no_grad();
         foreach (var image in images)

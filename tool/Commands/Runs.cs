@@ -25,66 +25,24 @@ static class Runs
 
     public static int Train(TrainingConfig cfg, string runPath, bool resume, bool force, bool quiet)
     {
-        // Refusals first, and nothing created or changed until the config, the data, the pretrained weights and
-        // (on resume) the checkpoint have all been checked.
-        RunDirectory.Check(runPath, resume, force);
-        // A run stopped before its first checkpoint (killed in epoch 1) resumes from its start.
-        bool fromStart = resume && !RunDirectory.HasCheckpoint(runPath);
-        TrainingState? state = null;
-        if (resume && !fromStart)
-        {
-            state = new CheckpointStore(Path.Combine(Path.GetFullPath(runPath), "checkpoints")).ReadState();
-            Trainer.CheckResumable(state.Config, Trainer.ResultKeys(cfg), force);
-        }
         using var signals = new InterruptSignals();
-        using var session = TrainingSession.Create(cfg, log: Console.WriteLine, progress: DownloadProgress());
-        session.Train.RequireImages(training: true);
-        session.Test.RequireImages(training: false);
-        if (state is not null)
-            Trainer.ValidateState(state, cfg, session.Train.Count, Path.Combine(Path.GetFullPath(runPath), "checkpoints", "last.json"));
-        using var run = RunDirectory.Open(runPath, resume && !fromStart, force);
         var observer = Progress.Create(quiet, cfg.Train.LogEvery);
-        if (run.StaleLockNote is string note) observer.Info(note);
-        if (fromStart) observer.Info($"no checkpoint in {run.Path} yet (the run stopped before its first one): training from the start");
-        else if (run.RestartedWithoutCheckpoint) observer.Info($"{run.Path}: replacing a run that stopped before its first checkpoint");
-        observer.Info($"run folder: {run.Path}");
-        observer.Info($"device {session.Device.type}, {TorchSharp.torch.get_num_threads()} threads, {cfg.Train.Dtype}; " +
-                      $"{session.Train.Count} train / {session.Test.Count} test images from {Path.GetDirectoryName(session.Train.Source)}");
-        var started = DateTime.UtcNow;
-        var result = observer.Wrap(() => new Trainer(session, run, observer).Run(signals.Token, resume && !fromStart, force, state));
-        if (result.Steps.Count > 0)
-            LossPlot.Write(run.PlotFile, result.Steps, result.Epochs, $"{Path.GetFileName(run.Path)}: {cfg.Model.Arch}, {cfg.Optimizer.Name} lr {cfg.Optimizer.Lr}, batch {cfg.Train.BatchSize}");
-        var last = result.Epochs.LastOrDefault();
-        run.WriteSummary(new
-        {
-            Status = result.Status.ToString().ToLowerInvariant(),
-            Problem = result.Problem,
-            Epochs = result.Epochs.Count,
-            Steps = result.Steps.Count,
-            FinalTrainLoss = last?.TrainLoss,
-            FinalTestLoss = last?.TestLoss,
-            FinalTestAccuracy = last?.TestAccuracy,
-            BestTestAccuracy = result.BestAccuracy >= 0 ? result.BestAccuracy : (double?)null,
-            TrainSeconds = result.Epochs.Sum(e => e.EpochSeconds),
-            WallSeconds = (DateTime.UtcNow - started).TotalSeconds,
-            Device = session.Device.type.ToString().ToLowerInvariant(),
-            Threads = TorchSharp.torch.get_num_threads(),
-            ToolVersion = ToolInfo.Version,
-            Torch = TorchSharp.torch.__version__,
-        });
+        var options = new RunOptions(resume, force, string.Join(' ', Environment.GetCommandLineArgs().Skip(1)), ToolInfo.Version, DownloadProgress());
+        var (result, _, path) = observer.Wrap(() => TrainingRun.Train(cfg, runPath, observer, signals.Token, options));
         if (result.Status == RunStatus.Diverged)
             throw new DivergedException(result.Problem!);
         if (result.Status == RunStatus.Interrupted)
         {
             try
             {
-                Console.Error.WriteLine($"interrupted after step {result.Steps.Count}; resume with: dotnet resnet-mnist train --resume {run.Path}");
+                Console.Error.WriteLine($"interrupted after step {result.Steps.Count}; resume with: dotnet resnet-mnist train --resume {path}");
             }
             catch (IOException) { } // a hung-up terminal (SIGHUP)
             return signals.ExitCode;
         }
+        var last = result.Epochs.LastOrDefault();
         if (last is not null)
-            AnsiConsole.MarkupLineInterpolated($"[green]done[/]: epoch {last.Epoch}, train loss {last.TrainLoss:F4}, test accuracy {last.TestAccuracy:F2}% → {run.Path}");
+            AnsiConsole.MarkupLineInterpolated($"[green]done[/]: epoch {last.Epoch}, train loss {last.TrainLoss:F4}, test accuracy {last.TestAccuracy:F2}% → {path}");
         return ErrorHandling.Ok;
     }
 }

@@ -4,16 +4,12 @@ using ResnetMnist.Training;
 
 namespace ResnetMnist.ParityTests;
 
-/// <summary>Runs the library's trainer the way the tool does, into a run folder.</summary>
-public static class TrainingRun
+/// <summary>Trains through the library's own use case (<see cref="TrainingRun"/>), as the tool does.</summary>
+public static class LibraryRun
 {
     public static TrainResult Run(TrainingConfig cfg, string runDir, bool resume = false, ITrainingObserver? observer = null,
-        CancellationToken cancel = default, bool force = false)
-    {
-        using var run = RunDirectory.Open(runDir, resume, force);
-        using var session = TrainingSession.Create(cfg);
-        return new Trainer(session, run, observer ?? NullObserver.Instance).Run(cancel, resume, force);
-    }
+        CancellationToken cancel = default, bool force = false) =>
+        TrainingRun.Train(cfg, runDir, observer, cancel, new RunOptions(resume, force)).Result;
 
     /// <summary>Cancels after the given epoch finishes, or after the given global step.</summary>
     public sealed class StopAt(CancellationTokenSource cts, int afterEpoch = int.MaxValue, long afterStep = long.MaxValue) : ITrainingObserver

@@ -1,0 +1,71 @@
+namespace ResnetMnist.Config;
+
+/// <summary>How a key's text becomes a value, where the property's type alone does not say it.</summary>
+public enum KeyKind
+{
+    /// <summary>By the property's type: integer, number, bool, enum, name from <see cref="KeyAttribute.Allowed"/>, list.</summary>
+    Auto,
+    /// <summary>A file or folder path, resolved against the config file's folder (<c>--set</c>: the current folder).</summary>
+    Path,
+    /// <summary><c>auto</c> (stored as 0) or a thread count from 1 to <see cref="ConfigLoader.ThreadsPerCore"/> × cores.</summary>
+    Threads,
+    /// <summary>A named weights source (<c>none</c>, <c>torchvision</c>, <c>mlnet</c>) or a path to a weights file.</summary>
+    Pretrained,
+}
+
+/// <summary>
+/// Declares a config key on the record property that holds it: the key's path, what it means, its bounds and whether
+/// changing it changes a run's result. The property's type and initial value are the key's type and default.
+/// </summary>
+[AttributeUsage(AttributeTargets.Property)]
+public sealed class KeyAttribute(string path, string doc) : Attribute
+{
+    /// <summary>Dotted path in the YAML, e.g. <c>train.epochs</c>.</summary>
+    public string Path { get; } = path;
+    /// <summary>One sentence for <c>config keys</c>, the README table and commented configs (Markdown).</summary>
+    public string Doc { get; } = doc;
+    /// <summary>False when the key changes nothing a run computes (threads, batch size of evaluation, logging), so that a resume may change it. Default true.</summary>
+    public bool Result { get; init; } = true;
+    /// <summary>Lowest allowed value (numbers, list items); NaN = none.</summary>
+    public double Min { get; init; } = double.NaN;
+    /// <summary>Highest allowed value; NaN = none.</summary>
+    public double Max { get; init; } = double.NaN;
+    public bool MinExclusive { get; init; }
+    public bool MaxExclusive { get; init; }
+    /// <summary>For lists of numbers: exactly this many items; 0 = any.</summary>
+    public int Count { get; init; }
+    /// <summary>For names: a type with a static <c>Names</c> property (<see cref="IReadOnlyList{T}"/> of string) listing what is allowed.</summary>
+    public Type? Allowed { get; init; }
+    public KeyKind Kind { get; init; }
+    /// <summary>Unit of the value, for the docs (<c>epochs</c>, <c>images</c>, <c>s</c>).</summary>
+    public string? Unit { get; init; }
+    /// <summary>The default as the docs show it, where it depends on another key.</summary>
+    public string? DefaultText { get; init; }
+}
+
+/// <summary>The config name of an enum member (<c>sum-rgb</c>, <c>onecycle</c>).</summary>
+[AttributeUsage(AttributeTargets.Field)]
+public sealed class NameAttribute(string name) : Attribute
+{
+    public string Name { get; } = name;
+}
+
+/// <summary>Config names of enum members, both ways.</summary>
+public static class ConfigNames
+{
+    /// <summary>The config name of <paramref name="value"/> (its <see cref="NameAttribute"/>).</summary>
+    public static string Name(this Enum value) =>
+        value.GetType().GetField(value.ToString())?.GetCustomAttributes(typeof(NameAttribute), false).OfType<NameAttribute>().FirstOrDefault()?.Name
+        ?? value.ToString().ToLowerInvariant();
+
+    /// <summary>Every config name of <paramref name="enumType"/>, in declaration order.</summary>
+    public static IReadOnlyList<string> Names(Type enumType) => Enum.GetValues(enumType).Cast<Enum>().Select(Name).ToList();
+
+    /// <summary>The member named <paramref name="name"/> (case-insensitive); null when none is.</summary>
+    public static object? Parse(Type enumType, string name) =>
+        Enum.GetValues(enumType).Cast<Enum>().FirstOrDefault(v => string.Equals(v.Name(), name, StringComparison.OrdinalIgnoreCase));
+
+    /// <summary>The member of <typeparamref name="T"/> named <paramref name="name"/>; throws <see cref="ConfigException"/> when none is.</summary>
+    public static T Parse<T>(string name) where T : struct, Enum =>
+        Parse(typeof(T), name) is T v ? v : throw new ConfigException($"'{name}' is not allowed; allowed: {string.Join(", ", Names(typeof(T)))}");
+}

@@ -1,0 +1,47 @@
+namespace ResnetMnist.Data;
+
+/// <summary>One split as read from a dataset's files: images as bytes, N×C×H×W, and one label byte per image.</summary>
+/// <param name="Source">The images file (named in messages and run logs).</param>
+public sealed record RawSplit(byte[] Pixels, int Count, byte[] Labels, string Source, string LabelsSource);
+
+/// <summary>A dataset's files in torchvision's layout: find, read, download and verify them.</summary>
+public interface IDatasetFiles
+{
+    /// <summary>The folder the files live in under <paramref name="root"/>.</summary>
+    string Folder(string root);
+    /// <summary>True when every file is present.</summary>
+    bool Complete(string root);
+    /// <summary>Reads a split; <see cref="DataException"/> naming the file when it is missing or malformed.</summary>
+    RawSplit Read(string root, bool train, int channels, int height, int width);
+    /// <summary>Downloads the missing files (checksummed, temp file + rename).</summary>
+    void Fetch(string root, IProgress<(string File, long Done, long? Total)>? progress = null, HttpClient? client = null, CancellationToken cancel = default);
+    /// <summary>One line per file: present, checksum, readable.</summary>
+    List<(string File, bool Ok, string Detail)> Verify(string root);
+}
+
+/// <summary>
+/// A dataset as torchvision provides it (like <c>torchvision.datasets.MNIST</c>): its files and reader, image shape,
+/// classes and the normalisation constants of <c>data.normalize</c>.
+/// </summary>
+/// <param name="Mean">Per-channel mean of <c>ToTensor</c> pixels (0..1), subtracted with <c>data.normalize</c>.</param>
+/// <param name="Std">Per-channel standard deviation, divided by with <c>data.normalize</c>.</param>
+public sealed record DatasetSpec(string Name, int Channels, int Height, int Width, int NumClasses, double[] Mean, double[] Std, IDatasetFiles Files);
+
+/// <summary>The datasets this library reads (the <c>data.dataset</c> key).</summary>
+public static class DatasetSpecs
+{
+    /// <summary>MNIST; mean and std are the usual <c>Normalize((0.1307,), (0.3081,))</c>.</summary>
+    public static readonly DatasetSpec Mnist = new("mnist", 1, 28, 28, 10, [0.1307], [0.3081], MnistFiles.Mnist);
+
+    /// <summary>Fashion-MNIST, same format as MNIST; mean and std of its training images.</summary>
+    public static readonly DatasetSpec FashionMnist = new("fashion-mnist", 1, 28, 28, 10, [0.2860], [0.3530], MnistFiles.FashionMnist);
+
+    public static readonly IReadOnlyList<DatasetSpec> All = [Mnist, FashionMnist];
+
+    /// <summary>Names of <see cref="All"/>: the allowed <c>data.dataset</c> values.</summary>
+    public static IReadOnlyList<string> Names => All.Select(d => d.Name).ToList();
+
+    /// <summary>The spec named <paramref name="name"/> (a validated config value).</summary>
+    public static DatasetSpec Get(string name) => All.FirstOrDefault(d => d.Name == name)
+        ?? throw new Config.ConfigException($"data.dataset: '{name}' is not allowed; allowed: {string.Join(", ", Names)}");
+}

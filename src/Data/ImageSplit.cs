@@ -1,0 +1,102 @@
+using ResnetMnist.Model;
+using static TorchSharp.torch;
+
+namespace ResnetMnist.Data;
+
+/// <summary>
+/// One split of an image dataset held as tensors on the training device: <see cref="Pixels"/> N×C×H×W bytes (as
+/// in the files: a quarter of the memory of float pixels) and <see cref="Labels"/> N int64. A batch is gathered by
+/// index and converted as torchvision's <c>ToTensor()</c> does (bytes / 255 in float32, optionally normalised with
+/// the dataset's mean and std, then the training dtype, in channels-last layout with <c>model.channels_last</c>):
+/// no per-image work.
+/// </summary>
+public sealed class ImageSplit : IDisposable
+{
+    public Tensor Pixels { get; }
+    public Tensor Labels { get; }
+    public int Count => (int)Labels.shape[0];
+    public string Source { get; }
+
+    /// <summary>
+    /// Refuses an empty split with one line naming its file: training needs images, and accuracy over none is
+    /// undefined (not 0%). <paramref name="training"/> says which role the split plays.
+    /// </summary>
+    public void RequireImages(bool training)
+    {
+        if (Count > 0) return;
+        throw new DataException(training
+            ? $"{Source}: the training split has no images; nothing to train on"
+            : $"{Source}: the test split has no images; accuracy cannot be measured");
+    }
+    readonly double[]? _mean, _std;
+    readonly bool _channelsLast;
+    readonly ScalarType _dtype;
+
+    /// <param name="mean">Per-channel mean to subtract (with <paramref name="std"/>); null: no normalisation.</param>
+    ImageSplit(Tensor pixels, Tensor labels, string source, double[]? mean, double[]? std, ScalarType dtype, bool channelsLast)
+    {
+        (Pixels, Labels, Source, _mean, _std, _dtype, _channelsLast) = (pixels, labels, source, mean, std, dtype, channelsLast);
+    }
+
+    /// <summary>The images at <paramref name="indices"/>, as model input (dtype of the session).</summary>
+    public Tensor Gather(Tensor indices)
+    {
+        using var bytes = Pixels.index_select(0, indices);
+        return ToInput(bytes);
+    }
+
+    /// <summary>Images <paramref name="start"/> .. start+<paramref name="length"/>-1, as model input.</summary>
+    public Tensor Slice(long start, long length)
+    {
+        using var bytes = Pixels.narrow(0, start, length);
+        return ToInput(bytes);
+    }
+
+    Tensor ToInput(Tensor bytes)
+    {
+        using var scope = NewDisposeScope();
+        // ToTensor divides in float32 and Normalize works on that; the reference converts to float64 afterwards.
+        var x = bytes.to_type(ScalarType.Float32).div_(255.0f);
+        if (_mean is not null && _std is not null)
+        {
+            if (_mean.Length == 1) x = x.sub_(_mean[0]).div_(_std[0]);
+            else
+            {
+                var shape = new long[] { 1, _mean.Length, 1, 1 };
+                x = x.sub_(tensor(_mean.Select(m => (float)m).ToArray(), shape)).div_(tensor(_std!.Select(v => (float)v).ToArray(), shape));
+            }
+        }
+        x = x.to_type(_dtype);
+        if (_channelsLast) x = MemoryFormat.ToChannelsLast(x);
+        return x.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// Loads a split of <paramref name="spec"/> from torchvision's layout under <paramref name="root"/>.
+    /// <paramref name="limit"/> keeps the first N images. Labels must lie in 0..<paramref name="numClasses"/>-1.
+    /// </summary>
+    public static ImageSplit Load(DatasetSpec spec, string root, bool train, int? limit, int numClasses,
+        bool normalize, ScalarType dtype, Device device, bool channelsLast = false)
+    {
+        var raw = spec.Files.Read(root, train, spec.Channels, spec.Height, spec.Width);
+        for (int i = 0; i < raw.Count; i++)
+            if (raw.Labels[i] >= numClasses)
+                throw new DataException($"{raw.LabelsSource}: label {raw.Labels[i]} at index {i} is outside 0..{numClasses - 1} (model.num_classes: {numClasses})");
+
+        int n = limit is int l ? Math.Min(l, raw.Count) : raw.Count;
+        int pixels = spec.Channels * spec.Height * spec.Width;
+        using var scope = NewDisposeScope();
+        var pixelBytes = n == raw.Count ? raw.Pixels : raw.Pixels.AsSpan(0, n * pixels).ToArray();
+        var x = tensor(pixelBytes, new long[] { n, spec.Channels, spec.Height, spec.Width });
+        var y = tensor(raw.Labels.AsSpan(0, n).ToArray(), new long[] { n }).to_type(ScalarType.Int64);
+        return new ImageSplit(x.to(device).MoveToOuterDisposeScope(), y.to(device).MoveToOuterDisposeScope(), raw.Source,
+            normalize ? spec.Mean : null, normalize ? spec.Std : null, dtype, channelsLast);
+    }
+
+    /// <summary>No images (for sessions that only predict).</summary>
+    public static ImageSplit Empty(DatasetSpec spec, ScalarType dtype, Device device) =>
+        new(zeros(new long[] { 0, spec.Channels, spec.Height, spec.Width }, dtype: ScalarType.Byte, device: device),
+            zeros(new long[] { 0 }, dtype: ScalarType.Int64, device: device), "", null, null, dtype, false);
+
+    public void Dispose() { Pixels.Dispose(); Labels.Dispose(); }
+}
