@@ -95,9 +95,9 @@ def augment(fixture):
 
 
 def main():
-    here = os.path.dirname(os.path.abspath(__file__))
-    fixture = sys.argv[1] if len(sys.argv) > 1 else os.path.join(here, "..", "parity-tests", "data", "cifar10-fixture")
-    out = sys.argv[2] if len(sys.argv) > 2 else os.path.join(here, "snapshots", "cifar10")
+    here = lambda *p: os.path.join(os.path.dirname(os.path.abspath(__file__)), *p)   # noqa: E731 (also run with -c and both arguments)
+    fixture = sys.argv[1] if len(sys.argv) > 1 else here("..", "parity-tests", "data", "cifar10-fixture")
+    out = sys.argv[2] if len(sys.argv) > 2 else here("snapshots", "cifar10")
     os.makedirs(out, exist_ok=True)
     for name, make in (("dataset.json", dataset), ("augment.json", augment)):
         with open(os.path.join(out, name), "w") as f:
