@@ -8,6 +8,8 @@ OUT/p2/cifar-10-batches-py/   pickles laid out as the published ones: protocol 2
 OUT/p4/cifar-10-batches-py/   the same objects re-pickled by Python 3 with protocol 4 (FRAME, MEMOIZE,
                               STACK_GLOBAL, SHORT_BINUNICODE, BINBYTES).
 OUT/cifar-10-python.tar.gz    the p2 folder packed as the published archive is (folder entry, then its files).
+OUT/extra/test_batch_head.pyN.pM   the first 4 test images and their labels, pickled by Python 3 with protocol M
+                              (2: bytes as _codecs.encode(text, 'latin1'); 3; 5), for the unpickler's other paths.
 
 Content: 5 training batches of 18 images and a test batch of 18, seeded pseudo-random but image-like (smooth
 colour gradients plus a few blobs and a little noise), labels 0..9, the real CIFAR-10 class names. Deterministic:
@@ -99,6 +101,12 @@ def main():
         for name, obj in objs.items():
             with open(os.path.join(folder, name), "wb") as f:
                 f.write(dumps(obj))
+    head = dict(objs["test_batch"], data=objs["test_batch"]["data"][:4], labels=objs["test_batch"]["labels"][:4],
+                filenames=objs["test_batch"]["filenames"][:4])
+    os.makedirs(os.path.join(out, "extra"), exist_ok=True)
+    for protocol in (2, 3, 5):
+        with open(os.path.join(out, "extra", f"test_batch_head.py3.p{protocol}"), "wb") as f:
+            f.write(pickle.dumps(head, protocol=protocol))
     # The archive: fixed metadata so that its bytes do not depend on when or by whom it is made.
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w", format=tarfile.GNU_FORMAT) as tar:

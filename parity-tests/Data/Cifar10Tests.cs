@@ -95,6 +95,40 @@ public sealed class Cifar10Tests
         Assert.That(File.Exists(Path.Combine(tmp.Path, "cifar-10-batches-py", "test_batch")));
     }
 
+    [TestCase("test_batch_head.py3.p2"), TestCase("test_batch_head.py3.p3"), TestCase("test_batch_head.py3.p5")]
+    public void Python3_repickled_batches_read_the_same(string file)
+    {
+        // Protocol 2 from Python 3 carries bytes as _codecs.encode(text, 'latin1'); 3 and 5 as BINBYTES.
+        var reference = Cifar10.ReadBatch(Fixture("p2", "cifar-10-batches-py", "test_batch"));
+        var b = Cifar10.ReadBatch(Fixture("extra", file));
+        Assert.That(b.Count, Is.EqualTo(4));
+        Assert.That(b.Labels, Is.EqualTo(reference.Labels.Take(4).ToArray()));
+        Assert.That(b.Pixels, Is.EqualTo(reference.Pixels.Take(4 * 3072).ToArray()));
+    }
+
+    [Test]
+    public void Numpy2_module_name_is_accepted()
+    {
+        // numpy 2 pickles name numpy._core.multiarray._reconstruct; GLOBAL names are text lines, so a byte edit makes one.
+        var p2 = File.ReadAllBytes(Fixture("p2", "cifar-10-batches-py", "test_batch"));
+        var edited = Encoding.Latin1.GetBytes(Encoding.Latin1.GetString(p2).Replace("cnumpy.core.multiarray\n", "cnumpy._core.multiarray\n"));
+        Assert.That(edited.Length, Is.EqualTo(p2.Length + 1));
+        using var tmp = new TempDir();
+        File.WriteAllBytes(tmp.Sub("test_batch"), edited);
+        Assert.That(Cifar10.ReadBatch(tmp.Sub("test_batch")).Pixels, Is.EqualTo(Cifar10.ReadBatch(Fixture("p2", "cifar-10-batches-py", "test_batch")).Pixels));
+    }
+
+    [Test]
+    public void Foreign_global_name_with_control_characters_stays_one_line()
+    {
+        using var tmp = new TempDir();
+        var path = tmp.Sub("evil");
+        File.WriteAllBytes(path, Cat("\u0080\u0002cos\rrm -rf\u001b[2J\nsystem\n)R."));
+        var e = Assert.Throws<DataException>(() => RestrictedUnpickler.Load(path))!;
+        AssertOneLine(e, path, "refers to global");
+        Assert.That(e.Message.Any(char.IsControl), Is.False, e.Message);
+    }
+
     [Test]
     public void File_list_and_md5s_are_torchvisions()
     {
@@ -197,7 +231,7 @@ public sealed class Cifar10Tests
     }
 
     /// <summary>A protocol-2 batch as Python 2 wrote it, with any shape, dtype code and data.</summary>
-    static byte[] NumpyBatch(long[] shape, string dtype, byte[] data, int labels)
+    static byte[] NumpyBatch(long[] shape, string dtype, byte[] data, int labels, bool fortran = false)
     {
         var ms = new MemoryStream();
         void W(params object[] parts) => ms.Write(Cat(parts));
@@ -205,7 +239,7 @@ public sealed class Cifar10Tests
         W("(K\u0001(");
         foreach (var d in shape) W("J", BitConverter.GetBytes((int)d));
         W("t", "cnumpy\ndtype\n", (byte)'U', (byte)dtype.Length, dtype, "K\u0000K\u0001\u0087R", "(K\u0003U\u0001|NNNJ\u00ff\u00ff\u00ff\u00ffJ\u00ff\u00ff\u00ff\u00ffK\u0000tb");
-        W("\u0089", (byte)'T', BitConverter.GetBytes(data.Length), data, "tb");
+        W(fortran ? "\u0088" : "\u0089", (byte)'T', BitConverter.GetBytes(data.Length), data, "tb");
         W("U\u0006labels](");
         for (int i = 0; i < labels; i++) W("K\u0001");
         W("eu.");
@@ -220,6 +254,18 @@ public sealed class Cifar10Tests
         File.WriteAllBytes(path, NumpyBatch([2, 3072], "u1", new byte[2 * 3072], 2));
         var b = Cifar10.ReadBatch(path);
         Assert.That((b.Count, b.Labels), Is.EqualTo((2, new long[] { 1, 1 })));
+    }
+
+    [Test]
+    public void Fortran_order_array_reads_row_major()
+    {
+        using var tmp = new TempDir();
+        var path = tmp.Sub("data_batch_1");
+        var rowMajor = Enumerable.Range(0, 3 * 3072).Select(i => (byte)(i * 7 % 251)).ToArray();
+        var colMajor = new byte[rowMajor.Length];
+        for (int n = 0; n < 3; n++) for (int k = 0; k < 3072; k++) colMajor[k * 3 + n] = rowMajor[n * 3072 + k];
+        File.WriteAllBytes(path, NumpyBatch([3, 3072], "u1", colMajor, 3, fortran: true));
+        Assert.That(Cifar10.ReadBatch(path).Pixels, Is.EqualTo(rowMajor));
     }
 
     [TestCase(new long[] { 2, 1024 }, "u1", 2 * 1024, 2, "shape (2, 1024)")]
@@ -254,6 +300,10 @@ public sealed class Cifar10Tests
             ("newobj", Cat("\u0080\u0002cnumpy\nndarray\n)\u0081.")),
             ("reduce of ndarray", Cat("\u0080\u0002cnumpy\nndarray\n)R.")),
             ("build on a dict", Cat("\u0080\u0002}}b.")),
+            ("float", Cat("\u0080\u0002G\u0040\u0000\u0000\u0000\u0000\u0000\u0000\u0000.")),
+            ("no stop", Cat("\u0080\u0002}")),
+            ("two values", Cat("\u0080\u0002}}.")),
+            ("unfinished array", Cat("\u0080\u0002cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\nK\u0000\u0085U\u0001b\u0087R.")),
         })
         {
             var path = tmp.Sub(name);

@@ -190,7 +190,10 @@ public static class Cifar10
                     names.Add(parts[1]);
                 }
                 // GZipStream ends quietly on a cut-off file: drain it and check the trailer's ISIZE (length mod 2^32).
-                counted.CopyTo(Stream.Null);
+                var sink = new byte[1 << 16];
+                while (counted.Read(sink, 0, sink.Length) > 0)
+                    if (counted.Count > MaxExtractedBytes + (64L << 20))
+                        throw new DataException($"{archive}: more than {InputFiles.Size(MaxExtractedBytes)} of data after the tar archive's end; refused");
                 var trailer = new byte[4];
                 file.Seek(-4, SeekOrigin.End);
                 file.ReadExactly(trailer);
@@ -252,5 +255,9 @@ public static class Cifar10
         public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
     }
 
-    static string Clip(string s) => s.Length > 80 ? s[..80] + "..." : s;
+    static string Clip(string s)
+    {
+        var t = s.Length > 80 ? s[..80] + "..." : s;
+        return t.Any(char.IsControl) ? new string(t.Select(c => char.IsControl(c) ? '?' : c).ToArray()) : t;
+    }
 }

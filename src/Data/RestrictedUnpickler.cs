@@ -36,6 +36,8 @@ public static class RestrictedUnpickler
     public static readonly IReadOnlySet<string> AllowedGlobals = new HashSet<string>
     {
         "numpy.core.multiarray._reconstruct", "numpy._core.multiarray._reconstruct", "numpy.ndarray", "numpy.dtype", "_codecs.encode",
+        // Protocol 5 pickles an array as _frombuffer(bytearray, dtype, shape, order).
+        "numpy.core.numeric._frombuffer", "numpy._core.numeric._frombuffer",
     };
 
     /// <summary>Largest pickle file read (a published CIFAR-10 batch is about 31 MB).</summary>
@@ -193,7 +195,7 @@ public static class RestrictedUnpickler
                 case 0x8d: Push(Utf8(Take(pickle, ref pos, Len8(Take(pickle, ref pos, 8))), Bad)); break;
                 case (byte)'B': Push(Take(pickle, ref pos, U(Take(pickle, ref pos, 4))).ToArray()); break;
                 case (byte)'C': Push(Take(pickle, ref pos, U(Take(pickle, ref pos, 1))).ToArray()); break;
-                case 0x8e: Push(Take(pickle, ref pos, Len8(Take(pickle, ref pos, 8))).ToArray()); break;
+                case 0x8e: case 0x96: Push(Take(pickle, ref pos, Len8(Take(pickle, ref pos, 8))).ToArray()); break;   // BINBYTES8, BYTEARRAY8
                 case (byte)')': Push(Array.Empty<object?>()); break;
                 case (byte)']': Push(new List<object?>()); break;
                 case (byte)'}': Push(new PyDict()); break;
@@ -281,7 +283,7 @@ public static class RestrictedUnpickler
         [(byte)'F'] = "FLOAT", [(byte)'G'] = "BINFLOAT", [(byte)'S'] = "STRING", [(byte)'V'] = "UNICODE", [(byte)'i'] = "INST",
         [(byte)'o'] = "OBJ", [0x81] = "NEWOBJ", [0x92] = "NEWOBJ_EX", [(byte)'P'] = "PERSID", [(byte)'Q'] = "BINPERSID",
         [0x82] = "EXT1", [0x83] = "EXT2", [0x84] = "EXT4", [0x8f] = "EMPTY_SET", [0x90] = "ADDITEMS", [0x91] = "FROZENSET",
-        [0x96] = "BYTEARRAY8", [0x97] = "NEXT_BUFFER", [0x98] = "READONLY_BUFFER",
+        [0x97] = "NEXT_BUFFER", [0x98] = "READONLY_BUFFER",
     };
 
     static object? Key(object? k, Func<string, DataException> bad) =>
@@ -309,6 +311,14 @@ public static class RestrictedUnpickler
                     throw bad("numpy.dtype with arguments other than (code, align, copy)");
                 if (code != "u1") throw bad($"array dtype '{Clip(code)}'; allowed: uint8 ('u1')");
                 return new DType { Code = code };
+            case "numpy.core.numeric._frombuffer" or "numpy._core.numeric._frombuffer":
+            {
+                if (a.Length != 4 || a[0] is not byte[] buffer || a[1] is not DType { Built: true } || a[3] is not ("C" or "F"))
+                    throw bad($"{fn} with arguments other than (bytearray, uint8 dtype, shape, 'C' or 'F')");
+                var array = new NdArrayU8();
+                Fill(array, a[2], a[3] is "F", buffer, bad);
+                return array;
+            }
             case "_codecs.encode":
                 // Python 3 pickles bytes under protocol 2 as _codecs.encode(text, 'latin1').
                 if (a.Length != 2 || a[0] is not string text || a[1] is not ("latin1" or "latin-1"))
@@ -348,23 +358,13 @@ public static class RestrictedUnpickler
                 var (shapeObj, dtypeObj, fortranObj, raw) = st.Length == 5 ? (st[1], st[2], st[3], st[4]) : (st[0], st[1], st[2], st[3]);
                 if (dtypeObj is not DType { Built: true }) throw bad("array dtype is not a numpy.dtype");
                 if (fortranObj is not (bool or long)) throw bad("array is_fortran is not a bool");
-                if (shapeObj is not object?[] dims || dims.Length > MaxDims) throw bad($"array shape is not a tuple of at most {MaxDims} integers");
-                var shape = new long[dims.Length];
-                long count = 1;
-                for (int i = 0; i < dims.Length; i++)
-                {
-                    shape[i] = dims[i] is long x && x >= 0 && x <= int.MaxValue ? x : throw bad($"array dimension {Describe(dims[i])}; allowed: 0 to {int.MaxValue}");
-                    count = shape[i] == 0 || count == 0 ? 0 : count > int.MaxValue / shape[i] ? throw bad("array shape overflows") : count * shape[i];
-                }
                 byte[] data = raw switch
                 {
                     byte[] b => b,
                     string text => Latin1Bytes(text, bad),
                     _ => throw bad($"array data is a {Describe(raw)}, not bytes"),
                 };
-                if (data.Length != count)
-                    throw bad($"array of shape ({string.Join(", ", shape)}) needs {count} bytes but its data has {data.Length}");
-                (p.Shape, p.Fortran, p.Data, p.Built) = (shape, fortranObj is true or 1L, data, true);
+                Fill(p, shapeObj, fortranObj is true or 1L, data, bad);
                 return;
             }
             default:
@@ -379,5 +379,25 @@ public static class RestrictedUnpickler
         DType => "numpy dtype", _ => v.GetType().Name,
     };
 
-    static string Clip(string s) => s.Length > 60 ? s[..60] + "..." : s;
+    /// <summary>At most 60 characters, control characters shown as '?', so that a message stays one line.</summary>
+    static void Fill(NdArrayU8 p, object? shapeObj, bool fortran, byte[] data, Func<string, DataException> bad)
+    {
+        if (shapeObj is not object?[] dims || dims.Length > MaxDims) throw bad($"array shape is not a tuple of at most {MaxDims} integers");
+        var shape = new long[dims.Length];
+        long count = 1;
+        for (int i = 0; i < dims.Length; i++)
+        {
+            shape[i] = dims[i] is long x && x >= 0 && x <= int.MaxValue ? x : throw bad($"array dimension {Describe(dims[i])}; allowed: 0 to {int.MaxValue}");
+            count = shape[i] == 0 || count == 0 ? 0 : count > int.MaxValue / shape[i] ? throw bad("array shape overflows") : count * shape[i];
+        }
+        if (data.Length != count)
+            throw bad($"array of shape ({string.Join(", ", shape)}) needs {count} bytes but its data has {data.Length}");
+        (p.Shape, p.Fortran, p.Data, p.Built) = (shape, fortran, data, true);
+    }
+
+    static string Clip(string s)
+    {
+        var t = s.Length > 60 ? s[..60] + "..." : s;
+        return t.Any(char.IsControl) ? new string(t.Select(c => char.IsControl(c) ? '?' : c).ToArray()) : t;
+    }
 }
