@@ -85,6 +85,24 @@ public sealed class Cifar10Tests
     }
 
     [Test]
+    public void Limit_keeps_the_first_images_across_batches()
+    {
+        using var all = Cifar10.Load(Fixture("p2"), train: true);
+        using var some = Cifar10.Load(Fixture("p2"), train: true, limit: 25);
+        Assert.That(some.Count, Is.EqualTo(25));
+        using var head = all.Pixels.narrow(0, 0, 25);
+        Assert.That(some.Pixels.equal(head).item<bool>(), Is.True);
+        Assert.That(some.Labels.data<long>().ToArray(), Is.EqualTo(all.Labels.data<long>().Take(25).ToArray()));
+    }
+
+    [Test]
+    public void Label_outside_the_classes_is_refused()
+    {
+        var e = Assert.Throws<DataException>(() => Cifar10.Load(Fixture("p2"), train: true, numClasses: 5))!;
+        AssertOneLine(e, "data_batch_1: label", "outside 0..4", "model.num_classes: 5");
+    }
+
+    [Test]
     public void Archive_md5_is_checked_when_asked()
     {
         using var tmp = new TempDir();

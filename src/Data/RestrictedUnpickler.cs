@@ -331,10 +331,8 @@ public static class RestrictedUnpickler
 
     static byte[] Latin1Bytes(string text, Func<string, DataException> bad)
     {
-        var bytes = new byte[text.Length];
-        for (int i = 0; i < text.Length; i++)
-            bytes[i] = text[i] <= 0xff ? (byte)text[i] : throw bad("bytes encoded as latin1 text hold a character above U+00FF");
-        return bytes;
+        if (text.AsSpan().IndexOfAnyExceptInRange('\0', '\u00ff') >= 0) throw bad("bytes encoded as latin1 text hold a character above U+00FF");
+        return Encoding.Latin1.GetBytes(text);
     }
 
     static void Build(object? target, object? state, Func<string, DataException> bad)
