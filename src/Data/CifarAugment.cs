@@ -34,7 +34,8 @@ public sealed record CifarAugment(int Padding = 4, double FlipP = 0.5)
                 top[n] = DrawInt(ph - height + 1);
                 left[n] = DrawInt(pw - width + 1);
             }
-            using var r = rand(1);                      // float32, as torch.rand(1); compared with p in float32
+            // torch.rand(1) in PyTorch's default dtype (float32: the reference never changes it), compared with p in float32.
+            using var r = rand(1, dtype: ScalarType.Float32);
             flip[n] = r.item<float>() < p;
         }
         return new Draws(top, left, flip);
