@@ -32,6 +32,12 @@ public sealed class Cifar10Tests
         return dir;
     });
 
+    [OneTimeTearDown]
+    public void RemoveLiveDir()
+    {
+        if (LiveDir.IsValueCreated) try { Directory.Delete(LiveDir.Value, recursive: true); } catch (IOException) { }
+    }
+
     static JsonElement Live(string name)
     {
         Python.RequireTorch();
@@ -100,6 +106,18 @@ public sealed class Cifar10Tests
     {
         var e = Assert.Throws<DataException>(() => Cifar10.Load(Fixture("p2"), train: true, numClasses: 5))!;
         AssertOneLine(e, "data_batch_1: label", "outside 0..4", "model.num_classes: 5");
+    }
+
+    [Test]
+    public void Archive_in_root_is_extracted_when_the_folder_is_missing()
+    {
+        using var tmp = new TempDir();
+        File.Copy(Fixture("cifar-10-python.tar.gz"), Path.Combine(tmp.Path, "cifar-10-python.tar.gz"));
+        var e = Assert.Throws<DataException>(() => Cifar10.ExtractIfNeeded(tmp.Path))!;
+        AssertOneLine(e, "md5", Cifar10Files.Cifar10.ArchiveMd5);
+        Assert.That(Cifar10.ExtractIfNeeded(tmp.Path, checkMd5: false), Is.True);
+        Assert.That(Cifar10.ExtractIfNeeded(tmp.Path, checkMd5: false), Is.False, "already extracted");
+        AssertDataset(Committed("dataset.json"), tmp.Path);
     }
 
     [Test]
