@@ -141,10 +141,10 @@ def main():
         w("")
 
     if red or rsd:
-        w("## The reference as the seed ran it (torch's default thread count)")
+        w("## The reference as it ran originally (torch's default thread count)")
         w("")
         w("Debian's torch 1.13.1 starts with 1 intra-op thread (OpenMP, `torch.get_num_threads()` = "
-          f"{(red or rsd).get('threads')} here); the seed script never changes it. The tool's `threads: auto` uses one per core.")
+          f"{(red or rsd).get('threads')} here); the reference script never changes it. The tool's `threads: auto` uses one per core.")
         w("")
         w("| figure | reference, default threads | reference, 2 threads | tool, 2 threads | tool / reference (default threads) |")
         w("|---|---:|---:|---:|---:|")

@@ -68,7 +68,7 @@ R ref_steps_cl --mode steps "${common[@]}" --batch-sizes "" --channels-last
 # One epoch on the 9,000 embedded images, data loading included; /usr/bin/time gives each process's peak RSS.
 T tool_epoch --mode epoch
 R ref_epoch --mode epoch
-# The reference as the seed ran it: torch's default thread count.
+# The reference as it ran originally: torch's default thread count.
 R ref_epoch_default --mode epoch --set threads=auto
 R ref_steps_default --mode steps --warmup 2 --steps 5 --batch-sizes "" --set threads=auto
 # The data path alone on 60,000 images (Fashion-MNIST, same IDX format).

@@ -103,11 +103,11 @@ public sealed class CommandTests
 public sealed class ConfigTests
 {
     [Test]
-    public void DefaultsAreTheSeeds()
+    public void DefaultsAreTheReferences()
     {
         var c = ConfigLoader.Parse("", null);
         Assert.That((c.Optimizer.Lr, c.Train.Epochs, c.Train.Shuffle, c.Data.Normalize, c.Model.Pretrained, c.Train.Dtype),
-            Is.EqualTo((1e-3, 10, true, false, "none", "float32")));
+            Is.EqualTo((1e-3, 10, true, false, "none", DtypeKind.Float32)));
     }
 
     [Test]

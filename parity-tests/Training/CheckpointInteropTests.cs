@@ -7,7 +7,7 @@ using static TorchSharp.torch;
 
 namespace ResnetMnist.ParityTests.Training;
 
-/// <summary>checkpoints/last.pt loads in PyTorch (torch.load + load_state_dict, strict) into the seed's model and computes the same outputs.</summary>
+/// <summary>checkpoints/last.pt loads in PyTorch (torch.load + load_state_dict, strict) into the reference's model and computes the same outputs.</summary>
 [TestFixture, Category("Parity")]
 public sealed class CheckpointInteropTests
 {

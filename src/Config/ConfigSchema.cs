@@ -147,7 +147,7 @@ public static class ConfigSchema
 
     /// <summary>The values of every key that changes a run's result, formatted: what a checkpoint records and a resume compares.</summary>
     public static Dictionary<string, string> ResultValues(TrainingConfig c) =>
-        Keys.Where(k => k.ChangesResult).ToDictionary(k => k.Path, k => k.Format(k.Get(c)));
+        Keys.Where(k => k.ChangesResult).ToDictionary(k => k.Path, k => k.Get(c) is string s ? s : k.Format(k.Get(c)));
 
     /// <summary>The resolved config as YAML, every key with its value; with <paramref name="comments"/> each key carries its meaning and default.</summary>
     public static string ToYaml(TrainingConfig c, bool comments = false)

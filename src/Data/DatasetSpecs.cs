@@ -7,6 +7,8 @@ public sealed record RawSplit(byte[] Pixels, int Count, byte[] Labels, string So
 /// <summary>A dataset's files in torchvision's layout: find, read, download and verify them.</summary>
 public interface IDatasetFiles
 {
+    /// <summary>torchvision's name for the file set (its folder: <c>MNIST</c>, <c>FashionMNIST</c>).</summary>
+    string Title { get; }
     /// <summary>The folder the files live in under <paramref name="root"/>.</summary>
     string Folder(string root);
     /// <summary>True when every file is present.</summary>

@@ -44,6 +44,8 @@ public sealed record MnistFiles(string Dataset, string Folder, string[] Mirrors,
 
     string IDatasetFiles.Folder(string root) => RawDir(root);
 
+    string IDatasetFiles.Title => Folder;
+
     public bool Complete(string root) => All.All(name => Find(root, name) is not null);
 
     public void Fetch(string root, IProgress<(string File, long Done, long? Total)>? progress = null, HttpClient? client = null, CancellationToken cancel = default) =>

@@ -8,7 +8,7 @@ namespace ResnetMnist.Outputs;
 public sealed record StepRecord(long Step, int Epoch, double Loss, double Lr);
 
 /// <summary>One epoch: a row of <c>metrics.csv</c>.</summary>
-/// <param name="TrainLoss">Mean of the epoch's batch losses (the seed's "loss").</param>
+/// <param name="TrainLoss">Mean of the epoch's batch losses (the reference's "loss").</param>
 /// <param name="TestLoss">Mean per-image cross-entropy on the test split.</param>
 /// <param name="TestAccuracy">Percent of test images classified correctly.</param>
 /// <param name="EpochSeconds">Wall time of the epoch's training steps, in seconds (evaluation excluded).</param>

@@ -65,7 +65,7 @@ public sealed class Session : IDisposable
         var model = new ResNet(arch, cfg.Model.InChannels, cfg.Model.NumClasses);
         if (cfg.Model.Pretrained != "none")
         {
-            // Loading copies into existing tensors and draws nothing from the generator: the seed's order holds.
+            // Loading copies into existing tensors and draws nothing from the generator: the draw order stays the reference's.
             var report = PretrainedWeights.Load(model, cfg.Model.Pretrained, cfg.Model.Conv1Init, progress);
             log?.Invoke(report.ToString());
         }

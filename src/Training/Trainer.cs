@@ -242,7 +242,7 @@ public sealed class Trainer(Session session, RunDirectory run, ITrainingObserver
     public static void CheckResumable(IReadOnlyDictionary<string, string> saved, IReadOnlyDictionary<string, string> now, bool force)
     {
         var changed = now.Where(kv => !saved.TryGetValue(kv.Key, out var v) || v != kv.Value)
-            .Select(kv => saved.TryGetValue(kv.Key, out var v) ? $"{kv.Key} was {v}, now {kv.Value}" : $"{kv.Key} was not recorded, now {kv.Value}").ToList();
+            .Select(kv => saved.TryGetValue(kv.Key, out var v) ? $"{kv.Key} was '{v}', now '{kv.Value}'" : $"{kv.Key} was not recorded, now '{kv.Value}'").ToList();
         if (changed.Count > 0 && !force)
             throw new CheckpointException($"the config changed in ways that alter the result ({string.Join("; ", changed)}); use the run's own config.yaml, or --force to resume anyway");
     }

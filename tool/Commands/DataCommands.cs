@@ -40,7 +40,7 @@ sealed class DataFetchCommand : Command<DataSettings>
             if (!ok) bad++;
         }
         if (bad == 0) return ErrorHandling.Ok;
-        Console.Error.WriteLine($"error: {files.Folder(root)}: {bad} of {total} files are missing or unreadable (see the BAD lines); " +
+        Console.Error.WriteLine($"error: {files.Folder(root)}: {bad} of {total} {files.Title} files are missing or unreadable (see the BAD lines); " +
                                 "run `dotnet resnet-mnist data fetch`, or point data.root at a folder holding them");
         return ErrorHandling.Usage;
     }
