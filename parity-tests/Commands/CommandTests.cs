@@ -3,7 +3,6 @@ using NUnit.Framework;
 using ResnetMnist.Config;
 using ResnetMnist.Data;
 using ResnetMnist.Model;
-using RTool = ResnetMnist.ParityTests.Robustness.Tool;
 using TrainedRun = ResnetMnist.ParityTests.Robustness.TrainedRun;
 using ResnetMnist.Training;
 using SkiaSharp;
@@ -18,7 +17,7 @@ public sealed class CommandTests
     [Test]
     public void EvaluatePrintsAccuracyAndConfusionMatrixThatMatchTheLibrary()
     {
-        var r = RTool.Run(TrainedRun.Dir, ["evaluate", TrainedRun.Dir]);
+        var r = Tool.Run(TrainedRun.Dir, ["evaluate", TrainedRun.Dir]);
         Assert.That(r.ExitCode, Is.EqualTo(0), r.ToString());
         var cfg = ConfigLoader.Load(Path.Combine(TrainedRun.Dir, "config.yaml"));
         using var session = Session.Create(cfg, Splits.Test, checkpoint: TrainedRun.BestPt);
@@ -33,7 +32,7 @@ public sealed class CommandTests
     [Test]
     public void PredictOnPngsAgreesWithTheTensorPath()
     {
-        var dir = RTool.NewDir("predict");
+        var dir = TempDir.New("predict");
         var images = Idx.ReadImages(Repo.Path("data", "MNIST", "raw", "t10k-images-idx3-ubyte.gz"));
         var files = new List<string>();
         for (int i = 0; i < 3; i++)
@@ -49,7 +48,7 @@ public sealed class CommandTests
             using (var fs = File.Create(path)) bmp.Encode(fs, SKEncodedImageFormat.Png, 100);
             files.Add(path);
         }
-        var r = RTool.Run(dir, ["predict", TrainedRun.Dir, .. files, "--invert", "false"]);
+        var r = Tool.Run(dir, ["predict", TrainedRun.Dir, .. files, "--invert", "false"]);
         Assert.That(r.ExitCode, Is.EqualTo(0), r.ToString());
 
         // The same images straight from the IDX file through the library.
@@ -73,9 +72,9 @@ public sealed class CommandTests
     [Test]
     public void SweepRunsEveryCombinationAndWritesTheTable()
     {
-        var dir = RTool.NewDir("sweep");
-        var cfg = RTool.WriteConfig(dir, RTool.SmallConfig(trainLimit: 32, testLimit: 32, batch: 16));
-        var r = RTool.Run(dir, ["sweep", cfg, "--grid", "train.batch_size=16,32", "--grid", "optimizer.name=adam,sgd", "--out", Path.Combine(dir, "sw")], timeoutSeconds: 600);
+        var dir = TempDir.New("sweep");
+        var cfg = Tool.WriteConfig(dir, Tool.SmallConfig(trainLimit: 32, testLimit: 32, batch: 16));
+        var r = Tool.Run(dir, ["sweep", cfg, "--grid", "train.batch_size=16,32", "--grid", "optimizer.name=adam,sgd", "--out", Path.Combine(dir, "sw")], timeoutSeconds: 600);
         Assert.That(r.ExitCode, Is.EqualTo(0), r.ToString());
         var md = File.ReadAllLines(Path.Combine(dir, "sw", "sweep.md"));
         var rows = md.Where(l => l.StartsWith("| 16 |") || l.StartsWith("| 32 |")).ToList();
@@ -87,7 +86,7 @@ public sealed class CommandTests
     [Test]
     public void ConfigShowPrintsTheResolvedConfigWithOverrides()
     {
-        var r = RTool.Run(Repo.Root, ["config", "show", "configs/quickstart.yaml", "--set", "optimizer.lr=0.01", "--set", "train.epochs=3"]);
+        var r = Tool.Run(Repo.Root, ["config", "show", "configs/quickstart.yaml", "--set", "optimizer.lr=0.01", "--set", "train.epochs=3"]);
         Assert.That(r.ExitCode, Is.EqualTo(0), r.ToString());
         var resolved = ConfigLoader.Parse(r.Stdout, null);
         Assert.That(resolved.Optimizer.Lr, Is.EqualTo(0.01));

@@ -2,9 +2,8 @@ using System.Globalization;
 using System.Text.RegularExpressions;
 using NUnit.Framework;
 using ResnetMnist.Config;
-using ResnetMnist.ParityTests.Robustness;
-using ToolProc = ResnetMnist.ParityTests.Robustness.Tool;
 using ResnetMnist.Training;
+using ResnetMnist.ParityTests.Robustness;
 
 namespace ResnetMnist.ParityTests.Config;
 
@@ -131,7 +130,7 @@ public sealed class ConfigSchemaTests
     public void PyYAML_reads_every_number_of_the_resolved_config_as_a_number()
     {
         var yaml = ConfigSchema.ToYaml(Load(["optimizer.eps=1e-08", "scheduler.max_lr=1e-2", "optimizer.lr=0.0001"]));
-        var file = Path.Combine(ToolProc.NewDir("pyyaml"), "config.yaml");
+        var file = Path.Combine(TempDir.New("pyyaml"), "config.yaml");
         File.WriteAllText(file, yaml);
         var output = Python.Run("""
             import sys, yaml
@@ -150,14 +149,14 @@ public sealed class ConfigSchemaTests
     [Test]
     public void Resume_with_a_changed_result_key_exits_2_naming_it_and_a_speed_key_is_accepted()
     {
-        var dir = ToolProc.NewDir("resume-keys");
+        var dir = TempDir.New("resume-keys");
         var run = TrainedRun.CopyTo(Path.Combine(dir, "run"));
         foreach (var set in new[] { "model.bn_eval=true", "model.freeze=[fc]", "model.channels_last=true" })
         {
-            var r = ToolProc.Run(dir, ["train", "--resume", run, "--set", set]);
-            ToolProc.AssertOneErrorLine(r, 2, set[..set.IndexOf('=')] + " was ");
+            var r = Tool.Run(dir, ["train", "--resume", run, "--set", set]);
+            Tool.AssertOneErrorLine(r, 2, set[..set.IndexOf('=')] + " was ");
         }
-        var ok = ToolProc.Run(dir, ["train", "--resume", run, "--set", "train.eval_batch_size=128"]);
+        var ok = Tool.Run(dir, ["train", "--resume", run, "--set", "train.eval_batch_size=128"]);
         Assert.That(ok.ExitCode, Is.EqualTo(0), ok.ToString());
     }
 }

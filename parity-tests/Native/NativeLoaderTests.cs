@@ -59,7 +59,7 @@ public sealed class NativeLoaderTests
     [Test]
     public void FreshProcessInitialisesTorch()
     {
-        var (code, stdout, stderr) = ToolProcess.Run("info");
+        var (code, stdout, stderr) = Tool.Run(TempDir.New("info"), ["info"]);
         Assert.That(code, Is.EqualTo(0), stderr);
         Assert.That(stdout, Does.Contain("check: ones(2,2).sum() = 4"));
         bool systemHas3432 = File.Exists("/usr/lib/x86_64-linux-gnu/libstdc++.so.6")

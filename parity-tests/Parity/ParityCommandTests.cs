@@ -57,8 +57,8 @@ public sealed class ParityCommandTests
     public void ExitCode2AndOneErrorLineWithoutPython()
     {
         using var tmp = new TempDir();
-        var (code, _, err) = ToolProcess.Run("parity", Repo.Path("reference", "configs", Config + ".yaml"),
-            "--python", "/nonexistent/python3", "--out", tmp.Path);
+        var (code, _, err) = Tool.Run(tmp.Path, ["parity", Repo.Path("reference", "configs", Config + ".yaml"),
+            "--python", "/nonexistent/python3", "--out", tmp.Path]);
         Assert.That(code, Is.EqualTo(2), err);
         var lines = err.Split('\n', StringSplitOptions.RemoveEmptyEntries);
         Assert.That(lines, Has.Length.EqualTo(1), err);

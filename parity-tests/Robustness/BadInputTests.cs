@@ -175,13 +175,13 @@ public sealed class BadInputTests
     [TestCaseSource(nameof(Cases))]
     public void Fails_with_one_clear_line(Case c)
     {
-        var dir = Tool.NewDir("case");
+        var dir = TempDir.New("case");
         var args = c.Setup(dir);
-        var before = Tool.Snapshot(dir);
+        var before = Tool.FileHashes(dir);
         var r = Tool.Run(dir, args);
         Tool.AssertOneErrorLine(r, c.Code, c.Fragment.Replace("{dir}", dir));
         // Nothing that existed was changed, and no run folder was started.
-        Assert.That(Tool.Snapshot(dir), Is.EqualTo(before), "a refused command changed existing files");
+        Assert.That(Tool.FileHashes(dir), Is.EqualTo(before), "a refused command changed existing files");
         Assert.That(Directory.Exists(Path.Combine(dir, "run", "checkpoints")) && !args.Contains("--resume"), Is.False,
             "a refused command created a run folder");
     }
@@ -189,7 +189,7 @@ public sealed class BadInputTests
     [Test]
     public void Verbose_adds_the_stack_trace()
     {
-        var dir = Tool.NewDir("verbose");
+        var dir = TempDir.New("verbose");
         var r = Tool.Run(dir, Train(dir, "optimizer:\n  lr: 0\n", "--verbose"));
         Assert.That(r.ExitCode, Is.EqualTo(2), r.ToString());
         Assert.That(r.Stderr, Does.StartWith("error: "));

@@ -21,7 +21,7 @@ public sealed class DownloaderTests
     [Test]
     public void Md5_mismatch_discards_the_file_and_names_every_mirror()
     {
-        var root = Tool.NewDir("download-md5");
+        var root = TempDir.New("download-md5");
         var handler = new FakeHandler(_ => new HttpResponseMessage(HttpStatusCode.OK) { Content = new ByteArrayContent(new byte[1000]) });
         using var client = new HttpClient(handler);
         var e = Assert.Throws<DataException>(() => Downloader.Fetch(MnistFiles.Mnist, root, client: client))!;
@@ -33,7 +33,7 @@ public sealed class DownloaderTests
     [Test]
     public void Offline_is_a_clear_data_error()
     {
-        var root = Tool.NewDir("download-offline");
+        var root = TempDir.New("download-offline");
         var handler = new FakeHandler(_ => throw new HttpRequestException("Name or service not known (yann.lecun.com:80)"));
         using var client = new HttpClient(handler);
         var e = Assert.Throws<DataException>(() => Downloader.Fetch(MnistFiles.Mnist, root, client: client))!;
@@ -45,7 +45,7 @@ public sealed class DownloaderTests
     [Test]
     public void Http_error_status_is_reported_and_nothing_kept()
     {
-        var root = Tool.NewDir("download-404");
+        var root = TempDir.New("download-404");
         using var client = new HttpClient(new FakeHandler(_ => new HttpResponseMessage(HttpStatusCode.NotFound)));
         var e = Assert.Throws<DataException>(() => Downloader.Fetch(MnistFiles.Mnist, root, client: client))!;
         Assert.That(e.Message, Does.Contain("404"));

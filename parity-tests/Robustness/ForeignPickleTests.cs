@@ -18,7 +18,7 @@ public sealed class ForeignPickleTests
     [Test]
     public void Is_refused_as_pretrained_weights_for_evaluate_and_for_inspect_without_running_anything()
     {
-        var dir = Tool.NewDir("evil");
+        var dir = TempDir.New("evil");
         var (pth, marker) = Craft(dir);
         var cfg = Tool.WriteConfig(dir, Tool.SmallConfig());
 

@@ -16,7 +16,7 @@ public sealed class InputBoundsTests
     string _dir = "";
 
     [SetUp]
-    public void NewDir() => _dir = Tool.NewDir("bounds");
+    public void NewDir() => _dir = TempDir.New("bounds");
 
     string P(string name) => Path.Combine(_dir, name);
 

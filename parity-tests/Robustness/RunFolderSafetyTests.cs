@@ -20,7 +20,7 @@ public sealed class RunFolderSafetyTests
     [Test]
     public void Force_deletes_only_the_tools_own_files_and_never_follows_a_link()
     {
-        var dir = Tool.NewDir("forcekeep");
+        var dir = TempDir.New("forcekeep");
         var run = TrainedRun.CopyTo(Path.Combine(dir, "run"));
         var outside = Directory.CreateDirectory(Path.Combine(dir, "outside")).FullName;
         File.WriteAllText(Path.Combine(outside, "keep.txt"), "outside the run folder");
@@ -32,11 +32,11 @@ public sealed class RunFolderSafetyTests
         File.CreateSymbolicLink(Path.Combine(run, "checkpoints", "best.pt"), Path.Combine(outside, "precious.pt"));
         var staleTemp = Path.Combine(run, "checkpoints", ".last.pt.4242.0123456789abcdef.tmp");
         File.WriteAllText(staleTemp, "left by a crash");
-        var outsideBefore = Tool.Snapshot(outside);
+        var outsideBefore = Tool.FileHashes(outside);
 
         var r = Tool.Run(dir, ["train", Tool.WriteConfig(dir, Tool.SmallConfig()), "--out", run, "--force", "--set", "seed=1"]);
         Assert.That(r.ExitCode, Is.EqualTo(0), r.ToString());
-        Assert.That(Tool.Snapshot(outside), Is.EqualTo(outsideBefore), "files outside the run folder changed");
+        Assert.That(Tool.FileHashes(outside), Is.EqualTo(outsideBefore), "files outside the run folder changed");
         Assert.That(File.ReadAllText(Path.Combine(run, "notes.txt")), Is.EqualTo("mine"));
         Assert.That(File.ReadAllText(Path.Combine(run, "checkpoints", "my-model.pt")), Is.EqualTo("mine too"));
         Assert.That(new FileInfo(Path.Combine(run, "checkpoints", "elsewhere")).LinkTarget, Is.EqualTo(outside), "a foreign link was removed");
@@ -48,17 +48,17 @@ public sealed class RunFolderSafetyTests
     [Test]
     public void A_checkpoints_folder_or_lock_that_links_out_of_the_run_is_refused_even_with_force()
     {
-        var dir = Tool.NewDir("cklink");
+        var dir = TempDir.New("cklink");
         var run = TrainedRun.CopyTo(Path.Combine(dir, "run"));
         var outside = Path.Combine(dir, "outside");
         Directory.Move(Path.Combine(run, "checkpoints"), outside);
         Directory.CreateSymbolicLink(Path.Combine(run, "checkpoints"), outside);
-        var before = Tool.Snapshot(outside);
+        var before = Tool.FileHashes(outside);
         var cfg = Tool.WriteConfig(dir, Tool.SmallConfig());
 
         Tool.AssertOneErrorLine(Tool.Run(dir, ["train", cfg, "--out", run, "--force"]), 2, "checkpoints: is a symbolic link");
         Tool.AssertOneErrorLine(Tool.Run(dir, ["train", "--resume", run]), 2, "checkpoints: is a symbolic link");
-        Assert.That(Tool.Snapshot(outside), Is.EqualTo(before));
+        Assert.That(Tool.FileHashes(outside), Is.EqualTo(before));
 
         // A .lock that links out of the run would have its target truncated when the lock is taken.
         var run2 = TrainedRun.CopyTo(Path.Combine(dir, "run2"));
@@ -72,18 +72,18 @@ public sealed class RunFolderSafetyTests
     [Test]
     public void A_folder_the_tool_did_not_create_is_refused_unless_empty()
     {
-        var dir = Tool.NewDir("foreign");
+        var dir = TempDir.New("foreign");
         var foreign = Directory.CreateDirectory(Path.Combine(dir, "project")).FullName;
         File.WriteAllText(Path.Combine(foreign, "config.yaml"), "someone else's config\n");
         Directory.CreateDirectory(Path.Combine(foreign, "checkpoints"));
         File.WriteAllText(Path.Combine(foreign, "checkpoints", "last.pt"), "someone else's weights");
-        var before = Tool.Snapshot(foreign);
+        var before = Tool.FileHashes(foreign);
         var cfg = Tool.WriteConfig(dir, Tool.SmallConfig());
 
         Tool.AssertOneErrorLine(Tool.Run(dir, ["train", cfg, "--out", foreign, "--force"]), 2, "is not a run folder of this tool");
         Tool.AssertOneErrorLine(Tool.Run(dir, ["train", cfg, "--out", foreign]), 2, "is not a run folder of this tool");
         Tool.AssertOneErrorLine(Tool.Run(dir, ["train", "--resume", foreign]), 2, "no run to resume here");
-        Assert.That(Tool.Snapshot(foreign), Is.EqualTo(before));
+        Assert.That(Tool.FileHashes(foreign), Is.EqualTo(before));
     }
 
     [TestCase("train", "/")]
@@ -93,7 +93,7 @@ public sealed class RunFolderSafetyTests
     [TestCase("sweep", "/")]
     public void System_folders_are_refused(string command, string folder)
     {
-        var dir = Tool.NewDir("system");
+        var dir = TempDir.New("system");
         var cfg = Tool.WriteConfig(dir, Tool.SmallConfig());
         string[] args = command switch
         {
@@ -107,15 +107,15 @@ public sealed class RunFolderSafetyTests
     [Test]
     public void A_lock_of_a_live_process_is_respected_and_one_of_a_dead_process_is_taken_over()
     {
-        var dir = Tool.NewDir("stalelock");
+        var dir = TempDir.New("stalelock");
         var run = TrainedRun.CopyTo(Path.Combine(dir, "run"));
         var lockFile = Path.Combine(run, ".lock");
         var boot = File.ReadAllText("/proc/sys/kernel/random/boot_id").Trim();
         // This test process is alive, with exactly this start time, and holds no flock on the file.
         File.WriteAllText(lockFile, $"pid={Environment.ProcessId} start={RunLock.StartTime(Environment.ProcessId)} boot={boot}\n");
-        var before = Tool.Snapshot(run);
+        var before = Tool.FileHashes(run);
         Tool.AssertOneErrorLine(Tool.Run(dir, ["train", "--resume", run]), 2, $"another run is writing to this folder (process {Environment.ProcessId}");
-        Assert.That(Tool.Snapshot(run), Is.EqualTo(before));
+        Assert.That(Tool.FileHashes(run), Is.EqualTo(before));
 
         // The same pid with another start time is a reused pid: the process that wrote the lock is gone, and the
         // lock is no longer respected (taking it over is shown by the kill -9 test in RunLifecycleTests).
@@ -126,7 +126,7 @@ public sealed class RunFolderSafetyTests
     [Test]
     public void Divergence_at_an_epochs_last_step_keeps_the_previous_checkpoint_and_reports_diverged()
     {
-        var dir = Tool.NewDir("lastdiverge");
+        var dir = TempDir.New("lastdiverge");
         var run = TrainedRun.CopyTo(Path.Combine(dir, "run"));
         var before = CheckpointShas(run);
         var metricsBefore = File.ReadAllText(Path.Combine(run, "metrics.csv"));
@@ -158,7 +158,7 @@ public sealed class RunFolderSafetyTests
     [Test]
     public void A_first_epoch_that_diverges_writes_no_checkpoint_and_can_be_rerun_without_force()
     {
-        var dir = Tool.NewDir("firstdiverge");
+        var dir = TempDir.New("firstdiverge");
         var run = Path.Combine(dir, "run");
         var cfg = Tool.WriteConfig(dir, Tool.SmallConfig(trainLimit: 32, batch: 32));
         var r = Tool.Run(dir, ["train", cfg, "--out", run, "--set", "optimizer.lr=1e30"]);
@@ -182,22 +182,22 @@ public sealed class RunFolderSafetyTests
     [TestCase("global_step", 1000, "global_step is 1000, but epochs_done 1 × 2 batches + batches_done 0 = 2")]
     public void An_edited_checkpoint_state_is_refused_naming_the_field(string field, double value, string message)
     {
-        var dir = Tool.NewDir("state");
+        var dir = TempDir.New("state");
         var run = TrainedRun.CopyTo(Path.Combine(dir, "run"));
         var stateFile = Path.Combine(run, "checkpoints", "last.json");
         var state = JsonNode.Parse(File.ReadAllText(stateFile))!;
         state[field] = field == "best_accuracy" ? JsonValue.Create(value) : JsonValue.Create((long)value);
         File.WriteAllText(stateFile, state.ToJsonString());
-        var before = Tool.Snapshot(run);
+        var before = Tool.FileHashes(run);
 
         Tool.AssertOneErrorLine(Tool.Run(dir, ["train", "--resume", run]), 2, $"last.json: {message}");
-        Assert.That(Tool.Snapshot(run), Is.EqualTo(before), "a refused resume changed the run");
+        Assert.That(Tool.FileHashes(run), Is.EqualTo(before), "a refused resume changed the run");
     }
 
     [Test]
     public void A_checkpoint_with_non_finite_weights_is_refused_on_resume()
     {
-        var dir = Tool.NewDir("nanpt");
+        var dir = TempDir.New("nanpt");
         var run = TrainedRun.CopyTo(Path.Combine(dir, "run"));
         var ck = Path.Combine(run, "checkpoints");
         // A last.pt as a diverged run would have written it, with last.json naming it, so only the values are wrong.
@@ -211,11 +211,11 @@ public sealed class RunFolderSafetyTests
         var state = JsonNode.Parse(File.ReadAllText(Path.Combine(ck, "last.json")))!;
         state["weights_sha256"] = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(bytes));
         File.WriteAllText(Path.Combine(ck, "last.json"), state.ToJsonString());
-        var before = Tool.Snapshot(run);
+        var before = Tool.FileHashes(run);
 
         Tool.AssertOneErrorLine(Tool.Run(dir, ["train", "--resume", run, "--force", "--set", "train.epochs=2"]), 2,
             "last.pt: layer2.0.conv1.weight holds NaN or infinite values: this checkpoint diverged");
-        Assert.That(Tool.Snapshot(run), Is.EqualTo(before), "a refused resume changed the run");
+        Assert.That(Tool.FileHashes(run), Is.EqualTo(before), "a refused resume changed the run");
     }
 
     /// <summary>A data root whose <paramref name="emptySplit"/> files hold zero images and the other split the sample's.</summary>
@@ -234,7 +234,7 @@ public sealed class RunFolderSafetyTests
     [TestCase("t10k", "the test split has no images")]
     public void An_empty_split_is_refused_before_training(string split, string message)
     {
-        var dir = Tool.NewDir("empty" + split);
+        var dir = TempDir.New("empty" + split);
         var root = DataWithAnEmptySplit(dir, split);
         var run = Path.Combine(dir, "run");
         var r = Tool.Run(dir, ["train", Tool.WriteConfig(dir, Tool.SmallConfig()), "--out", run, "--set", $"data.root={root}"]);
@@ -245,7 +245,7 @@ public sealed class RunFolderSafetyTests
     [Test]
     public void Evaluate_on_an_empty_test_split_is_refused_not_reported_as_zero_accuracy()
     {
-        var dir = Tool.NewDir("emptyeval");
+        var dir = TempDir.New("emptyeval");
         var root = DataWithAnEmptySplit(dir, "t10k");
         var r = Tool.Run(dir, ["evaluate", TrainedRun.Dir, "--set", $"data.root={root}"]);
         Tool.AssertOneErrorLine(r, 2, "the test split has no images");
@@ -254,7 +254,7 @@ public sealed class RunFolderSafetyTests
     [Test]
     public void Non_finite_betas_and_absurd_batch_sizes_are_refused_and_a_batch_larger_than_the_split_is_one_partial_batch()
     {
-        var dir = Tool.NewDir("extremes");
+        var dir = TempDir.New("extremes");
         var cfg = Tool.WriteConfig(dir, Tool.SmallConfig());
         Tool.AssertOneErrorLine(Tool.Run(dir, ["train", cfg, "--out", Path.Combine(dir, "nan"), "--set", "optimizer.betas=[NaN, NaN]"]), 2,
             "optimizer.betas: each beta must be a number in [0, 1), found 'NaN'");

@@ -13,7 +13,7 @@ public sealed class RunLifecycleTests
 
     static readonly Lazy<string> reference = new(() =>
     {
-        var dir = Tool.NewDir("reference");
+        var dir = TempDir.New("reference");
         var run = Path.Combine(dir, "run");
         var r = Tool.Run(dir, ["train", TwoEpochConfig(dir), "--out", run]);
         Assert.That(r.ExitCode, Is.EqualTo(0), r.ToString());
@@ -35,7 +35,7 @@ public sealed class RunLifecycleTests
     public void Sigint_checkpoints_exits_130_and_resume_matches_an_uninterrupted_run()
     {
         var expected = ReferenceSteps;
-        var dir = Tool.NewDir("sigint");
+        var dir = TempDir.New("sigint");
         var run = Path.Combine(dir, "run");
         ToolResult r;
         using (var p = Tool.Start(dir, ["train", TwoEpochConfig(dir), "--out", run]))
@@ -80,7 +80,7 @@ public sealed class RunLifecycleTests
     public void Sigterm_and_sighup_checkpoint_like_ctrl_c_and_resume_matches_an_uninterrupted_run()
     {
         var expected = ReferenceSteps;
-        var dir = Tool.NewDir("sigtermhup");
+        var dir = TempDir.New("sigtermhup");
         var run = Path.Combine(dir, "run");
         InterruptWith(dir, ["train", TwoEpochConfig(dir), "--out", run], run, "TERM", 143, "epoch 1/2 step ");
         Assert.That(File.ReadAllLines(Path.Combine(run, "steps.csv")).Length - 1, Is.InRange(1, 7), "SIGTERM should land inside epoch 1");
@@ -95,7 +95,7 @@ public sealed class RunLifecycleTests
     public void Kill9_before_the_first_checkpoint_can_be_resumed_or_rerun_without_force()
     {
         var expected = ReferenceSteps;
-        var dir = Tool.NewDir("kill9early");
+        var dir = TempDir.New("kill9early");
         var run = Path.Combine(dir, "run");
         var cfg = TwoEpochConfig(dir);
         int pid;
@@ -134,7 +134,7 @@ public sealed class RunLifecycleTests
     public void Kill9_keeps_the_previous_checkpoint_and_resume_matches_an_uninterrupted_run()
     {
         var expected = ReferenceSteps;
-        var dir = Tool.NewDir("kill9");
+        var dir = TempDir.New("kill9");
         var run = Path.Combine(dir, "run");
         ToolResult r;
         string lastPtSha;
@@ -159,7 +159,7 @@ public sealed class RunLifecycleTests
     [Test]
     public void A_second_run_into_a_busy_folder_is_refused()
     {
-        var dir = Tool.NewDir("lock");
+        var dir = TempDir.New("lock");
         var run = Path.Combine(dir, "run");
         var cfg = Tool.WriteConfig(dir, Tool.SmallConfig(trainLimit: 1024, testLimit: 64, epochs: 1, batch: 16));
         using var first = Tool.Start(dir, ["train", cfg, "--out", run]);
@@ -182,18 +182,18 @@ public sealed class RunLifecycleTests
     [Test]
     public void An_existing_run_is_only_replaced_with_force_and_only_after_the_checks()
     {
-        var dir = Tool.NewDir("force");
+        var dir = TempDir.New("force");
         var run = TrainedRun.CopyTo(Path.Combine(dir, "run"));
         var cfg = Tool.WriteConfig(dir, Tool.SmallConfig());
-        var before = Tool.Snapshot(run);
+        var before = Tool.FileHashes(run);
 
         Tool.AssertOneErrorLine(Tool.Run(dir, ["train", cfg, "--out", run]), 2, "already holds a run");
-        Assert.That(Tool.Snapshot(run), Is.EqualTo(before));
+        Assert.That(Tool.FileHashes(run), Is.EqualTo(before));
 
         // --force with bad data: refused before anything in the folder is touched.
         var badData = Tool.Run(dir, ["train", cfg, "--out", run, "--force", "--set", $"data.root={Path.Combine(dir, "nowhere")}"]);
         Tool.AssertOneErrorLine(badData, 2, "file not found");
-        Assert.That(Tool.Snapshot(run), Is.EqualTo(before), "a refused --force run changed the existing run");
+        Assert.That(Tool.FileHashes(run), Is.EqualTo(before), "a refused --force run changed the existing run");
 
         var forced = Tool.Run(dir, ["train", cfg, "--out", run, "--force", "--set", "seed=1"]);
         Assert.That(forced.ExitCode, Is.EqualTo(0), forced.ToString());
@@ -204,7 +204,7 @@ public sealed class RunLifecycleTests
     [Test]
     public void A_diverging_loss_stops_at_the_step_and_keeps_the_last_good_checkpoint()
     {
-        var dir = Tool.NewDir("nan");
+        var dir = TempDir.New("nan");
         var run = TrainedRun.CopyTo(Path.Combine(dir, "run"));
         var ck = Path.Combine(run, "checkpoints");
         var before = new[] { "last.pt", "last.optim.pt", "last.json", "best.pt" }.ToDictionary(f => f, f => Tool.Sha(Path.Combine(ck, f)));
@@ -221,7 +221,7 @@ public sealed class RunLifecycleTests
     [Test]
     public void A_full_disk_fails_clearly_and_leaves_no_partial_file()
     {
-        var mnt = Tool.NewDir("tiny");
+        var mnt = TempDir.New("tiny");
         using (var m = Process.Start(new ProcessStartInfo("mount", ["-t", "tmpfs", "-o", "size=64k", "tmpfs", mnt]) { RedirectStandardError = true })!)
         {
             m.WaitForExit();
@@ -230,7 +230,7 @@ public sealed class RunLifecycleTests
         }
         try
         {
-            var dir = Tool.NewDir("full");
+            var dir = TempDir.New("full");
             var run = Path.Combine(mnt, "run");
             var r = Tool.Run(dir, ["train", Tool.WriteConfig(dir, Tool.SmallConfig()), "--out", run]);
             Tool.AssertOneErrorLine(r, 1, "could not write");

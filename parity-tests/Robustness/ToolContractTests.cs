@@ -20,7 +20,7 @@ public sealed class ToolContractTests
     [Test]
     public void The_decoy_archive_is_refused_by_evaluate_inspect_and_pretrained_and_runs_nothing()
     {
-        var dir = Tool.NewDir("decoy");
+        var dir = TempDir.New("decoy");
         var marker = Path.Combine(dir, "PAYLOAD-RAN");
         var pth = DecoyPth(Path.Combine(dir, "decoy.pth"), marker);
         var cfg = Tool.WriteConfig(dir, Tool.SmallConfig());
@@ -33,7 +33,7 @@ public sealed class ToolContractTests
     [Test]
     public void Evaluate_and_predict_refuse_a_checkpoint_that_calls_posix_system()
     {
-        var dir = Tool.NewDir("evilpt");
+        var dir = TempDir.New("evilpt");
         var marker = Path.Combine(dir, "PAYLOAD-RAN");
         var pt = Zip(Path.Combine(dir, "best.pt"), ("archive/data.pkl", CallPickle("posix", "system", $"touch {marker}")));
         var cfg = Tool.WriteConfig(dir, Tool.SmallConfig());
@@ -47,7 +47,7 @@ public sealed class ToolContractTests
     [Test]
     public void Resume_refuses_a_swapped_last_pt_even_with_its_hash_updated()
     {
-        var dir = Tool.NewDir("swap");
+        var dir = TempDir.New("swap");
         var run = TrainedRun.CopyTo(Path.Combine(dir, "run"));
         var marker = Path.Combine(dir, "PAYLOAD-RAN");
         var lastPt = Path.Combine(run, "checkpoints", "last.pt");
@@ -56,17 +56,17 @@ public sealed class ToolContractTests
         var state = JsonNode.Parse(File.ReadAllText(json))!;
         state["weights_sha256"] = Tool.Sha(lastPt);
         File.WriteAllText(json, state.ToJsonString());
-        var before = Tool.Snapshot(Path.Combine(run, "checkpoints"));
+        var before = Tool.FileHashes(Path.Combine(run, "checkpoints"));
         var r = Tool.Run(dir, ["train", "--resume", run, "--force", "--set", "train.epochs=2"]);
         Tool.AssertOneErrorLine(r, 2, "last.pt: refused: the pickle references posix.system");
         Assert.That(File.Exists(marker), Is.False, "the payload ran");
-        Assert.That(Tool.Snapshot(Path.Combine(run, "checkpoints")), Is.EqualTo(before), "the checkpoint changed");
+        Assert.That(Tool.FileHashes(Path.Combine(run, "checkpoints")), Is.EqualTo(before), "the checkpoint changed");
     }
 
     [Test]
     public void Resume_refuses_a_three_byte_rng_state_instead_of_aborting_in_libtorch()
     {
-        var dir = Tool.NewDir("rng");
+        var dir = TempDir.New("rng");
         var run = TrainedRun.CopyTo(Path.Combine(dir, "run"));
         var json = Path.Combine(run, "checkpoints", "last.json");
         var state = JsonNode.Parse(File.ReadAllText(json))!;
@@ -79,7 +79,7 @@ public sealed class ToolContractTests
     [Test]
     public void Deep_yaml_a_second_document_and_a_fifo_are_one_line_each()
     {
-        var dir = Tool.NewDir("yaml");
+        var dir = TempDir.New("yaml");
         var deep = Tool.WriteConfig(dir, "seed: " + new string('[', 30_000) + new string(']', 30_000) + "\n", "deep.yaml");
         Tool.AssertOneErrorLine(Tool.Run(dir, ["config", "show", deep]), 2, "deep.yaml:1:22: nested more than 16 levels deep; allowed: at most 16");
         var plain = Tool.WriteConfig(dir, "seed: 1\n", "plain.yaml");
@@ -95,7 +95,7 @@ public sealed class ToolContractTests
     [Test]
     public void Absurd_sizes_in_the_config_are_refused_without_libtorch_frames()
     {
-        var dir = Tool.NewDir("sizes");
+        var dir = TempDir.New("sizes");
         var cfg = Tool.WriteConfig(dir, Tool.SmallConfig());
         var r = Tool.Run(dir, ["train", cfg, "--out", Path.Combine(dir, "run"), "--set", "model.num_classes=2147483647"]);
         Tool.AssertOneErrorLine(r, 2, "model.num_classes: must be <= 1000, found 2147483647");
@@ -106,7 +106,7 @@ public sealed class ToolContractTests
     [Test]
     public void A_gzip_bomb_as_test_images_is_refused_after_the_declared_bytes()
     {
-        var dir = Tool.NewDir("gzbomb");
+        var dir = TempDir.New("gzbomb");
         var raw = Path.Combine(dir, "data", "MNIST", "raw");
         Directory.CreateDirectory(raw);
         foreach (var (prefix, n) in new[] { ("train", 32), ("t10k", 16) })
@@ -131,7 +131,7 @@ public sealed class ToolContractTests
     [Test]
     public void Predict_refuses_a_huge_png_from_its_header_and_reads_images_after_double_dash()
     {
-        var dir = Tool.NewDir("png");
+        var dir = TempDir.New("png");
         var huge = Path.Combine(dir, "huge.png");
         File.WriteAllBytes(huge, PngHeaderOnly(46_000, 46_000));
         Tool.AssertOneErrorLine(Tool.Run(dir, ["predict", TrainedRun.Dir, huge]), 2, "huge.png: image is 46000×46000 (2116000000 pixels); allowed: at most 16777216 pixels");
@@ -146,7 +146,7 @@ public sealed class ToolContractTests
     [Test]
     public void A_safetensors_file_with_a_null_dtype_is_one_line()
     {
-        var dir = Tool.NewDir("st");
+        var dir = TempDir.New("st");
         var st = Safetensors(Path.Combine(dir, "w.safetensors"), "{\"w\":{\"dtype\":null,\"shape\":[4],\"data_offsets\":[0,16]}}", new byte[16]);
         Tool.AssertOneErrorLine(Tool.Run(dir, ["weights", "inspect", st]), 2, "w.safetensors: corrupt safetensors header: tensor 'w' has dtype null; allowed:");
     }

@@ -17,7 +17,7 @@ public sealed class TorchArchiveTests
     string _dir = "";
 
     [SetUp]
-    public void NewDir() => _dir = Tool.NewDir("archive");
+    public void NewDir() => _dir = TempDir.New("archive");
 
     string P(string name) => Path.Combine(_dir, name);
 

@@ -15,7 +15,7 @@ public sealed class TorchLoadDecoyTests
     public void Torch_load_runs_the_hidden_payload_and_the_tool_refuses_the_file()
     {
         Python.RequireTorch();
-        var dir = Tool.NewDir("decoy");
+        var dir = TempDir.New("decoy");
         var marker = Path.Combine(dir, "PAYLOAD-RAN");
         var pth = DecoyPth(Path.Combine(dir, "decoy.pth"), marker);
 
@@ -37,7 +37,7 @@ public sealed class TorchLoadDecoyTests
     public void Real_torch_save_files_pass_the_checks_and_load_with_their_values()
     {
         Python.RequireTorch();
-        var dir = Tool.NewDir("realsave");
+        var dir = TempDir.New("realsave");
         var pth = Path.Combine(dir, "real.pth");
         Python.Run("""
             import sys, torch
@@ -63,7 +63,7 @@ public sealed class TorchLoadDecoyTests
     public void A_libtorch_error_while_loading_is_reported_by_its_first_line_only()
     {
         Python.RequireTorch();
-        var dir = Tool.NewDir("views");
+        var dir = TempDir.New("views");
         var pth = Path.Combine(dir, "views.pth");
         // Two views of one storage, the second at offset 12: valid for PyTorch, beyond what the unpickler rebuilds.
         Python.Run("""

@@ -5,7 +5,7 @@ public static class TrainedRun
 {
     static readonly Lazy<string> run = new(() =>
     {
-        var dir = Tool.NewDir("trained");
+        var dir = TempDir.New("trained");
         var cfg = Tool.WriteConfig(dir, Tool.SmallConfig());
         var runDir = Path.Combine(dir, "run");
         var r = Tool.Run(dir, ["train", cfg, "--out", runDir]);

@@ -7,8 +7,7 @@ namespace ResnetMnist.ParityTests.Weights;
 /// <summary>Converted ML.NET weights and PyTorch-written files, made once per test run in a temp folder.</summary>
 public static class TestFiles
 {
-    public static string Dir { get; } = Directory.CreateDirectory(
-        Path.Combine(Path.GetTempPath(), $"resnet-mnist-weights-tests-{Environment.ProcessId}")).FullName;
+    public static string Dir { get; } = TempDir.New("weights");
 
     static readonly Lazy<(string Path, double Seconds)> folded = new(() => Timed(() => MlnetImporter.EnsureConverted(true, Path.Combine(Dir, "cache"))));
     static readonly Lazy<(string Path, double Seconds)> unfolded = new(() => Timed(() => MlnetImporter.EnsureConverted(false, Path.Combine(Dir, "cache"))));

@@ -4,7 +4,7 @@ using System.Security.Cryptography;
 using NUnit.Framework;
 using ResnetMnist.Data;
 
-namespace ResnetMnist.ParityTests.Robustness;
+namespace ResnetMnist.ParityTests;
 
 /// <summary>The result of one run of the command-line tool.</summary>
 public sealed record ToolResult(int ExitCode, string Stdout, string Stderr)
@@ -24,14 +24,6 @@ public static class Tool
                 Assert.Fail($"{dll} not found: build the solution (dotnet build Parity.sln); the test project references tool/ResnetMnist.Tool.csproj, which copies it there");
             return dll;
         }
-    }
-
-    /// <summary>A fresh, empty folder for one test (removed by <see cref="RobustnessCleanup"/>).</summary>
-    public static string NewDir(string name)
-    {
-        var dir = Path.Combine(RobustnessCleanup.Root, $"{name}-{Guid.NewGuid():N}"[..Math.Min(name.Length + 9, 60)]);
-        Directory.CreateDirectory(dir);
-        return dir;
     }
 
     static ProcessStartInfo Info(string workDir, IEnumerable<string> args)
@@ -75,7 +67,7 @@ public static class Tool
     public static string Sha(string file) => Convert.ToHexStringLower(SHA256.HashData(File.ReadAllBytes(file)));
 
     /// <summary>Every file under <paramref name="dir"/> (relative path → sha256), to show that nothing changed.</summary>
-    public static Dictionary<string, string> Snapshot(string dir) =>
+    public static Dictionary<string, string> FileHashes(string dir) =>
         Directory.GetFiles(dir, "*", SearchOption.AllDirectories).Where(f => Path.GetFileName(f) != ".lock")
             .ToDictionary(f => Path.GetRelativePath(dir, f), Sha);
 
@@ -185,18 +177,5 @@ public sealed class RunningTool(Process process) : IDisposable
     {
         try { if (!process.HasExited) { process.Kill(entireProcessTree: true); process.WaitForExit(); } } catch (InvalidOperationException) { }
         process.Dispose();
-    }
-}
-
-[SetUpFixture]
-public sealed class RobustnessCleanup
-{
-    public static string Root { get; } = Directory.CreateDirectory(
-        Path.Combine(Path.GetTempPath(), $"resnet-mnist-robustness-{Environment.ProcessId}")).FullName;
-
-    [OneTimeTearDown]
-    public void RemoveTempFiles()
-    {
-        try { Directory.Delete(Root, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
     }
 }
