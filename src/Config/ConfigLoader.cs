@@ -182,6 +182,13 @@ public static class ConfigLoader
             foreach (var key in ConfigSchema.Keys) key.Set(cfg, Read(key));
 
             // The rules that span keys.
+            var dataset = ResnetMnist.Data.DatasetSpecs.Get(cfg.Data.Dataset);
+            if (!values.ContainsKey("model.in_channels") || Scalar("model.in_channels") is null)
+                cfg = cfg with { Model = cfg.Model with { InChannels = dataset.Channels } };
+            else if (cfg.Model.InChannels != dataset.Channels)
+                throw Bad("model.in_channels", $"is {cfg.Model.InChannels}, but data.dataset {dataset.Name} has {dataset.Channels}-channel images; allowed: {dataset.Channels}");
+            if (cfg.Data.Augment && dataset != ResnetMnist.Data.DatasetSpecs.Cifar10)
+                throw Bad("data.augment", $"applies to cifar10 only (data.dataset is {dataset.Name}); allowed: false");
             if (!values.ContainsKey("optimizer.weight_decay") && cfg.Optimizer.Name == OptimizerKind.AdamW)
                 cfg = cfg with { Optimizer = cfg.Optimizer with { WeightDecay = 0.01 } };
             if (cfg.Optimizer.Nesterov && (cfg.Optimizer.Name != OptimizerKind.Sgd || cfg.Optimizer.Momentum <= 0))

@@ -38,10 +38,10 @@ public sealed record TrainingConfig
 
 public sealed record DataConfig
 {
-    [Key("data.dataset", "which dataset (torchvision's files, md5s and layout)", Allowed = typeof(DatasetSpecs))]
+    [Key("data.dataset", "which dataset (torchvision's files, md5s and layout; cifar10: `ROOT/cifar-10-batches-py/` or `ROOT/cifar-10-python.tar.gz`)", Allowed = typeof(DatasetSpecs))]
     public string Dataset { get; init; } = "mnist";
 
-    [Key("data.root", "folder holding torchvision's layout (`ROOT/MNIST/raw/`, `ROOT/FashionMNIST/raw/`; IDX, `.gz` or raw); relative to the config file",
+    [Key("data.root", "folder holding torchvision's layout (`ROOT/MNIST/raw/`, `ROOT/FashionMNIST/raw/` with IDX files, `.gz` or raw; `ROOT/cifar-10-batches-py/`); relative to the config file",
         Kind = KeyKind.Path)]
     public string Root { get; init; } = "data";
 
@@ -53,6 +53,9 @@ public sealed record DataConfig
 
     [Key("data.test_limit", "use the first N test images (null = all)", Min = 1, Unit = "images")]
     public int? TestLimit { get; init; }
+
+    [Key("data.augment", "torchvision's `RandomCrop(32, padding=4)` then `RandomHorizontalFlip()` on every training image, drawn from the global generator exactly as torchvision draws them (cifar10 only; evaluation is never augmented)")]
+    public bool Augment { get; init; }
 
     [Key("data.normalize", "`false`: pixels = byte / 255 (`ToTensor`, as the reference); `true`: then subtract the dataset's mean and divide by its std (MNIST: 0.1307, 0.3081)")]
     public bool Normalize { get; init; }
@@ -67,7 +70,8 @@ public sealed record ModelConfig
         Kind = KeyKind.Pretrained)]
     public string Pretrained { get; init; } = "none";
 
-    [Key("model.in_channels", "image channels; `conv1` is replaced by a fresh `Conv2d(in_channels, 64, 7, 2, 3)` when ≠ 3", Min = 1, Max = ConfigLoader.MaxInChannels)]
+    [Key("model.in_channels", "image channels, the dataset's; `conv1` is replaced by a fresh `Conv2d(in_channels, 64, 7, 2, 3)` when ≠ 3 (with 3, torchvision's own `conv1` is kept, pretrained or not)",
+        Min = 1, Max = ConfigLoader.MaxInChannels, DefaultText = "the dataset's channels: `1` (mnist, fashion-mnist), `3` (cifar10)")]
     public int InChannels { get; init; } = 1;
 
     [Key("model.num_classes", "classes; `fc` is replaced by a fresh `Linear(features, num_classes)` when ≠ 1000", Min = 2, Max = ConfigLoader.MaxClasses)]

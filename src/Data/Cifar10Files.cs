@@ -6,7 +6,7 @@ namespace ResnetMnist.Data;
 /// </summary>
 public sealed record Cifar10Files(string Dataset, string Folder, string Url, string ArchiveName, string ArchiveMd5,
     IReadOnlyList<(string Name, string Md5)> TrainList, IReadOnlyList<(string Name, string Md5)> TestList,
-    string MetaName, string MetaKey, string MetaMd5)
+    string MetaName, string MetaKey, string MetaMd5) : IDatasetFiles
 {
     public static readonly Cifar10Files Cifar10 = new("cifar10", "cifar-10-batches-py",
         "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz", "cifar-10-python.tar.gz", "c58f30108f718f92721af3b95e74349a",
@@ -38,5 +38,87 @@ public sealed record Cifar10Files(string Dataset, string Folder, string Url, str
     {
         using var f = File.OpenRead(path);
         return Convert.ToHexStringLower(System.Security.Cryptography.MD5.HashData(f));
+    }
+
+    public string Title => "CIFAR-10";
+
+    string IDatasetFiles.Folder(string root) => BatchDir(root);
+
+    /// <summary>Every batch file is present, or the downloaded archive is (it is extracted when read).</summary>
+    public bool Complete(string root) =>
+        Md5.Keys.All(n => File.Exists(Path.Combine(BatchDir(root), n))) || File.Exists(ArchivePath(root));
+
+    /// <summary>Reads a split as torchvision's <c>CIFAR10</c> does (train: data_batch_1..5 in order), extracting the archive first when only it is present.</summary>
+    public RawSplit Read(string root, bool train, int channels, int height, int width)
+    {
+        Data.Cifar10.ExtractIfNeeded(root);
+        var dir = BatchDir(root);
+        var batches = new List<Data.Cifar10.Batch>();
+        string? first = null;
+        foreach (var name in Batches(train))
+        {
+            var path = Path.Combine(dir, name);
+            if (!Path.Exists(path))
+                throw new DataException($"{path}: file not found; put torchvision's {Folder} folder in {root} (or {ArchiveName}), " +
+                                        "set data.download: true, or run `dotnet resnet-mnist data fetch`");
+            first ??= path;
+            batches.Add(Data.Cifar10.ReadBatch(path));
+        }
+        long total = batches.Sum(b => (long)b.Count);
+        if (total * Data.Cifar10.ImageBytes > Array.MaxLength) throw new DataException($"{dir}: {total} images do not fit in memory at once");
+        var pixels = new byte[total * Data.Cifar10.ImageBytes];
+        var labels = new byte[total];
+        long at = 0;
+        foreach (var b in batches)
+        {
+            b.Pixels.AsSpan(0, b.Count * Data.Cifar10.ImageBytes).CopyTo(pixels.AsSpan((int)(at * Data.Cifar10.ImageBytes)));
+            for (int i = 0; i < b.Count; i++)
+                labels[at + i] = b.Labels[i] is >= 0 and <= 255 ? (byte)b.Labels[i]
+                    : throw new DataException($"{first}: label {b.Labels[i]} is outside 0..255");
+            at += b.Count;
+        }
+        return new RawSplit(pixels, (int)total, labels, first!, first!);
+    }
+
+    /// <summary>Downloads <see cref="Url"/> (md5-checked, temp file + rename) unless the files are there, then extracts it.</summary>
+    public void Fetch(string root, IProgress<(string File, long Done, long? Total)>? progress = null, HttpClient? client = null, CancellationToken cancel = default)
+    {
+        if (!Complete(root))
+        {
+            Directory.CreateDirectory(root);
+            client ??= new HttpClient { Timeout = TimeSpan.FromMinutes(30) };
+            var target = ArchivePath(root);
+            try
+            {
+                var fileProgress = progress is null ? null : new Progress<(long Done, long? Total)>(p => progress.Report((ArchiveName, p.Done, p.Total)));
+                var (accepted, md5) = HttpDownload.ToFile(client, Url, target, System.Security.Cryptography.HashAlgorithmName.MD5,
+                    hex => hex == ArchiveMd5, fileProgress, cancel);
+                if (!accepted) throw new DataException($"{Url}: md5 {md5} != expected {ArchiveMd5} (file discarded)");
+            }
+            catch (Exception e) when (e is HttpRequestException or IOException or TaskCanceledException)
+            {
+                throw new DataException($"{target}: download from {Url} failed ({e.Message}); copy torchvision's {ArchiveName} or its {Folder} folder into {root} by hand");
+            }
+        }
+        Data.Cifar10.ExtractIfNeeded(root);
+    }
+
+    /// <summary>Each file of the folder: present, md5 against torchvision's list, readable.</summary>
+    public List<(string File, bool Ok, string Detail)> Verify(string root)
+    {
+        var result = new List<(string, bool, string)>();
+        foreach (var (name, md5) in Md5)
+        {
+            var path = Path.Combine(BatchDir(root), name);
+            if (!File.Exists(path)) { result.Add((path, false, "missing")); continue; }
+            try
+            {
+                string what = name == MetaName ? $"{Data.Cifar10.ReadClasses(path, MetaKey).Count} class names" : $"{Data.Cifar10.ReadBatch(path).Count} images";
+                string origin = Md5Of(path) == md5 ? "md5 matches torchvision's" : "md5 differs from torchvision's (not the original file: a sample or a re-pickled copy)";
+                result.Add((path, true, $"{what}, {origin}"));
+            }
+            catch (DataException e) { result.Add((path, false, e.Message)); }
+        }
+        return result;
     }
 }

@@ -38,7 +38,10 @@ public static class DatasetSpecs
     /// <summary>Fashion-MNIST, same format as MNIST; mean and std of its training images.</summary>
     public static readonly DatasetSpec FashionMnist = new("fashion-mnist", 1, 28, 28, 10, [0.2860], [0.3530], MnistFiles.FashionMnist);
 
-    public static readonly IReadOnlyList<DatasetSpec> All = [Mnist, FashionMnist];
+    /// <summary>CIFAR-10 (torchvision's <c>cifar-10-batches-py</c>); mean and std of its training images, per channel.</summary>
+    public static readonly DatasetSpec Cifar10 = new("cifar10", 3, 32, 32, 10, [0.4914, 0.4822, 0.4465], [0.2470, 0.2435, 0.2616], Cifar10Files.Cifar10);
+
+    public static readonly IReadOnlyList<DatasetSpec> All = [Mnist, FashionMnist, Cifar10];
 
     /// <summary>Names of <see cref="All"/>: the allowed <c>data.dataset</c> values.</summary>
     public static IReadOnlyList<string> Names => All.Select(d => d.Name).ToList();

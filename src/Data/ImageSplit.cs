@@ -39,10 +39,13 @@ public sealed class ImageSplit : IDisposable
     }
 
     /// <summary>The images at <paramref name="indices"/>, as model input (dtype of the session).</summary>
-    public Tensor Gather(Tensor indices)
+    /// <param name="augment">Applied to the bytes first, in the order of <paramref name="indices"/> (training with <c>data.augment</c>).</param>
+    public Tensor Gather(Tensor indices, CifarAugment? augment = null)
     {
         using var bytes = Pixels.index_select(0, indices);
-        return ToInput(bytes);
+        if (augment is null) return ToInput(bytes);
+        using var augmented = augment.Apply(bytes);
+        return ToInput(augmented);
     }
 
     /// <summary>Images <paramref name="start"/> .. start+<paramref name="length"/>-1, as model input.</summary>

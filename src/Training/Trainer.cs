@@ -31,6 +31,7 @@ public sealed class DivergedException(string message) : Exception(message);
 public sealed class Trainer(Session session, RunDirectory run, ITrainingObserver observer)
 {
     readonly TrainingConfig _cfg = session.Config;
+    readonly CifarAugment? _augment = session.Config.Data.Augment ? new CifarAugment() : null;
 
     /// <summary>Trains to the end or until <paramref name="cancel"/> fires (then a resumable checkpoint is written).</summary>
     /// <param name="resumeFrom">The checkpoint state to continue from (already checked by <see cref="TrainingRun"/>); null: from the start.</param>
@@ -100,7 +101,7 @@ public sealed class Trainer(Session session, RunDirectory run, ITrainingObserver
                 int len = (int)Math.Min(bs, n - (long)b * bs);
                 double loss;
                 using (var indices = epochOrder.narrow(0, (long)b * bs, len))
-                    loss = Step(session.Model, optimizer, session.Train, indices);
+                    loss = Step(session.Model, optimizer, session.Train, indices, augment: _augment);
                 state = state with { GlobalStep = state.GlobalStep + 1, BatchesDone = b + 1, EpochLossSum = state.EpochLossSum + loss };
                 if (!double.IsFinite(loss))
                     return Diverge(store, steps, epochs, state.BestAccuracy, $"loss is {loss.ToString(CultureInfo.InvariantCulture)} at step {state.GlobalStep} (epoch {epoch + 1}, batch {b + 1})");
@@ -148,11 +149,12 @@ public sealed class Trainer(Session session, RunDirectory run, ITrainingObserver
     /// <param name="forward">Replaces <c>model.forward</c> for this step (a parity check records the layers' outputs
     /// with <see cref="ResNet.ForwardLayers"/>); it must return the logits of the same computation.</param>
     /// <param name="afterBackward">Runs between <c>backward</c> and the optimizer step (a parity check reads the gradients).</param>
+    /// <param name="augment">With <c>data.augment</c>: draws and applies the batch's augmentation (before anything else of the step, as the DataLoader fetches a batch before the loop body runs).</param>
     public static double Step(nn.Module<Tensor, Tensor> model, OptimizerHelper optimizer, ImageSplit data, Tensor indices,
-        Func<Tensor, Tensor>? forward = null, Action? afterBackward = null)
+        Func<Tensor, Tensor>? forward = null, Action? afterBackward = null, CifarAugment? augment = null)
     {
         using var scope = NewDisposeScope();
-        var x = data.Gather(indices);
+        var x = data.Gather(indices, augment);
         var y = data.Labels.index_select(0, indices);
         optimizer.zero_grad();
         var logits = forward is null ? model.forward(x) : forward(x);
