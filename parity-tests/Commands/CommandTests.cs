@@ -69,6 +69,58 @@ public sealed class CommandTests
         }
     }
 
+    /// <summary>
+    /// CIFAR-10 through the tool: a short augmented run on the fixture in torchvision's format, then evaluate, then
+    /// predict on colour PNGs written from the test images, which must agree with the same images' tensor path.
+    /// </summary>
+    [Test]
+    public void Cifar10TrainsEvaluatesAndPredictsColourImages()
+    {
+        var dir = TempDir.New("cifar");
+        var cfg = Tool.WriteConfig(dir, $$"""
+            seed: 1
+            threads: 2
+            data: {dataset: cifar10, root: '{{Repo.Path("parity-tests", "data", "cifar10-fixture", "p2")}}', augment: true, normalize: true}
+            train: {epochs: 2, batch_size: 32}
+            optimizer: {name: sgd, lr: 0.01, momentum: 0.9}
+            """);
+        var run = Path.Combine(dir, "run");
+        var t = Tool.Run(dir, ["train", cfg, "--out", run], timeoutSeconds: 300);
+        Assert.That(t.ExitCode, Is.EqualTo(0), t.ToString());
+        Assert.That(File.ReadAllText(Path.Combine(run, "config.yaml")), Does.Contain("in_channels: 3").And.Contain("augment: true"));
+        var e = Tool.Run(dir, ["evaluate", run]);
+        Assert.That(e.ExitCode, Is.EqualTo(0), e.ToString());
+
+        var resolved = ConfigLoader.Load(Path.Combine(run, "config.yaml"));
+        using var session = Session.Create(resolved, Splits.Test, checkpoint: Path.Combine(run, "checkpoints", "best.pt"));
+        var files = new List<string>();
+        for (int i = 0; i < 3; i++)
+        {
+            var px = session.Test.Pixels[i].data<byte>().ToArray();     // 3×32×32, channel-major
+            using var bmp = new SKBitmap(32, 32, SKColorType.Rgba8888, SKAlphaType.Opaque);
+            for (int y = 0; y < 32; y++)
+                for (int x = 0; x < 32; x++)
+                    bmp.SetPixel(x, y, new SKColor(px[y * 32 + x], px[1024 + y * 32 + x], px[2048 + y * 32 + x]));
+            var path = Path.Combine(dir, $"image{i}.png");
+            using (var fs = File.Create(path)) bmp.Encode(fs, SKEncodedImageFormat.Png, 100);
+            files.Add(path);
+        }
+        var r = Tool.Run(dir, ["predict", run, .. files]);
+        Assert.That(r.ExitCode, Is.EqualTo(0), r.ToString());
+        session.Model.eval();
+        using var _ = no_grad();
+        var lines = r.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.That(lines, Has.Length.EqualTo(3));
+        for (int i = 0; i < 3; i++)
+        {
+            var p = nn.functional.softmax(session.Model.forward(session.Test.Slice(i, 1)), 1)[0].to_type(ScalarType.Float64).data<double>().ToArray();
+            var probs = lines[i][(lines[i].IndexOf('[') + 1)..lines[i].IndexOf(']')].Split(' ')
+                .Select(t => double.Parse(t.Split(':')[1], CultureInfo.InvariantCulture)).ToArray();
+            for (int k = 0; k < 10; k++)
+                Assert.That(probs[k], Is.EqualTo(p[k]).Within(0.0005 + 1e-9), $"image {i}, class {k}: the PNG path gives the tensor path's probabilities (printed to 3 decimals)");
+        }
+    }
+
     [Test]
     public void SweepRunsEveryCombinationAndWritesTheTable()
     {

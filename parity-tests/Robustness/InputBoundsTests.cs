@@ -165,12 +165,12 @@ public sealed class InputBoundsTests
     {
         File.WriteAllBytes(P("huge.png"), PngHeaderOnly(46_000, 46_000));
         long before = GC.GetTotalAllocatedBytes(precise: true);
-        var e = Assert.Throws<DataException>(() => DigitImage.Load(P("huge.png")))!;
+        var e = Assert.Throws<DataException>(() => InputImage.Load(P("huge.png")))!;
         Assert.That(e.Message, Does.Contain("huge.png: image is 46000×46000 (2116000000 pixels); allowed: at most 16777216 pixels (4096×4096)"));
         Assert.That(GC.GetTotalAllocatedBytes(precise: true) - before, Is.LessThan(8L << 20));
         File.WriteAllText(P("text.png"), "not an image");
-        Assert.That(Assert.Throws<DataException>(() => DigitImage.Load(P("text.png")))!.Message, Does.Contain("not a PNG or JPEG image"));
-        Assert.That(Assert.Throws<DataException>(() => DigitImage.Load("/dev/zero"))!.Message, Does.Contain("is not a regular file"));
+        Assert.That(Assert.Throws<DataException>(() => InputImage.Load(P("text.png")))!.Message, Does.Contain("not a PNG or JPEG image"));
+        Assert.That(Assert.Throws<DataException>(() => InputImage.Load("/dev/zero"))!.Message, Does.Contain("is not a regular file"));
     }
 
     // --- safetensors ---

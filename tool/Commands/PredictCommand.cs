@@ -11,10 +11,10 @@ sealed class PredictCommand : Command<PredictCommand.Settings>
 {
     public sealed class Settings : CheckpointSettings
     {
-        [CommandArgument(1, "[IMAGE]"), Description("PNG or JPEG images of a digit (any size; resized to 28×28).")]
+        [CommandArgument(1, "[IMAGE]"), Description("PNG or JPEG images (any size; resized to the dataset's size: 28×28 grey for MNIST, 32×32 colour for CIFAR-10).")]
         public string[] Images { get; init; } = [];
 
-        [CommandOption("--invert <auto|true|false>"), Description("Invert gray levels (MNIST is white on black). Default auto.")]
+        [CommandOption("--invert <auto|true|false>"), Description("Grey models: invert gray levels (MNIST is white on black). Default auto.")]
         public string Invert { get; init; } = "auto";
     }
 
@@ -29,14 +29,14 @@ sealed class PredictCommand : Command<PredictCommand.Settings>
         // Everything after "--" is an image path too, even one that starts with '-'.
         var images = s.Images.Concat(context.Remaining.Raw).Concat(ErrorHandling.AfterDoubleDash).ToList();
         if (images.Count == 0) throw new UsageException("predict: no IMAGE given; allowed: one or more PNG/JPEG files (after -- for names starting with '-')");
-        foreach (var image in images) DigitImage.Check(image);   // before the model is built: refuse bad images cheaply
+        foreach (var image in images) InputImage.Check(image);   // before the model is built: refuse bad images cheaply
         using var session = Session.Create(cfg, Splits.None, checkpoint: weights);
         session.Model.eval();
         using var _ = no_grad();
         foreach (var image in images)
         {
             using var scope = NewDisposeScope();
-            var x = DigitImage.Load(image, invert, cfg.Data.Normalize).to_type(session.Dtype).to(session.Device);
+            var x = InputImage.Load(image, invert, cfg.Data.Normalize, session.Dataset).to_type(session.Dtype).to(session.Device);
             var p = nn.functional.softmax(session.Model.forward(x), 1)[0].to_type(ScalarType.Float64).cpu().data<double>().ToArray();
             int cls = Array.IndexOf(p, p.Max());
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,

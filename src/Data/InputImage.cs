@@ -3,8 +3,8 @@ using static TorchSharp.torch;
 
 namespace ResnetMnist.Data;
 
-/// <summary>Turns a PNG/JPEG image into a model input like the dataset's: 1×1×H×W (grayscale, bytes / 255, white digit on black).</summary>
-public static class DigitImage
+/// <summary>Turns a PNG/JPEG image into a model input like the dataset's: 1×C×H×W (bytes / 255; grey images as white digits on black).</summary>
+public static class InputImage
 {
     /// <summary>Most pixels an image may have (4096 × 4096); checked from its header, before it is decoded.</summary>
     public const long MaxPixels = 4096L * 4096;
@@ -40,34 +40,51 @@ public static class DigitImage
         catch { codec.Dispose(); throw; }
     }
 
-    /// <param name="invert">true/false, or null = auto: invert when the image is mostly light (a dark digit on paper).</param>
-    /// <param name="dataset">The dataset the model was trained on (image size, normalisation); default MNIST.</param>
+    /// <param name="invert">Grey images only: true/false, or null = auto: invert when the image is mostly light (a dark digit on paper).</param>
+    /// <param name="dataset">The dataset the model was trained on (channels, image size, normalisation); default MNIST.
+    /// 1 channel: grey (ITU-R 601 luma) as MNIST's white-on-black digits; 3 channels: RGB as is, like CIFAR-10's images.</param>
     public static Tensor Load(string path, bool? invert = null, bool normalize = false, DatasetSpec? dataset = null)
     {
         dataset ??= DatasetSpecs.Mnist;
-        if (dataset.Channels != 1)
-            throw new DataException($"{path}: {dataset.Name} models take {dataset.Channels}-channel images; prediction reads grey images only");
-        int h = dataset.Height, w = dataset.Width;
+        int h = dataset.Height, w = dataset.Width, c = dataset.Channels;
+        if (c is not (1 or 3))
+            throw new DataException($"{path}: {dataset.Name} models take {c}-channel images; prediction reads grey (1) or RGB (3) images");
         using var data = Read(path);
         using var codec = OpenChecked(path, data);
         using var bitmap = SKBitmap.Decode(codec) ?? throw new DataException($"{path}: not a PNG or JPEG image this tool can decode (corrupt data)");
         using var resized = bitmap.Width == w && bitmap.Height == h ? bitmap.Copy() : bitmap.Resize(new SKImageInfo(w, h), new SKSamplingOptions(SKCubicResampler.Mitchell));
-        var gray = new float[h * w];
+        var pixels = new float[c * h * w];
         for (int y = 0; y < h; y++)
             for (int x = 0; x < w; x++)
             {
-                var c = resized.GetPixel(x, y);
+                var px = resized.GetPixel(x, y);
+                if (c == 3)
+                {
+                    // transparent pixels count as black, as when an RGBA image is converted to RGB over a black background
+                    float a = px.Alpha / 255f;
+                    pixels[0 * h * w + y * w + x] = px.Red * a / 255f;
+                    pixels[1 * h * w + y * w + x] = px.Green * a / 255f;
+                    pixels[2 * h * w + y * w + x] = px.Blue * a / 255f;
+                    continue;
+                }
                 // ITU-R 601 luma, as PIL's convert("L"); transparent pixels count as background
-                float l = (0.299f * c.Red + 0.587f * c.Green + 0.114f * c.Blue) / 255f;
-                gray[y * w + x] = c.Alpha == 0 ? float.NaN : l;
+                float l = (0.299f * px.Red + 0.587f * px.Green + 0.114f * px.Blue) / 255f;
+                pixels[y * w + x] = px.Alpha == 0 ? float.NaN : l;
             }
-        bool inv = invert ?? gray.Where(float.IsFinite).DefaultIfEmpty(0).Average() > 0.5;
-        for (int i = 0; i < gray.Length; i++)
+        if (c == 1)
         {
-            if (float.IsNaN(gray[i])) gray[i] = 0;
-            else if (inv) gray[i] = 1 - gray[i];
+            bool inv = invert ?? pixels.Where(float.IsFinite).DefaultIfEmpty(0).Average() > 0.5;
+            for (int i = 0; i < pixels.Length; i++)
+            {
+                if (float.IsNaN(pixels[i])) pixels[i] = 0;
+                else if (inv) pixels[i] = 1 - pixels[i];
+            }
         }
-        var t = tensor(gray, new long[] { 1, 1, h, w });
-        return normalize ? t.sub_(dataset.Mean[0]).div_(dataset.Std[0]) : t;
+        var t = tensor(pixels, new long[] { 1, c, h, w });
+        if (!normalize) return t;
+        var shape = new long[] { 1, c, 1, 1 };
+        using var mean = tensor(dataset.Mean.Select(m => (float)m).ToArray(), shape);
+        using var std = tensor(dataset.Std.Select(v => (float)v).ToArray(), shape);
+        return t.sub_(mean).div_(std);
     }
 }
