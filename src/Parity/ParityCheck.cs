@@ -166,6 +166,7 @@ public static class ParityCheck
                 if (p.grad is Tensor g) run.Grads[name] = g.detach().cpu().clone().DetachFromDisposeScope();
         }
 
+        var augment = cfg.Data.Augment ? new CifarAugment() : null;
         for (int epoch = 0; epoch < cfg.Train.Epochs && step < steps; epoch++)
         {
             var (order, _) = DataLoaderOrder.TrainEpoch(n, cfg.Train.Shuffle); // the device is the CPU (see Run)
@@ -178,7 +179,7 @@ public static class ParityCheck
                     using var indices = order.narrow(0, (long)b * bs, len);
                     bool first = step == 0;
                     double loss = Trainer.Step(model, optimizer, session.Train, indices,
-                        first ? RecordingForward : null, first ? ReadGradients : null);
+                        first ? RecordingForward : null, first ? ReadGradients : null, augment);
                     logits?.Dispose();
                     logits = null;
                     run.Losses.Add(loss);
