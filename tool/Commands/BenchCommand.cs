@@ -177,7 +177,7 @@ sealed class BenchCommand : Command<BenchCommand.Settings>
         r["epoch_total_s"] = total.Elapsed.TotalSeconds;
     }
 
-    /// <summary>The data path alone: read the IDX files into one tensor, then gather every batch of a shuffled epoch.</summary>
+    /// <summary>The data path alone: read the dataset's files into one tensor, then gather (and with data.augment augment) every batch of a shuffled epoch.</summary>
     static void DataPath(TrainingConfig cfg, Dictionary<string, object?> r)
     {
         ResnetMnist.Native.NativeLoader.EnsureLoaded();
@@ -188,13 +188,14 @@ sealed class BenchCommand : Command<BenchCommand.Settings>
             cfg.Model.NumClasses, cfg.Data.Normalize, dtype, CPU);
         double load = sw.Elapsed.TotalSeconds;
         int n = train.Count, bs = cfg.Train.BatchSize;
+        var augment = cfg.Data.Augment ? new CifarAugment() : null;
         var (order, _) = DataLoaderOrder.TrainEpoch(n, cfg.Train.Shuffle);
         using (order)
             for (int start = 0; start < n; start += bs)
             {
                 using var scope = NewDisposeScope();
                 var idx = order.narrow(0, start, Math.Min(bs, n - start));
-                var x = train.Gather(idx);
+                var x = train.Gather(idx, augment);
                 var y = train.Labels.index_select(0, idx);
             }
         r["train_images"] = n;
