@@ -272,4 +272,25 @@ public sealed class ArchParityTests
         }
         TestContext.Out.WriteLine($"resnet50 from a PyTorch state_dict, float64 logits: max abs diff {worstAbs:E2}, max rel diff {worstRel:E2}");
     }
+
+    /// <summary>
+    /// The parity command's check runs for the new architectures: reference/resnet_mnist.py builds
+    /// <c>torchvision.models.&lt;model.arch&gt;()</c> from the config it is given, and the tool's model matches it
+    /// (init bit-exact, 2 float64 SGD steps on 16 real digits within the check's own float64 bounds).
+    /// </summary>
+    [TestCase("resnet34"), TestCase("resnet50"), Category("NeedsPyTorch")]
+    public void ParityCheckRunsTheReferenceWithModelArch(string arch)
+    {
+        Python.RequireTorch();
+        var cfg = ResnetMnist.Config.ConfigLoader.Load(Repo.Path("reference", "configs", "train-sgd-float64.yaml"), [$"model.arch={arch}"]);
+        Assert.That(ResnetMnist.Parity.ParityCheck.Unsupported(cfg), Is.Null);
+        var reference = ResnetMnist.Parity.ReferenceProgram.Find(Repo.Path("reference", "resnet_mnist.py"), Python.Exe);
+        using var tmp = new TempDir();
+        var report = ResnetMnist.Parity.ParityCheck.Run(cfg, 2, ResnetMnist.Config.DtypeKind.Float64, reference, Path.Combine(tmp.Path, "reference"));
+        TestContext.Out.WriteLine($"{arch}: worst relative loss difference {report.WorstRelativeLossDifference:E2}, init tensors differing {report.InitTensorsDiffering}");
+        Assert.That(report.Failures, Is.Empty);
+        Assert.That(report.Passed, Is.True);
+        Assert.That(report.InitTensorsDiffering, Is.Zero);
+        Assert.That(report.WorstRelativeLossDifference, Is.LessThanOrEqualTo(1e-9));
+    }
 }
