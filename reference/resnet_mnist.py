@@ -73,7 +73,7 @@ DEFAULTS = {
     "threads": "auto",
     "data": {"dataset": "mnist", "root": "data", "train_limit": None, "test_limit": None,
              "normalize": False, "augment": False},
-    "model": {"pretrained": "none", "in_channels": 1, "num_classes": 10},
+    "model": {"arch": "resnet18", "pretrained": "none", "in_channels": 1, "num_classes": 10},
     "train": {"epochs": 10, "batch_size": 64, "shuffle": True, "dtype": "float32"},
     "optimizer": {"name": "sgd", "lr": 1e-3, "momentum": 0.0, "nesterov": False,
                   "weight_decay": 0.0, "betas": [0.9, 0.999], "eps": 1e-8},
@@ -251,19 +251,26 @@ def make_datasets(cfg):
 
 # ----------------------------------------------------------------------------- model
 
-def build_model(pretrained="none", in_channels=1, num_classes=10):
-    """torchvision resnet18 (3 channels, 1000 classes), optional weights, then conv1 and fc replaced.
+ARCHS = {"resnet18": "ResNet18_Weights", "resnet34": "ResNet34_Weights", "resnet50": "ResNet50_Weights"}
 
+
+def build_model(pretrained="none", in_channels=1, num_classes=10, arch="resnet18"):
+    """torchvision <arch> (3 channels, 1000 classes), optional weights, then conv1 and fc replaced.
+
+    arch: resnet18 | resnet34 | resnet50 (torchvision.models.<arch>()).
     pretrained: none | imagenet (torchvision's IMAGENET1K_V1 via the torch.hub cache) |
     path to a .pth state_dict in torchvision layout (loaded before the replacements;
     fc.* may be missing or of another shape, every other key must match).
     """
+    if arch not in ARCHS:
+        raise SystemExit(f"model.arch={arch!r}: expected one of {sorted(ARCHS)}")
+    ctor = getattr(torchvision.models, arch)
     if pretrained in (None, False, "none", "None", ""):
-        model = torchvision.models.resnet18()
+        model = ctor()
     elif pretrained in (True, "imagenet", "torchvision"):
-        model = torchvision.models.resnet18(weights=torchvision.models.ResNet18_Weights.IMAGENET1K_V1)
+        model = ctor(weights=getattr(torchvision.models, ARCHS[arch]).IMAGENET1K_V1)
     else:
-        model = torchvision.models.resnet18()
+        model = ctor()
         state = torch.load(pretrained, map_location="cpu")
         own = model.state_dict()
         state = {k: v for k, v in state.items()
@@ -271,11 +278,11 @@ def build_model(pretrained="none", in_channels=1, num_classes=10):
         missing, unexpected = model.load_state_dict(state, strict=False)
         bad = [k for k in list(missing) + list(unexpected) if not k.startswith("fc.")]
         if bad:
-            raise SystemExit(f"{pretrained}: not a torchvision resnet18 state_dict (keys {bad[:5]} ...)")
+            raise SystemExit(f"{pretrained}: not a torchvision {arch} state_dict (keys {bad[:5]} ...)")
     if in_channels != 3:
         model.conv1 = nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3, bias=False)
     if num_classes != 1000:
-        model.fc = nn.Linear(512, num_classes)
+        model.fc = nn.Linear(model.fc.in_features, num_classes)
     return model
 
 
@@ -315,7 +322,7 @@ def build_training(cfg):
     dtype = DTYPES[t["dtype"]]
     train_ds, test_ds = make_datasets(cfg)
     torch.manual_seed(int(cfg["seed"]))
-    model = build_model(m["pretrained"], int(m["in_channels"]), int(m["num_classes"]))
+    model = build_model(m["pretrained"], int(m["in_channels"]), int(m["num_classes"]), str(m.get("arch", "resnet18")))
     model = model.to(dtype)
     optimizer = make_optimizer(model.parameters(), o["name"], float(o["lr"]), float(o["momentum"]),
                                bool(o["nesterov"]), float(o["weight_decay"]),

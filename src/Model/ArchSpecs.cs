@@ -12,6 +12,9 @@ public sealed record Preprocessing(int ResizeSize, int CropSize, double[] Mean, 
 {
     /// <summary>torchvision's ImageNet preprocessing (all its IMAGENET1K_V1 ResNet weights).</summary>
     public static readonly Preprocessing ImageNet = new(256, 224, [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]);
+
+    /// <summary>torchvision's IMAGENET1K_V2 preprocessing (resize 232, crop 224, same mean and std).</summary>
+    public static readonly Preprocessing ImageNetV2 = new(232, 224, [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]);
 }
 
 /// <summary>A weights file torchvision publishes for an architecture, like <c>ResNet18_Weights.IMAGENET1K_V1</c>.</summary>
@@ -108,7 +111,11 @@ public static class ArchSpecs
     public static readonly ArchSpec Resnet34 = new("resnet34", BlockKind.Basic, [3, 4, 6, 3],
         [new("IMAGENET1K_V1", "https://download.pytorch.org/models/resnet34-b627a593.pth", "b627a593", 1000, Preprocessing.ImageNet)]);
 
-    public static readonly IReadOnlyList<ArchSpec> All = [Resnet18, Resnet34];
+    public static readonly ArchSpec Resnet50 = new("resnet50", BlockKind.Bottleneck, [3, 4, 6, 3],
+        [new("IMAGENET1K_V1", "https://download.pytorch.org/models/resnet50-0676ba61.pth", "0676ba61", 1000, Preprocessing.ImageNet),
+         new("IMAGENET1K_V2", "https://download.pytorch.org/models/resnet50-11ad3fa6.pth", "11ad3fa6", 1000, Preprocessing.ImageNetV2)]);
+
+    public static readonly IReadOnlyList<ArchSpec> All = [Resnet18, Resnet34, Resnet50];
 
     /// <summary>Names of <see cref="All"/>: the allowed <c>model.arch</c> values.</summary>
     public static IReadOnlyList<string> Names => All.Select(a => a.Name).ToList();

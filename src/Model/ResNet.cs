@@ -13,9 +13,9 @@ namespace ResnetMnist.Model;
 /// <remarks>
 /// Construction reproduces, draw for draw from the global generator, what this does in PyTorch:
 /// <code>
-/// m = torchvision.models.resnet18()               # ImageNet shape: 3 channels, 1000 classes, kaiming_normal_ init
+/// m = torchvision.models.resnet18()  # or resnet34, resnet50: 3 channels, 1000 classes, kaiming_normal_ init
 /// m.conv1 = nn.Conv2d(in_channels, 64, 7, 2, 3, bias=False)   # only when in_channels != 3
-/// m.fc = nn.Linear(512, num_classes)                          # only when num_classes != 1000
+/// m.fc = nn.Linear(m.fc.in_features, num_classes)             # only when num_classes != 1000 (512, or 2048 for Bottleneck)
 /// </code>
 /// so <c>manual_seed(s)</c> followed by either gives bit-identical parameters.
 /// </remarks>
@@ -46,7 +46,6 @@ public sealed class ResNet : Module<Tensor, Tensor>
     public ResNet(ArchSpec spec, int inChannels = 3, int numClasses = 1000) : base(nameof(ResNet))
     {
         NativeLoader.EnsureLoaded();
-        if (spec.Block != BlockKind.Basic) throw new NotSupportedException($"{spec.Name}: {spec.Block} blocks are not built yet");
         var layers = spec.Layers;
         Spec = spec;
         InChannels = inChannels;
@@ -58,12 +57,12 @@ public sealed class ResNet : Module<Tensor, Tensor>
         bn1 = BatchNorm2d(inplanes);
         relu = ReLU(inplace: true);
         maxpool = MaxPool2d(kernel_size: 3, stride: 2, padding: 1);
-        layer1 = MakeLayer(ref inplanes, 64, layers[0], stride: 1);
-        layer2 = MakeLayer(ref inplanes, 128, layers[1], stride: 2);
-        layer3 = MakeLayer(ref inplanes, 256, layers[2], stride: 2);
-        layer4 = MakeLayer(ref inplanes, 512, layers[3], stride: 2);
+        layer1 = MakeLayer(spec, ref inplanes, 64, layers[0], stride: 1);
+        layer2 = MakeLayer(spec, ref inplanes, 128, layers[1], stride: 2);
+        layer3 = MakeLayer(spec, ref inplanes, 256, layers[2], stride: 2);
+        layer4 = MakeLayer(spec, ref inplanes, 512, layers[3], stride: 2);
         avgpool = AdaptiveAvgPool2d(new long[] { 1, 1 });
-        fc = Linear(512 * BasicBlock.Expansion, 1000);
+        fc = Linear(spec.Features, 1000);
 
         // for m in self.modules(): Conv2d -> kaiming_normal_(fan_out, relu); BatchNorm -> 1, 0 (already so).
         using (no_grad())
@@ -74,32 +73,45 @@ public sealed class ResNet : Module<Tensor, Tensor>
 
         // The reference program's replacements, after the model is built (they draw from the generator last).
         if (inChannels != 3) conv1 = Conv2d(inChannels, 64, kernel_size: 7, stride: 2, padding: 3, bias: false);
-        if (numClasses != 1000) fc = Linear(512 * BasicBlock.Expansion, numClasses);
+        if (numClasses != 1000) fc = Linear(spec.Features, numClasses);
 
         RegisterComponents();
     }
 
-    Sequential MakeLayer(ref int inplanes, int planes, int blocks, int stride)
+    /// <summary>torchvision's <c>_make_layer</c>: the downsample (when the stride or the width changes) is built
+    /// before the first block, then the blocks in order.</summary>
+    static Sequential MakeLayer(ArchSpec spec, ref int inplanes, int planes, int blocks, int stride)
     {
+        int expansion = spec.Expansion;
         Sequential? downsample = null;
-        if (stride != 1 || inplanes != planes * BasicBlock.Expansion)
+        if (stride != 1 || inplanes != planes * expansion)
             downsample = Sequential(
-                ("0", Layers.Conv1x1(inplanes, planes * BasicBlock.Expansion, stride)),
-                ("1", BatchNorm2d(planes * BasicBlock.Expansion)));
+                ("0", Layers.Conv1x1(inplanes, planes * expansion, stride)),
+                ("1", BatchNorm2d(planes * expansion)));
 
-        var list = new List<(string, Module<Tensor, Tensor>)> { ("0", new BasicBlock(inplanes, planes, stride, downsample)) };
-        inplanes = planes * BasicBlock.Expansion;
+        var list = new List<(string, Module<Tensor, Tensor>)> { ("0", Block(spec, inplanes, planes, stride, downsample)) };
+        inplanes = planes * expansion;
         for (int i = 1; i < blocks; i++)
-            list.Add((i.ToString(), new BasicBlock(inplanes, planes)));
+            list.Add((i.ToString(), Block(spec, inplanes, planes, 1, null)));
         return Sequential(list);
     }
+
+    static Module<Tensor, Tensor> Block(ArchSpec spec, int inplanes, int planes, int stride, Sequential? downsample) =>
+        spec.Block == BlockKind.Basic
+            ? new BasicBlock(inplanes, planes, stride, downsample)
+            : new Bottleneck(inplanes, planes, stride, downsample);
 
     IEnumerable<Conv2d> ConvsInModuleOrder()
     {
         yield return conv1;
         foreach (var layer in new[] { layer1, layer2, layer3, layer4 })
-            foreach (var block in layer.children().Cast<BasicBlock>())
-                foreach (var conv in block.Convs())
+            foreach (var block in layer.children())
+                foreach (var conv in block switch
+                         {
+                             BasicBlock b => b.Convs(),
+                             Bottleneck b => b.Convs(),
+                             _ => throw new InvalidOperationException($"unexpected block {block.GetType().Name}"),
+                         })
                     yield return conv;
     }
 

@@ -40,10 +40,14 @@ public static class ParityCheck
     /// </summary>
     public static readonly ParityBounds Float32 = new(Loss: 1e-5, Layer: 1e-5, Gradient: 1e-4, FinalWeights: double.PositiveInfinity, Lr: 1e-12, FirstStepOnly: true);
 
+    /// <summary>The architectures reference/resnet_mnist.py's <c>build_model</c> builds (torchvision.models.&lt;arch&gt;()).</summary>
+    public static readonly IReadOnlyList<string> ReferenceArchs = ["resnet18", "resnet34", "resnet50"];
+
     /// <summary>Why the reference program cannot run this config as the tool does, or null when it can.</summary>
     public static string? Unsupported(TrainingConfig cfg)
     {
-        if (cfg.Model.Arch != "resnet18") return $"model.arch: {cfg.Model.Arch}: the reference program builds resnet18 only";
+        if (!ReferenceArchs.Contains(cfg.Model.Arch))
+            return $"model.arch: {cfg.Model.Arch}: the reference program builds {string.Join(", ", ReferenceArchs)} only";
         if (cfg.Model.Freeze.Count > 0) return "model.freeze: the reference program trains every module; use []";
         if (cfg.Model.BnEval) return "model.bn_eval: the reference program keeps BatchNorm in train mode; use false";
         if (cfg.Model.Pretrained != "none" && cfg.Model.Conv1Init != Conv1Init.Random)
@@ -74,7 +78,7 @@ public static class ParityCheck
         // weights (converting mlnet, finding the torch.hub file) to the file the reference loads.
         using var session = Session.Create(cfg, Splits.TrainAndTest, log: log);
         int threads = get_num_threads();
-        var refCfg = cfg with { Model = cfg.Model with { Pretrained = ReferenceWeights(cfg.Model.Pretrained, workDir) } };
+        var refCfg = cfg with { Model = cfg.Model with { Pretrained = ReferenceWeights(cfg.Model.Pretrained, ArchSpecs.Get(cfg.Model.Arch), workDir) } };
         var refConfig = Path.Combine(workDir, "config.yaml");
         File.WriteAllText(refConfig, ConfigSchema.ToYaml(refCfg));
         var dumpDir = Path.Combine(workDir, "dump");
@@ -95,9 +99,9 @@ public static class ParityCheck
     }
 
     /// <summary>The pretrained file the reference loads: mlnet/torchvision resolved to their .pth; safetensors re-saved as .pth.</summary>
-    static string ReferenceWeights(string source, string workDir)
+    static string ReferenceWeights(string source, ArchSpec arch, string workDir)
     {
-        var path = PretrainedWeights.ResolvePath(source, ArchSpecs.Resnet18);
+        var path = PretrainedWeights.ResolvePath(source, arch);
         if (path is null) return "none";
         path = Path.GetFullPath(path);
         if (WeightsFile.DetectFormat(path) == WeightsFormat.TorchZip) return path;
