@@ -18,6 +18,13 @@ public sealed class ConfigSchemaTests
     {
         ["optimizer.nesterov"] = ["optimizer.name=sgd", "optimizer.momentum=0.5"],
         ["optimizer.momentum"] = ["optimizer.name=sgd"],
+        ["data.augment"] = ["data.dataset=cifar10"],
+    };
+
+    /// <summary>Keys that only change together with another: model.in_channels must be the dataset's channels.</summary>
+    static readonly Dictionary<string, string[]> AlsoChanged = new()
+    {
+        ["model.in_channels"] = ["data.dataset=cifar10"],
     };
 
     /// <summary>A valid value other than the default, derived from the key's type and bounds.</summary>
@@ -50,7 +57,8 @@ public sealed class ConfigSchemaTests
         var key = ConfigSchema.Get(path);
         var context = Context.GetValueOrDefault(path, []);
         var before = Load(context);
-        var after = Load([.. context, $"{path}={OtherValue(key)}"]);
+        var other = path == "model.in_channels" ? "3" : OtherValue(key);
+        var after = Load([.. context, .. AlsoChanged.GetValueOrDefault(path, []), $"{path}={other}"]);
         Assert.That(key.Format(key.Get(after)), Is.Not.EqualTo(key.Format(key.Get(before))), "the test must change the key's value");
 
         var saved = ConfigSchema.ResultValues(before);
