@@ -40,6 +40,8 @@ app.Configure(c =>
         .WithExample("parity", "configs/quickstart.yaml", "--steps", "20");
     c.AddCommand<BenchCommand>("bench").WithDescription("Training/evaluation speed and memory figures as JSON (bench/run.sh compares them with the reference).")
         .WithExample("bench", "bench/bench.yaml", "--mode", "steps");
+    c.AddCommand<ExportCommand>("export").WithDescription("Write a checkpoint as an ONNX model (opset 13, dynamic batch axis) for deployment.")
+        .WithExample("export", "runs/quickstart", "--format", "onnx", "--out", "model.onnx");
     c.AddCommand<InfoCommand>("info").WithDescription("Versions, native library loading, threads and devices.");
 });
 return ErrorHandling.Run(() =>

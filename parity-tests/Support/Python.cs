@@ -32,6 +32,15 @@ public static class Python
             Assert.Ignore($"needs the reference PyTorch ({why}); install it with `{InstallCommand}` (or set REFERENCE_PYTHON)");
     }
 
+    /// <summary>Skips the calling test when the reference Python lacks <paramref name="module"/> (besides PyTorch), naming the package that provides it.</summary>
+    public static void RequireModule(string module, string debianPackage)
+    {
+        RequireTorch();
+        var (rc, _, err) = Exec($"import {module}", [], TimeSpan.FromMinutes(1));
+        if (rc != 0)
+            Assert.Ignore($"needs the Python package {module} ({err.Trim().Split('\n').LastOrDefault()}); install it with `apt-get install -y {debianPackage}`");
+    }
+
     /// <summary>Runs <paramref name="script"/> with <paramref name="args"/> (sys.argv[1:]); skips without PyTorch, fails on a non-zero exit. Returns stdout.</summary>
     public static string Run(string script, params string[] args)
     {

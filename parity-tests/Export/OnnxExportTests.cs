@@ -1,0 +1,108 @@
+using Microsoft.ML.OnnxRuntime;
+using NUnit.Framework;
+using ResnetMnist.Config;
+using ResnetMnist.Export;
+using ResnetMnist.Model;
+using ResnetMnist.ParityTests.Robustness;
+using ResnetMnist.Training;
+using static TorchSharp.torch;
+using DenseTensor = Microsoft.ML.OnnxRuntime.Tensors.DenseTensor<float>;
+
+namespace ResnetMnist.ParityTests.Export;
+
+/// <summary>
+/// <c>export --format onnx</c>: the graph runs in ONNX Runtime and gives the tool's own logits, for every batch size
+/// (the batch axis is dynamic), and the <c>onnx</c> package's checker accepts it.
+/// </summary>
+[TestFixture, Category("Tool")]
+public sealed class OnnxExportTests
+{
+    /// <summary>
+    /// float32 logits of the same weights in two runtimes (different convolution kernels and summation orders): the
+    /// ~1e-6 rounding differences of float32 accumulate over 20 layers to well under 1e-5 on logits of magnitude ~10.
+    /// </summary>
+    const double LogitsAbs = 1e-5;
+
+    static float[] RunOnnx(InferenceSession s, Tensor x)
+    {
+        using var c = x.to_type(ScalarType.Float32).contiguous();
+        var t = new DenseTensor(c.data<float>().ToArray(), c.shape.Select(d => (int)d).ToArray());
+        using var results = s.Run([NamedOnnxValue.CreateFromTensor("input", t)]);
+        return results.Single(r => r.Name == "logits").AsEnumerable<float>().ToArray();
+    }
+
+    [Test]
+    public void The_trained_runs_onnx_model_gives_the_tools_logits_at_any_batch_size()
+    {
+        var dir = TempDir.New("onnx");
+        var onnx = Path.Combine(dir, "model.onnx");
+        var r = Tool.Run(dir, ["export", TrainedRun.Dir, "--format", "onnx", "--out", onnx]);
+        Assert.That(r.ExitCode, Is.EqualTo(0), r.ToString());
+
+        var cfg = ConfigLoader.Load(Path.Combine(TrainedRun.Dir, "config.yaml"));
+        using var session = Session.Create(cfg, Splits.Test, checkpoint: TrainedRun.BestPt);
+        session.Model.eval();
+        using var ort = new InferenceSession(onnx);
+        Assert.That(ort.InputMetadata["input"].Dimensions[0], Is.EqualTo(-1), "dynamic batch axis");
+        using var _ = no_grad();
+        foreach (var (start, n) in new[] { (0, 1), (1, 7), (8, 32) })
+        {
+            using var x = session.Test.Slice(start, n);
+            using var logits = session.Model.forward(x);
+            var tool = logits.to_type(ScalarType.Float32).data<float>().ToArray();
+            var fromOnnx = RunOnnx(ort, x);
+            Assert.That(fromOnnx, Has.Length.EqualTo(tool.Length));
+            double worst = tool.Zip(fromOnnx, (a, b) => Math.Abs((double)a - b)).Max();
+            TestContext.Out.WriteLine($"batch {n}: worst |logit difference| {worst:E2}");
+            Assert.That(worst, Is.LessThanOrEqualTo(LogitsAbs), $"batch of {n}");
+        }
+    }
+
+    [TestCase("resnet34", 3, 10)]
+    [TestCase("resnet50", 3, 10)]
+    public void Deeper_architectures_export_too(string arch, int inChannels, int classes)
+    {
+        manual_seed(0);
+        using var model = Models.Create(arch, inChannels, classes);
+        model.eval();
+        var onnx = Path.Combine(TempDir.New("onnx-" + arch), "model.onnx");
+        OnnxExport.Write(model, onnx, 32, 32);
+        using var ort = new InferenceSession(onnx);
+        using var _ = no_grad();
+        manual_seed(1);
+        using var x = rand(3, inChannels, 32, 32);
+        using var logits = model.forward(x);
+        var tool = logits.data<float>().ToArray();
+        double worst = tool.Zip(RunOnnx(ort, x), (a, b) => Math.Abs((double)a - b)).Max();
+        TestContext.Out.WriteLine($"{arch}: worst |logit difference| {worst:E2}");
+        Assert.That(worst, Is.LessThanOrEqualTo(LogitsAbs));
+    }
+
+    [Test, Category("NeedsPyTorch")]
+    public void The_onnx_checker_accepts_the_graph()
+    {
+        Python.RequireModule("onnx", "python3-onnx");
+        var dir = TempDir.New("onnx-check");
+        var onnx = Path.Combine(dir, "model.onnx");
+        var r = Tool.Run(dir, ["export", TrainedRun.Dir, "--out", onnx]);
+        Assert.That(r.ExitCode, Is.EqualTo(0), r.ToString());
+        var output = Python.Run("""
+            import sys
+            import onnx
+            m = onnx.load(sys.argv[1])
+            onnx.checker.check_model(m, full_check=True)
+            print("ok", m.opset_import[0].version, sorted({n.op_type for n in m.graph.node}))
+            """, onnx);
+        Assert.That(output, Does.StartWith("ok 13"));
+        foreach (var op in new[] { "Conv", "BatchNormalization", "Relu", "MaxPool", "Add", "GlobalAveragePool", "Flatten", "Gemm" })
+            Assert.That(output, Does.Contain($"'{op}'"));
+    }
+
+    [Test]
+    public void A_bad_format_or_folder_is_one_line()
+    {
+        var dir = TempDir.New("onnx-bad");
+        Tool.AssertOneErrorLine(Tool.Run(dir, ["export", TrainedRun.Dir, "--format", "tflite"]), 2, "--format tflite: allowed: onnx");
+        Tool.AssertOneErrorLine(Tool.Run(dir, ["export", TrainedRun.Dir, "--out", Path.Combine(dir, "missing", "m.onnx")]), 2, "does not exist");
+    }
+}

@@ -1,0 +1,35 @@
+using System.ComponentModel;
+using ResnetMnist.Export;
+using ResnetMnist.Training;
+using Spectre.Console.Cli;
+
+namespace ResnetMnist.Tool.Commands;
+
+/// <summary><c>export CHECKPOINT --format onnx --out model.onnx</c>: the trained model as a standard ONNX graph for deployment.</summary>
+sealed class ExportCommand : Command<ExportCommand.Settings>
+{
+    public sealed class Settings : CheckpointSettings
+    {
+        [CommandOption("--format <FORMAT>"), Description("Output format: onnx (opset 13, float32, dynamic batch axis).")]
+        public string Format { get; init; } = "onnx";
+
+        [CommandOption("--out <FILE>"), Description("Where to write the model (default: model.onnx in the current folder).")]
+        public string Out { get; init; } = "model.onnx";
+    }
+
+    public override int Execute(CommandContext context, Settings s, CancellationToken cancellation)
+    {
+        if (s.Format != "onnx") throw new UsageException($"--format {s.Format}: allowed: onnx");
+        var (cfg, weights) = s.Resolve();
+        var outDir = Path.GetDirectoryName(Path.GetFullPath(s.Out))!;
+        if (!Directory.Exists(outDir)) throw new UsageException($"--out {s.Out}: folder {outDir} does not exist");
+        if (Directory.Exists(s.Out)) throw new UsageException($"--out {s.Out}: is a folder; give a file name such as model.onnx");
+        using var session = Session.Create(cfg, Splits.None, checkpoint: weights);
+        session.Model.eval();
+        OnnxExport.Write(session.Model, s.Out, session.Dataset.Height, session.Dataset.Width, ToolInfo.Version);
+        Console.WriteLine($"{s.Out}: {session.Arch.Name} ({session.Model.InChannels}×{session.Dataset.Height}×{session.Dataset.Width} input, " +
+                          $"{session.Model.NumClasses} classes), ONNX opset {OnnxExport.Opset}, float32, dynamic batch axis; " +
+                          $"input 'input' ({(cfg.Data.Normalize ? "ToTensor + Normalize" : "ToTensor: bytes / 255")}), output 'logits'");
+        return ErrorHandling.Ok;
+    }
+}
