@@ -436,7 +436,7 @@ public sealed class Cifar10Tests
                 }
                 result.Add(batches);
             }
-            DataLoaderOrder.EvalEpoch();
+            DataLoaderOrder.DrawTestLoaderSeed();
         }
         return result;
     }
