@@ -80,8 +80,52 @@ public sealed class CommandTests
         var md = File.ReadAllLines(Path.Combine(dir, "sw", "sweep.md"));
         var rows = md.Where(l => l.StartsWith("| 16 |") || l.StartsWith("| 32 |")).ToList();
         Assert.That(rows, Has.Count.EqualTo(4), string.Join("\n", md));
-        foreach (var name in new[] { "batch_size-16_name-adam", "batch_size-32_name-sgd" })
+        foreach (var name in new[] { "train.batch_size=16_optimizer.name=adam", "train.batch_size=32_optimizer.name=sgd" })
             Assert.That(File.Exists(Path.Combine(dir, "sw", name, "metrics.csv")), name);
+    }
+
+    [Test]
+    public void SweepRecordsADivergedRunContinuesAndSkipsCompletedRunsWhenRerun()
+    {
+        var dir = RTool.NewDir("sweepdiv");
+        var cfg = RTool.WriteConfig(dir, RTool.SmallConfig(trainLimit: 32, testLimit: 32, batch: 16));
+        var sw = Path.Combine(dir, "sw");
+        string[] args = ["sweep", cfg, "--set", "optimizer.name=sgd", "--grid", "optimizer.lr=1e30,0.001", "--out", sw];
+        var r = RTool.Run(dir, args, timeoutSeconds: 600);
+        Assert.That(r.ExitCode, Is.EqualTo(1), r.ToString());
+        string diverged = Path.Combine(sw, "optimizer.lr=1e30"), completed = Path.Combine(sw, "optimizer.lr=0.001");
+        Assert.That(Status(diverged), Is.EqualTo("diverged"), r.ToString());
+        Assert.That(Status(completed), Is.EqualTo("completed"), "the sweep went on after the diverged run\n" + r);
+        var csv = File.ReadAllLines(Path.Combine(sw, "sweep.csv"));
+        Assert.That(csv[0], Is.EqualTo("optimizer.lr,status,final_test_accuracy,best_test_accuracy,final_train_loss,train_seconds,run"));
+        Assert.That(csv.Skip(1).Select(l => l.Split(',')[1]), Is.EqualTo(new[] { "diverged", "completed" }), string.Join("\n", csv));
+        var done = csv[2].Split(',');
+        Assert.That(double.Parse(done[2], CultureInfo.InvariantCulture), Is.InRange(0, 100));
+        Assert.That(done[6], Is.EqualTo("optimizer.lr=0.001"));
+        var md = File.ReadAllText(Path.Combine(sw, "sweep.md"));
+        Assert.That(md, Does.Contain("| 1e30 | diverged |").And.Contain("| 0.001 | completed |"), md);
+
+        var before = File.ReadAllBytes(Path.Combine(completed, "checkpoints", "last.pt"));
+        var again = RTool.Run(dir, args, timeoutSeconds: 600);
+        Assert.That(again.ExitCode, Is.EqualTo(1), again.ToString());
+        Assert.That(again.Stdout, Does.Contain("optimizer.lr=0.001: completed earlier, skipped"), again.ToString());
+        Assert.That(again.Stdout, Does.Contain("== optimizer.lr=1e30 (resuming)"), again.ToString());
+        Assert.That(File.ReadAllBytes(Path.Combine(completed, "checkpoints", "last.pt")), Is.EqualTo(before), "a completed run was trained again");
+        Assert.That(Status(diverged), Is.EqualTo("diverged"));
+    }
+
+    [Test]
+    public void SweepFolderNamesKeepTheKeyAndArePathSafe()
+    {
+        Assert.That(ResnetMnist.Outputs.SweepTable.FolderName([("optimizer.lr", "1e12")]), Is.EqualTo("optimizer.lr=1e12"));
+        Assert.That(ResnetMnist.Outputs.SweepTable.FolderName([("model.pretrained", "../w/x.pth"), ("seed", "1")]), Is.EqualTo("model.pretrained=..-w-x.pth_seed=1"));
+        Assert.That(ResnetMnist.Outputs.SweepTable.FolderName([("", ".hidden")]), Does.Not.StartWith("."));
+    }
+
+    static string Status(string run)
+    {
+        using var doc = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(run, "summary.json")));
+        return doc.RootElement.GetProperty("status").GetString()!;
     }
 
     [Test]

@@ -64,6 +64,10 @@ public sealed class RunDirectory : IDisposable
     public static bool HasCheckpoint(string path) =>
         System.IO.File.Exists(System.IO.Path.Combine(System.IO.Path.GetFullPath(path), "checkpoints", "last.json"));
 
+    /// <summary>Whether <paramref name="path"/> is a run folder of this tool (with or without a checkpoint): <c>--resume</c> accepts it.</summary>
+    public static bool IsRunFolder(string path) =>
+        ContentsOf(System.IO.Path.GetFullPath(path)) is Contents.RunWithCheckpoint or Contents.RunWithoutCheckpoint;
+
     static Contents CheckState(string path, bool resume, bool force)
     {
         RefuseSystemFolder(path);
@@ -205,12 +209,45 @@ public sealed class RunDirectory : IDisposable
 
     /// <summary>Writes <c>summary.json</c>. JSON has no NaN or infinity: such a value is written as <c>null</c>.</summary>
     public void WriteSummary(object summary) =>
-        AtomicFile.WriteAllText(SummaryFile, JsonSerializer.Serialize(summary, new JsonSerializerOptions
+        AtomicFile.WriteAllText(SummaryFile, SummaryJson(summary));
+
+    /// <summary>The JSON text of a summary (snake_case keys, non-finite numbers as <c>null</c>).</summary>
+    public static string SummaryJson(object summary) =>
+        JsonSerializer.Serialize(summary, new JsonSerializerOptions
         {
             WriteIndented = true,
             PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
             Converters = { new FiniteOrNull() },
-        }));
+        });
+
+    /// <summary>
+    /// Writes <c>summary.json</c> for a run that failed before or outside <see cref="Open"/> (a sweep records every
+    /// run's end): only into a folder that is absent, empty or a run folder of this tool not held by another process;
+    /// returns whether it wrote.
+    /// </summary>
+    public static bool TryWriteSummaryOutside(string path, object summary)
+    {
+        path = System.IO.Path.GetFullPath(path);
+        try
+        {
+            if (System.IO.File.Exists(path) || ContentsOf(path) == Contents.Foreign) return false;
+            var lockPath = System.IO.Path.Combine(path, ".lock");
+            if (System.IO.File.Exists(lockPath))
+            {
+                using var probe = new FileStream(lockPath, FileMode.Open, FileAccess.Read, FileShare.None);
+                if (RunLock.Holder(probe) is { Alive: true }) return false;
+            }
+            Directory.CreateDirectory(path);
+            if (!System.IO.File.Exists(System.IO.Path.Combine(path, MarkerName)))
+                AtomicFile.WriteAllText(System.IO.Path.Combine(path, MarkerName), $"run folder of resnet-mnist: --force and re-runs delete only {string.Join(", ", RunFileNames)}, checkpoints/{{{string.Join(", ", CheckpointFileNames)}}} and their temp files\n");
+            AtomicFile.WriteAllText(System.IO.Path.Combine(path, "summary.json"), SummaryJson(summary));
+            return true;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or RunDirectoryException)
+        {
+            return false;
+        }
+    }
 
     sealed class FiniteOrNull : System.Text.Json.Serialization.JsonConverter<double>
     {
