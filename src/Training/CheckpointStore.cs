@@ -1,6 +1,7 @@
 using System.Collections;
 using System.Security.Cryptography;
 using System.Text.Json;
+using ResnetMnist.Config;
 using ResnetMnist.Data;
 using ResnetMnist.Outputs;
 using ResnetMnist.Weights;
@@ -20,8 +21,10 @@ namespace ResnetMnist.Training;
 /// <param name="GlobalStep">Optimizer steps so far.</param>
 /// <param name="RngState">The global generator's state (torch.get_rng_state), base64.</param>
 /// <param name="Config">Result-affecting config values, to refuse a resume that would change them.</param>
+/// <param name="EpochSeconds">Training time of epoch <c>EpochsDone + 1</c> so far (before an interrupt), so that a resumed epoch's time is whole.</param>
 public sealed record TrainingState(int EpochsDone, int BatchesDone, bool OrderDrawn, long SamplerSeed, double EpochLossSum, long GlobalStep,
-    double BestAccuracy, string RngState, IReadOnlyDictionary<string, string> Config, string WeightsSha256, string OptimizerSha256);
+    double BestAccuracy, string RngState, IReadOnlyDictionary<string, string> Config, string WeightsSha256, string OptimizerSha256,
+    double EpochSeconds = 0);
 
 /// <summary>
 /// The one place that writes and reads checkpoints, in <c>RUN/checkpoints/</c>: <c>last.pt</c> (the model's
@@ -56,9 +59,22 @@ public sealed class CheckpointStore(string folder)
         return ms.ToArray();
     }
 
-    public void Save(nn.Module model, OptimizerHelper optimizer, TrainingState state, bool best)
+    /// <summary>
+    /// Writes the checkpoint files that <paramref name="save"/> (<c>train.save</c>) keeps: the resumable <c>last.*</c>
+    /// with <see cref="SaveKind.Both"/>/<see cref="SaveKind.Last"/>, <c>best.pt</c> (when <paramref name="best"/>)
+    /// with <see cref="SaveKind.Both"/>/<see cref="SaveKind.Best"/>.
+    /// </summary>
+    public void Save(nn.Module model, OptimizerHelper optimizer, TrainingState state, bool best, SaveKind save = SaveKind.Both)
     {
+        bool last = save is SaveKind.Both or SaveKind.Last;
+        best &= save is SaveKind.Both or SaveKind.Best;
+        if (!last && !best) return;
         var weights = WeightsBytes(model);
+        if (!last)
+        {
+            AtomicFile.WriteAllBytes(BestWeights, weights);
+            return;
+        }
         MakeStateContiguous(optimizer);
         using var oms = new MemoryStream();
         optimizer.save_py(oms, leaveOpen: true);

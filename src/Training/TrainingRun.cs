@@ -21,7 +21,7 @@ public sealed record RunOptions(bool Resume = false, bool Force = false, string?
 /// <param name="Epochs">Epochs finished (resumed runs count the earlier ones).</param>
 /// <param name="Steps">Optimizer steps taken.</param>
 /// <param name="BestEpoch">Epoch of <see cref="BestTestAccuracy"/> (1-based); null before the first evaluation.</param>
-/// <param name="TrainSeconds">Sum of the epochs' training time (evaluation excluded).</param>
+/// <param name="TrainSeconds">Training time so far (evaluation excluded), an unfinished epoch's included.</param>
 /// <param name="WallSeconds">This invocation's time, from start to summary.</param>
 /// <param name="StartedAt">When this invocation started (UTC, ISO 8601).</param>
 /// <param name="TrainImages">Images in the training split as used (after data.train_limit).</param>
@@ -77,6 +77,8 @@ public static class TrainingRun
         RunDirectory.Check(runPath, resume, options.Force);
         // A run stopped before its first checkpoint (killed in epoch 1) resumes from its start.
         bool fromStart = resume && !RunDirectory.HasCheckpoint(runPath);
+        if (fromStart && cfg.Train.Save is SaveKind.Best or SaveKind.None && !options.Force)
+            throw new CheckpointException($"{Path.GetFullPath(runPath)}: cannot resume: the run keeps no resumable checkpoint (train.save: {cfg.Train.Save.Name()}); train it again with --force, or use train.save: both or last for runs you may resume");
         var checkpoints = Path.Combine(Path.GetFullPath(runPath), "checkpoints");
         TrainingState? state = null;
         if (resume && !fromStart)
@@ -113,7 +115,7 @@ public static class TrainingRun
             FinalTestLoss: last?.TestLoss,
             FinalTestAccuracy: last?.TestAccuracy,
             BestTestAccuracy: result.BestAccuracy >= 0 ? result.BestAccuracy : null,
-            TrainSeconds: result.Epochs.Sum(e => e.EpochSeconds),
+            TrainSeconds: result.TrainSeconds,
             WallSeconds: (DateTime.UtcNow - started).TotalSeconds,
             StartedAt: started,
             TrainImages: session.Train.Count,
