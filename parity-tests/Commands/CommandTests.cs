@@ -122,10 +122,66 @@ public sealed class CommandTests
         Assert.That(ResnetMnist.Outputs.SweepTable.FolderName([("", ".hidden")]), Does.Not.StartWith("."));
     }
 
+    [Test]
+    public void WeightsInspectNamesDtypesAlikeForPthAndSafetensors()
+    {
+        var dir = RTool.NewDir("dtypes");
+        var st = ResnetMnist.ParityTests.Robustness.CraftedFiles.Safetensors(Path.Combine(dir, "w.safetensors"),
+            """{"fc.bias":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}""", new byte[8]);
+        var fromSafetensors = ResnetMnist.Weights.WeightsInspector.Inspect(st, 1, 10).Tensors.Single().DType;
+        var fromPth = ResnetMnist.Weights.WeightsInspector.Inspect(TrainedRun.BestPt, 1, 10).Tensors.First().DType;
+        Assert.That((fromSafetensors, fromPth), Is.EqualTo(("float32", "float32")));
+    }
+
     static string Status(string run)
     {
         using var doc = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(run, "summary.json")));
         return doc.RootElement.GetProperty("status").GetString()!;
+    }
+
+    [Test]
+    public void EvaluateJsonIsOneDocumentOnStdoutAndEvalJsonInTheRun()
+    {
+        var run = TrainedRun.CopyTo(Path.Combine(RTool.NewDir("evaljson"), "run"));
+        var r = RTool.Run(run, ["evaluate", run, "--json"]);
+        Assert.That(r.ExitCode, Is.EqualTo(0), r.ToString());
+        using var doc = System.Text.Json.JsonDocument.Parse(r.Stdout);
+        var e = doc.RootElement;
+        Assert.That(e.GetProperty("test_accuracy").GetDouble(), Is.InRange(0, 100));
+        Assert.That(e.GetProperty("per_class_accuracy").GetArrayLength(), Is.EqualTo(10));
+        Assert.That(e.GetProperty("confusion").EnumerateArray().Sum(row => row.EnumerateArray().Sum(v => v.GetInt64())), Is.EqualTo(e.GetProperty("test_images").GetInt64()));
+        using var saved = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(run, "eval.json")));
+        Assert.That(saved.RootElement.GetProperty("test_accuracy").GetDouble(), Is.EqualTo(e.GetProperty("test_accuracy").GetDouble()));
+    }
+
+    [Test]
+    public void PredictInfoAndWeightsInspectJsonAreOneDocumentOnStdout()
+    {
+        var dir = RTool.NewDir("json");
+        var png = Path.Combine(dir, "d.png");
+        using (var bmp = new SKBitmap(28, 28, SKColorType.Gray8, SKAlphaType.Opaque))
+        using (var fs = File.Create(png)) bmp.Encode(fs, SKEncodedImageFormat.Png, 100);
+        var p = RTool.Run(dir, ["predict", TrainedRun.Dir, png, "--json"]);
+        Assert.That(p.ExitCode, Is.EqualTo(0), p.ToString());
+        using (var doc = System.Text.Json.JsonDocument.Parse(p.Stdout))
+        {
+            var pred = doc.RootElement.GetProperty("predictions")[0];
+            Assert.That(pred.GetProperty("image").GetString(), Is.EqualTo(png));
+            Assert.That(pred.GetProperty("class").GetInt32(), Is.InRange(0, 9));
+            Assert.That(pred.GetProperty("probabilities").EnumerateArray().Sum(v => v.GetDouble()), Is.EqualTo(1).Within(1e-6));
+        }
+        var i = RTool.Run(dir, ["info", "--json"]);
+        Assert.That(i.ExitCode, Is.EqualTo(0), i.ToString());
+        using (var doc = System.Text.Json.JsonDocument.Parse(i.Stdout))
+            Assert.That(doc.RootElement.GetProperty("threads").GetInt32(), Is.GreaterThan(0));
+        var w = RTool.Run(dir, ["weights", "inspect", TrainedRun.BestPt, "--json"]);
+        Assert.That(w.Stderr, Is.Empty, w.ToString());
+        using (var doc = System.Text.Json.JsonDocument.Parse(w.Stdout))
+        {
+            Assert.That(w.ExitCode, Is.EqualTo(doc.RootElement.GetProperty("fits").GetBoolean() ? 0 : 2), w.ToString());
+            Assert.That(doc.RootElement.GetProperty("parameter_count").GetInt64(), Is.GreaterThan(11_000_000));
+            Assert.That(doc.RootElement.GetProperty("tensors")[0].GetProperty("dtype").GetString(), Is.EqualTo("float32"));
+        }
     }
 
     [Test]

@@ -48,6 +48,9 @@ sealed class WeightsInspectCommand : Command<WeightsInspectCommand.Settings>
 
         [CommandOption("--config <CONFIG>"), Description("Config whose model.in_channels / model.num_classes to check against (default 1 / 10).")]
         public string? Config { get; init; }
+
+        [CommandOption("--json"), Description("Print one JSON document on stdout and nothing else (the exit code still says whether it fits).")]
+        public bool Json { get; init; }
     }
 
     public override int Execute(CommandContext context, Settings s, CancellationToken cancellation)
@@ -55,7 +58,13 @@ sealed class WeightsInspectCommand : Command<WeightsInspectCommand.Settings>
         NativeLoader.EnsureLoaded();
         var cfg = s.Config is null ? ConfigLoader.Parse("", null, s.Set) : ConfigLoader.Load(s.Config, s.Set);
         var report = WeightsInspector.Inspect(s.File, cfg.Model.InChannels, cfg.Model.NumClasses);
-        Console.WriteLine(report.ToString());
+        if (s.Json)
+            Console.WriteLine(ResnetMnist.Outputs.RunDirectory.SummaryJson(new
+            {
+                report.Path, Format = report.Format.ToString(), report.Arch, report.InChannels, report.NumClasses, report.ParameterCount, report.Fits,
+                report.Problems, report.Notes, Tensors = report.Tensors.Select(t => new { t.Key, t.Shape, Dtype = t.DType }),
+            }));
+        else Console.WriteLine(report.ToString());
         return report.Fits ? 0 : ErrorHandling.Usage;
     }
 }
