@@ -12,8 +12,8 @@ sealed class SweepCommand : Command<SweepCommand.Settings>
 {
     public sealed class Settings : CommonSettings
     {
-        [CommandArgument(0, "<CONFIG>"), Description("Base YAML config.")]
-        public string Config { get; init; } = "";
+        [CommandArgument(0, "[CONFIG]"), Description("Base YAML config. Without it: the packaged quickstart, as train without a config.")]
+        public string? Config { get; init; }
 
         [CommandOption("--grid <KEY=V1,V2>"), Description("A key and its values; one run per combination of all --grid options.")]
         public string[] Grid { get; init; } = [];
@@ -24,6 +24,9 @@ sealed class SweepCommand : Command<SweepCommand.Settings>
         [CommandOption("--force"), Description("Run every combination again, overwriting run folders (without it, a rerun with the same --out skips completed runs and resumes the others).")]
         public bool Force { get; init; }
     }
+
+    static TrainingConfig Load(string? config, IEnumerable<string> set) =>
+        config is null ? ResnetMnist.Data.PackagedFiles.QuickstartConfig(set) : ConfigLoader.Load(config, set);
 
     public override int Execute(CommandContext context, Settings s, CancellationToken cancellation)
     {
@@ -37,7 +40,7 @@ sealed class SweepCommand : Command<SweepCommand.Settings>
         IEnumerable<List<(string Key, string Value)>> combos = [[]];
         foreach (var a in axes) combos = combos.SelectMany(c => a.Values.Select(v => new List<(string, string)>(c) { (a.Key, v) })).ToList();
 
-        var configs = combos.Select(c => (Combo: c, Config: ConfigLoader.Load(s.Config, s.Set.Concat(c.Select(kv => $"{kv.Key}={kv.Value}"))))).ToList(); // validate all first
+        var configs = combos.Select(c => (Combo: c, Config: Load(s.Config, s.Set.Concat(c.Select(kv => $"{kv.Key}={kv.Value}"))))).ToList(); // validate all first
         var root = s.Out ?? Path.Combine("runs", $"sweep-{DateTime.Now:yyyyMMdd-HHmmss}");
         RunDirectory.RefuseSystemFolder(root);
         Directory.CreateDirectory(root);
@@ -48,7 +51,7 @@ sealed class SweepCommand : Command<SweepCommand.Settings>
         var rows = configs.Select((c, i) => SweepRow.FromSummary(c.Combo, root, folders[i])).ToList();
         // Runs that completed in an earlier invocation with this --out are kept; the others run (or resume) now.
         if (s.Force) rows = rows.Select(r => r with { Status = "pending", Problem = null, FinalTestAccuracy = null, BestTestAccuracy = null, FinalTrainLoss = null, TrainSeconds = null }).ToList();
-        SweepTable.Write(root, keys, rows, s.Config);
+        SweepTable.Write(root, keys, rows, s.Config ?? "the packaged quickstart");
         using var signals = new InterruptSignals();
         for (int i = 0; i < configs.Count; i++)
         {
@@ -68,7 +71,7 @@ sealed class SweepCommand : Command<SweepCommand.Settings>
                 rows[i] = SweepRow.FromSummary(combo, root, folders[i]);
                 if (result.Status == RunStatus.Interrupted)
                 {
-                    SweepTable.Write(root, keys, rows, s.Config);
+                    SweepTable.Write(root, keys, rows, s.Config ?? "the packaged quickstart");
                     Runs.ReportInterrupted(result, path);
                     Console.Error.WriteLine($"sweep interrupted; run the same sweep command again to continue it ({Path.Combine(root, "sweep.md")})");
                     return signals.ExitCode;
@@ -83,9 +86,9 @@ sealed class SweepCommand : Command<SweepCommand.Settings>
                 rows[i] = new SweepRow(combo, folders[i], "failed", problem, summary.FinalTestAccuracy, summary.BestTestAccuracy, summary.FinalTrainLoss,
                     summary.TrainSeconds);
             }
-            SweepTable.Write(root, keys, rows, s.Config);
+            SweepTable.Write(root, keys, rows, s.Config ?? "the packaged quickstart");
         }
-        SweepTable.Write(root, keys, rows, s.Config);
+        SweepTable.Write(root, keys, rows, s.Config ?? "the packaged quickstart");
         Console.Write(File.ReadAllText(Path.Combine(root, "sweep.md")));
         int failed = rows.Count(r => r.Status != "completed");
         if (failed > 0) Console.Error.WriteLine($"{failed} of {rows.Count} runs did not complete; see {Path.Combine(root, "sweep.md")}");
