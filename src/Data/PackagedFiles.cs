@@ -39,9 +39,18 @@ public static class PackagedFiles
     {
         var quickstart = Quickstart ?? throw new DataException(
             $"{Path.Combine(BaseDirectory, "configs", "quickstart.yaml")}: the packaged quickstart config is missing (a damaged install); give a CONFIG.yaml (dotnet resnet-mnist init writes one)");
+        return ConfigLoader.Load(quickstart, new[] { DataRootOverride() }.Concat(overrides));
+    }
+
+    /// <summary>
+    /// <c>data.root</c> where no config file names one, as a <c>--set</c> override: <c>./data</c> when it holds MNIST,
+    /// else the packaged sample.
+    /// </summary>
+    public static string DataRootOverride()
+    {
         var local = Path.GetFullPath("data");
         string root = HoldsMnist(local) ? local : SampleRoot
             ?? throw new DataException($"{local}: holds no MNIST and the packaged sample is missing; give a CONFIG.yaml with data.root, or run dotnet resnet-mnist data fetch");
-        return ConfigLoader.Load(quickstart, new[] { $"data.root='{root.Replace("'", "''")}'" }.Concat(overrides));
+        return $"data.root='{root.Replace("'", "''")}'";
     }
 }

@@ -81,8 +81,19 @@ class CheckpointSettings : CommonSettings
         // Refused here, before anything opens it: a FIFO or device would block the reader.
         InputFiles.RequireRegularFile(weights, "a .pt state_dict (torch.save zip)", TorchArchive.MaxFileBytes, m => new UsageException($"{weights}: {m}"));
         var dir = Path.GetDirectoryName(Path.GetFullPath(weights))!;
-        var config = Config ?? new[] { Path.Combine(dir, "config.yaml"), Path.Combine(dir, "..", "config.yaml") }.FirstOrDefault(File.Exists)
-            ?? throw new UsageException($"{weights}: no config.yaml found beside it or in its run folder; pass --config CONFIG.yaml");
-        return (ConfigLoader.Load(config, Set), weights);
+        var config = Config ?? new[] { Path.Combine(dir, "config.yaml"), Path.Combine(dir, "..", "config.yaml") }.FirstOrDefault(File.Exists);
+        if (config is not null) return (ConfigLoader.Load(config, Set), weights);
+        // A bare .pt (copied out of its run): the model is read off the file's shapes; the data is MNIST in ./data or
+        // the packaged sample, unless --set says otherwise.
+        ResnetMnist.Native.NativeLoader.EnsureLoaded(); // before anything touches torch
+        var tensors = WeightsFile.ReadIndex(weights).Select(e => new TensorInfo(e.Key, e.Shape, e.DType)).ToList();
+        var m = WeightsInspector.Infer(tensors)
+            ?? throw new UsageException($"{weights}: no config.yaml beside it or in its run folder, and no conv1.weight/fc.weight to infer the model from; pass --config CONFIG.yaml");
+        var inferred = new[] { $"model.arch={m.Arch.Name}", $"model.in_channels={m.InChannels}", $"model.num_classes={m.NumClasses}", $"train.dtype={m.Dtype.Name()}" };
+        var needsData = this is not PredictCommand.Settings;
+        var cfg = ConfigLoader.Parse("", null, (needsData && !Set.Any(x => x.StartsWith("data.root=", StringComparison.Ordinal)) ? inferred.Append(PackagedFiles.DataRootOverride()) : inferred).Concat(Set));
+        Console.Error.WriteLine($"{weights}: no config.yaml found; model inferred from the file: {m.Arch.Name}, in_channels {m.InChannels}, num_classes {m.NumClasses}, {m.Dtype.Name()}" +
+                                (needsData ? $"; data: {cfg.Data.Dataset} in {cfg.Data.Root}" : ""));
+        return (cfg, weights);
     }
 }
