@@ -52,6 +52,15 @@ public sealed class PackagedToolTests
     }
 
     [Test]
+    public void Device_cuda_on_the_cpu_build_says_how_to_proceed_without_rebuilding_advice_alone()
+    {
+        var dir = Tool.NewDir("cuda");
+        var r = Tool.Run(dir, ["train", .. Small, "--set", "device=cuda", "--out", "run"]);
+        Tool.AssertOneErrorLine(r, 2, "this resnet-mnist is the CPU build");
+        Assert.That(r.Stderr, Does.Contain("--set device=cpu").And.Contain("-p:TorchBackend=cuda"));
+    }
+
+    [Test]
     public void Help_examples_name_no_repository_file()
     {
         foreach (var cmd in new[] { "train", "sweep", "init", "parity", "bench" })
