@@ -62,12 +62,15 @@ sealed class SweepCommand : Command<SweepCommand.Settings>
                 Console.WriteLine($"== {folders[i]}: completed earlier, skipped");
                 continue;
             }
-            bool resume = !s.Force && RunDirectory.IsRunFolder(runPath);
+            // A run that stopped earlier resumes; one that kept no resumable checkpoint (train.save: best or none) starts over.
+            bool earlier = !s.Force && RunDirectory.IsRunFolder(runPath);
+            bool resumable = cfg.Train.Save is SaveKind.Both or SaveKind.Last;
+            bool resume = earlier && resumable, force = s.Force || (earlier && !resumable);
             Console.WriteLine(resume ? $"== {folders[i]} (resuming)" : $"== {folders[i]}");
             var started = DateTime.UtcNow;
             try
             {
-                var (result, summary, path) = Runs.Execute(cfg, runPath, resume, s.Force, quiet: false, signals);
+                var (result, summary, path) = Runs.Execute(cfg, runPath, resume, force, quiet: false, signals);
                 rows[i] = SweepRow.FromSummary(combo, root, folders[i]);
                 if (result.Status == RunStatus.Interrupted)
                 {
@@ -82,7 +85,7 @@ sealed class SweepCommand : Command<SweepCommand.Settings>
             {
                 string problem = ErrorHandling.OneLine(e.Message);
                 Console.Error.WriteLine($"{folders[i]}: failed: {problem}");
-                var summary = TrainingRun.RecordFailure(cfg, runPath, problem, started, Runs.Options(resume, s.Force));
+                var summary = TrainingRun.RecordFailure(cfg, runPath, problem, started, Runs.Options(resume, force));
                 rows[i] = new SweepRow(combo, folders[i], "failed", problem, summary.FinalTestAccuracy, summary.BestTestAccuracy, summary.FinalTrainLoss,
                     summary.TrainSeconds);
             }
