@@ -22,6 +22,14 @@ public sealed class RunFilesTests
         Assert.That(r.ExitCode, Is.EqualTo(0), r.ToString());
         Assert.That(CheckpointFiles(run), Is.EqualTo(expected));
         Assert.That(File.ReadAllText(Path.Combine(run, "config.yaml")), Does.Contain($"save: {save}"));
+        if (save == "both") // one epoch: best.pt is that epoch's last.pt, stored once (a hard link)
+        {
+            Assert.That(Tool.Sha(Path.Combine(run, "checkpoints", "best.pt")), Is.EqualTo(Tool.Sha(Path.Combine(run, "checkpoints", "last.pt"))));
+            using var stat = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo("stat", ["-c", "%i", Path.Combine(run, "checkpoints", "best.pt"), Path.Combine(run, "checkpoints", "last.pt")]) { RedirectStandardOutput = true })!;
+            var inodes = stat.StandardOutput.ReadToEnd().Split('\n', StringSplitOptions.RemoveEmptyEntries);
+            stat.WaitForExit();
+            Assert.That(inodes.Distinct().Count(), Is.EqualTo(1), "best.pt is a second copy of last.pt");
+        }
         if (save is "best" or "none")
         {
             var resumed = Tool.Run(dir, ["train", "--resume", run]);

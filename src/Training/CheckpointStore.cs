@@ -30,7 +30,8 @@ public sealed record TrainingState(int EpochsDone, int BatchesDone, bool OrderDr
 /// The one place that writes and reads checkpoints, in <c>RUN/checkpoints/</c>: <c>last.pt</c> (the model's
 /// state_dict, loadable with <c>torch.load</c> + <c>load_state_dict</c>), <c>last.optim.pt</c> (the optimizer's
 /// state_dict in PyTorch's format), <c>last.json</c> (<see cref="TrainingState"/>, written last, with the other
-/// two files' sha256) and <c>best.pt</c> (weights of the best test accuracy). Every file is replaced atomically.
+/// two files' sha256) and <c>best.pt</c> (weights of the best test accuracy; a hard link to that epoch's <c>last.pt</c>
+/// where the file system allows, so that it takes no second copy on disk). Every file is replaced atomically.
 /// </summary>
 public sealed class CheckpointStore(string folder)
 {
@@ -83,7 +84,7 @@ public sealed class CheckpointStore(string folder)
         AtomicFile.WriteAllBytes(LastOptimizer, optim);
         AtomicFile.WriteAllBytes(LastWeights, weights);
         AtomicFile.WriteAllText(LastState, JsonSerializer.Serialize(state, Json));
-        if (best) AtomicFile.WriteAllBytes(BestWeights, weights);
+        if (best) AtomicFile.LinkOrCopy(LastWeights, BestWeights); // the same bytes: one copy on disk
     }
 
     /// <summary>
