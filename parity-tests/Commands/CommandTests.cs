@@ -115,6 +115,21 @@ public sealed class CommandTests
     }
 
     [Test]
+    public void SweepRecordsARunThatFailsWithAnErrorAndGoesOn()
+    {
+        var dir = RTool.NewDir("sweepfail");
+        var cfg = RTool.WriteConfig(dir, RTool.SmallConfig(trainLimit: 32, testLimit: 32, batch: 16));
+        var sw = Path.Combine(dir, "sw");
+        var r = RTool.Run(dir, ["sweep", cfg, "--grid", "data.dataset=fashion-mnist,mnist", "--out", sw], timeoutSeconds: 600);
+        Assert.That(r.ExitCode, Is.EqualTo(1), r.ToString());
+        Assert.That(Status(Path.Combine(sw, "data.dataset=fashion-mnist")), Is.EqualTo("failed"));
+        Assert.That(Status(Path.Combine(sw, "data.dataset=mnist")), Is.EqualTo("completed"));
+        var csv = File.ReadAllLines(Path.Combine(sw, "sweep.csv"));
+        Assert.That(csv.Skip(1).Select(l => l.Split(',')[1]), Is.EqualTo(new[] { "failed", "completed" }), string.Join("\n", csv));
+        Assert.That(File.ReadAllText(Path.Combine(sw, "sweep.md")), Does.Contain("`data.dataset=fashion-mnist` (failed): "));
+    }
+
+    [Test]
     public void SweepFolderNamesKeepTheKeyAndArePathSafe()
     {
         Assert.That(ResnetMnist.Outputs.SweepTable.FolderName([("optimizer.lr", "1e12")]), Is.EqualTo("optimizer.lr=1e12"));

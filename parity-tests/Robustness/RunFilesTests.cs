@@ -38,6 +38,17 @@ public sealed class RunFilesTests
     }
 
     [Test]
+    public void The_done_line_keeps_a_long_run_path_on_one_line_when_redirected()
+    {
+        var dir = Tool.NewDir("done");
+        var run = Path.Combine(dir, new string('r', 120), new string('s', 120));
+        var r = Tool.Run(dir, ["train", Tool.WriteConfig(dir, Tool.SmallConfig(trainLimit: 32, testLimit: 32, batch: 16)), "--out", run]);
+        Assert.That(r.ExitCode, Is.EqualTo(0), r.ToString());
+        var done = r.Stdout.Split('\n').Select(l => l.TrimEnd('\r')).Single(l => l.StartsWith("done: ", StringComparison.Ordinal));
+        Assert.That(done, Does.EndWith("→ " + run), r.ToString());
+    }
+
+    [Test]
     public void Steps_csv_is_live_during_an_epoch_and_an_interrupted_summary_counts_the_work_done()
     {
         var dir = Tool.NewDir("live");
