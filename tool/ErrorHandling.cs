@@ -55,6 +55,8 @@ static class ErrorHandling
             .Where(a => a is not null && a.ValueName is not null && !a.ValueIsOptional)
             .SelectMany(a => a!.LongNames.Select(n => "--" + n))
             .ToHashSet(StringComparer.Ordinal);
+        // `--json` is a flag for evaluate, predict, info and weights inspect, and takes a FILE for bench only.
+        if (args.Length == 0 || args[0] != "bench") valued.Remove("--json");
         for (int i = 0; i < args.Length; i++)
         {
             if (args[i] == "--") break;

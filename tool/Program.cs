@@ -12,12 +12,15 @@ app.Configure(c =>
     c.SetApplicationVersion(ToolInfo.Version);
     c.PropagateExceptions();
     c.UseStrictParsing();
-    c.AddCommand<TrainCommand>("train").WithDescription("Train from a YAML config.")
-        .WithExample("train", "configs/quickstart.yaml").WithExample("train", "configs/mnist-adam-bs64.yaml", "--set", "train.epochs=2");
+    c.AddCommand<TrainCommand>("train").WithDescription("Train from a YAML config (without one: the packaged quickstart on the packaged MNIST sample).")
+        .WithExample("train").WithExample("train", "--set", "train.epochs=2", "--out", "runs/two-epochs");
+    c.AddCommand<InitCommand>("init").WithDescription("Write a commented config.yaml with every key at its default (never over an existing file).")
+        .WithExample("init").WithExample("init", "my-experiment");
     c.AddCommand<EvaluateCommand>("evaluate").WithDescription("Test loss, accuracy, per-class accuracy and confusion matrix of a checkpoint.");
     c.AddCommand<PredictCommand>("predict").WithDescription("Classify PNG/JPEG digit images with a checkpoint.");
     c.AddCommand<SweepCommand>("sweep").WithDescription("One run per combination of --grid values, then a markdown table.")
-        .WithExample("sweep", "configs/mnist-adam-bs64.yaml", "--grid", "train.batch_size=16,64,256", "--grid", "optimizer.name=adam,sgd");
+        .WithExample("sweep", "--grid", "optimizer.lr=0.001,0.01", "--out", "runs/lr-sweep")
+        .WithExample("sweep", "config.yaml", "--grid", "train.batch_size=16,64,256", "--grid", "optimizer.name=adam,sgd");
     c.AddBranch("config", b =>
     {
         b.SetDescription("Inspect configs.");
@@ -37,11 +40,11 @@ app.Configure(c =>
         b.AddCommand<WeightsInspectCommand>("inspect").WithDescription("Keys, shapes, dtypes and parameter count of a weights file, and whether it fits the model.");
     });
     c.AddCommand<ParityCommand>("parity").WithDescription("Run a config through the tool and the reference PyTorch program and compare weights, layers, gradients and losses.")
-        .WithExample("parity", "configs/quickstart.yaml", "--steps", "20");
+        .WithExample("parity", "--steps", "20");
     c.AddCommand<BenchCommand>("bench").WithDescription("Training/evaluation speed and memory figures as JSON (bench/run.sh compares them with the reference).")
-        .WithExample("bench", "bench/bench.yaml", "--mode", "steps");
+        .WithExample("bench", "config.yaml", "--mode", "steps");
     c.AddCommand<ExportCommand>("export").WithDescription("Write a checkpoint as an ONNX model (opset 13, dynamic batch axis) for deployment.")
-        .WithExample("export", "runs/quickstart", "--format", "onnx", "--out", "model.onnx");
+        .WithExample("export", "runs/my-run", "--format", "onnx", "--out", "model.onnx");
     c.AddCommand<InfoCommand>("info").WithDescription("Versions, native library loading, threads and devices.");
 });
 return ErrorHandling.Run(() =>

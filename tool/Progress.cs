@@ -89,7 +89,7 @@ abstract class Progress : ITrainingObserver
         {
             _task?.StopTask();
             AnsiConsole.MarkupLineInterpolated(CultureInfo.InvariantCulture,
-                $"Epoch {e.Epoch}, loss: {e.TrainLoss:F4}, test accuracy: [bold]{e.TestAccuracy:F2}%[/]{(best ? " (best)" : "")}, {e.EpochSeconds:F1} s, {e.TrainImagesPerSecond:F0} img/s");
+                $"Epoch {e.Epoch}, loss: {e.TrainLoss:F4}, test loss: {e.TestLoss:F4}, test accuracy: [bold]{e.TestAccuracy:F2}%[/]{(best ? " (best)" : "")}, {e.EpochSeconds:F1} s, {e.TrainImagesPerSecond:F0} img/s");
         }
 
         public override void Info(string message) => AnsiConsole.MarkupLineInterpolated($"[grey]{message}[/]");

@@ -131,8 +131,163 @@ public sealed class CommandTests
         var md = File.ReadAllLines(Path.Combine(dir, "sw", "sweep.md"));
         var rows = md.Where(l => l.StartsWith("| 16 |") || l.StartsWith("| 32 |")).ToList();
         Assert.That(rows, Has.Count.EqualTo(4), string.Join("\n", md));
-        foreach (var name in new[] { "batch_size-16_name-adam", "batch_size-32_name-sgd" })
+        foreach (var name in new[] { "train.batch_size=16_optimizer.name=adam", "train.batch_size=32_optimizer.name=sgd" })
             Assert.That(File.Exists(Path.Combine(dir, "sw", name, "metrics.csv")), name);
+    }
+
+    [Test]
+    public void SweepRecordsADivergedRunContinuesAndSkipsCompletedRunsWhenRerun()
+    {
+        var dir = RTool.NewDir("sweepdiv");
+        var cfg = RTool.WriteConfig(dir, RTool.SmallConfig(trainLimit: 32, testLimit: 32, batch: 16));
+        var sw = Path.Combine(dir, "sw");
+        string[] args = ["sweep", cfg, "--set", "optimizer.name=sgd", "--grid", "optimizer.lr=1e30,0.001", "--out", sw];
+        var r = RTool.Run(dir, args, timeoutSeconds: 600);
+        Assert.That(r.ExitCode, Is.EqualTo(1), r.ToString());
+        string diverged = Path.Combine(sw, "optimizer.lr=1e30"), completed = Path.Combine(sw, "optimizer.lr=0.001");
+        Assert.That(Status(diverged), Is.EqualTo("diverged"), r.ToString());
+        Assert.That(Status(completed), Is.EqualTo("completed"), "the sweep went on after the diverged run\n" + r);
+        var csv = File.ReadAllLines(Path.Combine(sw, "sweep.csv"));
+        Assert.That(csv[0], Is.EqualTo("optimizer.lr,status,final_test_accuracy,best_test_accuracy,final_train_loss,train_seconds,run"));
+        Assert.That(csv.Skip(1).Select(l => l.Split(',')[1]), Is.EqualTo(new[] { "diverged", "completed" }), string.Join("\n", csv));
+        var done = csv[2].Split(',');
+        Assert.That(double.Parse(done[2], CultureInfo.InvariantCulture), Is.InRange(0, 100));
+        Assert.That(done[6], Is.EqualTo("optimizer.lr=0.001"));
+        var md = File.ReadAllText(Path.Combine(sw, "sweep.md"));
+        Assert.That(md, Does.Contain("| 1e30 | diverged |").And.Contain("| 0.001 | completed |"), md);
+
+        var before = File.ReadAllBytes(Path.Combine(completed, "checkpoints", "last.pt"));
+        var again = RTool.Run(dir, args, timeoutSeconds: 600);
+        Assert.That(again.ExitCode, Is.EqualTo(1), again.ToString());
+        Assert.That(again.Stdout, Does.Contain("optimizer.lr=0.001: completed earlier, skipped"), again.ToString());
+        Assert.That(again.Stdout, Does.Contain("== optimizer.lr=1e30 (resuming)"), again.ToString());
+        Assert.That(File.ReadAllBytes(Path.Combine(completed, "checkpoints", "last.pt")), Is.EqualTo(before), "a completed run was trained again");
+        Assert.That(Status(diverged), Is.EqualTo("diverged"));
+    }
+
+    [Test]
+    public void SweepRecordsARunThatFailsWithAnErrorAndGoesOn()
+    {
+        var dir = RTool.NewDir("sweepfail");
+        var cfg = RTool.WriteConfig(dir, RTool.SmallConfig(trainLimit: 32, testLimit: 32, batch: 16));
+        var sw = Path.Combine(dir, "sw");
+        var r = RTool.Run(dir, ["sweep", cfg, "--grid", "data.dataset=fashion-mnist,mnist", "--out", sw], timeoutSeconds: 600);
+        Assert.That(r.ExitCode, Is.EqualTo(1), r.ToString());
+        Assert.That(Status(Path.Combine(sw, "data.dataset=fashion-mnist")), Is.EqualTo("failed"));
+        Assert.That(Status(Path.Combine(sw, "data.dataset=mnist")), Is.EqualTo("completed"));
+        var csv = File.ReadAllLines(Path.Combine(sw, "sweep.csv"));
+        Assert.That(csv.Skip(1).Select(l => l.Split(',')[1]), Is.EqualTo(new[] { "failed", "completed" }), string.Join("\n", csv));
+        Assert.That(File.ReadAllText(Path.Combine(sw, "sweep.md")), Does.Contain("`data.dataset=fashion-mnist` (failed): "));
+    }
+
+    [Test]
+    public void SweepFolderNamesKeepTheKeyAndArePathSafe()
+    {
+        Assert.That(ResnetMnist.Outputs.SweepTable.FolderName([("optimizer.lr", "1e12")]), Is.EqualTo("optimizer.lr=1e12"));
+        Assert.That(ResnetMnist.Outputs.SweepTable.FolderName([("model.pretrained", "../w/x.pth"), ("seed", "1")]), Is.EqualTo("model.pretrained=..-w-x.pth_seed=1"));
+        Assert.That(ResnetMnist.Outputs.SweepTable.FolderName([("", ".hidden")]), Does.Not.StartWith("."));
+    }
+
+    [Test]
+    public void WeightsInspectNamesDtypesAlikeForPthAndSafetensors()
+    {
+        var dir = RTool.NewDir("dtypes");
+        var st = ResnetMnist.ParityTests.Robustness.CraftedFiles.Safetensors(Path.Combine(dir, "w.safetensors"),
+            """{"fc.bias":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}""", new byte[8]);
+        var fromSafetensors = ResnetMnist.Weights.WeightsInspector.Inspect(st, 1, 10).Tensors.Single().DType;
+        var fromPth = ResnetMnist.Weights.WeightsInspector.Inspect(TrainedRun.BestPt, 1, 10).Tensors.First().DType;
+        Assert.That((fromSafetensors, fromPth), Is.EqualTo(("float32", "float32")));
+    }
+
+    [Test]
+    public void WeightsInspectInfersTheModelOfTheToolsOwnCheckpoint()
+    {
+        var w = RTool.Run(RTool.NewDir("infer"), ["weights", "inspect", TrainedRun.BestPt, "--json"]);
+        Assert.That(w.ExitCode, Is.EqualTo(0), w.ToString());
+        using var doc = System.Text.Json.JsonDocument.Parse(w.Stdout);
+        var e = doc.RootElement;
+        Assert.That((e.GetProperty("arch").GetString(), e.GetProperty("in_channels").GetInt32(), e.GetProperty("num_classes").GetInt32(), e.GetProperty("inferred").GetBoolean()),
+            Is.EqualTo(("resnet18", 1, 10, true)));
+        var text = RTool.Run(RTool.NewDir("infer"), ["weights", "inspect", TrainedRun.BestPt]);
+        Assert.That(text.Stdout, Does.Contain("fits resnet18(in_channels=1, num_classes=10) as a checkpoint (model inferred from the file's shapes): yes"), text.ToString());
+    }
+
+    [Test]
+    public void InferenceTellsResnet34FromResnet18AndReadsChannelsAndClasses()
+    {
+        var tensors = ResnetMnist.Model.ArchSpecs.Resnet34.StateDictLayout(3, 7).Select(e => new ResnetMnist.Weights.TensorInfo(e.Key, e.Shape, "float64")).ToList();
+        var m = ResnetMnist.Weights.WeightsInspector.Infer(tensors)!;
+        Assert.That((m.Arch.Name, m.InChannels, m.NumClasses, m.Dtype), Is.EqualTo(("resnet34", 3, 7, DtypeKind.Float64)));
+    }
+
+    [Test]
+    public void EvaluateAndPredictOnABareCopiedPtInferTheModel()
+    {
+        var dir = RTool.NewDir("barept");
+        var pt = Path.Combine(dir, "model.pt");
+        File.Copy(TrainedRun.BestPt, pt);
+        var e = RTool.Run(dir, ["evaluate", pt, "--json", "--set", "data.test_limit=64"]);
+        Assert.That(e.ExitCode, Is.EqualTo(0), e.ToString());
+        Assert.That(e.Stderr, Does.Contain("model inferred from the file: resnet18, in_channels 1, num_classes 10"), e.ToString());
+        using (var doc = System.Text.Json.JsonDocument.Parse(e.Stdout))
+            Assert.That(doc.RootElement.GetProperty("test_images").GetInt32(), Is.EqualTo(64));
+        var png = Path.Combine(dir, "d.png");
+        using (var bmp = new SKBitmap(28, 28, SKColorType.Gray8, SKAlphaType.Opaque))
+        using (var fs = File.Create(png)) bmp.Encode(fs, SKEncodedImageFormat.Png, 100);
+        var p = RTool.Run(dir, ["predict", pt, png]);
+        Assert.That(p.ExitCode, Is.EqualTo(0), p.ToString());
+        Assert.That(p.Stdout, Does.StartWith(png + ": "), p.ToString());
+    }
+
+    static string Status(string run)
+    {
+        using var doc = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(run, "summary.json")));
+        return doc.RootElement.GetProperty("status").GetString()!;
+    }
+
+    [Test]
+    public void EvaluateJsonIsOneDocumentOnStdoutAndEvalJsonInTheRun()
+    {
+        var run = TrainedRun.CopyTo(Path.Combine(RTool.NewDir("evaljson"), "run"));
+        var r = RTool.Run(run, ["evaluate", run, "--json"]);
+        Assert.That(r.ExitCode, Is.EqualTo(0), r.ToString());
+        using var doc = System.Text.Json.JsonDocument.Parse(r.Stdout);
+        var e = doc.RootElement;
+        Assert.That(e.GetProperty("test_accuracy").GetDouble(), Is.InRange(0, 100));
+        Assert.That(e.GetProperty("per_class_accuracy").GetArrayLength(), Is.EqualTo(10));
+        Assert.That(e.GetProperty("confusion").EnumerateArray().Sum(row => row.EnumerateArray().Sum(v => v.GetInt64())), Is.EqualTo(e.GetProperty("test_images").GetInt64()));
+        using var saved = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(run, "eval.json")));
+        Assert.That(saved.RootElement.GetProperty("test_accuracy").GetDouble(), Is.EqualTo(e.GetProperty("test_accuracy").GetDouble()));
+    }
+
+    [Test]
+    public void PredictInfoAndWeightsInspectJsonAreOneDocumentOnStdout()
+    {
+        var dir = RTool.NewDir("json");
+        var png = Path.Combine(dir, "d.png");
+        using (var bmp = new SKBitmap(28, 28, SKColorType.Gray8, SKAlphaType.Opaque))
+        using (var fs = File.Create(png)) bmp.Encode(fs, SKEncodedImageFormat.Png, 100);
+        var p = RTool.Run(dir, ["predict", TrainedRun.Dir, png, "--json"]);
+        Assert.That(p.ExitCode, Is.EqualTo(0), p.ToString());
+        using (var doc = System.Text.Json.JsonDocument.Parse(p.Stdout))
+        {
+            var pred = doc.RootElement.GetProperty("predictions")[0];
+            Assert.That(pred.GetProperty("image").GetString(), Is.EqualTo(png));
+            Assert.That(pred.GetProperty("class").GetInt32(), Is.InRange(0, 9));
+            Assert.That(pred.GetProperty("probabilities").EnumerateArray().Sum(v => v.GetDouble()), Is.EqualTo(1).Within(1e-6));
+        }
+        var i = RTool.Run(dir, ["info", "--json"]);
+        Assert.That(i.ExitCode, Is.EqualTo(0), i.ToString());
+        using (var doc = System.Text.Json.JsonDocument.Parse(i.Stdout))
+            Assert.That(doc.RootElement.GetProperty("threads").GetInt32(), Is.GreaterThan(0));
+        var w = RTool.Run(dir, ["weights", "inspect", TrainedRun.BestPt, "--json"]);
+        Assert.That(w.ExitCode, Is.EqualTo(0), w.ToString());
+        using (var doc = System.Text.Json.JsonDocument.Parse(w.Stdout))
+        {
+            Assert.That(doc.RootElement.GetProperty("fits").GetBoolean(), Is.True);
+            Assert.That(doc.RootElement.GetProperty("parameter_count").GetInt64(), Is.GreaterThan(11_000_000));
+            Assert.That(doc.RootElement.GetProperty("tensors")[0].GetProperty("dtype").GetString(), Is.EqualTo("float32"));
+        }
     }
 
     [Test]

@@ -71,7 +71,7 @@ public sealed class BadInputTests
         yield return new("missing argument", _ => ["evaluate"], 2, "missing required argument 'CHECKPOINT'");
         yield return new("option without value", d => ["train", Small(d), "--out"], 2, "option --out needs a value");
         yield return new("option followed by an option", d => ["train", Small(d), "--set", "--force"], 2, "option --set needs a value");
-        yield return new("train without config", _ => ["train"], 2, "give a CONFIG.yaml");
+        yield return new("train without config, bad --set", _ => ["train", "--set", "train.epochs=zero"], 2, "train.epochs: expected an integer >= 1, found 'zero'");
 
         // --- config ---
         yield return new("malformed YAML", d => Train(d, "seed: 0\ndata: [\n"), 2, "config.yaml:3:1: malformed YAML");

@@ -110,6 +110,9 @@ public sealed record TrainConfig
 
     [Key("train.log_every", "seconds between plain progress lines when output is not a terminal", Min = 0, MinExclusive = true, Unit = "s", Result = false)]
     public double LogEvery { get; init; } = 10;
+
+    [Key("train.save", "checkpoints kept in `checkpoints/`: `both` = `last.pt` + `last.optim.pt` + `last.json` (resumable) and `best.pt` (weights only); `last` = without `best.pt`; `best` = `best.pt` only; `none` = nothing. With `best` or `none` the run cannot be resumed", Result = false)]
+    public SaveKind Save { get; init; } = SaveKind.Both;
 }
 
 public sealed record OptimizerConfig
@@ -164,6 +167,9 @@ public sealed record SchedulerConfig
 public enum DeviceKind { [Name("auto")] Auto, [Name("cpu")] Cpu, [Name("cuda")] Cuda }
 
 /// <summary><c>train.dtype</c>.</summary>
+/// <summary><c>train.save</c>: which checkpoint files a run keeps.</summary>
+public enum SaveKind { [Name("last")] Last, [Name("best")] Best, [Name("both")] Both, [Name("none")] None }
+
 public enum DtypeKind { [Name("float32")] Float32, [Name("float64")] Float64 }
 
 /// <summary><c>optimizer.name</c>: <c>torch.optim.SGD</c>, <c>Adam</c>, <c>AdamW</c>.</summary>

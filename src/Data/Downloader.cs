@@ -13,8 +13,26 @@ public static class Downloader
         HttpClient? client = null, CancellationToken cancel = default)
     {
         var dir = files.RawDir(root);
+        // The folders this call creates, outermost first: removed again if they are still empty when a download fails.
+        var created = new List<string>();
+        for (var d = Path.GetFullPath(dir); d is not null && !Directory.Exists(d); d = Path.GetDirectoryName(d)) created.Insert(0, d);
         Directory.CreateDirectory(dir);
         client ??= new HttpClient { Timeout = TimeSpan.FromMinutes(10) };
+        try
+        {
+            FetchInto(files, root, dir, client, progress, cancel);
+        }
+        catch
+        {
+            for (int i = created.Count - 1; i >= 0; i--)
+                try { if (!Directory.EnumerateFileSystemEntries(created[i]).Any()) Directory.Delete(created[i]); }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
+            throw;
+        }
+    }
+
+    static void FetchInto(MnistFiles files, string root, string dir, HttpClient client, IProgress<(string File, long Done, long? Total)>? progress, CancellationToken cancel)
+    {
         foreach (var name in MnistFiles.All)
         {
             if (files.Find(root, name) is not null) continue;
@@ -42,8 +60,12 @@ public static class Downloader
                 }
             }
             if (!ok)
+            {
+                // The embedded sample is suggested only for MNIST and only where the package carries it.
+                string sample = files.Dataset == "mnist" && PackagedFiles.SampleRoot is string s ? $", or use the embedded sample (data.root: {s}; `dotnet resnet-mnist train` with no config uses it)" : "";
                 throw new DataException($"{target}: download failed from every mirror ({string.Join("; ", errors)}); " +
-                                        $"copy the files into {dir} by hand (torchvision's layout), or use the embedded sample (data.root: data)");
+                                        $"copy the files into {dir} by hand (torchvision's layout){sample}");
+            }
         }
     }
 

@@ -25,6 +25,33 @@ public static class AtomicFile
         }
     }
 
+    /// <summary>
+    /// Makes <paramref name="path"/> a second name (hard link) of <paramref name="source"/>, atomically replacing it:
+    /// no second copy of the bytes on disk. Safe because every file is replaced by rename, never rewritten in place, so
+    /// a later write of <paramref name="source"/> leaves this one as it was. Copies where links are not possible.
+    /// </summary>
+    public static void LinkOrCopy(string source, string path)
+    {
+        var tmp = TempName(path);
+        try
+        {
+            if (!OperatingSystem.IsWindows() && link(source, tmp) == 0) File.Move(tmp, path, overwrite: true);
+            else
+            {
+                TryDelete(tmp);
+                WriteAllBytes(path, File.ReadAllBytes(source));
+            }
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            TryDelete(tmp);
+            throw new IOException($"{path}: could not write ({e.Message}); the previous file, if any, is unchanged", e);
+        }
+    }
+
+    [System.Runtime.InteropServices.DllImport("libc", SetLastError = true)]
+    static extern int link(string oldpath, string newpath);
+
     public static void WriteAllText(string path, string text) => WriteAllBytes(path, System.Text.Encoding.UTF8.GetBytes(text));
 
     /// <summary>Writes through <paramref name="write"/> into memory first, then atomically to <paramref name="path"/>.</summary>

@@ -64,6 +64,10 @@ public sealed class RunDirectory : IDisposable
     public static bool HasCheckpoint(string path) =>
         System.IO.File.Exists(System.IO.Path.Combine(System.IO.Path.GetFullPath(path), "checkpoints", "last.json"));
 
+    /// <summary>Whether <paramref name="path"/> is a run folder of this tool (with or without a checkpoint): <c>--resume</c> accepts it.</summary>
+    public static bool IsRunFolder(string path) =>
+        ContentsOf(System.IO.Path.GetFullPath(path)) is Contents.RunWithCheckpoint or Contents.RunWithoutCheckpoint;
+
     static Contents CheckState(string path, bool resume, bool force)
     {
         RefuseSystemFolder(path);
@@ -90,6 +94,9 @@ public sealed class RunDirectory : IDisposable
     {
         if (!Directory.Exists(path)) return Contents.Absent;
         if (System.IO.File.Exists(System.IO.Path.Combine(path, "checkpoints", "last.json"))) return Contents.RunWithCheckpoint;
+        // train.save: best keeps only best.pt: such a run is not replaced without --force either.
+        if (System.IO.File.Exists(System.IO.Path.Combine(path, "checkpoints", "best.pt")) && System.IO.File.Exists(System.IO.Path.Combine(path, MarkerName)))
+            return Contents.RunWithCheckpoint;
         if (System.IO.File.Exists(System.IO.Path.Combine(path, MarkerName))) return Contents.RunWithoutCheckpoint;
         return Directory.EnumerateFileSystemEntries(path).Any() ? Contents.Foreign : Contents.Empty;
     }
@@ -194,6 +201,33 @@ public sealed class RunDirectory : IDisposable
         AtomicFile.WriteAllText(StepsFile, w.ToString());
     }
 
+    /// <summary>
+    /// Starts <c>steps.csv</c> over with <paramref name="kept"/> (atomic: the header and the steps a resume keeps), then
+    /// returns a writer that appends each further step, so that the file is live during an epoch.
+    /// </summary>
+    public StepsLog OpenStepsLog(IReadOnlyList<StepRecord> kept)
+    {
+        WriteSteps(kept);
+        return new StepsLog(StepsFile);
+    }
+
+    /// <summary>Appends steps to <c>steps.csv</c>; <see cref="Flush"/> makes them visible to readers.</summary>
+    public sealed class StepsLog : IDisposable
+    {
+        readonly StreamWriter _w;
+
+        internal StepsLog(string file)
+        {
+            _w = new StreamWriter(new FileStream(file, FileMode.Append, FileAccess.Write, FileShare.Read), new System.Text.UTF8Encoding(false), 1 << 16) { NewLine = "\n" };
+        }
+
+        public void Append(StepRecord s) => _w.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{s.Step},{s.Epoch},{R(s.Loss)},{R(s.Lr)}"));
+
+        public void Flush() => _w.Flush();
+
+        public void Dispose() => _w.Dispose();
+    }
+
     public void WriteMetrics(IReadOnlyList<EpochRecord> epochs)
     {
         var w = new StringWriter(CultureInfo.InvariantCulture) { NewLine = "\n" };
@@ -205,12 +239,45 @@ public sealed class RunDirectory : IDisposable
 
     /// <summary>Writes <c>summary.json</c>. JSON has no NaN or infinity: such a value is written as <c>null</c>.</summary>
     public void WriteSummary(object summary) =>
-        AtomicFile.WriteAllText(SummaryFile, JsonSerializer.Serialize(summary, new JsonSerializerOptions
+        AtomicFile.WriteAllText(SummaryFile, SummaryJson(summary));
+
+    /// <summary>The JSON text of a summary (snake_case keys, non-finite numbers as <c>null</c>).</summary>
+    public static string SummaryJson(object summary) =>
+        JsonSerializer.Serialize(summary, new JsonSerializerOptions
         {
             WriteIndented = true,
             PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
             Converters = { new FiniteOrNull() },
-        }));
+        });
+
+    /// <summary>
+    /// Writes <c>summary.json</c> for a run that failed before or outside <see cref="Open"/> (a sweep records every
+    /// run's end): only into a folder that is absent, empty or a run folder of this tool not held by another process;
+    /// returns whether it wrote.
+    /// </summary>
+    public static bool TryWriteSummaryOutside(string path, object summary)
+    {
+        path = System.IO.Path.GetFullPath(path);
+        try
+        {
+            if (System.IO.File.Exists(path) || ContentsOf(path) == Contents.Foreign) return false;
+            var lockPath = System.IO.Path.Combine(path, ".lock");
+            if (System.IO.File.Exists(lockPath))
+            {
+                using var probe = new FileStream(lockPath, FileMode.Open, FileAccess.Read, FileShare.None);
+                if (RunLock.Holder(probe) is { Alive: true }) return false;
+            }
+            Directory.CreateDirectory(path);
+            if (!System.IO.File.Exists(System.IO.Path.Combine(path, MarkerName)))
+                AtomicFile.WriteAllText(System.IO.Path.Combine(path, MarkerName), $"run folder of resnet-mnist: --force and re-runs delete only {string.Join(", ", RunFileNames)}, checkpoints/{{{string.Join(", ", CheckpointFileNames)}}} and their temp files\n");
+            AtomicFile.WriteAllText(System.IO.Path.Combine(path, "summary.json"), SummaryJson(summary));
+            return true;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or RunDirectoryException)
+        {
+            return false;
+        }
+    }
 
     sealed class FiniteOrNull : System.Text.Json.Serialization.JsonConverter<double>
     {
@@ -225,8 +292,10 @@ public sealed class RunDirectory : IDisposable
     }
 
     /// <summary>Reads <c>steps.csv</c> back (for resume and tests).</summary>
+    /// <remarks>A line cut short by a crash (the file is appended step by step) is skipped.</remarks>
     public static List<StepRecord> ReadSteps(string file) =>
         System.IO.File.ReadLines(file).Skip(1).Where(l => l.Length > 0).Select(l => l.Split(','))
+            .Where(p => p.Length == 4 && p.All(x => double.TryParse(x, NumberStyles.Float, CultureInfo.InvariantCulture, out _)))
             .Select(p => new StepRecord(long.Parse(p[0], CultureInfo.InvariantCulture), int.Parse(p[1], CultureInfo.InvariantCulture),
                 double.Parse(p[2], CultureInfo.InvariantCulture), double.Parse(p[3], CultureInfo.InvariantCulture))).ToList();
 

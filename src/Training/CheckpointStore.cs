@@ -1,6 +1,7 @@
 using System.Collections;
 using System.Security.Cryptography;
 using System.Text.Json;
+using ResnetMnist.Config;
 using ResnetMnist.Data;
 using ResnetMnist.Outputs;
 using ResnetMnist.Weights;
@@ -20,14 +21,17 @@ namespace ResnetMnist.Training;
 /// <param name="GlobalStep">Optimizer steps so far.</param>
 /// <param name="RngState">The global generator's state (torch.get_rng_state), base64.</param>
 /// <param name="Config">Result-affecting config values, to refuse a resume that would change them.</param>
+/// <param name="EpochSeconds">Training time of epoch <c>EpochsDone + 1</c> so far (before an interrupt), so that a resumed epoch's time is whole.</param>
 public sealed record TrainingState(int EpochsDone, int BatchesDone, bool OrderDrawn, long SamplerSeed, double EpochLossSum, long GlobalStep,
-    double BestAccuracy, string RngState, IReadOnlyDictionary<string, string> Config, string WeightsSha256, string OptimizerSha256);
+    double BestAccuracy, string RngState, IReadOnlyDictionary<string, string> Config, string WeightsSha256, string OptimizerSha256,
+    double EpochSeconds = 0);
 
 /// <summary>
 /// The one place that writes and reads checkpoints, in <c>RUN/checkpoints/</c>: <c>last.pt</c> (the model's
 /// state_dict, loadable with <c>torch.load</c> + <c>load_state_dict</c>), <c>last.optim.pt</c> (the optimizer's
 /// state_dict in PyTorch's format), <c>last.json</c> (<see cref="TrainingState"/>, written last, with the other
-/// two files' sha256) and <c>best.pt</c> (weights of the best test accuracy). Every file is replaced atomically.
+/// two files' sha256) and <c>best.pt</c> (weights of the best test accuracy; a hard link to that epoch's <c>last.pt</c>
+/// where the file system allows, so that it takes no second copy on disk). Every file is replaced atomically.
 /// </summary>
 public sealed class CheckpointStore(string folder)
 {
@@ -56,9 +60,22 @@ public sealed class CheckpointStore(string folder)
         return ms.ToArray();
     }
 
-    public void Save(nn.Module model, OptimizerHelper optimizer, TrainingState state, bool best)
+    /// <summary>
+    /// Writes the checkpoint files that <paramref name="save"/> (<c>train.save</c>) keeps: the resumable <c>last.*</c>
+    /// with <see cref="SaveKind.Both"/>/<see cref="SaveKind.Last"/>, <c>best.pt</c> (when <paramref name="best"/>)
+    /// with <see cref="SaveKind.Both"/>/<see cref="SaveKind.Best"/>.
+    /// </summary>
+    public void Save(nn.Module model, OptimizerHelper optimizer, TrainingState state, bool best, SaveKind save = SaveKind.Both)
     {
+        bool last = save is SaveKind.Both or SaveKind.Last;
+        best &= save is SaveKind.Both or SaveKind.Best;
+        if (!last && !best) return;
         var weights = WeightsBytes(model);
+        if (!last)
+        {
+            AtomicFile.WriteAllBytes(BestWeights, weights);
+            return;
+        }
         MakeStateContiguous(optimizer);
         using var oms = new MemoryStream();
         optimizer.save_py(oms, leaveOpen: true);
@@ -67,7 +84,7 @@ public sealed class CheckpointStore(string folder)
         AtomicFile.WriteAllBytes(LastOptimizer, optim);
         AtomicFile.WriteAllBytes(LastWeights, weights);
         AtomicFile.WriteAllText(LastState, JsonSerializer.Serialize(state, Json));
-        if (best) AtomicFile.WriteAllBytes(BestWeights, weights);
+        if (best) AtomicFile.LinkOrCopy(LastWeights, BestWeights); // the same bytes: one copy on disk
     }
 
     /// <summary>

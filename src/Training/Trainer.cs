@@ -15,8 +15,9 @@ public enum RunStatus { Completed, Interrupted, Diverged }
 
 /// <summary>The outcome of <see cref="Trainer.Run"/>.</summary>
 /// <param name="Problem">With <see cref="RunStatus.Diverged"/>: what was not finite, where, and what was kept.</param>
+/// <param name="TrainSeconds">Training time of the whole run so far (evaluation excluded), the unfinished epoch's included.</param>
 public sealed record TrainResult(RunStatus Status, IReadOnlyList<StepRecord> Steps, IReadOnlyList<EpochRecord> Epochs, double BestAccuracy,
-    string? Problem = null);
+    string? Problem = null, double TrainSeconds = 0);
 
 /// <summary>Training stopped because the loss became NaN or infinite; the last good checkpoint is kept.</summary>
 public sealed class DivergedException(string message) : Exception(message);
@@ -59,6 +60,10 @@ public sealed class Trainer(Session session, RunDirectory run, ITrainingObserver
             observer.Info($"resuming {run.Path} at epoch {state.EpochsDone + 1}, batch {state.BatchesDone + 1} (step {state.GlobalStep})");
         }
         run.WriteConfig(_cfg);
+        using var log = run.OpenStepsLog(steps);
+        var flushed = Stopwatch.StartNew();
+        var clock = new Stopwatch();
+        double Seconds() => epochs.Sum(e => e.EpochSeconds) + (state.OrderDrawn ? state.EpochSeconds + clock.Elapsed.TotalSeconds : 0);
 
         int n = session.Train.Count, bs = _cfg.Train.BatchSize;
         session.Train.RequireImages(training: true);
@@ -70,9 +75,12 @@ public sealed class Trainer(Session session, RunDirectory run, ITrainingObserver
         TrainResult Interrupted()
         {
             if (NonFinite(model) is string bad)
-                return Diverge(store, steps, epochs, state.BestAccuracy, $"weight {bad} is not finite after step {state.GlobalStep} (epoch {state.EpochsDone + 1}, batch {state.BatchesDone})");
-            SaveCheckpoint(store, optimizer, state, isBest: false, steps, epochs);
-            return new TrainResult(RunStatus.Interrupted, steps, epochs, state.BestAccuracy);
+                return Diverge(store, log, steps, epochs, state.BestAccuracy, $"weight {bad} is not finite after step {state.GlobalStep} (epoch {state.EpochsDone + 1}, batch {state.BatchesDone})", Seconds());
+            double seconds = Seconds();
+            state = state with { EpochSeconds = state.OrderDrawn ? state.EpochSeconds + clock.Elapsed.TotalSeconds : 0 };
+            clock.Reset();
+            SaveCheckpoint(store, log, optimizer, state, isBest: false, epochs);
+            return new TrainResult(RunStatus.Interrupted, steps, epochs, state.BestAccuracy, TrainSeconds: seconds);
         }
 
         while (state.EpochsDone < _cfg.Train.Epochs)
@@ -85,13 +93,13 @@ public sealed class Trainer(Session session, RunDirectory run, ITrainingObserver
             else
             {
                 (order, var samplerSeed) = DataLoaderOrder.TrainEpoch(n, _cfg.Train.Shuffle);
-                state = state with { OrderDrawn = true, SamplerSeed = samplerSeed, BatchesDone = 0, EpochLossSum = 0 };
+                state = state with { OrderDrawn = true, SamplerSeed = samplerSeed, BatchesDone = 0, EpochLossSum = 0, EpochSeconds = 0 };
             }
             using var epochOrder = order.to(session.Device);
             if (!ReferenceEquals(epochOrder, order)) order.Dispose();
 
             observer.EpochStarted(epoch + 1, _cfg.Train.Epochs, batches, state.BatchesDone);
-            var clock = Stopwatch.StartNew();
+            clock.Restart();
             long images = 0;
             while (state.BatchesDone < batches)
             {
@@ -104,13 +112,17 @@ public sealed class Trainer(Session session, RunDirectory run, ITrainingObserver
                     loss = Step(session.Model, optimizer, session.Train, indices, augment: _augment);
                 state = state with { GlobalStep = state.GlobalStep + 1, BatchesDone = b + 1, EpochLossSum = state.EpochLossSum + loss };
                 if (!double.IsFinite(loss))
-                    return Diverge(store, steps, epochs, state.BestAccuracy, $"loss is {loss.ToString(CultureInfo.InvariantCulture)} at step {state.GlobalStep} (epoch {epoch + 1}, batch {b + 1})");
+                    return Diverge(store, log, steps, epochs, state.BestAccuracy, $"loss is {loss.ToString(CultureInfo.InvariantCulture)} at step {state.GlobalStep} (epoch {epoch + 1}, batch {b + 1})", Seconds());
                 images += len;
                 var record = new StepRecord(state.GlobalStep, epoch + 1, loss, lr);
                 steps.Add(record);
+                log.Append(record);
+                if (flushed.Elapsed.TotalSeconds >= _cfg.Train.LogEvery) { log.Flush(); flushed.Restart(); }
                 observer.StepFinished(record, b + 1, batches, images / Math.Max(1e-9, clock.Elapsed.TotalSeconds));
             }
-            double seconds = clock.Elapsed.TotalSeconds;
+            clock.Stop();
+            double seconds = state.EpochSeconds + clock.Elapsed.TotalSeconds;
+            log.Flush();
 
             DataLoaderOrder.DrawTestLoaderSeed();
             var eval = Evaluator.Run(model, session.Test, _cfg.Train.EvalBatchSize, _cfg.Model.NumClasses);
@@ -125,20 +137,21 @@ public sealed class Trainer(Session session, RunDirectory run, ITrainingObserver
                 : !double.IsFinite(trainLoss) ? $"train loss is {trainLoss.ToString(CultureInfo.InvariantCulture)}"
                 : null;
             if (problem is not null)
-                return Diverge(store, steps, epochs, state.BestAccuracy, $"{problem} after epoch {epoch + 1} (step {state.GlobalStep})");
+                return Diverge(store, log, steps, epochs, state.BestAccuracy, $"{problem} after epoch {epoch + 1} (step {state.GlobalStep})", Seconds());
             bool isBest = eval.Accuracy > state.BestAccuracy;
             var er = new EpochRecord(epoch + 1, trainLoss, eval.Loss, eval.Accuracy,
-                LrSchedule.At(_cfg, epoch, state.GlobalStep - 1, totalSteps), seconds, images / Math.Max(1e-9, seconds));
+                LrSchedule.At(_cfg, epoch, state.GlobalStep - 1, totalSteps), seconds, images / Math.Max(1e-9, clock.Elapsed.TotalSeconds));
             epochs.Add(er);
             state = state with
             {
-                EpochsDone = epoch + 1, BatchesDone = 0, OrderDrawn = false, SamplerSeed = 0, EpochLossSum = 0,
+                EpochsDone = epoch + 1, BatchesDone = 0, OrderDrawn = false, SamplerSeed = 0, EpochLossSum = 0, EpochSeconds = 0,
                 BestAccuracy = isBest ? eval.Accuracy : state.BestAccuracy,
             };
-            SaveCheckpoint(store, optimizer, state, isBest, steps, epochs);
+            clock.Reset();
+            SaveCheckpoint(store, log, optimizer, state, isBest, epochs);
             observer.EpochFinished(er, isBest);
         }
-        return new TrainResult(RunStatus.Completed, steps, epochs, state.BestAccuracy);
+        return new TrainResult(RunStatus.Completed, steps, epochs, state.BestAccuracy, TrainSeconds: Seconds());
     }
 
     /// <summary>
@@ -187,13 +200,13 @@ public sealed class Trainer(Session session, RunDirectory run, ITrainingObserver
     }
 
     /// <summary>Ends a diverged run: steps.csv so far is written, checkpoints stay as they were.</summary>
-    TrainResult Diverge(CheckpointStore store, List<StepRecord> steps, List<EpochRecord> epochs, double best, string what)
+    TrainResult Diverge(CheckpointStore store, RunDirectory.StepsLog log, List<StepRecord> steps, List<EpochRecord> epochs, double best, string what, double seconds)
     {
-        run.WriteSteps(steps);
+        log.Flush();
         var kept = File.Exists(store.LastState)
             ? $"the last good checkpoint is kept in {store.Folder} (resume from it with a lower optimizer.lr and --force)"
             : "no checkpoint had been written yet";
-        return new TrainResult(RunStatus.Diverged, steps, epochs, best, $"{what}; training stopped, {kept}; try a lower optimizer.lr");
+        return new TrainResult(RunStatus.Diverged, steps, epochs, best, $"{what}; training stopped, {kept}; try a lower optimizer.lr", seconds);
     }
 
     /// <summary>
@@ -229,11 +242,11 @@ public sealed class Trainer(Session session, RunDirectory run, ITrainingObserver
     /// <summary>After every switch to train mode: frozen modules' BatchNorm (all of it with bn_eval) stays in eval.</summary>
     void Freeze() => Weights.Freezing.KeepFrozenBatchNormInEval(session.Model, _cfg.Model.Freeze, _cfg.Model.BnEval);
 
-    void SaveCheckpoint(CheckpointStore store, OptimizerHelper optimizer, TrainingState state, bool isBest, List<StepRecord> steps, List<EpochRecord> epochs)
+    void SaveCheckpoint(CheckpointStore store, RunDirectory.StepsLog log, OptimizerHelper optimizer, TrainingState state, bool isBest, List<EpochRecord> epochs)
     {
-        run.WriteSteps(steps);
+        log.Flush();
         run.WriteMetrics(epochs);
-        store.Save(session.Model, optimizer, state with { RngState = CheckpointStore.RngState() }, isBest);
+        store.Save(session.Model, optimizer, state with { RngState = CheckpointStore.RngState() }, isBest, _cfg.Train.Save);
     }
 
     /// <summary>

@@ -16,12 +16,12 @@ public sealed record RunOptions(bool Resume = false, bool Force = false, string?
 /// <c>summary.json</c>: how a run ended and what it measured. Accuracies in %, losses are mean cross-entropy, times in
 /// seconds; a value that is not finite is written as <c>null</c>.
 /// </summary>
-/// <param name="Status"><c>completed</c>, <c>interrupted</c> or <c>diverged</c>.</param>
-/// <param name="Problem">With <c>diverged</c>: what was not finite, where, and what was kept.</param>
+/// <param name="Status"><c>completed</c>, <c>interrupted</c>, <c>diverged</c>, or <c>failed</c> (an error ended the run; written by a sweep).</param>
+/// <param name="Problem">With <c>diverged</c>: what was not finite, where, and what was kept; with <c>failed</c>: the error.</param>
 /// <param name="Epochs">Epochs finished (resumed runs count the earlier ones).</param>
 /// <param name="Steps">Optimizer steps taken.</param>
 /// <param name="BestEpoch">Epoch of <see cref="BestTestAccuracy"/> (1-based); null before the first evaluation.</param>
-/// <param name="TrainSeconds">Sum of the epochs' training time (evaluation excluded).</param>
+/// <param name="TrainSeconds">Training time so far (evaluation excluded), an unfinished epoch's included.</param>
 /// <param name="WallSeconds">This invocation's time, from start to summary.</param>
 /// <param name="StartedAt">When this invocation started (UTC, ISO 8601).</param>
 /// <param name="TrainImages">Images in the training split as used (after data.train_limit).</param>
@@ -41,6 +41,30 @@ public sealed record RunOutcome(TrainResult Result, RunSummary Summary, string R
 /// </summary>
 public static class TrainingRun
 {
+    /// <summary>
+    /// Records in <paramref name="runPath"/>'s <c>summary.json</c> that the run failed with <paramref name="problem"/>
+    /// (an error before or during training), keeping the progress of a summary already there (epochs, accuracies);
+    /// writes nothing into a folder that is not this tool's. Returns the summary.
+    /// </summary>
+    public static RunSummary RecordFailure(TrainingConfig cfg, string runPath, string problem, DateTime started, RunOptions? options = null)
+    {
+        var summary = new RunSummary("failed", problem, 0, 0, null, null, null, null, null, 0, (DateTime.UtcNow - started).TotalSeconds, started,
+            0, 0, cfg.Model.Arch, cfg.Data.Dataset, cfg.Device.Name(), cfg.Threads, options?.CommandLine, options?.ToolVersion, TorchSharp.torch.__version__);
+        var file = Path.Combine(runPath, "summary.json");
+        if (File.Exists(file))
+        {
+            try
+            {
+                var old = System.Text.Json.JsonSerializer.Deserialize<RunSummary>(File.ReadAllText(file),
+                    new System.Text.Json.JsonSerializerOptions { PropertyNamingPolicy = System.Text.Json.JsonNamingPolicy.SnakeCaseLower });
+                if (old is not null) summary = old with { Status = "failed", Problem = problem, WallSeconds = summary.WallSeconds, StartedAt = started };
+            }
+            catch (Exception e) when (e is System.Text.Json.JsonException or IOException or NotSupportedException) { }
+        }
+        RunDirectory.TryWriteSummaryOutside(runPath, summary);
+        return summary;
+    }
+
     public static RunOutcome Train(TrainingConfig cfg, string runPath, ITrainingObserver? observer = null, CancellationToken cancel = default,
         RunOptions? options = null)
     {
@@ -53,6 +77,8 @@ public static class TrainingRun
         RunDirectory.Check(runPath, resume, options.Force);
         // A run stopped before its first checkpoint (killed in epoch 1) resumes from its start.
         bool fromStart = resume && !RunDirectory.HasCheckpoint(runPath);
+        if (fromStart && cfg.Train.Save is SaveKind.Best or SaveKind.None && !options.Force)
+            throw new CheckpointException($"{Path.GetFullPath(runPath)}: cannot resume: the run keeps no resumable checkpoint (train.save: {cfg.Train.Save.Name()}); train it again with --force, or use train.save: both or last for runs you may resume");
         var checkpoints = Path.Combine(Path.GetFullPath(runPath), "checkpoints");
         TrainingState? state = null;
         if (resume && !fromStart)
@@ -89,7 +115,7 @@ public static class TrainingRun
             FinalTestLoss: last?.TestLoss,
             FinalTestAccuracy: last?.TestAccuracy,
             BestTestAccuracy: result.BestAccuracy >= 0 ? result.BestAccuracy : null,
-            TrainSeconds: result.Epochs.Sum(e => e.EpochSeconds),
+            TrainSeconds: result.TrainSeconds,
             WallSeconds: (DateTime.UtcNow - started).TotalSeconds,
             StartedAt: started,
             TrainImages: session.Train.Count,

@@ -62,11 +62,27 @@ public static class WeightsFile
     {
         var format = DetectFormat(path);
         if (format == WeightsFormat.Safetensors)
-            return SafetensorsHeader(path).Select(e => (e.Key, e.Shape, e.DType)).ToList();
+            return SafetensorsHeader(path).Select(e => (e.Key, e.Shape, DTypeName(e.DType))).ToList();
         var sd = ReadTorchZip(path);
-        try { return sd.Select(kv => (kv.Key, kv.Value.shape, kv.Value.dtype.ToString())).ToList(); }
+        try { return sd.Select(kv => (kv.Key, kv.Value.shape, DTypeName(kv.Value.dtype.ToString()))).ToList(); }
         finally { foreach (var t in sd.Values) t.Dispose(); }
     }
+
+    /// <summary>One name per dtype for both formats, as PyTorch prints it without <c>torch.</c>: <c>float32</c>, <c>int64</c>, ...</summary>
+    public static string DTypeName(string name) => name switch
+    {
+        "F64" or "Float64" => "float64",
+        "F32" or "Float32" => "float32",
+        "F16" or "Float16" => "float16",
+        "BF16" or "BFloat16" => "bfloat16",
+        "I64" or "Int64" => "int64",
+        "I32" or "Int32" => "int32",
+        "I16" or "Int16" => "int16",
+        "I8" or "Int8" => "int8",
+        "U8" or "Byte" => "uint8",
+        "BOOL" or "Bool" => "bool",
+        _ => name.ToLowerInvariant(),
+    };
 
     static Dictionary<string, Tensor> ReadTorchZip(string path)
     {

@@ -20,7 +20,7 @@ public sealed record TensorInfo(string Key, long[] Shape, string DType)
 /// <param name="Problems">Missing/unexpected keys and wrong shapes; empty when it fits.</param>
 /// <param name="Notes">Keys that will keep their fresh initialisation or be derived (conv1, fc).</param>
 public sealed record WeightsReport(string Path, WeightsFormat Format, IReadOnlyList<TensorInfo> Tensors, long ParameterCount,
-    string Arch, int InChannels, int NumClasses, IReadOnlyList<string> Problems, IReadOnlyList<string> Notes)
+    string Arch, int InChannels, int NumClasses, IReadOnlyList<string> Problems, IReadOnlyList<string> Notes, bool Inferred = false)
 {
     /// <summary>True when <see cref="PretrainedWeights"/> would load it into Arch(InChannels, NumClasses) with conv1_init sum-rgb/mean-rgb.</summary>
     public bool Fits => Problems.Count == 0;
@@ -33,16 +33,52 @@ public sealed record WeightsReport(string Path, WeightsFormat Format, IReadOnlyL
         int w = Tensors.Count == 0 ? 0 : Tensors.Max(t => t.Key.Length);
         foreach (var t in Tensors)
             sb.AppendLine($"  {t.Key.PadRight(w)}  {ArchSpec.Shape(t.Shape),-20} {t.DType}");
-        sb.AppendLine($"  fits {Arch}(in_channels={InChannels}, num_classes={NumClasses}): {(Fits ? "yes" : "no")}");
+        sb.AppendLine($"  fits {Arch}(in_channels={InChannels}, num_classes={NumClasses}){(Inferred ? " as a checkpoint (model inferred from the file's shapes)" : "")}: {(Fits ? "yes" : "no")}");
         foreach (var n in Notes) sb.AppendLine($"    note: {n}");
         foreach (var p in Problems) sb.AppendLine($"    {p}");
         return sb.ToString().TrimEnd();
     }
 }
 
+/// <summary>The model a state_dict was saved from, read off its shapes: arch (by the keys and shapes), conv1's input channels, fc's classes, dtype.</summary>
+public sealed record InferredModel(ArchSpec Arch, int InChannels, int NumClasses, Config.DtypeKind Dtype);
+
 /// <summary>Reads a <c>.pth</c> / <c>.safetensors</c> file's keys, shapes and dtypes and checks it against an architecture.</summary>
 public static class WeightsInspector
 {
+    /// <summary>
+    /// The model of <paramref name="tensors"/>: in_channels = <c>conv1.weight</c>'s dim 1, num_classes = <c>fc.weight</c>'s
+    /// dim 0, the arch among <see cref="ArchSpecs.All"/> whose state_dict layout with those matches exactly (else the one
+    /// sharing most keys and shapes), dtype of <c>conv1.weight</c>. Null when there is no conv1 or fc to read.
+    /// </summary>
+    public static InferredModel? Infer(IReadOnlyList<TensorInfo> tensors)
+    {
+        var byKey = tensors.GroupBy(t => t.Key).ToDictionary(g => g.Key, g => g.First());
+        if (!byKey.TryGetValue("conv1.weight", out var conv1) || conv1.Shape.Length != 4 || conv1.Shape[1] is < 1 or > int.MaxValue) return null;
+        if (!byKey.TryGetValue("fc.weight", out var fc) || fc.Shape.Length != 2 || fc.Shape[0] is < 1 or > int.MaxValue) return null;
+        int inChannels = (int)conv1.Shape[1], classes = (int)fc.Shape[0];
+        int Score(ArchSpec a) => a.StateDictLayout(inChannels, classes).Count(e => byKey.TryGetValue(e.Key, out var t) && t.Shape.SequenceEqual(e.Shape));
+        var arch = ArchSpecs.All.MaxBy(a => (Score(a) == a.StateDictLayout(inChannels, classes).Count && byKey.Count == Score(a), Score(a)))!;
+        var dtype = conv1.DType == "float64" ? Config.DtypeKind.Float64 : Config.DtypeKind.Float32;
+        return new InferredModel(arch, inChannels, classes, dtype);
+    }
+
+    /// <summary>
+    /// Inspects <paramref name="path"/> as a checkpoint with no config: the model is inferred from the file
+    /// (<see cref="Infer"/>) and the file must match its state_dict exactly. Without a conv1/fc to read, as pretrained
+    /// weights for resnet18(3, 1000).
+    /// </summary>
+    public static WeightsReport InspectInferred(string path)
+    {
+        var format = WeightsFile.DetectFormat(path);
+        var tensors = WeightsFile.ReadIndex(path).Select(e => new TensorInfo(e.Key, e.Shape, e.DType)).ToList();
+        if (Infer(tensors) is not InferredModel m) return Inspect(path);
+        long count = tensors.Where(t => !ArchSpec.IsBuffer(t.Key)).Sum(t => t.Numel);
+        var problems = PretrainedWeights.Compare(m.Arch.StateDictLayout(m.InChannels, m.NumClasses), tensors.Select(t => (t.Key, t.Shape)).ToList(),
+            replaceConv1: false, needConv1: false, replaceFc: false);
+        return new WeightsReport(path, format, tensors, count, m.Arch.Name, m.InChannels, m.NumClasses, problems, [], Inferred: true);
+    }
+
     /// <summary>Inspects <paramref name="path"/>; bad files throw <see cref="WeightsFileException"/> as when loading.</summary>
     public static WeightsReport Inspect(string path, int inChannels = 3, int numClasses = 1000, ArchSpec? arch = null)
     {

@@ -2,6 +2,7 @@ using System.ComponentModel;
 using System.Globalization;
 using ResnetMnist.Config;
 using ResnetMnist.Data;
+using ResnetMnist.Outputs;
 using ResnetMnist.Weights;
 using ResnetMnist.Training;
 using Spectre.Console;
@@ -18,6 +19,27 @@ sealed class EvaluateCommand : Command<EvaluateCommand.Settings>
         var (cfg, weights) = s.Resolve();
         using var session = Session.Create(cfg, Splits.Test, checkpoint: weights);
         var e = Evaluator.Run(session.Model, session.Test, cfg.Train.EvalBatchSize, cfg.Model.NumClasses);
+        int classes = cfg.Model.NumClasses;
+        var doc = new
+        {
+            Checkpoint = Path.GetFullPath(weights),
+            Arch = cfg.Model.Arch,
+            Dataset = cfg.Data.Dataset,
+            TestImages = e.Count,
+            TestLoss = e.Loss,
+            TestAccuracy = e.Accuracy,
+            PerClassAccuracy = e.PerClassAccuracy(),
+            Confusion = Enumerable.Range(0, classes).Select(i => Enumerable.Range(0, classes).Select(j => e.Confusion[i, j]).ToArray()).ToArray(),
+        };
+        var json = RunDirectory.SummaryJson(doc);
+        // evaluate RUN keeps the result beside the run's other files.
+        if (Directory.Exists(s.Checkpoint) && File.Exists(Path.Combine(s.Checkpoint, RunDirectory.MarkerName)))
+            AtomicFile.WriteAllText(Path.Combine(s.Checkpoint, "eval.json"), json + "\n");
+        if (s.Json)
+        {
+            Console.WriteLine(json);
+            return 0;
+        }
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"checkpoint: {weights}"));
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"test images: {e.Count}, test loss: {e.Loss:F4}, test accuracy: {e.Accuracy:F2}%"));
         var table = new Table().AddColumn("true \\ predicted");
@@ -46,15 +68,32 @@ class CheckpointSettings : CommonSettings
     [CommandOption("--config <CONFIG>"), Description("Config to use (default: the run folder's config.yaml).")]
     public string? Config { get; init; }
 
+    [CommandOption("--json"), Description("Print one JSON document on stdout and nothing else.")]
+    public bool Json { get; init; }
+
     public (TrainingConfig, string) Resolve()
     {
-        string weights = Directory.Exists(Checkpoint) ? Path.Combine(Checkpoint, "checkpoints", "best.pt") : Checkpoint;
+        // A run folder: its best.pt, or last.pt where train.save kept no best.pt.
+        string weights = !Directory.Exists(Checkpoint) ? Checkpoint
+            : new[] { "best.pt", "last.pt" }.Select(f => Path.Combine(Checkpoint, "checkpoints", f)).FirstOrDefault(File.Exists)
+              ?? Path.Combine(Checkpoint, "checkpoints", "best.pt");
         if (InputFiles.KindOf(weights) is InputFiles.Kind.Missing or InputFiles.Kind.Directory) throw new UsageException($"{weights}: checkpoint not found");
         // Refused here, before anything opens it: a FIFO or device would block the reader.
         InputFiles.RequireRegularFile(weights, "a .pt state_dict (torch.save zip)", TorchArchive.MaxFileBytes, m => new UsageException($"{weights}: {m}"));
         var dir = Path.GetDirectoryName(Path.GetFullPath(weights))!;
-        var config = Config ?? new[] { Path.Combine(dir, "config.yaml"), Path.Combine(dir, "..", "config.yaml") }.FirstOrDefault(File.Exists)
-            ?? throw new UsageException($"{weights}: no config.yaml found beside it or in its run folder; pass --config CONFIG.yaml");
-        return (ConfigLoader.Load(config, Set), weights);
+        var config = Config ?? new[] { Path.Combine(dir, "config.yaml"), Path.Combine(dir, "..", "config.yaml") }.FirstOrDefault(File.Exists);
+        if (config is not null) return (ConfigLoader.Load(config, Set), weights);
+        // A bare .pt (copied out of its run): the model is read off the file's shapes; the data is MNIST in ./data or
+        // the packaged sample, unless --set says otherwise.
+        ResnetMnist.Native.NativeLoader.EnsureLoaded(); // before anything touches torch
+        var tensors = WeightsFile.ReadIndex(weights).Select(e => new TensorInfo(e.Key, e.Shape, e.DType)).ToList();
+        var m = WeightsInspector.Infer(tensors)
+            ?? throw new UsageException($"{weights}: no config.yaml beside it or in its run folder, and no conv1.weight/fc.weight to infer the model from; pass --config CONFIG.yaml");
+        var inferred = new[] { $"model.arch={m.Arch.Name}", $"model.in_channels={m.InChannels}", $"model.num_classes={m.NumClasses}", $"train.dtype={m.Dtype.Name()}" };
+        var needsData = this is not PredictCommand.Settings;
+        var cfg = ConfigLoader.Parse("", null, (needsData && !Set.Any(x => x.StartsWith("data.root=", StringComparison.Ordinal)) ? inferred.Append(PackagedFiles.DataRootOverride()) : inferred).Concat(Set));
+        Console.Error.WriteLine($"{weights}: no config.yaml found; model inferred from the file: {m.Arch.Name}, in_channels {m.InChannels}, num_classes {m.NumClasses}, {m.Dtype.Name()}" +
+                                (needsData ? $"; data: {cfg.Data.Dataset} in {cfg.Data.Root}" : ""));
+        return (cfg, weights);
     }
 }

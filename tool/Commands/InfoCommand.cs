@@ -1,14 +1,40 @@
+using System.ComponentModel;
 using ResnetMnist.Native;
 using Spectre.Console.Cli;
 using static TorchSharp.torch;
 
 namespace ResnetMnist.Tool.Commands;
 
-sealed class InfoCommand : Command
+sealed class InfoCommand : Command<InfoCommand.Settings>
 {
-    public override int Execute(CommandContext context, CancellationToken cancellation)
+    public sealed class Settings : CommandSettings
+    {
+        [CommandOption("--json"), Description("Print one JSON document on stdout and nothing else.")]
+        public bool Json { get; init; }
+    }
+
+    public override int Execute(CommandContext context, Settings s, CancellationToken cancellation)
     {
         NativeLoader.EnsureLoaded();
+        if (s.Json)
+        {
+            using var one = ones(2, 2);
+            Console.WriteLine(ResnetMnist.Outputs.RunDirectory.SummaryJson(new
+            {
+                Version = ToolInfo.Version,
+                Torchsharp = typeof(TorchSharp.torch).Assembly.GetName().Version?.ToString(),
+                Libtorch = __version__,
+                NativeBridge = NativeLoader.Mode.ToString(),
+                CpuKernelSet = KernelSet.Current.ToString(),
+                AtenCpuCapability = Environment.GetEnvironmentVariable("ATEN_CPU_CAPABILITY"),
+                Threads = get_num_threads(),
+                Cores = Environment.ProcessorCount,
+                CudaAvailable = cuda.is_available(),
+                CudaDevices = cuda.is_available() ? cuda.device_count() : 0,
+                Check = (double)one.sum().item<float>(),
+            }));
+            return 0;
+        }
         Console.WriteLine($"resnet-mnist {ToolInfo.Version}");
         Console.WriteLine($"TorchSharp {typeof(TorchSharp.torch).Assembly.GetName().Version}, libtorch {__version__}");
         Console.WriteLine($"native bridge: {NativeLoader.Mode}");

@@ -15,8 +15,8 @@ sealed class ParityCommand : Command<ParityCommand.Settings>
 {
     public sealed class Settings : CommonSettings
     {
-        [CommandArgument(0, "<CONFIG>"), Description("YAML config to check.")]
-        public string Config { get; init; } = "";
+        [CommandArgument(0, "[CONFIG]"), Description("YAML config to check. Without it: the packaged quickstart, as train without a config.")]
+        public string? Config { get; init; }
 
         [CommandOption("--steps <N>"), Description("Training steps to compare (default 20).")]
         public int Steps { get; init; } = 20;
@@ -39,13 +39,14 @@ sealed class ParityCommand : Command<ParityCommand.Settings>
         if (s.Steps < 1) throw new UsageException($"--steps {s.Steps}: give at least 1");
         var dtype = ConfigNames.Parse(typeof(DtypeKind), s.Dtype) as DtypeKind?
             ?? throw new UsageException($"--dtype {s.Dtype}: allowed: {string.Join(", ", ConfigNames.Names(typeof(DtypeKind)))}");
-        var cfg = ConfigLoader.Load(s.Config, s.Set);
-        if (ParityCheck.Unsupported(cfg) is string why) throw new UsageException($"{s.Config}: {why}");
+        var cfg = s.Config is null ? ResnetMnist.Data.PackagedFiles.QuickstartConfig(s.Set) : ConfigLoader.Load(s.Config, s.Set);
+        var name = Path.GetFileNameWithoutExtension(s.Config ?? "quickstart");
+        if (ParityCheck.Unsupported(cfg) is string why) throw new UsageException($"{s.Config ?? "quickstart"}: {why}");
         ReferenceProgram reference;
         try { reference = ReferenceProgram.Find(ReferenceScript, s.Python); }
         catch (ReferenceUnavailableException e) { throw new UsageException(e.Message); }
 
-        var outDir = s.Out ?? Path.Combine("runs", $"parity-{Path.GetFileNameWithoutExtension(s.Config)}-{DateTime.Now:yyyyMMdd-HHmmss}");
+        var outDir = s.Out ?? Path.Combine("runs", $"parity-{name}-{DateTime.Now:yyyyMMdd-HHmmss}");
         Directory.CreateDirectory(outDir);
         ParityReport report;
         try
@@ -53,7 +54,7 @@ sealed class ParityCommand : Command<ParityCommand.Settings>
             report = ParityCheck.Run(cfg, s.Steps, dtype, reference, Path.Combine(outDir, "reference"), Console.WriteLine);
         }
         catch (ReferenceFailedException e) { throw new ToolFailureException(e.Message); }
-        ParityFiles.Write(report, outDir, Path.GetFileNameWithoutExtension(s.Config));
+        ParityFiles.Write(report, outDir, name);
 
         static string F(double v) => v.ToString("0.##E+0", CultureInfo.InvariantCulture);
         Console.WriteLine($"initial weights: {report.InitTensors - report.InitTensorsDiffering} of {report.InitTensors} tensors identical");

@@ -33,15 +33,22 @@ sealed class PredictCommand : Command<PredictCommand.Settings>
         using var session = Session.Create(cfg, Splits.None, checkpoint: weights);
         session.Model.eval();
         using var _ = no_grad();
+        var predictions = new List<object>();
         foreach (var image in images)
         {
             using var scope = NewDisposeScope();
             var x = InputImage.Load(image, invert, cfg.Data.Normalize, session.Dataset).to_type(session.Dtype).to(session.Device);
             var p = nn.functional.softmax(session.Model.forward(x), 1)[0].to_type(ScalarType.Float64).cpu().data<double>().ToArray();
             int cls = Array.IndexOf(p, p.Max());
+            if (s.Json)
+            {
+                predictions.Add(new { Image = image, Class = cls, Probability = p[cls], Probabilities = p });
+                continue;
+            }
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"{image}: {cls} ({p[cls] * 100:F1}%)  [{string.Join(" ", p.Select((v, i) => $"{i}:{v:F3}"))}]"));
         }
+        if (s.Json) Console.WriteLine(ResnetMnist.Outputs.RunDirectory.SummaryJson(new { Checkpoint = Path.GetFullPath(weights), Predictions = predictions }));
         return 0;
     }
 }

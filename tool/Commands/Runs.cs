@@ -26,23 +26,46 @@ static class Runs
     public static int Train(TrainingConfig cfg, string runPath, bool resume, bool force, bool quiet)
     {
         using var signals = new InterruptSignals();
-        var observer = Progress.Create(quiet, cfg.Train.LogEvery);
-        var options = new RunOptions(resume, force, string.Join(' ', Environment.GetCommandLineArgs().Skip(1)), ToolInfo.Version, DownloadProgress());
-        var (result, _, path) = observer.Wrap(() => TrainingRun.Train(cfg, runPath, observer, signals.Token, options));
+        var (result, _, path) = Execute(cfg, runPath, resume, force, quiet, signals);
         if (result.Status == RunStatus.Diverged)
             throw new DivergedException(result.Problem!);
         if (result.Status == RunStatus.Interrupted)
         {
-            try
-            {
-                Console.Error.WriteLine($"interrupted after step {result.Steps.Count}; resume with: dotnet resnet-mnist train --resume {path}");
-            }
-            catch (IOException) { } // a hung-up terminal (SIGHUP)
+            ReportInterrupted(result, path);
             return signals.ExitCode;
         }
         var last = result.Epochs.LastOrDefault();
         if (last is not null)
-            AnsiConsole.MarkupLineInterpolated($"[green]done[/]: epoch {last.Epoch}, train loss {last.TrainLoss:F4}, test accuracy {last.TestAccuracy:F2}% → {path}");
+            Done($"epoch {last.Epoch}, train loss {last.TrainLoss:F4}, test loss {last.TestLoss:F4}, test accuracy {last.TestAccuracy:F2}%", path);
         return ErrorHandling.Ok;
+    }
+
+    /// <summary>One run through <see cref="TrainingRun.Train"/> with the tool's progress display; a diverged run is returned, not thrown.</summary>
+    public static RunOutcome Execute(TrainingConfig cfg, string runPath, bool resume, bool force, bool quiet, InterruptSignals signals)
+    {
+        var observer = Progress.Create(quiet, cfg.Train.LogEvery);
+        var options = Options(resume, force);
+        return observer.Wrap(() => TrainingRun.Train(cfg, runPath, observer, signals.Token, options));
+    }
+
+    public static RunOptions Options(bool resume, bool force) =>
+        new(resume, force, string.Join(' ', Environment.GetCommandLineArgs().Skip(1)), ToolInfo.Version, DownloadProgress());
+
+    public static void ReportInterrupted(TrainResult result, string path)
+    {
+        try
+        {
+            Console.Error.WriteLine($"interrupted after step {result.Steps.Count}; resume with: dotnet resnet-mnist train --resume {path}");
+        }
+        catch (IOException) { } // a hung-up terminal (SIGHUP)
+    }
+
+    /// <summary>The final line: green on a terminal; plain text, never wrapped (the path stays whole), when redirected.</summary>
+    public static void Done(string what, string path)
+    {
+        if (Console.IsOutputRedirected || !AnsiConsole.Profile.Capabilities.Ansi)
+            Console.WriteLine($"done: {what} → {path}");
+        else
+            AnsiConsole.MarkupLineInterpolated($"[green]done[/]: {what} → {path}");
     }
 }

@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Text;
 using ResnetMnist.Config;
 using ResnetMnist.Outputs;
+using ResnetMnist.Training;
 using Spectre.Console.Cli;
 
 namespace ResnetMnist.Tool.Commands;
@@ -11,8 +12,8 @@ sealed class SweepCommand : Command<SweepCommand.Settings>
 {
     public sealed class Settings : CommonSettings
     {
-        [CommandArgument(0, "<CONFIG>"), Description("Base YAML config.")]
-        public string Config { get; init; } = "";
+        [CommandArgument(0, "[CONFIG]"), Description("Base YAML config. Without it: the packaged quickstart, as train without a config.")]
+        public string? Config { get; init; }
 
         [CommandOption("--grid <KEY=V1,V2>"), Description("A key and its values; one run per combination of all --grid options.")]
         public string[] Grid { get; init; } = [];
@@ -20,9 +21,12 @@ sealed class SweepCommand : Command<SweepCommand.Settings>
         [CommandOption("--out <SWEEP_DIR>"), Description("Sweep folder. Default: runs/sweep-<yyyyMMdd-HHmmss>.")]
         public string? Out { get; init; }
 
-        [CommandOption("--force"), Description("Overwrite existing run folders.")]
+        [CommandOption("--force"), Description("Run every combination again, overwriting run folders (without it, a rerun with the same --out skips completed runs and resumes the others).")]
         public bool Force { get; init; }
     }
+
+    static TrainingConfig Load(string? config, IEnumerable<string> set) =>
+        config is null ? ResnetMnist.Data.PackagedFiles.QuickstartConfig(set) : ConfigLoader.Load(config, set);
 
     public override int Execute(CommandContext context, Settings s, CancellationToken cancellation)
     {
@@ -36,33 +40,61 @@ sealed class SweepCommand : Command<SweepCommand.Settings>
         IEnumerable<List<(string Key, string Value)>> combos = [[]];
         foreach (var a in axes) combos = combos.SelectMany(c => a.Values.Select(v => new List<(string, string)>(c) { (a.Key, v) })).ToList();
 
-        var configs = combos.Select(c => (Combo: c, Config: ConfigLoader.Load(s.Config, s.Set.Concat(c.Select(kv => $"{kv.Key}={kv.Value}"))))).ToList(); // validate all first
+        var configs = combos.Select(c => (Combo: c, Config: Load(s.Config, s.Set.Concat(c.Select(kv => $"{kv.Key}={kv.Value}"))))).ToList(); // validate all first
         var root = s.Out ?? Path.Combine("runs", $"sweep-{DateTime.Now:yyyyMMdd-HHmmss}");
         RunDirectory.RefuseSystemFolder(root);
         Directory.CreateDirectory(root);
-        var rows = new List<string>();
-        foreach (var (combo, cfg) in configs)
+        var keys = axes.Select(a => a.Key).ToList();
+        var folders = configs.Select(c => SweepTable.FolderName(c.Combo)).ToList();
+        if (folders.Distinct(StringComparer.Ordinal).Count() != folders.Count)
+            throw new UsageException("sweep: two --grid combinations map to the same run folder name; use values that differ in letters or digits");
+        var rows = configs.Select((c, i) => SweepRow.FromSummary(c.Combo, root, folders[i])).ToList();
+        // Runs that completed in an earlier invocation with this --out are kept; the others run (or resume) now.
+        if (s.Force) rows = rows.Select(r => r with { Status = "pending", Problem = null, FinalTestAccuracy = null, BestTestAccuracy = null, FinalTrainLoss = null, TrainSeconds = null }).ToList();
+        SweepTable.Write(root, keys, rows, s.Config ?? "the packaged quickstart");
+        using var signals = new InterruptSignals();
+        for (int i = 0; i < configs.Count; i++)
         {
-            var name = string.Join("_", combo.Select(kv => $"{kv.Key.Split('.').Last()}-{kv.Value}"));
-            var runPath = Path.Combine(root, name);
-            Console.WriteLine($"== {name}");
-            int code = Runs.Train(cfg, runPath, resume: false, s.Force, quiet: false);
-            if (code != 0) return code;
-            var m = RunDirectory.ReadMetrics(Path.Combine(runPath, "metrics.csv"));
-            var last = m[^1];
-            rows.Add(string.Create(CultureInfo.InvariantCulture,
-                $"| {string.Join(" | ", combo.Select(kv => kv.Value))} | {last.TrainLoss:F4} | {last.TestAccuracy:F2} | {m.Sum(e => e.EpochSeconds):F1} | [{name}]({name}/) |"));
+            var (combo, cfg) = configs[i];
+            var runPath = Path.Combine(root, folders[i]);
+            if (rows[i].Status == "completed")
+            {
+                Console.WriteLine($"== {folders[i]}: completed earlier, skipped");
+                continue;
+            }
+            // A run that stopped earlier resumes; one that kept no resumable checkpoint (train.save: best or none) starts over.
+            bool earlier = !s.Force && RunDirectory.IsRunFolder(runPath);
+            bool resumable = cfg.Train.Save is SaveKind.Both or SaveKind.Last;
+            bool resume = earlier && resumable, force = s.Force || (earlier && !resumable);
+            Console.WriteLine(resume ? $"== {folders[i]} (resuming)" : $"== {folders[i]}");
+            var started = DateTime.UtcNow;
+            try
+            {
+                var (result, summary, path) = Runs.Execute(cfg, runPath, resume, force, quiet: false, signals);
+                rows[i] = SweepRow.FromSummary(combo, root, folders[i]);
+                if (result.Status == RunStatus.Interrupted)
+                {
+                    SweepTable.Write(root, keys, rows, s.Config ?? "the packaged quickstart");
+                    Runs.ReportInterrupted(result, path);
+                    Console.Error.WriteLine($"sweep interrupted; run the same sweep command again to continue it ({Path.Combine(root, "sweep.md")})");
+                    return signals.ExitCode;
+                }
+                if (result.Status == RunStatus.Diverged) Console.Error.WriteLine($"{folders[i]}: diverged: {result.Problem}");
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                string problem = ErrorHandling.OneLine(e.Message);
+                Console.Error.WriteLine($"{folders[i]}: failed: {problem}");
+                var summary = TrainingRun.RecordFailure(cfg, runPath, problem, started, Runs.Options(resume, force));
+                rows[i] = new SweepRow(combo, folders[i], "failed", problem, summary.FinalTestAccuracy, summary.BestTestAccuracy, summary.FinalTrainLoss,
+                    summary.TrainSeconds);
+            }
+            SweepTable.Write(root, keys, rows, s.Config ?? "the packaged quickstart");
         }
-        var md = new StringBuilder();
-        md.AppendLine($"# Sweep over {string.Join(", ", axes.Select(a => a.Key))}");
-        md.AppendLine();
-        md.AppendLine($"Base config: `{s.Config}`; final-epoch train loss (mean of the epoch's batch losses), final test accuracy and training time.");
-        md.AppendLine();
-        md.AppendLine($"| {string.Join(" | ", axes.Select(a => a.Key))} | final train loss | test accuracy (%) | train time (s) | run |");
-        md.AppendLine($"|{string.Concat(axes.Select(_ => "---|"))}---:|---:|---:|---|");
-        foreach (var r in rows) md.AppendLine(r);
-        AtomicFile.WriteAllText(Path.Combine(root, "sweep.md"), md.ToString());
-        Console.Write(md.ToString());
-        return 0;
+        SweepTable.Write(root, keys, rows, s.Config ?? "the packaged quickstart");
+        Console.Write(File.ReadAllText(Path.Combine(root, "sweep.md")));
+        int failed = rows.Count(r => r.Status != "completed");
+        if (failed > 0) Console.Error.WriteLine($"{failed} of {rows.Count} runs did not complete; see {Path.Combine(root, "sweep.md")}");
+        return failed == 0 ? ErrorHandling.Ok : ErrorHandling.Failure;
     }
 }

@@ -1,5 +1,6 @@
 using System.ComponentModel;
 using ResnetMnist.Config;
+using ResnetMnist.Data;
 using ResnetMnist.Outputs;
 using ResnetMnist.Training;
 using Spectre.Console.Cli;
@@ -10,7 +11,7 @@ sealed class TrainCommand : Command<TrainCommand.Settings>
 {
     public sealed class Settings : CommonSettings
     {
-        [CommandArgument(0, "[CONFIG]"), Description("YAML config (see configs/). Optional with --resume: the run's config.yaml.")]
+        [CommandArgument(0, "[CONFIG]"), Description("YAML config (dotnet resnet-mnist init writes one). Without it: the packaged quickstart (1 epoch) on ./data when that holds MNIST, else on the packaged sample. With --resume: the run's config.yaml.")]
         public string? Config { get; init; }
 
         [CommandOption("--out <RUN_DIR>"), Description("Run folder. Default: runs/<config name>-<yyyyMMdd-HHmmss>.")]
@@ -36,9 +37,8 @@ sealed class TrainCommand : Command<TrainCommand.Settings>
         }
         else
         {
-            if (s.Config is null) throw new UsageException("train: give a CONFIG.yaml (for example configs/quickstart.yaml), or --resume RUN_DIR");
-            cfg = ConfigLoader.Load(s.Config, s.Set);
-            runPath = s.Out ?? Path.Combine("runs", $"{Path.GetFileNameWithoutExtension(s.Config)}-{DateTime.Now:yyyyMMdd-HHmmss}");
+            cfg = s.Config is null ? PackagedFiles.QuickstartConfig(s.Set) : ConfigLoader.Load(s.Config, s.Set);
+            runPath = s.Out ?? Path.Combine("runs", $"{Path.GetFileNameWithoutExtension(s.Config ?? "quickstart")}-{DateTime.Now:yyyyMMdd-HHmmss}");
             RunDirectory.RefuseSystemFolder(runPath);
         }
         return Runs.Train(cfg, runPath, resume: s.Resume is not null, s.Force, quiet: false);

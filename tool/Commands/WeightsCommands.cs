@@ -46,16 +46,30 @@ sealed class WeightsInspectCommand : Command<WeightsInspectCommand.Settings>
         [CommandArgument(0, "<FILE>"), Description(".pth (torch.save'd state_dict) or .safetensors file.")]
         public string File { get; init; } = "";
 
-        [CommandOption("--config <CONFIG>"), Description("Config whose model.in_channels / model.num_classes to check against (default 1 / 10).")]
+        [CommandOption("--config <CONFIG>"), Description("Config whose model.arch / in_channels / num_classes to check the file against as pretrained weights (default: infer the model from the file's shapes and check it as a checkpoint).")]
         public string? Config { get; init; }
+
+        [CommandOption("--json"), Description("Print one JSON document on stdout and nothing else (the exit code still says whether it fits).")]
+        public bool Json { get; init; }
     }
 
     public override int Execute(CommandContext context, Settings s, CancellationToken cancellation)
     {
         NativeLoader.EnsureLoaded();
-        var cfg = s.Config is null ? ConfigLoader.Parse("", null, s.Set) : ConfigLoader.Load(s.Config, s.Set);
-        var report = WeightsInspector.Inspect(s.File, cfg.Model.InChannels, cfg.Model.NumClasses);
-        Console.WriteLine(report.ToString());
+        // Without a config (or --set), the model is read off the file's shapes; with one, the file is checked as
+        // pretrained weights for the configured model.
+        var report = s.Config is null && s.Set.Length == 0 ? WeightsInspector.InspectInferred(s.File)
+            : Inspect(s.Config is null ? ConfigLoader.Parse("", null, s.Set) : ConfigLoader.Load(s.Config, s.Set), s.File);
+        if (s.Json)
+            Console.WriteLine(ResnetMnist.Outputs.RunDirectory.SummaryJson(new
+            {
+                report.Path, Format = report.Format.ToString(), report.Arch, report.InChannels, report.NumClasses, report.ParameterCount, report.Fits,
+                report.Problems, report.Notes, report.Inferred, Tensors = report.Tensors.Select(t => new { t.Key, t.Shape, Dtype = t.DType }),
+            }));
+        else Console.WriteLine(report.ToString());
         return report.Fits ? 0 : ErrorHandling.Usage;
     }
+
+    static WeightsReport Inspect(TrainingConfig cfg, string file) =>
+        WeightsInspector.Inspect(file, cfg.Model.InChannels, cfg.Model.NumClasses, ResnetMnist.Model.ArchSpecs.Get(cfg.Model.Arch));
 }

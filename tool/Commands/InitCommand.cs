@@ -1,0 +1,37 @@
+using System.ComponentModel;
+using ResnetMnist.Config;
+using ResnetMnist.Outputs;
+using Spectre.Console.Cli;
+
+namespace ResnetMnist.Tool.Commands;
+
+/// <summary><c>init [DIR]</c>: a commented config with every key at its default, never over an existing file.</summary>
+sealed class InitCommand : Command<InitCommand.Settings>
+{
+    public sealed class Settings : CommandSettings
+    {
+        [CommandArgument(0, "[DIR]"), Description("Folder for config.yaml (created if missing). Default: the current folder.")]
+        public string Dir { get; init; } = ".";
+
+        [CommandOption("--verbose"), Description("Print stack traces on errors.")]
+        public bool Verbose { get; init; }
+    }
+
+    public override int Execute(CommandContext context, Settings s, CancellationToken cancellation)
+    {
+        var file = Path.GetFullPath(Path.Combine(s.Dir, "config.yaml"));
+        if (File.Exists(file) || Directory.Exists(file))
+            throw new UsageException($"{file}: already exists; nothing was changed (pick another DIR, or remove the file)");
+        if (File.Exists(Path.GetFullPath(s.Dir))) throw new UsageException($"{Path.GetFullPath(s.Dir)}: is a file, expected a folder");
+        Directory.CreateDirectory(Path.GetDirectoryName(file)!);
+        var header = "# resnet-mnist config: every key at its default (dotnet resnet-mnist config keys explains them).\n" +
+                     "# data.root is relative to this file: put MNIST in torchvision's layout there (data/MNIST/raw/), or set\n" +
+                     "# data.download: true, or run dotnet resnet-mnist data fetch config.yaml. Then: dotnet resnet-mnist train config.yaml\n";
+        // CreateNew: a file that appeared meanwhile is not overwritten either.
+        using (var f = new FileStream(file, FileMode.CreateNew, FileAccess.Write))
+        using (var w = new StreamWriter(f))
+            w.Write(header + ConfigSchema.ToYaml(new TrainingConfig(), comments: true));
+        Console.WriteLine($"wrote {file}");
+        return ErrorHandling.Ok;
+    }
+}
