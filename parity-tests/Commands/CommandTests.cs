@@ -138,11 +138,11 @@ public sealed class CommandTests
     [Test]
     public void SweepRecordsADivergedRunContinuesAndSkipsCompletedRunsWhenRerun()
     {
-        var dir = RTool.NewDir("sweepdiv");
-        var cfg = RTool.WriteConfig(dir, RTool.SmallConfig(trainLimit: 32, testLimit: 32, batch: 16));
+        var dir = TempDir.New("sweepdiv");
+        var cfg = Tool.WriteConfig(dir, Tool.SmallConfig(trainLimit: 32, testLimit: 32, batch: 16));
         var sw = Path.Combine(dir, "sw");
         string[] args = ["sweep", cfg, "--set", "optimizer.name=sgd", "--grid", "optimizer.lr=1e30,0.001", "--out", sw];
-        var r = RTool.Run(dir, args, timeoutSeconds: 600);
+        var r = Tool.Run(dir, args, timeoutSeconds: 600);
         Assert.That(r.ExitCode, Is.EqualTo(1), r.ToString());
         string diverged = Path.Combine(sw, "optimizer.lr=1e30"), completed = Path.Combine(sw, "optimizer.lr=0.001");
         Assert.That(Status(diverged), Is.EqualTo("diverged"), r.ToString());
@@ -157,7 +157,7 @@ public sealed class CommandTests
         Assert.That(md, Does.Contain("| 1e30 | diverged |").And.Contain("| 0.001 | completed |"), md);
 
         var before = File.ReadAllBytes(Path.Combine(completed, "checkpoints", "last.pt"));
-        var again = RTool.Run(dir, args, timeoutSeconds: 600);
+        var again = Tool.Run(dir, args, timeoutSeconds: 600);
         Assert.That(again.ExitCode, Is.EqualTo(1), again.ToString());
         Assert.That(again.Stdout, Does.Contain("optimizer.lr=0.001: completed earlier, skipped"), again.ToString());
         Assert.That(again.Stdout, Does.Contain("== optimizer.lr=1e30 (resuming)"), again.ToString());
@@ -168,10 +168,10 @@ public sealed class CommandTests
     [Test]
     public void SweepRecordsARunThatFailsWithAnErrorAndGoesOn()
     {
-        var dir = RTool.NewDir("sweepfail");
-        var cfg = RTool.WriteConfig(dir, RTool.SmallConfig(trainLimit: 32, testLimit: 32, batch: 16));
+        var dir = TempDir.New("sweepfail");
+        var cfg = Tool.WriteConfig(dir, Tool.SmallConfig(trainLimit: 32, testLimit: 32, batch: 16));
         var sw = Path.Combine(dir, "sw");
-        var r = RTool.Run(dir, ["sweep", cfg, "--grid", "data.dataset=fashion-mnist,mnist", "--out", sw], timeoutSeconds: 600);
+        var r = Tool.Run(dir, ["sweep", cfg, "--grid", "data.dataset=fashion-mnist,mnist", "--out", sw], timeoutSeconds: 600);
         Assert.That(r.ExitCode, Is.EqualTo(1), r.ToString());
         Assert.That(Status(Path.Combine(sw, "data.dataset=fashion-mnist")), Is.EqualTo("failed"));
         Assert.That(Status(Path.Combine(sw, "data.dataset=mnist")), Is.EqualTo("completed"));
@@ -191,7 +191,7 @@ public sealed class CommandTests
     [Test]
     public void WeightsInspectNamesDtypesAlikeForPthAndSafetensors()
     {
-        var dir = RTool.NewDir("dtypes");
+        var dir = TempDir.New("dtypes");
         var st = ResnetMnist.ParityTests.Robustness.CraftedFiles.Safetensors(Path.Combine(dir, "w.safetensors"),
             """{"fc.bias":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}""", new byte[8]);
         var fromSafetensors = ResnetMnist.Weights.WeightsInspector.Inspect(st, 1, 10).Tensors.Single().DType;
@@ -202,13 +202,13 @@ public sealed class CommandTests
     [Test]
     public void WeightsInspectInfersTheModelOfTheToolsOwnCheckpoint()
     {
-        var w = RTool.Run(RTool.NewDir("infer"), ["weights", "inspect", TrainedRun.BestPt, "--json"]);
+        var w = Tool.Run(TempDir.New("infer"), ["weights", "inspect", TrainedRun.BestPt, "--json"]);
         Assert.That(w.ExitCode, Is.EqualTo(0), w.ToString());
         using var doc = System.Text.Json.JsonDocument.Parse(w.Stdout);
         var e = doc.RootElement;
         Assert.That((e.GetProperty("arch").GetString(), e.GetProperty("in_channels").GetInt32(), e.GetProperty("num_classes").GetInt32(), e.GetProperty("inferred").GetBoolean()),
             Is.EqualTo(("resnet18", 1, 10, true)));
-        var text = RTool.Run(RTool.NewDir("infer"), ["weights", "inspect", TrainedRun.BestPt]);
+        var text = Tool.Run(TempDir.New("infer"), ["weights", "inspect", TrainedRun.BestPt]);
         Assert.That(text.Stdout, Does.Contain("fits resnet18(in_channels=1, num_classes=10) as a checkpoint (model inferred from the file's shapes): yes"), text.ToString());
     }
 
@@ -223,10 +223,10 @@ public sealed class CommandTests
     [Test]
     public void EvaluateAndPredictOnABareCopiedPtInferTheModel()
     {
-        var dir = RTool.NewDir("barept");
+        var dir = TempDir.New("barept");
         var pt = Path.Combine(dir, "model.pt");
         File.Copy(TrainedRun.BestPt, pt);
-        var e = RTool.Run(dir, ["evaluate", pt, "--json", "--set", "data.test_limit=64"]);
+        var e = Tool.Run(dir, ["evaluate", pt, "--json", "--set", "data.test_limit=64"]);
         Assert.That(e.ExitCode, Is.EqualTo(0), e.ToString());
         Assert.That(e.Stderr, Does.Contain("model inferred from the file: resnet18, in_channels 1, num_classes 10"), e.ToString());
         using (var doc = System.Text.Json.JsonDocument.Parse(e.Stdout))
@@ -234,7 +234,7 @@ public sealed class CommandTests
         var png = Path.Combine(dir, "d.png");
         using (var bmp = new SKBitmap(28, 28, SKColorType.Gray8, SKAlphaType.Opaque))
         using (var fs = File.Create(png)) bmp.Encode(fs, SKEncodedImageFormat.Png, 100);
-        var p = RTool.Run(dir, ["predict", pt, png]);
+        var p = Tool.Run(dir, ["predict", pt, png]);
         Assert.That(p.ExitCode, Is.EqualTo(0), p.ToString());
         Assert.That(p.Stdout, Does.StartWith(png + ": "), p.ToString());
     }
@@ -248,8 +248,8 @@ public sealed class CommandTests
     [Test]
     public void EvaluateJsonIsOneDocumentOnStdoutAndEvalJsonInTheRun()
     {
-        var run = TrainedRun.CopyTo(Path.Combine(RTool.NewDir("evaljson"), "run"));
-        var r = RTool.Run(run, ["evaluate", run, "--json"]);
+        var run = TrainedRun.CopyTo(Path.Combine(TempDir.New("evaljson"), "run"));
+        var r = Tool.Run(run, ["evaluate", run, "--json"]);
         Assert.That(r.ExitCode, Is.EqualTo(0), r.ToString());
         using var doc = System.Text.Json.JsonDocument.Parse(r.Stdout);
         var e = doc.RootElement;
@@ -263,11 +263,11 @@ public sealed class CommandTests
     [Test]
     public void PredictInfoAndWeightsInspectJsonAreOneDocumentOnStdout()
     {
-        var dir = RTool.NewDir("json");
+        var dir = TempDir.New("json");
         var png = Path.Combine(dir, "d.png");
         using (var bmp = new SKBitmap(28, 28, SKColorType.Gray8, SKAlphaType.Opaque))
         using (var fs = File.Create(png)) bmp.Encode(fs, SKEncodedImageFormat.Png, 100);
-        var p = RTool.Run(dir, ["predict", TrainedRun.Dir, png, "--json"]);
+        var p = Tool.Run(dir, ["predict", TrainedRun.Dir, png, "--json"]);
         Assert.That(p.ExitCode, Is.EqualTo(0), p.ToString());
         using (var doc = System.Text.Json.JsonDocument.Parse(p.Stdout))
         {
@@ -276,11 +276,11 @@ public sealed class CommandTests
             Assert.That(pred.GetProperty("class").GetInt32(), Is.InRange(0, 9));
             Assert.That(pred.GetProperty("probabilities").EnumerateArray().Sum(v => v.GetDouble()), Is.EqualTo(1).Within(1e-6));
         }
-        var i = RTool.Run(dir, ["info", "--json"]);
+        var i = Tool.Run(dir, ["info", "--json"]);
         Assert.That(i.ExitCode, Is.EqualTo(0), i.ToString());
         using (var doc = System.Text.Json.JsonDocument.Parse(i.Stdout))
             Assert.That(doc.RootElement.GetProperty("threads").GetInt32(), Is.GreaterThan(0));
-        var w = RTool.Run(dir, ["weights", "inspect", TrainedRun.BestPt, "--json"]);
+        var w = Tool.Run(dir, ["weights", "inspect", TrainedRun.BestPt, "--json"]);
         Assert.That(w.ExitCode, Is.EqualTo(0), w.ToString());
         using (var doc = System.Text.Json.JsonDocument.Parse(w.Stdout))
         {

@@ -45,7 +45,7 @@ public sealed class DownloaderTests
     [Test]
     public void Offline_leaves_no_empty_dataset_folder_and_suggests_the_sample_only_where_it_exists()
     {
-        var root = Path.Combine(Tool.NewDir("download-nofolder"), "data");
+        var root = Path.Combine(TempDir.New("download-nofolder"), "data");
         using var client = new HttpClient(new FakeHandler(_ => throw new HttpRequestException("Name or service not known")));
         var e = Assert.Throws<DataException>(() => Downloader.Fetch(MnistFiles.Mnist, root, client: client))!;
         Assert.That(Directory.Exists(root), Is.False, "an empty dataset folder was left behind");
@@ -54,7 +54,7 @@ public sealed class DownloaderTests
         var saved = PackagedFiles.BaseDirectory;
         try
         {
-            PackagedFiles.BaseDirectory = Tool.NewDir("no-sample");
+            PackagedFiles.BaseDirectory = TempDir.New("no-sample");
             var e2 = Assert.Throws<DataException>(() => Downloader.Fetch(MnistFiles.Mnist, root, client: client))!;
             Assert.That(e2.Message, Does.Not.Contain("sample"), "the sample was suggested although the package lacks it");
             var e3 = Assert.Throws<DataException>(() => Downloader.Fetch(MnistFiles.FashionMnist, root, client: client))!;

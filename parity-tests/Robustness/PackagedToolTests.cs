@@ -16,7 +16,7 @@ public sealed class PackagedToolTests
     {
         Assert.That(File.Exists(Path.Combine(ToolDir, "configs", "quickstart.yaml")), "configs/quickstart.yaml travels with the tool");
         Assert.That(File.Exists(Path.Combine(ToolDir, "data", "MNIST", "raw", "train-images-idx3-ubyte.gz")), "the sample travels with the tool");
-        var dir = Tool.NewDir("noconfig");
+        var dir = TempDir.New("noconfig");
         var r = Tool.Run(dir, ["train", .. Small, "--out", "run"]);
         Assert.That(r.ExitCode, Is.EqualTo(0), r.ToString());
         var cfg = ConfigLoader.Load(Path.Combine(dir, "run", "config.yaml"));
@@ -27,7 +27,7 @@ public sealed class PackagedToolTests
     [Test]
     public void Train_without_a_config_uses_local_data_when_it_holds_mnist()
     {
-        var dir = Tool.NewDir("localdata");
+        var dir = TempDir.New("localdata");
         var raw = Directory.CreateDirectory(Path.Combine(dir, "data", "MNIST", "raw")).FullName;
         foreach (var f in Directory.GetFiles(Path.Combine(Tool.SampleDataRoot, "MNIST", "raw"), "*.gz")) File.Copy(f, Path.Combine(raw, Path.GetFileName(f)));
         var r = Tool.Run(dir, ["train", .. Small, "--out", "run"]);
@@ -38,7 +38,7 @@ public sealed class PackagedToolTests
     [Test]
     public void Init_writes_a_commented_config_with_the_defaults_and_never_overwrites()
     {
-        var dir = Tool.NewDir("init");
+        var dir = TempDir.New("init");
         var r = Tool.Run(dir, ["init", "exp"]);
         Assert.That(r.ExitCode, Is.EqualTo(0), r.ToString());
         var file = Path.Combine(dir, "exp", "config.yaml");
@@ -54,7 +54,7 @@ public sealed class PackagedToolTests
     [Test]
     public void Device_cuda_on_the_cpu_build_says_how_to_proceed_without_rebuilding_advice_alone()
     {
-        var dir = Tool.NewDir("cuda");
+        var dir = TempDir.New("cuda");
         var r = Tool.Run(dir, ["train", .. Small, "--set", "device=cuda", "--out", "run"]);
         Tool.AssertOneErrorLine(r, 2, "this resnet-mnist is the CPU build");
         Assert.That(r.Stderr, Does.Contain("--set device=cpu").And.Contain("-p:TorchBackend=cuda"));
@@ -65,7 +65,7 @@ public sealed class PackagedToolTests
     {
         foreach (var cmd in new[] { "train", "sweep", "init", "parity", "bench" })
         {
-            var r = Tool.Run(Tool.NewDir("help"), [cmd, "--help"]);
+            var r = Tool.Run(TempDir.New("help"), [cmd, "--help"]);
             Assert.That(r.ExitCode, Is.EqualTo(0), r.ToString());
             Assert.That(r.Stdout, Does.Not.Contain("configs/").And.Not.Contain("bench/bench.yaml"), r.ToString());
         }

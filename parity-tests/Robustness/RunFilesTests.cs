@@ -16,7 +16,7 @@ public sealed class RunFilesTests
     [TestCase("none", new string[0])]
     public void Train_save_keeps_only_the_chosen_checkpoints(string save, string[] expected)
     {
-        var dir = Tool.NewDir("save-" + save);
+        var dir = TempDir.New("save-" + save);
         var run = Path.Combine(dir, "run");
         var r = Tool.Run(dir, ["train", Tool.WriteConfig(dir, Tool.SmallConfig(trainLimit: 32, testLimit: 32, batch: 16)), "--set", $"train.save={save}", "--out", run]);
         Assert.That(r.ExitCode, Is.EqualTo(0), r.ToString());
@@ -40,7 +40,7 @@ public sealed class RunFilesTests
     [Test]
     public void The_done_line_keeps_a_long_run_path_on_one_line_when_redirected()
     {
-        var dir = Tool.NewDir("done");
+        var dir = TempDir.New("done");
         var run = Path.Combine(dir, new string('r', 120), new string('s', 120));
         var r = Tool.Run(dir, ["train", Tool.WriteConfig(dir, Tool.SmallConfig(trainLimit: 32, testLimit: 32, batch: 16)), "--out", run]);
         Assert.That(r.ExitCode, Is.EqualTo(0), r.ToString());
@@ -51,7 +51,7 @@ public sealed class RunFilesTests
     [Test]
     public void Steps_csv_is_live_during_an_epoch_and_an_interrupted_summary_counts_the_work_done()
     {
-        var dir = Tool.NewDir("live");
+        var dir = TempDir.New("live");
         var run = Path.Combine(dir, "run");
         var cfg = Tool.WriteConfig(dir, Tool.SmallConfig(trainLimit: 512, testLimit: 32, epochs: 2, batch: 16));
         ToolResult r;
