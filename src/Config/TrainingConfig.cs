@@ -113,6 +113,9 @@ public sealed record TrainConfig
 
     [Key("train.save", "checkpoints kept in `checkpoints/`: `both` = `last.pt` + `last.optim.pt` + `last.json` (resumable) and `best.pt` (weights only); `last` = without `best.pt`; `best` = `best.pt` only; `none` = nothing. With `best` or `none` the run cannot be resumed", Result = false)]
     public SaveKind Save { get; init; } = SaveKind.Both;
+
+    [Key("train.tensorboard", "also write TensorBoard event files to `RUN/tensorboard/`: loss and lr per step, train loss, test loss, test accuracy and lr per epoch (`tensorboard --logdir RUN`)", Result = false)]
+    public bool Tensorboard { get; init; }
 }
 
 public sealed record OptimizerConfig

@@ -31,8 +31,13 @@ public sealed class RunDirectory : IDisposable
     public const string MarkerName = ".resnet-mnist-run";
 
     /// <summary>The files this tool writes in a run folder (<see cref="CheckpointFileNames"/> in <c>checkpoints/</c>): the only ones it ever deletes.</summary>
-    public static readonly string[] RunFileNames = ["config.yaml", "steps.csv", "metrics.csv", "summary.json", "loss_curve.png"];
+    public static readonly string[] RunFileNames = ["config.yaml", "steps.csv", "metrics.csv", "summary.json", "loss_curve.png", "eval.json"];
     public static readonly string[] CheckpointFileNames = ["last.pt", "last.optim.pt", "last.json", "best.pt"];
+
+    /// <summary>What the marker file says.</summary>
+    static string MarkerText =>
+        $"run folder of resnet-mnist: --force and re-runs delete only {string.Join(", ", RunFileNames)}, checkpoints/{{{string.Join(", ", CheckpointFileNames)}}}, " +
+        $"{TensorBoardObserver.FolderName}/{TensorBoardObserver.FilePrefix}* and their temp files\n";
 
     RunDirectory(string path, FileStream lockFile) { Path = path; _lock = lockFile; }
 
@@ -165,7 +170,7 @@ public sealed class RunDirectory : IDisposable
             dir.Clear();
             dir.RestartedWithoutCheckpoint = contents == Contents.RunWithoutCheckpoint;
         }
-        AtomicFile.WriteAllText(dir.File(MarkerName), $"run folder of resnet-mnist: --force and re-runs delete only {string.Join(", ", RunFileNames)}, checkpoints/{{{string.Join(", ", CheckpointFileNames)}}} and their temp files\n");
+        AtomicFile.WriteAllText(dir.File(MarkerName), MarkerText);
         return dir;
     }
 
@@ -177,6 +182,14 @@ public sealed class RunDirectory : IDisposable
     {
         DeleteOwn(Path, RunFileNames);
         DeleteOwn(Checkpoints, CheckpointFileNames);
+        // TensorBoard's event files (train.tensorboard), by their prefix; the folder goes when nothing else is in it.
+        var board = File(TensorBoardObserver.FolderName);
+        if (Directory.Exists(board) && new DirectoryInfo(board).LinkTarget is null)
+        {
+            foreach (var f in Directory.EnumerateFiles(board, TensorBoardObserver.FilePrefix + "*"))
+                System.IO.File.Delete(f);
+            if (!Directory.EnumerateFileSystemEntries(board).Any()) Directory.Delete(board);
+        }
     }
 
     static void DeleteOwn(string folder, string[] names)
@@ -269,7 +282,7 @@ public sealed class RunDirectory : IDisposable
             }
             Directory.CreateDirectory(path);
             if (!System.IO.File.Exists(System.IO.Path.Combine(path, MarkerName)))
-                AtomicFile.WriteAllText(System.IO.Path.Combine(path, MarkerName), $"run folder of resnet-mnist: --force and re-runs delete only {string.Join(", ", RunFileNames)}, checkpoints/{{{string.Join(", ", CheckpointFileNames)}}} and their temp files\n");
+                AtomicFile.WriteAllText(System.IO.Path.Combine(path, MarkerName), MarkerText);
             AtomicFile.WriteAllText(System.IO.Path.Combine(path, "summary.json"), SummaryJson(summary));
             return true;
         }

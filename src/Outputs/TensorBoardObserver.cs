@@ -1,0 +1,41 @@
+using ResnetMnist.Training;
+using TorchSharp.Modules;
+
+namespace ResnetMnist.Outputs;
+
+/// <summary>
+/// <c>train.tensorboard</c>: passes everything on to <paramref name="inner"/> and writes TensorBoard event files to
+/// <c>RUN/tensorboard/</c> with TorchSharp's own <c>SummaryWriter</c>: <c>train/loss</c> and <c>train/lr</c> per
+/// step (x = global step), <c>epoch/train_loss</c>, <c>epoch/test_loss</c>, <c>epoch/test_accuracy</c> (%) and
+/// <c>epoch/lr</c> per epoch (x = epoch). A resumed run adds a new event file; TensorBoard reads them together.
+/// </summary>
+public sealed class TensorBoardObserver(ITrainingObserver inner, string folder) : ITrainingObserver
+{
+    /// <summary>The folder under a run that holds the event files.</summary>
+    public const string FolderName = "tensorboard";
+    /// <summary>The prefix of every event file name (TensorBoard's convention); <c>--force</c> deletes only these.</summary>
+    public const string FilePrefix = "events.out.tfevents.";
+
+    readonly SummaryWriter _writer = TorchSharp.torch.utils.tensorboard.SummaryWriter(folder);
+
+    public void EpochStarted(int epoch, int epochs, int batches, int firstBatch) => inner.EpochStarted(epoch, epochs, batches, firstBatch);
+
+    public void StepFinished(StepRecord step, int batch, int batches, double imagesPerSecond)
+    {
+        int x = (int)Math.Min(step.Step, int.MaxValue);
+        _writer.add_scalar("train/loss", (float)step.Loss, x);
+        _writer.add_scalar("train/lr", (float)step.Lr, x);
+        inner.StepFinished(step, batch, batches, imagesPerSecond);
+    }
+
+    public void EpochFinished(EpochRecord epoch, bool best)
+    {
+        _writer.add_scalar("epoch/train_loss", (float)epoch.TrainLoss, epoch.Epoch);
+        _writer.add_scalar("epoch/test_loss", (float)epoch.TestLoss, epoch.Epoch);
+        _writer.add_scalar("epoch/test_accuracy", (float)epoch.TestAccuracy, epoch.Epoch);
+        _writer.add_scalar("epoch/lr", (float)epoch.Lr, epoch.Epoch);
+        inner.EpochFinished(epoch, best);
+    }
+
+    public void Info(string message) => inner.Info(message);
+}
