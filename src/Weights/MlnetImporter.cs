@@ -38,6 +38,19 @@ public static class MlnetImporter
     static readonly double[] ImagenetStd = [0.229, 0.224, 0.225];
 
     /// <summary>The package's folder in the NuGet cache (<c>$NUGET_PACKAGES</c>, <c>~/.nuget/packages</c>, or the one used at build time).</summary>
+    /// <summary>The package file's SHA-512 (nuget.org's, base64): a fetched package must have exactly this.</summary>
+    public const string PackageSha512 = "o6r6Vm8nciuxWmfZXpLDSoq49rhsVIWLZMs3Z1fO4+ALDHgtR8m4ApgMF10oRY8S82IEE4S2yavHCPd+mwsxZw==";
+
+    /// <summary>Where the package is, fetched from the configured NuGet sources first when it is not in any cache (an installed tool).</summary>
+    public static string FindOrFetchPackageDir(IProgress<(long done, long? total)>? progress = null)
+    {
+        try { return FindPackageDir(); }
+        catch (FileNotFoundException)
+        {
+            return NuGetFetch.Fetch(PackageId, PackageVersion, PackageSha512, progress: progress);
+        }
+    }
+
     public static string FindPackageDir()
     {
         var candidates = new List<string>();
@@ -52,13 +65,13 @@ public static class MlnetImporter
             if (File.Exists(Path.Combine(dir, "tools", "DnnImageModels", "ResNet18Onnx", "ResNet18.onnx"))) return dir;
         throw new FileNotFoundException(
             $"ML.NET's ResNet18.onnx (NuGet {PackageId} {PackageVersion}) is not in the NuGet cache (looked in: {string.Join(", ", candidates.Distinct())}). " +
-            "Run `dotnet restore` on this repository (the library project downloads it), or set NUGET_PACKAGES.");
+            "It is fetched from the configured NuGet sources when needed; offline, copy the package into the NuGet cache or set NUGET_PACKAGES.");
     }
 
     /// <summary>Path of <c>ResNet18.onnx</c>.</summary>
-    public static string OnnxModelPath() => Path.Combine(FindPackageDir(), "tools", "DnnImageModels", "ResNet18Onnx", "ResNet18.onnx");
+    public static string OnnxModelPath() => Path.Combine(FindOrFetchPackageDir(), "tools", "DnnImageModels", "ResNet18Onnx", "ResNet18.onnx");
     /// <summary>Path of <c>ResNetPreprocess.onnx</c>.</summary>
-    public static string PreprocessModelPath() => Path.Combine(FindPackageDir(), "tools", "DnnImageModels", "ResNetPrepOnnx", "ResNetPreprocess.onnx");
+    public static string PreprocessModelPath() => Path.Combine(FindOrFetchPackageDir(), "tools", "DnnImageModels", "ResNetPrepOnnx", "ResNetPreprocess.onnx");
 
     /// <summary>Cache folder of converted files: <c>$XDG_CACHE_HOME/resnet-mnist/weights</c> (default <c>~/.cache/…</c>).</summary>
     public static string CacheDir()
