@@ -205,7 +205,7 @@ public static class ConfigLoader
             switch (a.Kind)
             {
                 case KeyKind.Threads: return Threads();
-                case KeyKind.Path: return PathValue(k.Path, (string)k.Default!);
+                case KeyKind.Path: return k.Default is null && Scalar(k.Path) is null ? null : PathValue(k.Path, (string?)k.Default ?? "");
                 case KeyKind.Pretrained: return Pretrained();
             }
             if (k.Type == typeof(IReadOnlyList<string>)) return ChoiceList(k.Path, k.Names!);

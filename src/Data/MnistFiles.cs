@@ -10,7 +10,7 @@ public sealed record MnistFiles(string Dataset, string Folder, string[] Mirrors,
     public static readonly string[] All = [TrainImages, TrainLabels, TestImages, TestLabels];
 
     public static readonly MnistFiles Mnist = new("mnist", "MNIST",
-        ["http://yann.lecun.com/exdb/mnist/", "https://ossci-datasets.s3.amazonaws.com/mnist/"],
+        ["https://ossci-datasets.s3.amazonaws.com/mnist/", "http://yann.lecun.com/exdb/mnist/"],   // https first; every file is md5-checked either way
         new Dictionary<string, string>
         {
             [TrainImages] = "f68b3c2dcbeaaa9fbdd348bbdeb94873",

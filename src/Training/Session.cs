@@ -54,7 +54,7 @@ public sealed class Session : IDisposable
     public static Session Create(TrainingConfig cfg, Splits splits = Splits.TrainAndTest,
         IProgress<(long done, long? total)>? progress = null, Action<string>? log = null, string? checkpoint = null)
     {
-        if (checkpoint is not null) cfg = cfg with { Model = cfg.Model with { Pretrained = "none", Freeze = [] } };
+        if (checkpoint is not null) cfg = cfg with { Model = cfg.Model with { Pretrained = "none", InitFrom = null, Freeze = [] } };
         NativeLoader.EnsureLoaded();
         var device = Devices.Resolve(cfg.Device);
         Devices.ApplyThreads(cfg.Threads);
@@ -68,6 +68,11 @@ public sealed class Session : IDisposable
             // Loading copies into existing tensors and draws nothing from the generator: the draw order stays the reference's.
             var report = PretrainedWeights.Load(model, cfg.Model.Pretrained, cfg.Model.Conv1Init, progress);
             log?.Invoke(report.ToString());
+        }
+        if (cfg.Model.InitFrom is string initFrom)
+        {
+            var warm = WarmStart.Load(model, initFrom);                     // copies only, no draws: the seed's order holds
+            log?.Invoke(warm.ToString());
         }
         Freezing.Apply(model, cfg.Model.Freeze);
         model.to(cfg.ScalarType).to(device);

@@ -111,8 +111,11 @@ public static class PretrainedWeights
         foreach (var (k, p) in model.named_parameters()) targets[k] = p;
         foreach (var (k, b) in model.named_buffers()) targets[k] = b;
 
-        bool replaceConv1 = model.InChannels != 3;
-        bool replaceFc = model.NumClasses != 1000;
+        // A file whose conv1/fc already have the model's shapes (a checkpoint of this very model, e.g. a run's best.pt)
+        // is loaded whole: only ImageNet-shaped layers are replaced by fresh ones.
+        bool Fits(string key) => stateDict.TryGetValue(key, out var t) && t.shape.SequenceEqual(targets[key].shape);
+        bool replaceConv1 = model.InChannels != 3 && !Fits("conv1.weight");
+        bool replaceFc = model.NumClasses != 1000 && !(Fits("fc.weight") && Fits("fc.bias"));
         bool needConv1 = replaceConv1 && conv1Init != Conv1Init.Random;
 
         var problems = Compare(
