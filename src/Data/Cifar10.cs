@@ -37,41 +37,23 @@ public static class Cifar10
     /// </summary>
     public static Cifar10Split Load(string root, bool train, int numClasses = 10, int? limit = null, Device? device = null)
     {
+        // The tool's own reader (Cifar10Files.Read: the batch files in torchvision's order, the archive extracted
+        // first when only it is there), plus the class names of batches.meta.
         var files = Cifar10Files.Cifar10;
-        var dir = files.BatchDir(root);
-        var batches = new List<Batch>();
-        foreach (var name in files.Batches(train))
-        {
-            var path = Path.Combine(dir, name);
-            if (!Path.Exists(path)) throw Missing(files, root, path);
-            var b = ReadBatch(path);
-            for (int i = 0; i < b.Labels.Length; i++)
-                if (b.Labels[i] < 0 || b.Labels[i] >= numClasses)
-                    throw new DataException($"{path}: label {b.Labels[i]} at index {i} is outside 0..{numClasses - 1} (model.num_classes: {numClasses})");
-            batches.Add(b);
-        }
-        var metaPath = Path.Combine(dir, files.MetaName);
+        var raw = files.Read(root, train, Channels, Side, Side);
+        for (int i = 0; i < raw.Count; i++)
+            if (raw.Labels[i] >= numClasses)
+                throw new DataException($"{raw.LabelsSource}: label {raw.Labels[i]} at index {i} is outside 0..{numClasses - 1} (model.num_classes: {numClasses})");
+        var metaPath = Path.Combine(files.BatchDir(root), files.MetaName);
         if (!Path.Exists(metaPath)) throw Missing(files, root, metaPath);
         var classes = ReadClasses(metaPath, files.MetaKey);
 
-        long total = batches.Sum(b => (long)b.Count);
-        int n = (int)Math.Min(limit ?? total, total);
-        var pixels = new byte[(long)n * ImageBytes];
-        var labels = new long[n];
-        int at = 0;
-        foreach (var b in batches)
-        {
-            int take = Math.Min(b.Count, n - at);
-            if (take <= 0) break;
-            b.Pixels.AsSpan(0, take * ImageBytes).CopyTo(pixels.AsSpan(at * ImageBytes));
-            b.Labels.AsSpan(0, take).CopyTo(labels.AsSpan(at));
-            at += take;
-        }
+        int n = Math.Min(limit ?? raw.Count, raw.Count);
         using var scope = NewDisposeScope();
-        var x = tensor(pixels, new long[] { n, Channels, Side, Side });
-        var y = tensor(labels, new long[] { n });
+        var x = tensor(raw.Pixels.AsSpan(0, n * ImageBytes).ToArray(), new long[] { n, Channels, Side, Side });
+        var y = tensor(raw.Labels.AsSpan(0, n).ToArray(), new long[] { n }).to_type(ScalarType.Int64);
         var dev = device ?? CPU;
-        return new Cifar10Split(x.to(dev).MoveToOuterDisposeScope(), y.to(dev).MoveToOuterDisposeScope(), classes, dir);
+        return new Cifar10Split(x.to(dev).MoveToOuterDisposeScope(), y.to(dev).MoveToOuterDisposeScope(), classes, files.BatchDir(root));
     }
 
     static DataException Missing(Cifar10Files files, string root, string path) =>
