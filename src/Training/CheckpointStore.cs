@@ -76,10 +76,7 @@ public sealed class CheckpointStore(string folder)
             AtomicFile.WriteAllBytes(BestWeights, weights);
             return;
         }
-        MakeStateContiguous(optimizer);
-        using var oms = new MemoryStream();
-        optimizer.save_py(oms, leaveOpen: true);
-        var optim = oms.ToArray();
+        var optim = OptimizerBytes(optimizer);
         state = state with { WeightsSha256 = Sha(weights), OptimizerSha256 = Sha(optim) };
         AtomicFile.WriteAllBytes(LastOptimizer, optim);
         AtomicFile.WriteAllBytes(LastWeights, weights);
@@ -88,20 +85,36 @@ public sealed class CheckpointStore(string folder)
     }
 
     /// <summary>
-    /// PyBridge writes only contiguous tensors, but an optimizer over channels-last weights (<c>model.channels_last</c>)
-    /// creates its state (Adam's moments, SGD's momentum) in that layout. Re-lays each state tensor in place, keeping the
-    /// same tensor objects: the updates are elementwise, so the values they produce do not depend on the layout.
+    /// The optimizer's state_dict in PyTorch's format (<c>last.optim.pt</c>). PyBridge writes a tensor's own elements
+    /// but records its storage offset and strides, so a state tensor that is a slice of a larger buffer (the flat
+    /// optimizers' moments) or not contiguous (channels-last weights) would come out unreadable: each such tensor is
+    /// written as a standalone contiguous copy, and the optimizer gets its own tensors back afterwards, untouched.
     /// </summary>
-    static void MakeStateContiguous(OptimizerHelper optimizer)
+    public static byte[] OptimizerBytes(OptimizerHelper optimizer)
     {
-        using var _ = no_grad();
-        foreach (var state in optimizer.state_dict().State)
-            foreach (var field in state.GetType().GetFields(System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.Instance))
-                if (field.GetValue(state) is Tensor t && !t.is_contiguous())
-                {
-                    using var c = t.contiguous();
-                    t.set_(c);
-                }
+        var swapped = new List<(OptimizerState State, System.Reflection.FieldInfo Field, Tensor Own)>();
+        try
+        {
+            using (no_grad())
+                foreach (var state in optimizer.state_dict().State)
+                    foreach (var field in state.GetType().GetFields(System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.Instance))
+                        if (field.GetValue(state) is Tensor t && (!t.is_contiguous() || t.storage_offset() != 0))
+                        {
+                            field.SetValue(state, t.contiguous().clone());
+                            swapped.Add((state, field, t));
+                        }
+            using var ms = new MemoryStream();
+            optimizer.save_py(ms, leaveOpen: true);
+            return ms.ToArray();
+        }
+        finally
+        {
+            foreach (var (state, field, own) in swapped)
+            {
+                ((Tensor)field.GetValue(state)!).Dispose();
+                field.SetValue(state, own);
+            }
+        }
     }
 
     /// <summary>Largest <c>last.json</c> accepted (it is about 2 KB).</summary>

@@ -7,13 +7,25 @@ namespace ResnetMnist.Training;
 /// <summary>Builds the optimizer named in the config, with PyTorch's semantics and defaults.</summary>
 public static class Optimizers
 {
-    public static OptimizerHelper Create(OptimizerConfig c, IEnumerable<Parameter> parameters) => c.Name switch
+    /// <summary>
+    /// The optimizer of <paramref name="c"/> over <paramref name="parameters"/>: TorchSharp's SGD/Adam/AdamW, stepping
+    /// all parameters at once over flat buffers (bit-identical to the per-tensor update; see <c>FlatParameters</c>),
+    /// or, with <paramref name="flat"/> false, TorchSharp's own per-tensor step.
+    /// </summary>
+    public static OptimizerHelper Create(OptimizerConfig c, IEnumerable<Parameter> parameters, bool flat = true)
     {
-        OptimizerKind.Sgd => optim.SGD(parameters, c.Lr, momentum: c.Momentum, weight_decay: c.WeightDecay, nesterov: c.Nesterov),
-        OptimizerKind.Adam => optim.Adam(parameters, c.Lr, beta1: c.Betas[0], beta2: c.Betas[1], eps: c.Eps, weight_decay: c.WeightDecay),
-        OptimizerKind.AdamW => optim.AdamW(parameters, c.Lr, beta1: c.Betas[0], beta2: c.Betas[1], eps: c.Eps, weight_decay: c.WeightDecay),
-        _ => throw new NotSupportedException($"optimizer {c.Name}"),
-    };
+        var ps = parameters.ToList();
+        return (c.Name, flat) switch
+        {
+            (OptimizerKind.Sgd, true) => new FlatSgd(ps, c.Lr, c.Momentum, c.WeightDecay, c.Nesterov),
+            (OptimizerKind.Adam, true) => new FlatAdam(ps, c.Lr, c.Betas[0], c.Betas[1], c.Eps, c.WeightDecay),
+            (OptimizerKind.AdamW, true) => new FlatAdamW(ps, c.Lr, c.Betas[0], c.Betas[1], c.Eps, c.WeightDecay),
+            (OptimizerKind.Sgd, false) => optim.SGD(ps, c.Lr, momentum: c.Momentum, weight_decay: c.WeightDecay, nesterov: c.Nesterov),
+            (OptimizerKind.Adam, false) => optim.Adam(ps, c.Lr, beta1: c.Betas[0], beta2: c.Betas[1], eps: c.Eps, weight_decay: c.WeightDecay),
+            (OptimizerKind.AdamW, false) => optim.AdamW(ps, c.Lr, beta1: c.Betas[0], beta2: c.Betas[1], eps: c.Eps, weight_decay: c.WeightDecay),
+            _ => throw new NotSupportedException($"optimizer {c.Name}"),
+        };
+    }
 
     /// <summary>Sets the learning rate of every parameter group.</summary>
     public static void SetLr(OptimizerHelper optimizer, double lr)

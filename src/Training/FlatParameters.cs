@@ -1,0 +1,168 @@
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace ResnetMnist.Training;
+
+/// <summary>
+/// One flat buffer per role (weights, gradients, each optimizer state) for the parameters of one optimizer, with every
+/// parameter, its <c>.grad</c> and its state tensors re-pointed (<c>set_</c>, or assigning <c>.grad</c>) to a slice of
+/// the matching buffer. An elementwise update then runs as a handful of libtorch calls over the whole model instead of
+/// several per parameter tensor. The values are the same: each element goes through the same operations in the same
+/// order, only the tensor they are part of is larger.
+/// </summary>
+/// <remarks>
+/// Slices start at multiples of 16 elements (64 bytes for float32), as libtorch's own allocations are aligned, and the
+/// gaps are zero in every buffer: a zero weight with a zero gradient and zero state stays zero under SGD, Adam and
+/// AdamW. A parameter keeps its strides (a channels-last weight stays channels-last), since only its storage moves.
+/// Anything that replaces one of these tensors afterwards (loading an optimizer checkpoint, re-laying state) is
+/// noticed by <see cref="Bind"/>, which copies the new values into the buffer and re-points the tensor, so the
+/// buffers never go stale.
+/// </remarks>
+sealed class FlatParameters(IReadOnlyList<Parameter> parameters, int stateCount) : IDisposable
+{
+    const long Align = 16;
+    readonly Parameter[] _params = parameters.ToArray();
+    long[]? _offsets;
+    Tensor? _weights, _grads;
+    readonly Tensor?[] _states = new Tensor?[stateCount];
+
+    /// <summary>The flat weights; valid after <see cref="Bind"/> returned true.</summary>
+    public Tensor Weights => _weights!;
+    /// <summary>The flat gradients; valid after <see cref="Bind"/> returned true.</summary>
+    public Tensor Grads => _grads!;
+    /// <summary>The flat buffer of optimizer state <paramref name="i"/>; valid after <see cref="Bind"/> returned true.</summary>
+    public Tensor State(int i) => _states[i]!;
+
+    /// <summary>
+    /// Makes every parameter, gradient and state tensor a slice of its flat buffer (copying in any that is not one).
+    /// Returns false, leaving everything as it was, when the parameters cannot share buffers (different dtypes or
+    /// devices, a parameter that is not dense, a missing gradient): the caller then updates tensor by tensor.
+    /// </summary>
+    /// <param name="state">Get and set state tensor <c>i</c> of parameter <c>p</c>; a null state (SGD's momentum before
+    /// its first step) stays null and its buffer is not made until <see cref="AdoptState"/>.</param>
+    public bool Bind(Func<Parameter, int, Tensor?> state, bool needGrads = true)
+    {
+        if (_params.Length == 0 || TensorData is null) return false;
+        using var scope = NewDisposeScope();
+        using var _ = no_grad();
+        var first = _params[0];
+        for (int i = 0; i < _params.Length; i++)
+        {
+            var p = _params[i];
+            if (p.dtype != first.dtype || p.device_type != first.device_type || p.device_index != first.device_index || !IsDense(p.shape, p.stride())) return false;
+            var g = p.grad;
+            if (needGrads && (g is null || g.is_sparse || !g.shape.SequenceEqual(p.shape))) return false;
+        }
+        if (_offsets is null) Layout();
+        for (int i = 0; i < _params.Length; i++)
+        {
+            var p = _params[i];
+            var slot = Slot(_weights!, i);
+            if (p.DataPtr() != slot.DataPtr())
+            {
+                slot.copy_(p);
+                p.set_(slot);
+            }
+            var g = p.grad;
+            if (g is not null)
+            {
+                var gslot = Slot(_grads!, i);
+                if (g.DataPtr() != gslot.DataPtr() || !g.stride().SequenceEqual(p.stride()))
+                {
+                    gslot.copy_(g);
+                    p.grad = gslot;
+                }
+            }
+            for (int s = 0; s < _states.Length; s++)
+            {
+                var t = state(p, s);
+                if (t is null) continue;
+                _states[s] ??= zeros_like(_weights!).DetachFromDisposeScope();
+                var sslot = Slot(_states[s]!, i);
+                if (t.DataPtr() != sslot.DataPtr() || !t.stride().SequenceEqual(p.stride()))
+                {
+                    sslot.copy_(t);
+                    t.set_(sslot);
+                }
+            }
+        }
+        return true;
+    }
+
+    /// <summary>
+    /// Gives every parameter state tensor <paramref name="s"/> as a slice of its buffer, after the caller filled the
+    /// buffer (SGD's momentum is created at the first step as a copy of the gradient).
+    /// </summary>
+    public void AdoptState(int s, Tensor filled, Action<Parameter, Tensor> set)
+    {
+        _states[s] = filled;
+        for (int i = 0; i < _params.Length; i++) set(_params[i], Slot(filled, i).DetachFromDisposeScope());
+    }
+
+    /// <summary>Whether every parameter's gradient is its slice of the flat gradient buffer (then zeroing the buffer zeroes them all).</summary>
+    public bool GradsBound()
+    {
+        if (_grads is null) return false;
+        using var scope = NewDisposeScope();
+        for (int i = 0; i < _params.Length; i++)
+        {
+            var g = _params[i].grad;
+            if (g is null || g.DataPtr() != _grads.DataPtr() + (nint)(_offsets![i] * _grads.ElementSize) || !g.stride().SequenceEqual(_params[i].stride())) return false;
+        }
+        return true;
+    }
+
+    void Layout()
+    {
+        var first = _params[0];
+        var offsets = new long[_params.Length];
+        long total = 0;
+        for (int i = 0; i < _params.Length; i++)
+        {
+            offsets[i] = total;
+            total += (_params[i].numel() + Align - 1) / Align * Align;
+        }
+        _offsets = offsets;
+        _weights = zeros(total, dtype: first.dtype, device: first.device).DetachFromDisposeScope();
+        _grads = zeros(total, dtype: first.dtype, device: first.device).DetachFromDisposeScope();
+    }
+
+    Tensor Slot(Tensor flat, int i) => flat.as_strided(_params[i].shape, _params[i].stride(), _offsets![i]);
+
+    /// <summary>Whether strides lay out exactly <c>numel</c> elements with no gaps or overlaps (contiguous, channels-last, any permutation).</summary>
+    static bool IsDense(long[] shape, long[] strides)
+    {
+        var dims = Enumerable.Range(0, shape.Length).Where(d => shape[d] != 1).OrderBy(d => strides[d]).ToArray();
+        long expected = 1;
+        foreach (var d in dims)
+        {
+            if (strides[d] != expected) return false;
+            expected *= shape[d];
+        }
+        return true;
+    }
+
+    /// <summary>
+    /// libtorch's <c>Tensor::data_ptr()</c> (the address of a tensor's first element, storage offset included), which
+    /// TorchSharp 0.107 exposes only for contiguous CPU tensors (<c>bytes</c>); bound once from its native entry point.
+    /// Null if that entry point is missing (another TorchSharp version): then nothing is flattened.
+    /// </summary>
+    internal static nint DataOf(Tensor t) => TensorData!(t.Handle);
+
+    static readonly Func<nint, nint>? TensorData = typeof(TorchSharp.torch).Assembly.GetType("TorchSharp.PInvoke.NativeMethods")
+        ?.GetMethod("THSTensor_data", System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Static, [typeof(nint)])
+        ?.CreateDelegate<Func<nint, nint>>();
+
+    public void Dispose()
+    {
+        _weights?.Dispose();
+        _grads?.Dispose();
+        foreach (var s in _states) s?.Dispose();
+    }
+}
+
+static class TensorAddress
+{
+    /// <summary>The address of the tensor's first element.</summary>
+    public static nint DataPtr(this Tensor t) => FlatParameters.DataOf(t);
+}
