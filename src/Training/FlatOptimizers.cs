@@ -19,11 +19,14 @@ public interface IFlatStep
 }
 
 /// <summary><see cref="Adam"/> (L2 weight decay added to the gradient), updated over flat buffers.</summary>
-sealed class FlatAdam(IReadOnlyList<Parameter> parameters, double lr, double beta1, double beta2, double eps, double weightDecay)
-    : Adam(parameters, lr, beta1, beta2, eps, weightDecay), IFlatStep
+sealed class FlatAdam : Adam, IFlatStep
 {
-    readonly FlatParameters _flat = new(parameters, 2);
+    readonly FlatParameters _flat;
     public bool LastStepFlat { get; private set; }
+
+    public FlatAdam(IReadOnlyList<Parameter> parameters, double lr, double beta1, double beta2, double eps, double weightDecay)
+        : base(parameters, lr, beta1, beta2, eps, weightDecay) =>
+        _flat = FlatAdamStep.Bind(parameters, _state);
 
     public override Tensor step(Func<Tensor>? closure = null) =>
         (LastStepFlat = closure is null && FlatAdamStep.Step(_flat, _parameter_groups, _state, decoupled: false)) ? null! : base.step(closure);
@@ -34,11 +37,14 @@ sealed class FlatAdam(IReadOnlyList<Parameter> parameters, double lr, double bet
 }
 
 /// <summary><see cref="AdamW"/> (decoupled weight decay: the weights shrink by <c>lr · weight_decay</c> first), updated over flat buffers.</summary>
-sealed class FlatAdamW(IReadOnlyList<Parameter> parameters, double lr, double beta1, double beta2, double eps, double weightDecay)
-    : AdamW(parameters, lr, beta1, beta2, eps, weightDecay), IFlatStep
+sealed class FlatAdamW : AdamW, IFlatStep
 {
-    readonly FlatParameters _flat = new(parameters, 2);
+    readonly FlatParameters _flat;
     public bool LastStepFlat { get; private set; }
+
+    public FlatAdamW(IReadOnlyList<Parameter> parameters, double lr, double beta1, double beta2, double eps, double weightDecay)
+        : base(parameters, lr, beta1, beta2, eps, weightDecay) =>
+        _flat = FlatAdamStep.Bind(parameters, _state);
 
     public override Tensor step(Func<Tensor>? closure = null) =>
         (LastStepFlat = closure is null && FlatAdamStep.Step(_flat, _parameter_groups, _state, decoupled: true)) ? null! : base.step(closure);
@@ -50,6 +56,14 @@ sealed class FlatAdamW(IReadOnlyList<Parameter> parameters, double lr, double be
 
 static class FlatAdamStep
 {
+    /// <summary>Flat buffers for the parameters, bound at once with their (zero) moments and zeroed gradients.</summary>
+    public static FlatParameters Bind(IReadOnlyList<Parameter> parameters, OrderedDict<nint, OptimizerState> stateOf)
+    {
+        var flat = new FlatParameters(parameters, 2);
+        flat.Bind((p, i) => Moment(stateOf[p.Handle], i), createGrads: true);
+        return flat;
+    }
+
     /// <summary>One Adam/AdamW step over the flat buffers; false (nothing changed) when the flat path does not apply.</summary>
     public static bool Step(FlatParameters flat, IList<ParamGroup> groups,
         OrderedDict<nint, OptimizerState> stateOf, bool decoupled)
@@ -102,11 +116,17 @@ static class FlatAdamStep
 }
 
 /// <summary><see cref="SGD"/> (momentum, dampening, Nesterov, L2 weight decay), updated over flat buffers.</summary>
-sealed class FlatSgd(IReadOnlyList<Parameter> parameters, double lr, double momentum, double weightDecay, bool nesterov)
-    : SGD(parameters, lr, momentum, 0, weightDecay, nesterov), IFlatStep
+sealed class FlatSgd : SGD, IFlatStep
 {
-    readonly FlatParameters _flat = new(parameters, 1);
+    readonly FlatParameters _flat;
     public bool LastStepFlat { get; private set; }
+
+    public FlatSgd(IReadOnlyList<Parameter> parameters, double lr, double momentum, double weightDecay, bool nesterov)
+        : base(parameters, lr, momentum, 0, weightDecay, nesterov)
+    {
+        _flat = new FlatParameters(parameters, 1);
+        _flat.Bind((p, _) => ((State)_state[p.Handle]).momentum_buffer, createGrads: true);
+    }
 
     public override Tensor step(Func<Tensor>? closure = null) => (LastStepFlat = closure is null && FlatStep()) ? null! : base.step(closure);
 

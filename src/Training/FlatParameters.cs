@@ -40,7 +40,10 @@ sealed class FlatParameters(IReadOnlyList<Parameter> parameters, int stateCount)
     /// </summary>
     /// <param name="state">Get and set state tensor <c>i</c> of parameter <c>p</c>; a null state (SGD's momentum before
     /// its first step) stays null and its buffer is not made until <see cref="AdoptState"/>.</param>
-    public bool Bind(Func<Parameter, int, Tensor?> state, bool needGrads = true)
+    /// <param name="createGrads">Give a parameter without a gradient its zeroed slice of the gradient buffer (done when
+    /// the optimizer is built, so that backward accumulates into the buffer from the first step on, as it does after a
+    /// <c>zero_grad</c>); false: a missing gradient makes this return false.</param>
+    public bool Bind(Func<Parameter, int, Tensor?> state, bool createGrads = false)
     {
         if (_params.Length == 0 || TensorData is null) return false;
         using var scope = NewDisposeScope();
@@ -51,7 +54,7 @@ sealed class FlatParameters(IReadOnlyList<Parameter> parameters, int stateCount)
             var p = _params[i];
             if (p.dtype != first.dtype || p.device_type != first.device_type || p.device_index != first.device_index || !IsDense(p.shape, p.stride())) return false;
             var g = p.grad;
-            if (needGrads && (g is null || g.is_sparse || !g.shape.SequenceEqual(p.shape))) return false;
+            if (g is null ? !createGrads : g.is_sparse || !g.shape.SequenceEqual(p.shape)) return false;
         }
         if (_offsets is null) Layout();
         for (int i = 0; i < _params.Length; i++)
@@ -64,14 +67,16 @@ sealed class FlatParameters(IReadOnlyList<Parameter> parameters, int stateCount)
                 p.set_(slot);
             }
             var g = p.grad;
-            if (g is not null)
+            var gslot = Slot(_grads!, i);
+            if (g is null)
             {
-                var gslot = Slot(_grads!, i);
-                if (g.DataPtr() != gslot.DataPtr() || !g.stride().SequenceEqual(p.stride()))
-                {
-                    gslot.copy_(g);
-                    p.grad = gslot;
-                }
+                gslot.zero_();
+                p.grad = gslot;
+            }
+            else if (g.DataPtr() != gslot.DataPtr() || !g.stride().SequenceEqual(p.stride()))
+            {
+                gslot.copy_(g);
+                p.grad = gslot;
             }
             for (int s = 0; s < _states.Length; s++)
             {

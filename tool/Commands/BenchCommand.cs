@@ -36,6 +36,9 @@ sealed class BenchCommand : Command<BenchCommand.Settings>
         [CommandOption("--batch-sizes <LIST>"), Description("Batch sizes for the step-time sweep (comma-separated). Default 16,64,256.")]
         public string BatchSizes { get; init; } = "16,64,256";
 
+        [CommandOption("--per-tensor-optimizer"), Description("Step with TorchSharp's per-tensor SGD/Adam/AdamW instead of the flat-buffer update train uses (to measure what the flat update saves).")]
+        public bool PerTensorOptimizer { get; init; }
+
         [CommandOption("--json <FILE>"), Description("Write the figures here (default: standard output).")]
         public string? Json { get; init; }
     }
@@ -49,11 +52,13 @@ sealed class BenchCommand : Command<BenchCommand.Settings>
             ["mode"] = s.Mode,
             ["threads_config"] = cfg.Threads,
             ["channels_last"] = cfg.Model.ChannelsLast,
+            ["optimizer"] = cfg.Optimizer.Name.ToString().ToLowerInvariant(),
+            ["flat_optimizer"] = !s.PerTensorOptimizer,
         };
         switch (s.Mode)
         {
             case "steps": Steps(cfg, s, result); break;
-            case "epoch": Epoch(cfg, result); break;
+            case "epoch": Epoch(cfg, s, result); break;
             case "memory": Memory(cfg, result); break;
             case "data": DataPath(cfg, result); break;
             default: throw new UsageException($"bench --mode {s.Mode}: expected steps, epoch, memory or data");
@@ -80,7 +85,7 @@ sealed class BenchCommand : Command<BenchCommand.Settings>
         var model = session.Model;
         var data = session.Train;
         var parameters = model.parameters().Where(p => p.requires_grad).ToList();
-        using var optimizer = Optimizers.Create(cfg.Optimizer, parameters);
+        using var optimizer = Optimizers.Create(cfg.Optimizer, parameters, flat: !s.PerTensorOptimizer);
         model.train();
 
         // Training throughput: the trainer's own step.
@@ -153,13 +158,13 @@ sealed class BenchCommand : Command<BenchCommand.Settings>
     }
 
     /// <summary>What <c>train</c> does for one epoch, timed from reading the IDX files to the last step.</summary>
-    static void Epoch(TrainingConfig cfg, Dictionary<string, object?> r)
+    static void Epoch(TrainingConfig cfg, Settings s, Dictionary<string, object?> r)
     {
         var total = Stopwatch.StartNew();
         using var session = Session.Create(cfg);
         double load = total.Elapsed.TotalSeconds;
         var parameters = session.Model.parameters().Where(p => p.requires_grad).ToList();
-        using var optimizer = Optimizers.Create(cfg.Optimizer, parameters);
+        using var optimizer = Optimizers.Create(cfg.Optimizer, parameters, flat: !s.PerTensorOptimizer);
         session.Model.train();
         var epoch = Stopwatch.StartNew();
         int n = session.Train.Count, bs = cfg.Train.BatchSize;
