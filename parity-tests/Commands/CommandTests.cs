@@ -200,16 +200,18 @@ public sealed class CommandTests
     }
 
     [Test]
-    public void WeightsInspectInfersTheModelOfTheToolsOwnCheckpoint()
+    public void WeightsInspectReportsTheModelRecordedInTheToolsOwnCheckpoint()
     {
         var w = Tool.Run(TempDir.New("infer"), ["weights", "inspect", TrainedRun.BestPt, "--json"]);
         Assert.That(w.ExitCode, Is.EqualTo(0), w.ToString());
         using var doc = System.Text.Json.JsonDocument.Parse(w.Stdout);
         var e = doc.RootElement;
         Assert.That((e.GetProperty("arch").GetString(), e.GetProperty("in_channels").GetInt32(), e.GetProperty("num_classes").GetInt32(), e.GetProperty("inferred").GetBoolean()),
-            Is.EqualTo(("resnet18", 1, 10, true)));
+            Is.EqualTo(("resnet18", 1, 10, false)));
+        Assert.That((e.GetProperty("model").GetProperty("dataset").GetString(), e.GetProperty("model_source").GetString()), Is.EqualTo(("mnist", "the file's metadata")));
         var text = Tool.Run(TempDir.New("infer"), ["weights", "inspect", TrainedRun.BestPt]);
-        Assert.That(text.Stdout, Does.Contain("fits resnet18(in_channels=1, num_classes=10) as a checkpoint (model inferred from the file's shapes): yes"), text.ToString());
+        Assert.That(text.Stdout, Does.Contain("recorded model (the file's metadata): resnet18, in_channels 1, num_classes 10, dataset mnist")
+            .And.Contain("fits resnet18(in_channels=1, num_classes=10) as a checkpoint (the recorded model): yes"), text.ToString());
     }
 
     [Test]
@@ -221,14 +223,14 @@ public sealed class CommandTests
     }
 
     [Test]
-    public void EvaluateAndPredictOnABareCopiedPtInferTheModel()
+    public void EvaluateAndPredictOnABareCopiedPtUseTheRecordedModel()
     {
         var dir = TempDir.New("barept");
         var pt = Path.Combine(dir, "model.pt");
         File.Copy(TrainedRun.BestPt, pt);
         var e = Tool.Run(dir, ["evaluate", pt, "--json", "--set", "data.test_limit=64"]);
         Assert.That(e.ExitCode, Is.EqualTo(0), e.ToString());
-        Assert.That(e.Stderr, Does.Contain("model inferred from the file: resnet18, in_channels 1, num_classes 10"), e.ToString());
+        Assert.That(e.Stderr, Does.Contain("model recorded in the file's metadata: resnet18, in_channels 1, num_classes 10, dataset mnist"), e.ToString());
         using (var doc = System.Text.Json.JsonDocument.Parse(e.Stdout))
             Assert.That(doc.RootElement.GetProperty("test_images").GetInt32(), Is.EqualTo(64));
         var png = Path.Combine(dir, "d.png");

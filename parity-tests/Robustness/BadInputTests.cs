@@ -137,7 +137,7 @@ public sealed class BadInputTests
             return ["evaluate", pt, "--config", Small(d)];
         }, 2, "best.pt: not a readable PyTorch state_dict");
         yield return new("evaluate a checkpoint of another class count", _ =>
-            ["evaluate", TrainedRun.Dir, "--set", "model.num_classes=5"], 2, "best.pt: does not fit this model");
+            ["evaluate", TrainedRun.Dir, "--set", "model.num_classes=5"], 2, "config.yaml with --set but 10 in the checkpoint (the file's metadata)");
         yield return new("evaluate a folder without a checkpoint", d => ["evaluate", d], 2, "checkpoints/best.pt: checkpoint not found");
         yield return new("evaluate a directory named .pt", d =>
         {

@@ -10,9 +10,9 @@ public sealed class RunFilesTests
     static string[] CheckpointFiles(string run) =>
         Directory.GetFiles(Path.Combine(run, "checkpoints")).Select(Path.GetFileName).Order(StringComparer.Ordinal).ToArray()!;
 
-    [TestCase("both", new[] { "best.pt", "last.json", "last.optim.pt", "last.pt" })]
+    [TestCase("both", new[] { "best.json", "best.pt", "last.json", "last.optim.pt", "last.pt" })]
     [TestCase("last", new[] { "last.json", "last.optim.pt", "last.pt" })]
-    [TestCase("best", new[] { "best.pt" })]
+    [TestCase("best", new[] { "best.json", "best.pt" })]
     [TestCase("none", new string[0])]
     public void Train_save_keeps_only_the_chosen_checkpoints(string save, string[] expected)
     {

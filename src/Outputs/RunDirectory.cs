@@ -32,7 +32,7 @@ public sealed class RunDirectory : IDisposable
 
     /// <summary>The files this tool writes in a run folder (<see cref="CheckpointFileNames"/> in <c>checkpoints/</c>): the only ones it ever deletes.</summary>
     public static readonly string[] RunFileNames = ["config.yaml", "steps.csv", "metrics.csv", "summary.json", "loss_curve.png", "eval.json"];
-    public static readonly string[] CheckpointFileNames = ["last.pt", "last.optim.pt", "last.json", "best.pt"];
+    public static readonly string[] CheckpointFileNames = ["last.pt", "last.optim.pt", "last.json", "best.pt", "best.json"];
 
     /// <summary>What the marker file says.</summary>
     static string MarkerText =>

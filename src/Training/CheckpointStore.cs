@@ -22,24 +22,33 @@ namespace ResnetMnist.Training;
 /// <param name="RngState">The global generator's state (torch.get_rng_state), base64.</param>
 /// <param name="Config">Result-affecting config values, to refuse a resume that would change them.</param>
 /// <param name="EpochSeconds">Training time of epoch <c>EpochsDone + 1</c> so far (before an interrupt), so that a resumed epoch's time is whole.</param>
+/// <param name="Model">The model the checkpoint belongs to (absent from files written before it was recorded).</param>
 public sealed record TrainingState(int EpochsDone, int BatchesDone, bool OrderDrawn, long SamplerSeed, double EpochLossSum, long GlobalStep,
     double BestAccuracy, string RngState, IReadOnlyDictionary<string, string> Config, string WeightsSha256, string OptimizerSha256,
-    double EpochSeconds = 0);
+    double EpochSeconds = 0, CheckpointModel? Model = null);
+
+/// <summary><c>best.json</c>, written beside <c>best.pt</c>: the model it belongs to, the epoch and its test accuracy (%).</summary>
+public sealed record BestCheckpoint(CheckpointModel Model, int Epoch, double TestAccuracy);
 
 /// <summary>
 /// The one place that writes and reads checkpoints, in <c>RUN/checkpoints/</c>: <c>last.pt</c> (the model's
 /// state_dict, loadable with <c>torch.load</c> + <c>load_state_dict</c>), <c>last.optim.pt</c> (the optimizer's
 /// state_dict in PyTorch's format), <c>last.json</c> (<see cref="TrainingState"/>, written last, with the other
 /// two files' sha256) and <c>best.pt</c> (weights of the best test accuracy; a hard link to that epoch's <c>last.pt</c>
-/// where the file system allows, so that it takes no second copy on disk). Every file is replaced atomically.
+/// where the file system allows, so that it takes no second copy on disk) with <c>best.json</c> (<see cref="BestCheckpoint"/>).
+/// Given the <see cref="CheckpointModel"/>, every <c>.pt</c> records it in its pickle metadata
+/// (<c>state_dict._metadata["resnet_mnist"]</c>) and the JSON files in their <c>model</c> field. Every file is replaced atomically.
 /// </summary>
-public sealed class CheckpointStore(string folder)
+public sealed class CheckpointStore(string folder, CheckpointModel? model = null)
 {
     public string Folder { get; } = folder;
     public string LastWeights => Path.Combine(Folder, "last.pt");
     public string LastOptimizer => Path.Combine(Folder, "last.optim.pt");
     public string LastState => Path.Combine(Folder, "last.json");
     public string BestWeights => Path.Combine(Folder, "best.pt");
+    public string BestState => Path.Combine(Folder, "best.json");
+    /// <summary>The model recorded in what this store writes (null: nothing recorded).</summary>
+    public CheckpointModel? Model { get; } = model;
 
     static readonly JsonSerializerOptions Json = new()
     {
@@ -51,13 +60,14 @@ public sealed class CheckpointStore(string folder)
     /// Serialises a model's state_dict in PyTorch's zip/pickle format: contiguous CPU copies, so that weights kept
     /// in channels-last layout (<c>model.channels_last</c>) are written in the standard layout PyTorch expects.
     /// </summary>
-    public static byte[] WeightsBytes(nn.Module model)
+    /// <param name="record">The model to record in the pickle metadata (<see cref="CheckpointModel.Embed"/>); null: none.</param>
+    public static byte[] WeightsBytes(nn.Module model, CheckpointModel? record = null)
     {
         using var scope = NewDisposeScope();
         var sd = model.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().cpu().contiguous().clone());
         using var ms = new MemoryStream();
         PyTorchPickler.PickleStateDict(ms, sd, leaveOpen: true);
-        return ms.ToArray();
+        return record is null ? ms.ToArray() : record.Embed(ms.ToArray());
     }
 
     /// <summary>
@@ -70,18 +80,30 @@ public sealed class CheckpointStore(string folder)
         bool last = save is SaveKind.Both or SaveKind.Last;
         best &= save is SaveKind.Both or SaveKind.Best;
         if (!last && !best) return;
-        var weights = WeightsBytes(model);
+        var weights = WeightsBytes(model, Model);
         if (!last)
         {
             AtomicFile.WriteAllBytes(BestWeights, weights);
+            WriteBestState(state);
             return;
         }
         var optim = OptimizerBytes(optimizer);
-        state = state with { WeightsSha256 = Sha(weights), OptimizerSha256 = Sha(optim) };
+        state = state with { WeightsSha256 = Sha(weights), OptimizerSha256 = Sha(optim), Model = Model ?? state.Model };
         AtomicFile.WriteAllBytes(LastOptimizer, optim);
         AtomicFile.WriteAllBytes(LastWeights, weights);
         AtomicFile.WriteAllText(LastState, JsonSerializer.Serialize(state, Json));
-        if (best) AtomicFile.LinkOrCopy(LastWeights, BestWeights); // the same bytes: one copy on disk
+        if (best)
+        {
+            AtomicFile.LinkOrCopy(LastWeights, BestWeights); // the same bytes: one copy on disk
+            WriteBestState(state);
+        }
+    }
+
+    /// <summary>Writes <c>best.json</c> (when the model is known): the epoch just finished is the best one.</summary>
+    void WriteBestState(TrainingState state)
+    {
+        if (Model is null) return;
+        AtomicFile.WriteAllText(BestState, JsonSerializer.Serialize(new BestCheckpoint(Model, state.EpochsDone, state.BestAccuracy), Json) + "\n");
     }
 
     /// <summary>
@@ -150,6 +172,7 @@ public sealed class CheckpointStore(string folder)
         foreach (var (name, sha) in new[] { ("weights_sha256", s.WeightsSha256), ("optimizer_sha256", s.OptimizerSha256) })
             if (sha is null || sha.Length != 64 || !sha.All(char.IsAsciiHexDigitLower))
                 throw Bad(name, "not a sha256; allowed: 64 lowercase hex digits");
+        if (s.Model?.Problem() is string modelProblem) throw Bad("model", modelProblem);
         if (s.RngState is null) throw Bad("rng_state", "missing");
         byte[] rng;
         try { rng = Convert.FromBase64String(s.RngState); }

@@ -22,7 +22,12 @@ public sealed record TensorRef(StorageRef Storage, long Offset, long[] Size, lon
 /// <param name="Globals">Every global (<c>module.name</c>) it names, in order of appearance, without duplicates.</param>
 /// <param name="Storages">Storages referenced (one per key).</param>
 /// <param name="Tensors">Tensors rebuilt over them.</param>
-public sealed record PickleSummary(IReadOnlyList<string> Globals, IReadOnlyList<StorageRef> Storages, IReadOnlyList<TensorRef> Tensors);
+/// <param name="Metadata">
+/// The root's <c>_metadata</c> (what <c>torch.save(state_dict)</c> pickles as the OrderedDict's BUILD state): each
+/// entry whose value is a dict of plain values (str, int, float, bool), by key. Empty when there is none.
+/// </param>
+public sealed record PickleSummary(IReadOnlyList<string> Globals, IReadOnlyList<StorageRef> Storages, IReadOnlyList<TensorRef> Tensors,
+    IReadOnlyDictionary<string, IReadOnlyDictionary<string, object>>? Metadata = null);
 
 /// <summary>
 /// A pickle virtual machine that builds inert values only: it follows the stack, memo and marks exactly as Python's
@@ -48,7 +53,8 @@ public static class PickleMachine
     sealed record Global(string Name);
     sealed record Call(string? Function, object? Args);
     sealed record Bytes(long Length);
-    sealed class PDict { public readonly List<(object? Key, object? Value)> Items = []; }
+    /// <summary>A dict, or an OrderedDict built with no arguments; <see cref="State"/> is the state a BUILD gave it.</summary>
+    sealed class PDict { public readonly List<(object? Key, object? Value)> Items = []; public object? State; }
     sealed class PSet { public readonly List<object?> Items = []; }
 
     /// <summary>Runs <paramref name="pickle"/> to its STOP opcode.</summary>
@@ -115,7 +121,7 @@ public static class PickleMachine
             {
                 case (byte)'.':                                                    // STOP
                     if (stack.Count != 1 || marks.Count != 0) throw Bad("STOP with a malformed stack");
-                    return new PickleSummary(globals, storages.Values.ToList(), tensors);
+                    return new PickleSummary(globals, storages.Values.ToList(), tensors, RootMetadata(stack[0]));
                 case (byte)'(': marks.Push(stack.Count); break;                    // MARK
                 case (byte)'0': Pop(); break;                                      // POP
                 case (byte)'1': PopMark(); break;                                  // POP_MARK
@@ -211,7 +217,12 @@ public static class PickleMachine
                     for (int k = 0; k < items.Count && d is not null; k += 2) d.Items.Add((items[k], items[k + 1]));
                     break;
                 }
-                case (byte)'b': Pop(); Top(); break;                               // BUILD: the state is dropped
+                case (byte)'b':                                                    // BUILD: a dict's state is kept (for _metadata)
+                {
+                    var state = Pop();
+                    if (Top() is PDict d) d.State = state;
+                    break;
+                }
                 case (byte)'c':                                                    // GLOBAL
                 {
                     var module = Line(pickle, ref pos);
@@ -256,7 +267,9 @@ public static class PickleMachine
                     var fn = Pop() as Global;
                     if (fn?.Name is "torch._utils._rebuild_tensor_v2" or "torch._utils._rebuild_tensor")
                         tensors.Add(Tensor(args, Bad));
-                    Push(new Call(fn?.Name, args));
+                    // OrderedDict(): a dict whose items (and BUILD state) are kept, like a plain one.
+                    if (fn?.Name == "collections.OrderedDict" && args is object?[] { Length: 0 }) Push(new PDict());
+                    else Push(new Call(fn?.Name, args));
                     break;
                 }
                 case (byte)'P': Push(Persistent(Line(pickle, ref pos), storages, Bad)); break;
@@ -283,6 +296,24 @@ public static class PickleMachine
         null => "None", long => "int", double => "float", string => "str", bool => "bool", object?[] => "tuple",
         Global g => $"class {g.Name}", StorageRef => "storage", _ => v.GetType().Name.ToLowerInvariant(),
     };
+
+    /// <summary>The root dict's <c>_metadata</c> entries that are dicts of plain values (later keys win, as in Python).</summary>
+    static IReadOnlyDictionary<string, IReadOnlyDictionary<string, object>> RootMetadata(object? root)
+    {
+        var result = new Dictionary<string, IReadOnlyDictionary<string, object>>(StringComparer.Ordinal);
+        if (root is not PDict { State: PDict state }) return result;
+        var metadata = state.Items.LastOrDefault(kv => kv.Key is "_metadata").Value as PDict;
+        if (metadata is null) return result;
+        foreach (var (key, value) in metadata.Items)
+        {
+            if (key is not string name || value is not PDict entry) continue;
+            var fields = new Dictionary<string, object>(StringComparer.Ordinal);
+            foreach (var (k, v) in entry.Items)
+                if (k is string field && v is string or long or double or bool) fields[field] = v!;
+            result[name] = fields;
+        }
+        return result;
+    }
 
     static string Clip(string s) => s.Length > 40 ? s[..40] + "..." : s;
 

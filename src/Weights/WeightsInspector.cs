@@ -19,8 +19,12 @@ public sealed record TensorInfo(string Key, long[] Shape, string DType)
 /// <param name="NumClasses">Classes checked against.</param>
 /// <param name="Problems">Missing/unexpected keys and wrong shapes; empty when it fits.</param>
 /// <param name="Notes">Keys that will keep their fresh initialisation or be derived (conv1, fc).</param>
+/// <param name="Inferred">Whether the model checked against was read off the file's shapes.</param>
+/// <param name="Recorded">The model the file records (<see cref="CheckpointModel.Find"/>), if any.</param>
+/// <param name="RecordedIn">Where that record was found: the file's metadata or the JSON beside it.</param>
 public sealed record WeightsReport(string Path, WeightsFormat Format, IReadOnlyList<TensorInfo> Tensors, long ParameterCount,
-    string Arch, int InChannels, int NumClasses, IReadOnlyList<string> Problems, IReadOnlyList<string> Notes, bool Inferred = false)
+    string Arch, int InChannels, int NumClasses, IReadOnlyList<string> Problems, IReadOnlyList<string> Notes, bool Inferred = false,
+    CheckpointModel? Recorded = null, string? RecordedIn = null)
 {
     /// <summary>True when <see cref="PretrainedWeights"/> would load it into Arch(InChannels, NumClasses) with conv1_init sum-rgb/mean-rgb.</summary>
     public bool Fits => Problems.Count == 0;
@@ -33,7 +37,11 @@ public sealed record WeightsReport(string Path, WeightsFormat Format, IReadOnlyL
         int w = Tensors.Count == 0 ? 0 : Tensors.Max(t => t.Key.Length);
         foreach (var t in Tensors)
             sb.AppendLine($"  {t.Key.PadRight(w)}  {ArchSpec.Shape(t.Shape),-20} {t.DType}");
-        sb.AppendLine($"  fits {Arch}(in_channels={InChannels}, num_classes={NumClasses}){(Inferred ? " as a checkpoint (model inferred from the file's shapes)" : "")}: {(Fits ? "yes" : "no")}");
+        if (Recorded is not null) sb.AppendLine($"  recorded model ({RecordedIn}): {Recorded.Describe()}");
+        var how = Inferred ? " as a checkpoint (model inferred from the file's shapes)"
+            : Recorded is not null && Recorded.Arch == Arch && Recorded.InChannels == InChannels && Recorded.NumClasses == NumClasses && Notes.Count == 0
+                ? " as a checkpoint (the recorded model)" : "";
+        sb.AppendLine($"  fits {Arch}(in_channels={InChannels}, num_classes={NumClasses}){how}: {(Fits ? "yes" : "no")}");
         foreach (var n in Notes) sb.AppendLine($"    note: {n}");
         foreach (var p in Problems) sb.AppendLine($"    {p}");
         return sb.ToString().TrimEnd();
@@ -64,16 +72,26 @@ public static class WeightsInspector
     }
 
     /// <summary>
-    /// Inspects <paramref name="path"/> as a checkpoint with no config: the model is inferred from the file
-    /// (<see cref="Infer"/>) and the file must match its state_dict exactly. Without a conv1/fc to read, as pretrained
+    /// Inspects <paramref name="path"/> as a checkpoint with no config: the model is the one the file records
+    /// (<see cref="CheckpointModel.Find"/>: its metadata, else the JSON beside it), else inferred from the file
+    /// (<see cref="Infer"/>), and the file must match its state_dict exactly. Without either, as pretrained
     /// weights for resnet18(3, 1000).
     /// </summary>
     public static WeightsReport InspectInferred(string path)
     {
         var format = WeightsFile.DetectFormat(path);
         var tensors = WeightsFile.ReadIndex(path).Select(e => new TensorInfo(e.Key, e.Shape, e.DType)).ToList();
-        if (Infer(tensors) is not InferredModel m) return Inspect(path);
         long count = tensors.Where(t => !ArchSpec.IsBuffer(t.Key)).Sum(t => t.Numel);
+        if (CheckpointModel.Find(path) is { } found)
+        {
+            var r = found.Model;
+            var arch = ArchSpecs.Get(r.Arch);
+            var recordedProblems = PretrainedWeights.Compare(arch.StateDictLayout(r.InChannels, r.NumClasses), tensors.Select(t => (t.Key, t.Shape)).ToList(),
+                replaceConv1: false, needConv1: false, replaceFc: false);
+            return new WeightsReport(path, format, tensors, count, r.Arch, r.InChannels, r.NumClasses, recordedProblems, [],
+                Recorded: r, RecordedIn: found.Source);
+        }
+        if (Infer(tensors) is not InferredModel m) return Inspect(path);
         var problems = PretrainedWeights.Compare(m.Arch.StateDictLayout(m.InChannels, m.NumClasses), tensors.Select(t => (t.Key, t.Shape)).ToList(),
             replaceConv1: false, needConv1: false, replaceFc: false);
         return new WeightsReport(path, format, tensors, count, m.Arch.Name, m.InChannels, m.NumClasses, problems, [], Inferred: true);
@@ -92,6 +110,8 @@ public static class WeightsInspector
         var notes = new List<string>();
         if (replaceConv1) notes.Add($"conv1.weight: derived for {inChannels} channel(s) by conv1_init sum-rgb/mean-rgb, or fresh with random");
         if (replaceFc) notes.Add($"fc.weight, fc.bias: fresh {numClasses}-class layer (the file's fc, if any, is not used)");
-        return new WeightsReport(path, format, tensors, count, arch.Name, inChannels, numClasses, problems, notes);
+        var recorded = CheckpointModel.Find(path);
+        return new WeightsReport(path, format, tensors, count, arch.Name, inChannels, numClasses, problems, notes,
+            Recorded: recorded?.Model, RecordedIn: recorded?.Source);
     }
 }

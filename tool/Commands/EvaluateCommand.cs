@@ -82,17 +82,38 @@ class CheckpointSettings : CommonSettings
         InputFiles.RequireRegularFile(weights, "a .pt state_dict (torch.save zip)", TorchArchive.MaxFileBytes, m => new UsageException($"{weights}: {m}"));
         var dir = Path.GetDirectoryName(Path.GetFullPath(weights))!;
         var config = Config ?? new[] { Path.Combine(dir, "config.yaml"), Path.Combine(dir, "..", "config.yaml") }.FirstOrDefault(File.Exists);
-        if (config is not null) return (ConfigLoader.Load(config, Set), weights);
-        // A bare .pt (copied out of its run): the model is read off the file's shapes; the data is MNIST in ./data or
-        // the packaged sample, unless --set says otherwise.
         ResnetMnist.Native.NativeLoader.EnsureLoaded(); // before anything touches torch
+        if (config is not null)
+        {
+            // A config wins, but must configure the model the checkpoint records (if it records one).
+            var configured = ConfigLoader.Load(config, Set);
+            (CheckpointModel Model, string Source)? found;
+            try { found = CheckpointModel.Find(weights); }
+            catch (WeightsFileException) { found = null; } // an unreadable file is reported when the model loads it
+            if (found is { } f && f.Model.Contradiction(configured) is { } c)
+                throw new CheckpointException($"{weights}: {c.Key} is {c.Configured} in {config}{(Set.Length > 0 ? " with --set" : "")} but {c.Recorded} in the checkpoint ({f.Source}); pass a config for that model, or leave it out");
+            return (configured, weights);
+        }
+        // A bare .pt (copied out of its run): the model it records (its metadata, else the JSON beside it), else the
+        // model read off the file's shapes; the data is MNIST in ./data or the packaged sample, unless --set says otherwise.
+        var recorded = CheckpointModel.Find(weights);
         var tensors = WeightsFile.ReadIndex(weights).Select(e => new TensorInfo(e.Key, e.Shape, e.DType)).ToList();
-        var m = WeightsInspector.Infer(tensors)
-            ?? throw new UsageException($"{weights}: no config.yaml beside it or in its run folder, and no conv1.weight/fc.weight to infer the model from; pass --config CONFIG.yaml");
-        var inferred = new[] { $"model.arch={m.Arch.Name}", $"model.in_channels={m.InChannels}", $"model.num_classes={m.NumClasses}", $"train.dtype={m.Dtype.Name()}" };
+        var m = WeightsInspector.Infer(tensors);
+        if (recorded is null && m is null)
+            throw new UsageException($"{weights}: no config.yaml beside it or in its run folder, no recorded model, and no conv1.weight/fc.weight to infer the model from; pass --config CONFIG.yaml");
+        var dtype = (m?.Dtype ?? DtypeKind.Float32).Name();
+        var model = recorded is { } r ? r.Model.Overrides().ToArray()
+            : [$"model.arch={m!.Arch.Name}", $"model.in_channels={m.InChannels}", $"model.num_classes={m.NumClasses}"];
+        var settings = model.Append($"train.dtype={dtype}").ToList();
         var needsData = this is not PredictCommand.Settings;
-        var cfg = ConfigLoader.Parse("", null, (needsData && !Set.Any(x => x.StartsWith("data.root=", StringComparison.Ordinal)) ? inferred.Append(PackagedFiles.DataRootOverride()) : inferred).Concat(Set));
-        Console.Error.WriteLine($"{weights}: no config.yaml found; model inferred from the file: {m.Arch.Name}, in_channels {m.InChannels}, num_classes {m.NumClasses}, {m.Dtype.Name()}" +
+        bool mnistData = recorded is null || recorded.Value.Model.Dataset == "mnist";
+        if (needsData && mnistData && !Set.Any(x => x.StartsWith("data.root=", StringComparison.Ordinal))) settings.Add(PackagedFiles.DataRootOverride());
+        var cfg = ConfigLoader.Parse("", null, settings.Concat(Set));
+        if (recorded is { } given && given.Model.Contradiction(cfg) is { } d)
+            throw new CheckpointException($"{weights}: {d.Key} is {d.Configured} with --set but {d.Recorded} in the checkpoint ({given.Source}); leave it out");
+        Console.Error.WriteLine((recorded is { } rec
+            ? $"{weights}: no config.yaml found; model recorded in {rec.Source}: {rec.Model.Describe()}; {dtype}"
+            : $"{weights}: no config.yaml found; model inferred from the file: {m!.Arch.Name}, in_channels {m.InChannels}, num_classes {m.NumClasses}, {dtype}") +
                                 (needsData ? $"; data: {cfg.Data.Dataset} in {cfg.Data.Root}" : ""));
         return (cfg, weights);
     }

@@ -59,17 +59,24 @@ sealed class WeightsInspectCommand : Command<WeightsInspectCommand.Settings>
         // Without a config (or --set), the model is read off the file's shapes; with one, the file is checked as
         // pretrained weights for the configured model.
         var report = s.Config is null && s.Set.Length == 0 ? WeightsInspector.InspectInferred(s.File)
-            : Inspect(s.Config is null ? ConfigLoader.Parse("", null, s.Set) : ConfigLoader.Load(s.Config, s.Set), s.File);
+            : Inspect(s.Config is null ? ConfigLoader.Parse("", null, s.Set) : ConfigLoader.Load(s.Config, s.Set), s.File,
+                s.Config is null ? null : s.Config + (s.Set.Length > 0 ? " with --set" : ""));
         if (s.Json)
             Console.WriteLine(ResnetMnist.Outputs.RunDirectory.SummaryJson(new
             {
                 report.Path, Format = report.Format.ToString(), report.Arch, report.InChannels, report.NumClasses, report.ParameterCount, report.Fits,
-                report.Problems, report.Notes, report.Inferred, Tensors = report.Tensors.Select(t => new { t.Key, t.Shape, Dtype = t.DType }),
+                report.Problems, report.Notes, report.Inferred, Model = report.Recorded, ModelSource = report.RecordedIn, Tensors = report.Tensors.Select(t => new { t.Key, t.Shape, Dtype = t.DType }),
             }));
         else Console.WriteLine(report.ToString());
         return report.Fits ? 0 : ErrorHandling.Usage;
     }
 
-    static WeightsReport Inspect(TrainingConfig cfg, string file) =>
-        WeightsInspector.Inspect(file, cfg.Model.InChannels, cfg.Model.NumClasses, ResnetMnist.Model.ArchSpecs.Get(cfg.Model.Arch));
+    static WeightsReport Inspect(TrainingConfig cfg, string file, string? configPath)
+    {
+        var report = WeightsInspector.Inspect(file, cfg.Model.InChannels, cfg.Model.NumClasses, ResnetMnist.Model.ArchSpecs.Get(cfg.Model.Arch));
+        // A config given must configure the model the file records, if it records one.
+        if (configPath is not null && report.Recorded?.Contradiction(cfg) is { } c)
+            throw new ResnetMnist.Training.CheckpointException($"{file}: {c.Key} is {c.Configured} in {configPath} but {c.Recorded} in the checkpoint ({report.RecordedIn}); pass a config for that model, or leave it out");
+        return report;
+    }
 }
