@@ -11,6 +11,7 @@
 #   BENCH_WAIT_S     default 900.
 #   BENCH_WARMUP, BENCH_STEPS   untimed / timed steps per measurement; default 3 / 10.
 #   BENCH_CONFIG     the workload; default bench/bench.yaml.
+#   BENCH_EPOCH_IMAGES  training images per epoch in the batch size x optimizer table; default 4096.
 #   PYTHON           the reference's interpreter; default /usr/bin/python3 (Debian's torch 1.13.1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -68,6 +69,18 @@ R ref_steps_cl --mode steps "${common[@]}" --batch-sizes "" --channels-last
 # One epoch on the 9,000 embedded images, data loading included; /usr/bin/time gives each process's peak RSS.
 T tool_epoch --mode epoch
 R ref_epoch --mode epoch
+# The original author's table: one epoch (BENCH_EPOCH_IMAGES real images) at batch 16/64/256 with Adam and with
+# SGD (momentum 0.9), each program with its own data path; the tool also with TorchSharp's per-tensor optimizer step.
+EPOCH_IMAGES=${BENCH_EPOCH_IMAGES:-4096}
+for opt in adam sgd; do
+  o=(--set optimizer.name=$opt); [ "$opt" = sgd ] && o+=(--set optimizer.momentum=0.9)
+  for b in 16 64 256; do
+    m=(--mode epoch --set train.batch_size=$b --set data.train_limit=$EPOCH_IMAGES "${o[@]}")
+    T "tool_epoch_${opt}_$b" "${m[@]}"
+    R "ref_epoch_${opt}_$b" "${m[@]}"
+    T "tool_epoch_${opt}_${b}_per_tensor" "${m[@]}" --per-tensor-optimizer
+  done
+done
 # The reference as it ran originally: torch's default thread count.
 R ref_epoch_default --mode epoch --set threads=auto
 R ref_steps_default --mode steps --warmup 2 --steps 5 --batch-sizes "" --set threads=auto

@@ -15,6 +15,9 @@ sealed class InterruptSignals : IDisposable
 
     public CancellationToken Token => _cts.Token;
 
+    /// <summary>Shows the "finishing the current step" note (the progress display, which knows where it can go); default: standard error.</summary>
+    public Action<string>? Notice { get; set; }
+
     /// <summary>The first signal received, or null.</summary>
     public PosixSignal? Received => _received == 0 ? null : (PosixSignal)(-_received);
 
@@ -43,9 +46,11 @@ sealed class InterruptSignals : IDisposable
         }
         context.Cancel = true;
         var name = context.Signal switch { PosixSignal.SIGTERM => "SIGTERM", PosixSignal.SIGHUP => "SIGHUP", _ => "interrupt" };
+        var note = $"{name}: finishing the current step and writing a checkpoint (send it again to abandon)";
         try
         {
-            Console.Error.WriteLine($"{name}: finishing the current step and writing a checkpoint (send it again to abandon)");
+            if (Notice is { } notice) notice(note);
+            else Console.Error.WriteLine(note);
         }
         catch (IOException) { } // a hung-up terminal: the checkpoint matters, the message does not
         _cts.Cancel();

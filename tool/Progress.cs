@@ -23,6 +23,16 @@ abstract class Progress : ITrainingObserver
 
     public virtual void Info(string message) => Say(message);
 
+    /// <summary>
+    /// The note that a signal arrived and the run is stopping (called on the signal's thread): standard error here;
+    /// the live bar shows it in place of the step line instead, where a line written under it would be drawn over.
+    /// </summary>
+    public virtual void Interrupting(string message)
+    {
+        try { Console.Error.WriteLine(message); }
+        catch (IOException) { } // a hung-up terminal: the checkpoint matters, the message does not
+    }
+
     /// <summary>A progress line. Progress is best effort: output that cannot be written (a terminal hung up) never stops training.</summary>
     protected static void Say(string line)
     {
@@ -60,6 +70,7 @@ abstract class Progress : ITrainingObserver
         ProgressContext? _ctx;
         ProgressTask? _task;
         int _epochs;
+        volatile string? _interrupting;
 
         public override T Wrap<T>(Func<T> body)
         {
@@ -82,8 +93,18 @@ abstract class Progress : ITrainingObserver
         {
             if (_task is null) return;
             _task.Value = batch;
-            _task.Description = string.Create(CultureInfo.InvariantCulture, $"epoch {s.Epoch}/{_epochs} step {batch}/{batches} loss {s.Loss:F4} {ips:F0} img/s");
+            _task.Description = _interrupting is string note ? Highlight(note)
+                : string.Create(CultureInfo.InvariantCulture, $"epoch {s.Epoch}/{_epochs} step {batch}/{batches} loss {s.Loss:F4} {ips:F0} img/s");
         }
+
+        public override void Interrupting(string message)
+        {
+            _interrupting = message;
+            if (_task is { IsFinished: false } task) task.Description = Highlight(message); // ProgressTask is thread-safe
+            else base.Interrupting(message);
+        }
+
+        static string Highlight(string message) => $"[yellow]{Markup.Escape(message)}[/]";
 
         public override void EpochFinished(EpochRecord e, bool best)
         {

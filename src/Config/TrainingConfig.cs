@@ -114,7 +114,7 @@ public sealed record TrainConfig
     [Key("train.log_every", "seconds between plain progress lines when output is not a terminal", Min = 0, MinExclusive = true, Unit = "s", Result = false)]
     public double LogEvery { get; init; } = 10;
 
-    [Key("train.save", "checkpoints kept in `checkpoints/`: `both` = `last.pt` + `last.optim.pt` + `last.json` (resumable) and `best.pt` (weights only); `last` = without `best.pt`; `best` = `best.pt` only; `none` = nothing. With `best` or `none` the run cannot be resumed", Result = false)]
+    [Key("train.save", "checkpoints kept in `checkpoints/`: `both` = `last.pt` + `last.optim.pt` + `last.json` (resumable) and `best.pt` (weights only) + `best.json`; `last` = without `best.*`; `best` = `best.pt` + `best.json` only; `none` = nothing. With `best` or `none` the run cannot be resumed", Result = false)]
     public SaveKind Save { get; init; } = SaveKind.Both;
 
     [Key("train.tensorboard", "also write TensorBoard event files to `RUN/tensorboard/`: loss and lr per step, train loss, test loss, test accuracy and lr per epoch (`tensorboard --logdir RUN`)", Result = false)]

@@ -27,7 +27,7 @@ public static class Evaluator
 {
     /// <summary>
     /// Evaluates <paramref name="model"/> on <paramref name="data"/> in batches of <paramref name="batchSize"/>
-    /// (the batch size changes no result). Leaves the model in eval mode; the caller restores train mode.
+    /// (the batch size changes no result), under inference mode. Leaves the model in eval mode; the caller restores train mode.
     /// </summary>
     /// <exception cref="DataException">The split has no images: accuracy is undefined, not 0%.</exception>
     public static Evaluation Run(nn.Module<Tensor, Tensor> model, ImageSplit data, int batchSize, int numClasses)
@@ -37,7 +37,8 @@ public static class Evaluator
         double lossSum = 0;
         long correct = 0;
         var confusion = new long[numClasses, numClasses];
-        using var _ = no_grad();
+        // inference mode: no autograd bookkeeping at all (no version counters, no view tracking), same kernels and values
+        using var _ = inference_mode();
         for (int start = 0; start < data.Count; start += batchSize)
         {
             using var scope = NewDisposeScope();

@@ -44,6 +44,7 @@ static class Runs
     public static RunOutcome Execute(TrainingConfig cfg, string runPath, bool resume, bool force, bool quiet, InterruptSignals signals)
     {
         var observer = Progress.Create(quiet, cfg.Train.LogEvery);
+        signals.Notice = observer.Interrupting;
         var options = Options(resume, force);
         return observer.Wrap(() => TrainingRun.Train(cfg, runPath, observer, signals.Token, options));
     }
