@@ -85,17 +85,21 @@ static class FlatAdamStep
         foreach (var p in parameters) Advance(stateOf[p.Handle]);
         long step = steps[0] + 1;
 
-        using var _ = no_grad();
-        using var scope = NewDisposeScope();
-        Tensor w = flat.Weights, g = flat.Grads, m = flat.State(0), v = flat.State(1);
-        if (decoupled && 1.0 - lr * wd != 1.0) w.mul_(1.0 - lr * wd);
         double biasCorrection1 = 1.0 - Math.Pow(beta1, step);
         double biasCorrection2 = 1.0 - Math.Pow(beta2, step);
-        if (!decoupled && wd != 0.0) g = g.add(w, wd);
-        m.mul_(beta1).add_(g, 1.0 - beta1);
-        v.mul_(beta2).addcmul_(g, g, 1.0 - beta2);
-        var denom = (v.sqrt() / Math.Sqrt(biasCorrection2)).add_(eps);
-        w.addcdiv_(m, denom, -(lr / biasCorrection1));
+        using var _ = no_grad();
+        foreach (var (start, length) in flat.Chunks())
+        {
+            using var scope = NewDisposeScope();
+            Tensor w = flat.Weights.narrow(0, start, length), g = flat.Grads.narrow(0, start, length);
+            Tensor m = flat.State(0).narrow(0, start, length), v = flat.State(1).narrow(0, start, length);
+            if (decoupled && 1.0 - lr * wd != 1.0) w.mul_(1.0 - lr * wd);
+            if (!decoupled && wd != 0.0) g = g.add(w, wd);
+            m.mul_(beta1).add_(g, 1.0 - beta1);
+            v.mul_(beta2).addcmul_(g, g, 1.0 - beta2);
+            var denom = (v.sqrt() / Math.Sqrt(biasCorrection2)).add_(eps);
+            w.addcdiv_(m, denom, -(lr / biasCorrection1));
+        }
         return true;
     }
 
@@ -143,25 +147,22 @@ sealed class FlatSgd : SGD, IFlatStep
         if (!_flat.Bind((p, _) => ((State)_state[p.Handle]).momentum_buffer)) return false;
 
         using var _ = no_grad();
-        using var scope = NewDisposeScope();
-        Tensor w = _flat.Weights, g = _flat.Grads;
-        if (wd != 0.0) g = g.add(w, wd);
-        if (momentum != 0.0)
+        if (momentum != 0.0 && buffers == 0)
+            _flat.AdoptState(0, empty_like(_flat.Weights).DetachFromDisposeScope(), (p, t) => ((State)_state[p.Handle]).momentum_buffer = t);
+        foreach (var (start, length) in _flat.Chunks())
         {
-            Tensor buf;
-            if (buffers == 0)
+            using var scope = NewDisposeScope();
+            Tensor w = _flat.Weights.narrow(0, start, length), g = _flat.Grads.narrow(0, start, length);
+            if (wd != 0.0) g = g.add(w, wd);
+            if (momentum != 0.0)
             {
-                buf = g.clone().detach().DetachFromDisposeScope();
-                _flat.AdoptState(0, buf, (p, t) => ((State)_state[p.Handle]).momentum_buffer = t);
+                var buf = _flat.State(0).narrow(0, start, length);
+                if (buffers == 0) buf.copy_(g); // the first step's buffer is a copy of the gradient (torch.clone(d_p))
+                else buf.mul_(momentum).add_(g, 1.0 - dampening);
+                g = nesterov ? g.add(buf, momentum) : buf;
             }
-            else
-            {
-                buf = _flat.State(0);
-                buf.mul_(momentum).add_(g, 1.0 - dampening);
-            }
-            g = nesterov ? g.add(buf, momentum) : buf;
+            w.add_(g, -lr);
         }
-        w.add_(g, -lr);
         return true;
     }
 

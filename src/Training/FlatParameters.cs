@@ -34,6 +34,23 @@ sealed class FlatParameters(IReadOnlyList<Parameter> parameters, int stateCount)
     public Tensor State(int i) => _states[i]!;
 
     /// <summary>
+    /// Elements per chunk of an update: the update runs chunk by chunk, every operation of the sequence on one chunk
+    /// before the next, so that the chunk's weights, gradients, state and temporaries (≈ 5 × 4 MiB in float32) stay in
+    /// cache between operations. Measured (ResNet-18 Adam, optimizer phase per step, 2 threads): one pass of each
+    /// operation over the whole 45 MB buffers 70 ms, chunks of 4 Mi elements 42 ms, 1 Mi 26 ms, 256 Ki 31 ms;
+    /// TorchSharp's per-tensor step 37–47 ms.
+    /// </summary>
+    public const long ChunkElements = 1L << 20;
+
+    /// <summary>The [start, start + length) ranges of the buffers, <see cref="ChunkElements"/> at a time (starts stay 64-byte aligned).</summary>
+    public IEnumerable<(long Start, long Length)> Chunks()
+    {
+        long total = _weights!.shape[0];
+        for (long start = 0; start < total; start += ChunkElements)
+            yield return (start, Math.Min(ChunkElements, total - start));
+    }
+
+    /// <summary>
     /// Makes every parameter, gradient and state tensor a slice of its flat buffer (copying in any that is not one).
     /// Returns false, leaving everything as it was, when the parameters cannot share buffers (different dtypes or
     /// devices, a parameter that is not dense, a missing gradient): the caller then updates tensor by tensor.
