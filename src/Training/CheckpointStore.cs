@@ -60,14 +60,37 @@ public sealed class CheckpointStore(string folder, CheckpointModel? model = null
     /// Serialises a model's state_dict in PyTorch's zip/pickle format: contiguous CPU copies, so that weights kept
     /// in channels-last layout (<c>model.channels_last</c>) are written in the standard layout PyTorch expects.
     /// </summary>
-    /// <param name="record">The model to record in the pickle metadata (<see cref="CheckpointModel.Embed"/>); null: none.</param>
+    /// <param name="record">The model to record in the pickle metadata (<see cref="CheckpointModel.Embed(byte[])"/>); null: none.</param>
     public static byte[] WeightsBytes(nn.Module model, CheckpointModel? record = null)
     {
-        using var scope = NewDisposeScope();
-        var sd = model.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().cpu().contiguous().clone());
         using var ms = new MemoryStream();
-        PyTorchPickler.PickleStateDict(ms, sd, leaveOpen: true);
-        return record is null ? ms.ToArray() : record.Embed(ms.ToArray());
+        WriteWeights(ms, model, record);
+        return ms.ToArray();
+    }
+
+    /// <summary>
+    /// <see cref="WeightsBytes"/> written to <paramref name="output"/>; with a record, PyBridge's archive goes through a
+    /// scratch file that is deleted on close, so that no copy of the weights is held in managed memory.
+    /// </summary>
+    public static void WriteWeights(Stream output, nn.Module model, CheckpointModel? record = null)
+    {
+        if (record is null)
+        {
+            Pickle(output);
+            return;
+        }
+        using var scratch = new FileStream(Path.Combine(Path.GetTempPath(), $"resnet-mnist-{Environment.ProcessId}-{Guid.NewGuid():N}.zip"),
+            FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, 1 << 16, FileOptions.DeleteOnClose);
+        Pickle(scratch);
+        scratch.Position = 0;
+        record.Embed(scratch, output);
+
+        void Pickle(Stream to)
+        {
+            using var scope = NewDisposeScope();
+            var sd = model.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().cpu().contiguous().clone());
+            PyTorchPickler.PickleStateDict(to, sd, leaveOpen: true);
+        }
     }
 
     /// <summary>
@@ -80,17 +103,17 @@ public sealed class CheckpointStore(string folder, CheckpointModel? model = null
         bool last = save is SaveKind.Both or SaveKind.Last;
         best &= save is SaveKind.Both or SaveKind.Best;
         if (!last && !best) return;
-        var weights = WeightsBytes(model, Model);
         if (!last)
         {
-            AtomicFile.WriteAllBytes(BestWeights, weights);
+            AtomicFile.Write(BestWeights, f => WriteWeights(f, model, Model));
             WriteBestState(state);
             return;
         }
-        var optim = OptimizerBytes(optimizer);
-        state = state with { WeightsSha256 = Sha(weights), OptimizerSha256 = Sha(optim), Model = Model ?? state.Model };
-        AtomicFile.WriteAllBytes(LastOptimizer, optim);
-        AtomicFile.WriteAllBytes(LastWeights, weights);
+        // Streamed to their files (a checkpoint is 45–135 MB: held in memory, it raised resident memory by ~300 MB);
+        // the sha256s are read back from the files just written.
+        AtomicFile.Write(LastOptimizer, f => WriteOptimizer(f, optimizer));
+        AtomicFile.Write(LastWeights, f => WriteWeights(f, model, Model));
+        state = state with { WeightsSha256 = ShaOfFile(LastWeights), OptimizerSha256 = ShaOfFile(LastOptimizer), Model = Model ?? state.Model };
         AtomicFile.WriteAllText(LastState, JsonSerializer.Serialize(state, Json));
         if (best)
         {
@@ -114,6 +137,14 @@ public sealed class CheckpointStore(string folder, CheckpointModel? model = null
     /// </summary>
     public static byte[] OptimizerBytes(OptimizerHelper optimizer)
     {
+        using var ms = new MemoryStream();
+        WriteOptimizer(ms, optimizer);
+        return ms.ToArray();
+    }
+
+    /// <summary><see cref="OptimizerBytes"/> written to <paramref name="output"/>.</summary>
+    public static void WriteOptimizer(Stream output, OptimizerHelper optimizer)
+    {
         var swapped = new List<(OptimizerState State, System.Reflection.FieldInfo Field, Tensor Own)>();
         try
         {
@@ -125,9 +156,7 @@ public sealed class CheckpointStore(string folder, CheckpointModel? model = null
                             field.SetValue(state, t.contiguous().clone());
                             swapped.Add((state, field, t));
                         }
-            using var ms = new MemoryStream();
-            optimizer.save_py(ms, leaveOpen: true);
-            return ms.ToArray();
+            optimizer.save_py(output, leaveOpen: true);
         }
         finally
         {
@@ -257,7 +286,11 @@ public sealed class CheckpointStore(string folder, CheckpointModel? model = null
             throw new CheckpointException($"{file}: does not match last.json (sha256 differs); the checkpoint is incomplete or was modified");
     }
 
-    static string Sha(byte[] b) => Convert.ToHexStringLower(SHA256.HashData(b));
+    static string ShaOfFile(string path)
+    {
+        using var f = File.OpenRead(path);
+        return Convert.ToHexStringLower(SHA256.HashData(f));
+    }
 
     public static string RngState()
     {

@@ -94,32 +94,34 @@ public sealed record CheckpointModel(string Arch, int InChannels, int NumClasses
     /// </summary>
     public byte[] Embed(byte[] zip)
     {
-        using var input = new ZipArchive(new MemoryStream(zip, writable: false), ZipArchiveMode.Read);
         using var output = new MemoryStream();
+        Embed(new MemoryStream(zip, writable: false), output);
+        return output.ToArray();
+    }
+
+    /// <summary>As <see cref="Embed(byte[])"/>, from a seekable stream to a stream: the tensors' entries are copied through, only <c>data.pkl</c> is held in memory.</summary>
+    public void Embed(Stream zip, Stream output)
+    {
+        using var input = new ZipArchive(zip, ZipArchiveMode.Read, leaveOpen: true);
         bool done = false;
         using (var outZip = new ZipArchive(output, ZipArchiveMode.Create, leaveOpen: true))
             foreach (var entry in input.Entries)
             {
-                byte[] bytes;
-                using (var s = entry.Open())
-                using (var ms = new MemoryStream())
-                {
-                    s.CopyTo(ms);
-                    bytes = ms.ToArray();
-                }
-                if (entry.FullName.EndsWith("/data.pkl", StringComparison.Ordinal))
-                {
-                    if (done) throw new InvalidOperationException("the state_dict archive holds two data.pkl");
-                    bytes = EmbedInPickle(bytes);
-                    done = true;
-                }
                 var e = outZip.CreateEntry(entry.FullName, CompressionLevel.NoCompression);
                 e.LastWriteTime = entry.LastWriteTime;
                 using var o = e.Open();
-                o.Write(bytes);
+                using var s = entry.Open();
+                if (entry.FullName.EndsWith("/data.pkl", StringComparison.Ordinal))
+                {
+                    if (done) throw new InvalidOperationException("the state_dict archive holds two data.pkl");
+                    using var ms = new MemoryStream();
+                    s.CopyTo(ms);
+                    o.Write(EmbedInPickle(ms.ToArray()));
+                    done = true;
+                }
+                else s.CopyTo(o);
             }
         if (!done) throw new InvalidOperationException("the state_dict archive holds no data.pkl");
-        return output.ToArray();
     }
 
     /// <summary>
