@@ -280,9 +280,7 @@ public sealed class CheckpointStore(string folder, CheckpointModel? model = null
     {
         if (!File.Exists(file)) throw new CheckpointException($"{file}: missing; the checkpoint is incomplete");
         InputFiles.RequireRegularFile(file, "a checkpoint file", TorchArchive.MaxFileBytes, m => new CheckpointException($"{file}: {m}"));
-        string actual;
-        using (var f = File.OpenRead(file)) actual = Convert.ToHexStringLower(SHA256.HashData(f));
-        if (actual != sha)
+        if (ShaOfFile(file) != sha)
             throw new CheckpointException($"{file}: does not match last.json (sha256 differs); the checkpoint is incomplete or was modified");
     }
 
