@@ -1,4 +1,5 @@
 using ResnetMnist.Config;
+using ResnetMnist.Core;
 using ResnetMnist.Data;
 using ResnetMnist.Outputs;
 using ResnetMnist.Training;
@@ -21,7 +22,7 @@ static class ErrorHandling
         catch (Exception e)
         {
             var (code, message) = Classify(e);
-            Console.Error.WriteLine($"error: {OneLine(message)}");
+            Console.Error.WriteLine($"error: {Printable.Escape(OneLine(message), 2048)}");
             if (verbose) Console.Error.WriteLine(e);
             return code;
         }
