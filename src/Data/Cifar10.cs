@@ -1,5 +1,6 @@
 using System.Formats.Tar;
 using System.IO.Compression;
+using ResnetMnist.Core;
 using static TorchSharp.torch;
 
 namespace ResnetMnist.Data;
@@ -41,12 +42,10 @@ public static class Cifar10
         // first when only it is there), plus the class names of batches.meta.
         var files = Cifar10Files.Cifar10;
         var raw = files.Read(root, train, Channels, Side, Side);
-        for (int i = 0; i < raw.Count; i++)
-            if (raw.Labels[i] >= numClasses)
-                throw new DataException($"{raw.LabelsSource}: label {raw.Labels[i]} at index {i} is outside 0..{numClasses - 1} (model.num_classes: {numClasses})");
+        raw.CheckLabels(numClasses);
         var metaPath = Path.Combine(files.BatchDir(root), files.MetaName);
         if (!Path.Exists(metaPath)) throw Missing(files, root, metaPath);
-        var classes = ReadClasses(metaPath, files.MetaKey);
+        var classes = ReadClasses(metaPath);
 
         int n = Math.Min(limit ?? raw.Count, raw.Count);
         using var scope = NewDisposeScope();
@@ -59,11 +58,36 @@ public static class Cifar10
     static DataException Missing(Cifar10Files files, string root, string path) =>
         new($"{path}: file not found; put torchvision's {files.Folder} folder in {root}, or its {files.ArchiveName} ({files.Url}) there and extract it");
 
-    /// <summary>Reads one batch file (<c>data</c> uint8 N×3072 and <c>labels</c>/<c>fine_labels</c>).</summary>
+    /// <summary>Keys a batch file may hold (the published ones: <c>batch_label</c>, <c>labels</c>, <c>data</c>, <c>filenames</c>; CIFAR-100's label lists).</summary>
+    public static readonly IReadOnlyList<string> BatchKeys = ["data", "labels", "fine_labels", "coarse_labels", "batch_label", "filenames"];
+    /// <summary>Keys <c>batches.meta</c> may hold (the published one holds exactly these).</summary>
+    public static readonly IReadOnlyList<string> MetaKeys = ["label_names", "num_cases_per_batch", "num_vis"];
+
+    /// <summary>The pickled dict of a CIFAR file, every key a str among <paramref name="allowed"/>.</summary>
+    static PyDict ReadDict(string path, string what, IReadOnlyList<string> allowed)
+    {
+        var dict = RestrictedUnpickler.Load(path) as PyDict
+            ?? throw new DataException($"{path}: not {what} (the pickle holds no dict)");
+        foreach (var (key, _) in dict.Items)
+            if (key is not string k || !allowed.Contains(k))
+                throw new DataException($"{path}: key {(key is string s ? $"'{Printable.Escape(s, 60)}'" : RestrictedUnpickler.Describe(key))} is not part of {what}; allowed: {string.Join(", ", allowed)}");
+        return dict;
+    }
+
+    static List<object?> ListOf<T>(string path, PyDict dict, string key, string expected)
+    {
+        if (!dict.TryGet(key, out var v)) return [];
+        if (v is not List<object?> list) throw new DataException($"{path}: '{key}' is a {RestrictedUnpickler.Describe(v)}; expected {expected}");
+        for (int i = 0; i < list.Count; i++)
+            if (list[i] is not T) throw new DataException($"{path}: {key}[{i}] is a {RestrictedUnpickler.Describe(list[i])}; expected {expected}");
+        return list;
+    }
+
+    /// <summary>Reads one batch file (<c>data</c> uint8 N×3072 and <c>labels</c>/<c>fine_labels</c>; <c>batch_label</c> a str and <c>filenames</c> a list of str where present).</summary>
     public static Batch ReadBatch(string path)
     {
-        var dict = RestrictedUnpickler.Load(path) as RestrictedUnpickler.PyDict
-            ?? throw new DataException($"{path}: not a CIFAR-10 batch (the pickle holds no dict)");
+        const string what = "a CIFAR-10 batch";
+        var dict = ReadDict(path, what, BatchKeys);
         if (!dict.TryGet("data", out var dataObj)) throw new DataException($"{path}: not a CIFAR-10 batch (no 'data' key)");
         if (dataObj is not NdArrayU8 { Built: true } arr)
             throw new DataException($"{path}: 'data' is a {RestrictedUnpickler.Describe(dataObj)}; expected a uint8 numpy array of N×{ImageBytes}");
@@ -78,27 +102,37 @@ public static class Cifar10
             for (int k = 0; k < ImageBytes; k++)
                 for (int i = 0; i < count; i++) pixels[(long)i * ImageBytes + k] = arr.Data[(long)k * count + i];
         }
-        object? labelsObj = dict.TryGet("labels", out var l) ? l : dict.TryGet("fine_labels", out var f) ? f
+        if (dict.TryGet("batch_label", out var label) && label is not string)
+            throw new DataException($"{path}: 'batch_label' is a {RestrictedUnpickler.Describe(label)}; expected a str");
+        ListOf<string>(path, dict, "filenames", "a list of str");
+        ListOf<long>(path, dict, "coarse_labels", "a list of ints");
+        string key = dict.TryGet("labels", out _) ? "labels" : dict.TryGet("fine_labels", out _) ? "fine_labels"
             : throw new DataException($"{path}: not a CIFAR-10 batch (neither 'labels' nor 'fine_labels')");
-        if (labelsObj is not List<object?> list)
-            throw new DataException($"{path}: labels are a {RestrictedUnpickler.Describe(labelsObj)}; expected a list of ints");
+        var list = ListOf<long>(path, dict, key, "a list of ints");
         if (list.Count != count)
             throw new DataException($"{path}: {count} images but {list.Count} labels");
         var labels = new long[count];
-        for (int i = 0; i < count; i++)
-            labels[i] = list[i] is long v ? v : throw new DataException($"{path}: label at index {i} is a {RestrictedUnpickler.Describe(list[i])}; expected an int");
+        for (int i = 0; i < count; i++) labels[i] = (long)list[i]!;
         return new Batch(count, pixels, labels);
     }
 
-    /// <summary>The class names in <c>batches.meta</c> (<paramref name="key"/>: <c>label_names</c>).</summary>
-    public static IReadOnlyList<string> ReadClasses(string path, string key = "label_names")
+    /// <summary><c>batches.meta</c>: the class names, and the published file's two counts (null where absent).</summary>
+    public sealed record Meta(IReadOnlyList<string> LabelNames, long? NumCasesPerBatch, long? NumVis);
+
+    /// <summary>Reads <c>batches.meta</c>: a dict of <c>label_names</c> (list of str), <c>num_cases_per_batch</c> and <c>num_vis</c> (ints), nothing else.</summary>
+    public static Meta ReadMeta(string path)
     {
-        var dict = RestrictedUnpickler.Load(path) as RestrictedUnpickler.PyDict
-            ?? throw new DataException($"{path}: not CIFAR-10 metadata (the pickle holds no dict)");
-        if (!dict.TryGet(key, out var v) || v is not List<object?> names)
-            throw new DataException($"{path}: not CIFAR-10 metadata (no list '{key}')");
-        return names.Select((o, i) => o as string ?? throw new DataException($"{path}: {key}[{i}] is a {RestrictedUnpickler.Describe(o)}; expected a str")).ToList();
+        const string what = "CIFAR-10 metadata";
+        var dict = ReadDict(path, what, MetaKeys);
+        if (!dict.TryGet("label_names", out _)) throw new DataException($"{path}: not {what} (no list 'label_names')");
+        var names = ListOf<string>(path, dict, "label_names", "a list of str").Cast<string>().ToList();
+        long? Count(string key) => !dict.TryGet(key, out var v) ? null
+            : v is long n and >= 0 ? n : throw new DataException($"{path}: '{key}' is {(v is long n2 ? n2.ToString(System.Globalization.CultureInfo.InvariantCulture) : $"a {RestrictedUnpickler.Describe(v)}")}; expected an int >= 0");
+        return new Meta(names, Count("num_cases_per_batch"), Count("num_vis"));
     }
+
+    /// <summary>The class names in <c>batches.meta</c>.</summary>
+    public static IReadOnlyList<string> ReadClasses(string path) => ReadMeta(path).LabelNames;
 
     /// <summary>Largest member extracted from the archive (the published batches are about 31 MB each).</summary>
     public const long MaxMemberBytes = 256L << 20;
@@ -237,9 +271,5 @@ public static class Cifar10
         public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
     }
 
-    static string Clip(string s)
-    {
-        var t = s.Length > 80 ? s[..80] + "..." : s;
-        return t.Any(char.IsControl) ? new string(t.Select(c => char.IsControl(c) ? '?' : c).ToArray()) : t;
-    }
+    static string Clip(string s) => Printable.Escape(s, 80);
 }

@@ -53,31 +53,52 @@ public sealed record Cifar10Files(string Dataset, string Folder, string Url, str
     {
         Data.Cifar10.ExtractIfNeeded(root);
         var dir = BatchDir(root);
-        var batches = new List<Data.Cifar10.Batch>();
-        string? first = null;
+        var batches = new List<(string Path, Data.Cifar10.Batch Batch)>();
         foreach (var name in Batches(train))
         {
             var path = Path.Combine(dir, name);
             if (!Path.Exists(path))
                 throw new DataException($"{path}: file not found; put torchvision's {Folder} folder in {root} (or {ArchiveName}), " +
                                         "set data.download: true, or run `dotnet resnet-mnist data fetch`");
-            first ??= path;
-            batches.Add(Data.Cifar10.ReadBatch(path));
+            var batch = Data.Cifar10.ReadBatch(path);
+            for (int i = 0; i < batch.Count; i++)
+                if (batch.Labels[i] is < 0 or > 255)
+                    throw new DataException($"{path}: label {batch.Labels[i]} at index {i} is outside 0..255");
+            batches.Add((path, batch));
         }
-        long total = batches.Sum(b => (long)b.Count);
+        long total = batches.Sum(b => (long)b.Batch.Count);
         if (total * Data.Cifar10.ImageBytes > Array.MaxLength) throw new DataException($"{dir}: {total} images do not fit in memory at once");
         var pixels = new byte[total * Data.Cifar10.ImageBytes];
         var labels = new byte[total];
-        long at = 0;
-        foreach (var b in batches)
+        var labelFiles = new List<(int Start, string File)>();
+        int at = 0;
+        foreach (var (path, b) in batches)
         {
-            b.Pixels.AsSpan(0, b.Count * Data.Cifar10.ImageBytes).CopyTo(pixels.AsSpan((int)(at * Data.Cifar10.ImageBytes)));
-            for (int i = 0; i < b.Count; i++)
-                labels[at + i] = b.Labels[i] is >= 0 and <= 255 ? (byte)b.Labels[i]
-                    : throw new DataException($"{first}: label {b.Labels[i]} is outside 0..255");
+            b.Pixels.AsSpan(0, b.Count * Data.Cifar10.ImageBytes).CopyTo(pixels.AsSpan(at * Data.Cifar10.ImageBytes));
+            for (int i = 0; i < b.Count; i++) labels[at + i] = (byte)b.Labels[i];
+            labelFiles.Add((at, path));
             at += b.Count;
         }
-        return new RawSplit(pixels, (int)total, labels, first!, first!);
+        var first = batches[0].Path;
+        return new RawSplit(pixels, (int)total, labels, first, first, labelFiles);
+    }
+
+    /// <summary>
+    /// Reads, with the tool's own restricted reader, every file torchvision's <c>CIFAR10</c> unpickles with
+    /// <c>pickle.load</c> (data_batch_1..5, test_batch, batches.meta), extracting the archive first when only it is
+    /// there; a <see cref="DataException"/> names the first file that is missing or holds anything a CIFAR-10 file
+    /// does not. Run before handing the folder to PyTorch, whose <c>pickle.load</c> would run what a file asks for.
+    /// </summary>
+    public void CheckPickles(string root)
+    {
+        Data.Cifar10.ExtractIfNeeded(root);
+        foreach (var name in TrainList.Concat(TestList).Select(f => f.Name).Append(MetaName))
+        {
+            var path = Path.Combine(BatchDir(root), name);
+            if (!Path.Exists(path)) throw new DataException($"{path}: file not found; torchvision's CIFAR10 reads it");
+            if (name == MetaName) Data.Cifar10.ReadMeta(path);
+            else Data.Cifar10.ReadBatch(path);
+        }
     }
 
     /// <summary>Downloads <see cref="Url"/> (md5-checked, temp file + rename) unless the files are there, then extracts it.</summary>
@@ -113,7 +134,7 @@ public sealed record Cifar10Files(string Dataset, string Folder, string Url, str
             if (!File.Exists(path)) { result.Add((path, false, "missing")); continue; }
             try
             {
-                string what = name == MetaName ? $"{Data.Cifar10.ReadClasses(path, MetaKey).Count} class names" : $"{Data.Cifar10.ReadBatch(path).Count} images";
+                string what = name == MetaName ? $"{Data.Cifar10.ReadClasses(path).Count} class names" : $"{Data.Cifar10.ReadBatch(path).Count} images";
                 string origin = Md5Of(path) == md5 ? "md5 matches torchvision's" : "md5 differs from torchvision's (not the original file: a sample or a re-pickled copy)";
                 result.Add((path, true, $"{what}, {origin}"));
             }

@@ -2,7 +2,30 @@ namespace ResnetMnist.Data;
 
 /// <summary>One split as read from a dataset's files: images as bytes, N×C×H×W, and one label byte per image.</summary>
 /// <param name="Source">The images file (named in messages and run logs).</param>
-public sealed record RawSplit(byte[] Pixels, int Count, byte[] Labels, string Source, string LabelsSource);
+/// <param name="LabelsSource">The labels file (the first, where the labels come from several).</param>
+/// <param name="LabelFiles">Where the labels come from several files: each file with the index of its first label, in order.</param>
+public sealed record RawSplit(byte[] Pixels, int Count, byte[] Labels, string Source, string LabelsSource,
+    IReadOnlyList<(int Start, string File)>? LabelFiles = null)
+{
+    /// <summary>The file label <paramref name="index"/> comes from, and its index there.</summary>
+    public (string File, int Index) LabelOrigin(int index)
+    {
+        if (LabelFiles is null) return (LabelsSource, index);
+        var (start, file) = LabelFiles.Last(f => f.Start <= index);
+        return (file, index - start);
+    }
+
+    /// <summary>Every label lies in 0..<paramref name="numClasses"/>-1, or a <see cref="DataException"/> names the file and index of the first that does not.</summary>
+    public void CheckLabels(int numClasses)
+    {
+        for (int i = 0; i < Count; i++)
+            if (Labels[i] >= numClasses)
+            {
+                var (file, at) = LabelOrigin(i);
+                throw new DataException($"{file}: label {Labels[i]} at index {at} is outside 0..{numClasses - 1} (model.num_classes: {numClasses})");
+            }
+    }
+}
 
 /// <summary>A dataset's files in torchvision's layout: find, read, download and verify them.</summary>
 public interface IDatasetFiles

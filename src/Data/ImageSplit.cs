@@ -82,9 +82,7 @@ public sealed class ImageSplit : IDisposable
         bool normalize, ScalarType dtype, Device device, bool channelsLast = false)
     {
         var raw = spec.Files.Read(root, train, spec.Channels, spec.Height, spec.Width);
-        for (int i = 0; i < raw.Count; i++)
-            if (raw.Labels[i] >= numClasses)
-                throw new DataException($"{raw.LabelsSource}: label {raw.Labels[i]} at index {i} is outside 0..{numClasses - 1} (model.num_classes: {numClasses})");
+        raw.CheckLabels(numClasses);
 
         int n = limit is int l ? Math.Min(l, raw.Count) : raw.Count;
         int pixels = spec.Channels * spec.Height * spec.Width;

@@ -52,7 +52,23 @@ public static class ParityCheck
         if (cfg.Model.BnEval) return "model.bn_eval: the reference program keeps BatchNorm in train mode; use false";
         if (cfg.Model.Pretrained != "none" && cfg.Model.Conv1Init != Conv1Init.Random)
             return $"model.conv1_init: {cfg.Model.Conv1Init.Name()}: the reference program replaces conv1 with a fresh random one; use random";
+        if (cfg.Model.InitFrom is not null)
+            return "model.init_from: the reference program has no warm start; use null (compare the warm-started run with `evaluate` instead)";
+        foreach (var (key, path) in new[] { ("data.root", cfg.Data.Root), ("model.pretrained", cfg.Model.Pretrained) })
+            if (path.Any(char.IsControl))
+                return $"{key}: '{Core.Printable.Escape(path, 120)}' holds a control character, which the reference program's config cannot carry; rename it";
         return null;
+    }
+
+    /// <summary>
+    /// Reads, with the tool's own restricted readers, every file of the user's the reference program will unpickle,
+    /// so that PyTorch never runs what such a file asks for: CIFAR-10's batches and <c>batches.meta</c> (torchvision
+    /// reads them with <c>pickle.load</c>). Pretrained weights were read through the state_dict checks by the
+    /// session already; IDX files are not pickles.
+    /// </summary>
+    public static void CheckReferenceInputs(TrainingConfig cfg)
+    {
+        if (DatasetSpecs.Get(cfg.Data.Dataset).Files is Cifar10Files cifar) cifar.CheckPickles(cfg.Data.Root);
     }
 
     /// <summary>Runs the check and writes nothing; <see cref="ParityFiles.Write"/> writes parity.json/.md/.png.</summary>
@@ -77,6 +93,7 @@ public static class ParityCheck
         // The tool's session first: it sets the thread count the reference is then given, and resolves pretrained
         // weights (converting mlnet, finding the torch.hub file) to the file the reference loads.
         using var session = Session.Create(cfg, Splits.TrainAndTest, log: log);
+        CheckReferenceInputs(cfg);
         int threads = get_num_threads();
         var refCfg = cfg with { Model = cfg.Model with { Pretrained = ReferenceWeights(cfg.Model.Pretrained, ArchSpecs.Get(cfg.Model.Arch), workDir) } };
         var refConfig = Path.Combine(workDir, "config.yaml");
@@ -86,6 +103,9 @@ public static class ParityCheck
         reference.Run([refConfig, "--parity-dump", dumpDir, "--steps", steps.ToString(CultureInfo.InvariantCulture)],
             threads, Path.Combine(workDir, "log.txt"));
 
+        foreach (var file in new[] { "parity.pt", "parity.json" })
+            if (!File.Exists(Path.Combine(dumpDir, file)))
+                throw new ReferenceFailedException($"the reference program exited 0 but wrote no {Path.Combine(dumpDir, file)} (its output is in {Path.Combine(workDir, "log.txt")})");
         var refTensors = WeightsFile.ReadStateDict(Path.Combine(dumpDir, "parity.pt"));
         try
         {
@@ -119,9 +139,16 @@ public static class ParityCheck
 
     static (List<double> Losses, List<double> Lrs) ReadLosses(string file)
     {
-        using var doc = System.Text.Json.JsonDocument.Parse(File.ReadAllText(file));
-        static List<double> Read(System.Text.Json.JsonElement e) => e.EnumerateArray().Select(x => x.GetDouble()).ToList();
-        return (Read(doc.RootElement.GetProperty("losses")), Read(doc.RootElement.GetProperty("lrs")));
+        try
+        {
+            using var doc = System.Text.Json.JsonDocument.Parse(File.ReadAllText(file));
+            static List<double> Read(System.Text.Json.JsonElement e) => e.EnumerateArray().Select(x => x.GetDouble()).ToList();
+            return (Read(doc.RootElement.GetProperty("losses")), Read(doc.RootElement.GetProperty("lrs")));
+        }
+        catch (Exception e) when (e is System.Text.Json.JsonException or InvalidOperationException or KeyNotFoundException or FormatException)
+        {
+            throw new ReferenceFailedException($"{file}: the reference program wrote no valid losses ({Core.Printable.Escape(e.Message, 200)})");
+        }
     }
 
     /// <summary>What the tool computed; every tensor is a CPU copy owned by this object.</summary>

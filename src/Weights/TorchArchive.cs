@@ -1,5 +1,6 @@
 using System.Collections;
 using System.IO.Compression;
+using ResnetMnist.Core;
 using ResnetMnist.Data;
 using TorchSharp.PyBridge;
 
@@ -95,12 +96,17 @@ public sealed class TorchArchive
 
             var pickle = ReadEntry(pkl, MaxPickleBytes, exact: null, Fail);
             PickleSummary summary;
-            try { summary = PickleMachine.Analyze(pickle); }
-            catch (InvalidDataException e) { throw Fail($"corrupt {pklName}: {e.Message}", e); }
-            if (summary.Globals.Any(PickleGlobals.IsWholeModelGlobal)) throw Fail(WholeModelMessage);
-            var foreign = summary.Globals.Where(g => !PickleGlobals.IsStateDictGlobal(g)).ToList();
+            try { summary = StateDictPickle.Analyze(pickle); }
+            catch (PickleException e) when (e.Fault == PickleFault.Limit)
+            {
+                throw Fail($"refused: {pklName}: {e.What} (at byte {e.Offset}; nothing was executed)", e);
+            }
+            catch (PickleException e) { throw Fail($"corrupt {pklName}: {e.Message}", e); }
+            if (summary.Globals.Any(StateDictPickle.IsWholeModelGlobal)) throw Fail(WholeModelMessage);
+            var foreign = summary.Globals.Where(g => !StateDictPickle.IsStateDictGlobal(g)).ToList();
             if (foreign.Count > 0)
-                throw Fail($"refused: the pickle references {string.Join(", ", foreign.Take(8))}, which a state_dict never does " +
+                throw Fail($"refused: the pickle references {string.Join(", ", foreign.Take(8).Select(g => Printable.Escape(g, 120)))}" +
+                    $"{(foreign.Count > 8 ? $" and {foreign.Count - 8} more" : "")}, which a state_dict never does " +
                     "(loading it in PyTorch would run that code); nothing was executed; allowed: collections.OrderedDict, " +
                     "torch._utils._rebuild_tensor(_v2), torch.*Storage, torch.Size, torch.device");
 
@@ -176,5 +182,5 @@ public sealed class TorchArchive
         return cut < 0 ? message : message[..cut];
     }
 
-    static string Clip(string s) => s.Length > 80 ? s[..80] + "..." : s;
+    static string Clip(string s) => Printable.Escape(s, 80);
 }

@@ -155,7 +155,7 @@ public static class WeightsFile
                 if (dtype is null || !SafetensorsSizes.TryGetValue(dtype, out int size))
                     throw Bad($"tensor '{p.Name}' has dtype {(dtype is null ? "null" : $"'{dtype}'")}; allowed: {string.Join(", ", SafetensorsSizes.Keys)}");
                 var shape = Ints(p, "shape", -1);
-                if (shape.Length > PickleMachine.MaxDims) throw Bad($"tensor '{p.Name}' has {shape.Length} dimensions; allowed: at most {PickleMachine.MaxDims}");
+                if (shape.Length > StateDictPickle.MaxDims) throw Bad($"tensor '{p.Name}' has {shape.Length} dimensions; allowed: at most {StateDictPickle.MaxDims}");
                 var offs = Ints(p, "data_offsets", 2);
                 long bytes;
                 try { bytes = checked(shape.Aggregate(1L, (a, b) => a * b) * size); }
