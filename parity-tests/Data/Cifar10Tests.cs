@@ -267,7 +267,11 @@ public sealed class Cifar10Tests
     }
 
     /// <summary>A protocol-2 batch as Python 2 wrote it, with any shape, dtype code and data.</summary>
-    static byte[] NumpyBatch(long[] shape, string dtype, byte[] data, int labels, bool fortran = false)
+    static byte[] NumpyBatch(long[] shape, string dtype, byte[] data, int labels, bool fortran = false) =>
+        NumpyBatch(shape, dtype, data, Enumerable.Repeat(1L, labels).ToArray(), fortran);
+
+    /// <summary>The same with the labels given (each written as BININT, so negative ones too).</summary>
+    static byte[] NumpyBatch(long[] shape, string dtype, byte[] data, long[] labelValues, bool fortran = false)
     {
         var ms = new MemoryStream();
         void W(params object[] parts) => ms.Write(Cat(parts));
@@ -277,7 +281,7 @@ public sealed class Cifar10Tests
         W("t", "cnumpy\ndtype\n", (byte)'U', (byte)dtype.Length, dtype, "K\u0000K\u0001\u0087R", "(K\u0003U\u0001|NNNJ\u00ff\u00ff\u00ff\u00ffJ\u00ff\u00ff\u00ff\u00ffK\u0000tb");
         W(fortran ? "\u0088" : "\u0089", (byte)'T', BitConverter.GetBytes(data.Length), data, "tb");
         W("U\u0006labels](");
-        for (int i = 0; i < labels; i++) W("K\u0001");
+        foreach (var v in labelValues) W("J", BitConverter.GetBytes((int)v));
         W("eu.");
         return ms.ToArray();
     }
@@ -347,6 +351,71 @@ public sealed class Cifar10Tests
             var e = Assert.Throws<DataException>(() => RestrictedUnpickler.Load(path), name)!;
             AssertOneLine(e, path);
         }
+    }
+
+    // ---------------------------------------------------------------- (c) labels, Python 3 pickles, batches.meta
+
+    /// <summary>A copy of the p2 fixture's folder under a fresh root.</summary>
+    static string FixtureCopy(TempDir tmp)
+    {
+        var dir = Directory.CreateDirectory(tmp.Sub("cifar-10-batches-py")).FullName;
+        foreach (var f in Directory.GetFiles(Fixture("p2", "cifar-10-batches-py"))) File.Copy(f, Path.Combine(dir, Path.GetFileName(f)));
+        return dir;
+    }
+
+    [TestCase(10, "outside 0..9 (model.num_classes: 10)"), TestCase(-1, "outside 0..255")]
+    public void A_bad_label_is_blamed_on_its_own_batch(long label, string expected)
+    {
+        using var tmp = new TempDir();
+        var dir = FixtureCopy(tmp);
+        var batch3 = Path.Combine(dir, "data_batch_3");
+        File.WriteAllBytes(batch3, NumpyBatch([3, 3072], "u1", new byte[3 * 3072], [0L, 1L, label]));
+        var e = Assert.Throws<DataException>(() => Cifar10.Load(tmp.Path, train: true, numClasses: 10))!;
+        AssertOneLine(e, $"{batch3}: label {label} at index 2 is {expected}");
+        Assert.That(e.ExitCode, Is.EqualTo(2));
+    }
+
+    [Test]
+    public void Empty_batches_pickled_by_Python_3_with_numpy_are_read()
+    {
+        // pickle.dump from Python 3 (protocol 2 names bytes() as __builtin__.bytes, or builtins.bytes without fix_imports).
+        if (!File.Exists(Python.Exe)) Assert.Ignore($"{Python.Exe} not found");
+        Python.RequireModule("numpy", "python3-numpy");
+        using var tmp = new TempDir();
+        var script = "import pickle, sys, numpy as np\n" +
+            "d = {'batch_label': 'empty', 'labels': [], 'data': np.zeros((0, 3072), np.uint8), 'filenames': []}\n" +
+            "for p in (2, 3, 4, 5): pickle.dump(d, open(f'{sys.argv[1]}/p{p}', 'wb'), protocol=p)\n" +
+            "pickle.dump(d, open(f'{sys.argv[1]}/p2-nofix', 'wb'), protocol=2, fix_imports=False)\n";
+        using (var p = System.Diagnostics.Process.Start(Python.Exe, ["-c", script, tmp.Path])!) { p.WaitForExit(); Assert.That(p.ExitCode, Is.Zero); }
+        Assert.That(File.ReadAllText(tmp.Sub("p2")), Does.Contain("__builtin__\nbytes"), "the case the reader must accept");
+        Assert.That(File.ReadAllText(tmp.Sub("p2-nofix")), Does.Contain("builtins\nbytes"));
+        foreach (var name in new[] { "p2", "p3", "p4", "p5", "p2-nofix" })
+        {
+            var b = Cifar10.ReadBatch(tmp.Sub(name));
+            Assert.That((b.Count, b.Labels.Length, b.Pixels.Length), Is.EqualTo((0, 0, 0)), name);
+        }
+    }
+
+    [TestCase("p2"), TestCase("p4")]
+    public void Batches_meta_is_read_whole(string variant)
+    {
+        var meta = Cifar10.ReadMeta(Fixture(variant, "cifar-10-batches-py", "batches.meta"));
+        Assert.That(meta.LabelNames, Is.EqualTo(new[] { "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck" }));
+        Assert.That((meta.NumCasesPerBatch, meta.NumVis), Is.EqualTo(((long?)18, (long?)3072)));
+    }
+
+    [TestCase("\u0080\u0002}(U\u000blabel_names]U\u0003fooaU\u0005extraK\u0001u.", "key 'extra' is not part of CIFAR-10 metadata; allowed: label_names, num_cases_per_batch, num_vis")]
+    [TestCase("\u0080\u0002}(U\u000blabel_names]K\u0001aU\u0007num_visK\u0001u.", "label_names[0] is a int; expected a list of str")]
+    [TestCase("\u0080\u0002}(U\u000blabel_names]U\u0007num_visU\u0001xu.", "'num_vis' is a str; expected an int >= 0")]
+    [TestCase("\u0080\u0002}(U\u0007num_visK\u0001u.", "no list 'label_names'")]
+    [TestCase("\u0080\u0002]." , "not CIFAR-10 metadata (the pickle holds no dict)")]
+    public void Batches_meta_holding_anything_else_is_refused(string pickle, string expected)
+    {
+        using var tmp = new TempDir();
+        var path = tmp.Sub("batches.meta");
+        File.WriteAllBytes(path, Cat(pickle));
+        var e = Assert.Throws<DataException>(() => Cifar10.ReadMeta(path))!;
+        AssertOneLine(e, $"{path}: {expected}");
     }
 
     static string Tgz(string path, Action<TarWriter> write)

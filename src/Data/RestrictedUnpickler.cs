@@ -94,6 +94,7 @@ public sealed class RestrictedUnpickler : PicklePolicy
             {
                 PickleFault.Truncated => $"{name}: truncated pickle ({e.What} at byte {e.Offset}, the file has {pickle.Length})",
                 PickleFault.Malformed => $"{name}: malformed pickle ({e.Message})",
+                PickleFault.Limit => $"{name}: {e.Message}",
                 _ => $"{name}: {e.What}",
             }, e);
         }

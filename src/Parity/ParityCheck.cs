@@ -92,8 +92,8 @@ public static class ParityCheck
 
         // The tool's session first: it sets the thread count the reference is then given, and resolves pretrained
         // weights (converting mlnet, finding the torch.hub file) to the file the reference loads.
-        using var session = Session.Create(cfg, Splits.TrainAndTest, log: log);
         CheckReferenceInputs(cfg);
+        using var session = Session.Create(cfg, Splits.TrainAndTest, log: log);
         int threads = get_num_threads();
         var refCfg = cfg with { Model = cfg.Model with { Pretrained = ReferenceWeights(cfg.Model.Pretrained, ArchSpecs.Get(cfg.Model.Arch), workDir) } };
         var refConfig = Path.Combine(workDir, "config.yaml");
