@@ -265,7 +265,7 @@ public sealed class PickleMachine
 
     object?[] Tuple(params object?[] items) => Tuple(items.ToList());
 
-    void Append(object? target, IEnumerable<object?> items, int count, string op)
+    void Append(object? target, IEnumerable<object?> items, string op)
     {
         if (target is List<object?> list)
         {
@@ -415,11 +415,11 @@ public sealed class PickleMachine
                 case 0x85: { var a = Pop(); Push(Tuple(a)); break; }
                 case 0x86: { var b = Pop(); var a = Pop(); Push(Tuple(a, b)); break; }
                 case 0x87: { var c = Pop(); var b = Pop(); var a = Pop(); Push(Tuple(a, b, c)); break; }
-                case (byte)'l': { var items = PopMark(); var list = new List<object?>(); Append(list, items, items.Count, "LIST"); Push(list); break; }
+                case (byte)'l': { var items = PopMark(); var list = new List<object?>(); Append(list, items, "LIST"); Push(list); break; }
                 case 0x91: { var items = PopMark(); var set = new PySet(); AddToSet(set, items); Push(set); break; }
                 case (byte)'d': { var items = PopMark(); var d = new PyDict(); SetItems(d, items, "DICT"); Push(d); break; }
-                case (byte)'a': { var v = Pop(); Append(Top(), [v], 1, "APPEND"); break; }
-                case (byte)'e': { var items = PopMark(); Append(Top(), items, items.Count, "APPENDS"); break; }
+                case (byte)'a': { var v = Pop(); Append(Top(), [v], "APPEND"); break; }
+                case (byte)'e': { var items = PopMark(); Append(Top(), items, "APPENDS"); break; }
                 case 0x90: { var items = PopMark(); AddToSet(Top() as PySet ?? throw Bad($"ADDITEMS on a {PicklePolicy.Describe(Top())}"), items); break; }
                 case (byte)'s': { var v = Pop(); var k = Pop(); SetItems(Top(), [k, v], "SETITEM"); break; }
                 case (byte)'u': { var items = PopMark(); SetItems(Top(), items, "SETITEMS"); break; }
