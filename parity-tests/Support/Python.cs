@@ -54,6 +54,9 @@ public static class Python
     static (int, string, string) Exec(string script, string[] args)
     {
         var psi = new ProcessStartInfo(Exe) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        // The reference interpreter runs with the user's HOME (its packages may be under ~/.local): it looks up no cache.
+        foreach (var (name, value) in TestEnvironment.User)
+            if (value is null) psi.Environment.Remove(name); else psi.Environment[name] = value;
         psi.ArgumentList.Add("-c");
         psi.ArgumentList.Add(script);
         foreach (var a in args) psi.ArgumentList.Add(a);

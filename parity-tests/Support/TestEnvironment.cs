@@ -39,6 +39,21 @@ public static class TestEnvironment
     /// </summary>
     public static IReadOnlyDictionary<string, string> Clean => Own.Value;
 
+    /// <summary>The user's own values of <see cref="CacheVariables"/> (null: unset), as they were before <see cref="UseOwnFolders"/>.</summary>
+    public static IReadOnlyDictionary<string, string?> User { get; private set; } =
+        CacheVariables.ToDictionary(v => v, Environment.GetEnvironmentVariable);
+
+    /// <summary>
+    /// Sets <see cref="CacheVariables"/> of this test process to <see cref="Clean"/>, so that the library, called in
+    /// process (converted weights, the NuGet lookup, the patched native bridge), and every child inherit this run's own
+    /// folders. Called once, before any test.
+    /// </summary>
+    public static void UseOwnFolders()
+    {
+        User = CacheVariables.ToDictionary(v => v, Environment.GetEnvironmentVariable);
+        foreach (var (name, value) in Clean) Environment.SetEnvironmentVariable(name, value);
+    }
+
     /// <summary>
     /// Sets environment variables of this process (a null value removes one) until disposed, then restores them. For
     /// tests that call the library directly; tests run one at a time unless marked parallelizable.

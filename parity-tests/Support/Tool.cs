@@ -161,18 +161,12 @@ public sealed class RunningTool(Process process) : IDisposable
         return "";
     }
 
-    /// <summary>
-    /// Sends <paramref name="signal"/> (INT, TERM, HUP, KILL) with libc's <c>kill</c>, directly: no helper process to
-    /// start, so that the signal lands as soon after the awaited line as possible, even on a busy machine.
-    /// </summary>
     public void Signal(string signal)
     {
-        int number = signal switch { "HUP" => 1, "INT" => 2, "KILL" => 9, "TERM" => 15, _ => throw new ArgumentException($"unknown signal {signal}") };
-        Assert.That(Kill(process.Id, number), Is.EqualTo(0), $"kill -{signal} {process.Id} failed (errno {System.Runtime.InteropServices.Marshal.GetLastPInvokeError()})");
+        using var kill = Process.Start(new ProcessStartInfo("kill", $"-{signal} {process.Id}") { UseShellExecute = false })!;
+        kill.WaitForExit();
+        Assert.That(kill.ExitCode, Is.EqualTo(0), $"kill -{signal} {process.Id} failed");
     }
-
-    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "kill", SetLastError = true)]
-    static extern int Kill(int pid, int signal);
 
     /// <summary>Waits for the process to end (stopping it at <see cref="TestEnvironment.SafetyCap"/> if it hangs).</summary>
     public ToolResult WaitForExit()
