@@ -4,7 +4,8 @@ using static TorchSharp.torch;
 
 namespace ResnetMnist.ParityTests;
 
-[TestFixture]
+/// <summary>resnet18's parameter and state_dict counts are torchvision's; the forward pass gives one logit per class.</summary>
+[TestFixture, Category("Parity")]
 public sealed class ModelStructureTests
 {
     [Test]

@@ -311,43 +311,87 @@ STATE_STEP_OPTIMIZERS = {
     "adam_betas_wd": dict(cls="Adam", lr=1e-3, betas=(0.8, 0.99), eps=1e-6, weight_decay=1e-4),
     "adamw": dict(cls="AdamW", lr=1e-3, betas=(0.9, 0.999), weight_decay=0.05),
 }
-STATE_STEPS = 4  # steps 1..3 build momentum / moment estimates; step 4 is compared
+STATE_STEPS = 4  # steps 1..3 build momentum / moment estimates; step 4 is the one written out
 STATE_BATCH = 8
+# The parameters whose elements feed the step (first conv, a deep conv, BatchNorm weights and biases, the classifier),
+# STATE_K sampled elements of each (sample_indices): 178 elements per optimizer.
+STATE_TENSORS = ["conv1.weight", "bn1.weight", "layer1.0.conv1.weight", "layer3.0.bn1.bias", "layer3.0.conv2.weight",
+                 "layer4.1.bn2.weight", "fc.weight", "fc.bias"]
+STATE_K = 24
+STATE_BUFFERS = {"SGD": ["momentum_buffer"], "Adam": ["exp_avg", "exp_avg_sq"], "AdamW": ["exp_avg", "exp_avg_sq"]}
+
+
+def exact(t):
+    """A float64 tensor as a list of Python floats (repr round-trips float64 exactly)."""
+    return [float(v) for v in t.detach().reshape(-1).tolist()]
 
 
 def snap_optimizer_state_step(out_dir):
-    """Float64, seed-0 model: STATE_STEPS steps of each optimizer on fixed batches (images [8i, 8i+8)); records the
-    losses and the last step's update (parameters after minus before), which momentum, nesterov, betas and
-    weight decay all change once the optimizer holds state."""
+    """Float64, one optimizer step from a non-empty state, on inputs both sides read: the seed-0 model trains
+    STATE_STEPS - 1 steps with each optimizer on fixed batches (images [8i, 8i+8)), then the gradients of step
+    STATE_STEPS are computed. For STATE_K sampled elements of each STATE_TENSORS parameter the file holds the
+    parameters, gradients, optimizer state (momentum buffer or exp_avg / exp_avg_sq, and the step count) at that
+    point, and the result of one step of a fresh optimizer of the same class and options over exactly those
+    elements (its state loaded from them): the parameters and state after the step. Momentum, nesterov, betas,
+    eps and weight decay all change that step once the optimizer holds state."""
     x_all, y_all = load_train(STATE_STEPS * STATE_BATCH)
     out = {}
     for name, spec in STATE_STEP_OPTIMIZERS.items():
         model = fresh_model().to(torch.float64)
         model.train()
         kwargs = {k: v for k, v in spec.items() if k != "cls"}
-        opt = getattr(torch.optim, spec["cls"])(model.parameters(), **kwargs)
-        losses = []
+        make = lambda ps: getattr(torch.optim, spec["cls"])(ps, **kwargs)  # noqa: E731
+        opt = make(model.parameters())
         for i in range(STATE_STEPS):
             x = x_all[STATE_BATCH * i: STATE_BATCH * (i + 1)].to(torch.float64)
             y = y_all[STATE_BATCH * i: STATE_BATCH * (i + 1)]
             opt.zero_grad()
             loss = nn.CrossEntropyLoss()(model(x), y)
             loss.backward()
-            if i == STATE_STEPS - 1:
-                before = {n: p.detach().clone() for n, p in model.named_parameters()}
-            opt.step()
-            losses.append(float(loss.item()))
+            if i < STATE_STEPS - 1:
+                opt.step()
+        named = dict(model.named_parameters())
+        buffers = STATE_BUFFERS[spec["cls"]]
+        # The inputs: sampled elements of each tensor, as new standalone tensors.
+        params, inputs = [], {}
+        for tname in STATE_TENSORS:
+            p = named[tname]
+            idx = torch.tensor(sample_indices(p.numel(), STATE_K))
+            q = p.detach().reshape(-1)[idx].clone().requires_grad_(True)
+            q.grad = p.grad.reshape(-1)[idx].clone()
+            state = opt.state[p]
+            inputs[tname] = {"param": exact(q), "grad": exact(q.grad),
+                             **{b: exact(state[b].reshape(-1)[idx]) for b in buffers}}
+            params.append((tname, q, {b: state[b].reshape(-1)[idx].clone() for b in buffers},
+                           state.get("step")))
+        step_opt = make([q for _, q, _, _ in params])
+        steps = set()
+        for tname, q, bufs, step in params:
+            st = dict(bufs)
+            if step is not None:
+                st["step"] = step.clone()
+                steps.add(int(step.item()))
+            step_opt.state[q] = st
+        with torch.no_grad():
+            step_opt.step()
+        outputs = {tname: {"param": exact(q), **{b: exact(step_opt.state[q][b]) for b in buffers}}
+                   for tname, q, _, _ in params}
         out[name] = {
             "optimizer": {k: (list(v) if isinstance(v, tuple) else v) for k, v in spec.items()},
-            "losses": losses,
-            "update": {n: record(p.detach() - before[n], 16) for n, p in model.named_parameters()},
+            "step_before": steps.pop() if steps else None,
+            "inputs": inputs,
+            "outputs": outputs,
         }
     write(out_dir, "optimizer_state_step.json", {
-        "meta": meta(input=f"{STATE_STEPS} steps; step i (0-based) uses images [{STATE_BATCH}*i, {STATE_BATCH}*i+"
-                           f"{STATE_BATCH}) of data/MNIST/raw/train-*.gz, float32(byte)/255 then float64", K=16,
-                     what="seed-0 model built in float32 then .to(torch.float64), train mode; zero_grad, "
-                          "CrossEntropyLoss, backward, step; 'update' = parameters after the last step minus "
-                          "before it (the parameters before it follow from the earlier steps, whose losses are recorded)"),
+        "meta": meta(input=f"the state before step {STATE_STEPS} of training the seed-0 model (built in float32, then "
+                           f".to(torch.float64)) with each optimizer on images [{STATE_BATCH}*i, {STATE_BATCH}*i+"
+                           f"{STATE_BATCH}) of data/MNIST/raw/train-*.gz (float32(byte)/255 then float64), "
+                           f"step {STATE_STEPS}'s gradients computed; K={STATE_K} sampled elements of {', '.join(STATE_TENSORS)}",
+                     K=STATE_K,
+                     what="per optimizer: 'inputs' = parameters, gradients and state (float64, exact) of the sampled "
+                          "elements, 'step_before' = the state's step count (Adam/AdamW; null for SGD); 'outputs' = "
+                          "parameters and state after one step of a fresh optimizer of the same class and options "
+                          "over those elements as standalone 1-d tensors, its state loaded from 'inputs'"),
         "optimizers": out,
     })
 

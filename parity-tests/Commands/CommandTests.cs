@@ -85,7 +85,7 @@ public sealed class CommandTests
             optimizer: {name: sgd, lr: 0.01, momentum: 0.9}
             """);
         var run = Path.Combine(dir, "run");
-        var t = Tool.Run(dir, ["train", cfg, "--out", run], timeoutSeconds: 300);
+        var t = Tool.Run(dir, ["train", cfg, "--out", run]);
         Assert.That(t.ExitCode, Is.EqualTo(0), t.ToString());
         Assert.That(File.ReadAllText(Path.Combine(run, "config.yaml")), Does.Contain("in_channels: 3").And.Contain("augment: true"));
         var e = Tool.Run(dir, ["evaluate", run]);
@@ -126,7 +126,7 @@ public sealed class CommandTests
     {
         var dir = TempDir.New("sweep");
         var cfg = Tool.WriteConfig(dir, Tool.SmallConfig(trainLimit: 32, testLimit: 32, batch: 16));
-        var r = Tool.Run(dir, ["sweep", cfg, "--grid", "train.batch_size=16,32", "--grid", "optimizer.name=adam,sgd", "--out", Path.Combine(dir, "sw")], timeoutSeconds: 600);
+        var r = Tool.Run(dir, ["sweep", cfg, "--grid", "train.batch_size=16,32", "--grid", "optimizer.name=adam,sgd", "--out", Path.Combine(dir, "sw")]);
         Assert.That(r.ExitCode, Is.EqualTo(0), r.ToString());
         var md = File.ReadAllLines(Path.Combine(dir, "sw", "sweep.md"));
         var rows = md.Where(l => l.StartsWith("| 16 |") || l.StartsWith("| 32 |")).ToList();
@@ -142,7 +142,7 @@ public sealed class CommandTests
         var cfg = Tool.WriteConfig(dir, Tool.SmallConfig(trainLimit: 32, testLimit: 32, batch: 16));
         var sw = Path.Combine(dir, "sw");
         string[] args = ["sweep", cfg, "--set", "optimizer.name=sgd", "--grid", "optimizer.lr=1e30,0.001", "--out", sw];
-        var r = Tool.Run(dir, args, timeoutSeconds: 600);
+        var r = Tool.Run(dir, args);
         Assert.That(r.ExitCode, Is.EqualTo(1), r.ToString());
         string diverged = Path.Combine(sw, "optimizer.lr=1e30"), completed = Path.Combine(sw, "optimizer.lr=0.001");
         Assert.That(Status(diverged), Is.EqualTo("diverged"), r.ToString());
@@ -157,7 +157,7 @@ public sealed class CommandTests
         Assert.That(md, Does.Contain("| 1e30 | diverged |").And.Contain("| 0.001 | completed |"), md);
 
         var before = File.ReadAllBytes(Path.Combine(completed, "checkpoints", "last.pt"));
-        var again = Tool.Run(dir, args, timeoutSeconds: 600);
+        var again = Tool.Run(dir, args);
         Assert.That(again.ExitCode, Is.EqualTo(1), again.ToString());
         Assert.That(again.Stdout, Does.Contain("optimizer.lr=0.001: completed earlier, skipped"), again.ToString());
         Assert.That(again.Stdout, Does.Contain("== optimizer.lr=1e30 (resuming)"), again.ToString());
@@ -171,7 +171,7 @@ public sealed class CommandTests
         var dir = TempDir.New("sweepfail");
         var cfg = Tool.WriteConfig(dir, Tool.SmallConfig(trainLimit: 32, testLimit: 32, batch: 16));
         var sw = Path.Combine(dir, "sw");
-        var r = Tool.Run(dir, ["sweep", cfg, "--grid", "data.dataset=fashion-mnist,mnist", "--out", sw], timeoutSeconds: 600);
+        var r = Tool.Run(dir, ["sweep", cfg, "--grid", "data.dataset=fashion-mnist,mnist", "--out", sw]);
         Assert.That(r.ExitCode, Is.EqualTo(1), r.ToString());
         Assert.That(Status(Path.Combine(sw, "data.dataset=fashion-mnist")), Is.EqualTo("failed"));
         Assert.That(Status(Path.Combine(sw, "data.dataset=mnist")), Is.EqualTo("completed"));

@@ -15,9 +15,11 @@ namespace ResnetMnist.ParityTests.Data;
 /// CIFAR-10: the fixture (parity-tests/data/cifar10-fixture, written by reference/make_cifar_fixture.py) reads to what
 /// torchvision.datasets.CIFAR10 gives (reference/snapshots/cifar10/dataset.json, from reference/make_cifar_snapshots.py);
 /// foreign or malformed pickles and unsafe archives are refused with one line; RandomCrop(32, 4) + RandomHorizontalFlip
-/// over DataLoader(shuffle) batches equals torchvision's, byte for byte (augment.json).
+/// over DataLoader(shuffle) batches equals torchvision's, byte for byte (augment.json). The comparisons with
+/// torchvision (reading, augmentation) are in the Parity category, so that they run under every kernel set; the
+/// refusals and the batched-work check are Robustness.
 /// </summary>
-[TestFixture, NonParallelizable]
+[TestFixture, Category("Data"), NonParallelizable]
 public sealed class Cifar10Tests
 {
     static string Fixture(params string[] parts) => Repo.Path(["parity-tests", "data", "cifar10-fixture", .. parts]);
@@ -76,10 +78,10 @@ public sealed class Cifar10Tests
         }
     }
 
-    [TestCase("p2"), TestCase("p4")]
+    [TestCase("p2"), TestCase("p4"), Category("Parity")]
     public void Fixture_reads_as_torchvision_reads_it(string variant) => AssertDataset(Committed("dataset.json"), Fixture(variant));
 
-    [Test]
+    [Test, Category("Parity")]
     public void Archive_extracts_and_reads_as_torchvision_reads_it()
     {
         using var tmp = new TempDir();
@@ -90,7 +92,7 @@ public sealed class Cifar10Tests
         AssertDataset(Committed("dataset.json"), tmp.Path);
     }
 
-    [Test]
+    [Test, Category("Parity")]
     public void Limit_keeps_the_first_images_across_batches()
     {
         using var all = Cifar10.Load(Fixture("p2"), train: true);
@@ -101,14 +103,14 @@ public sealed class Cifar10Tests
         Assert.That(some.Labels.data<long>().ToArray(), Is.EqualTo(all.Labels.data<long>().Take(25).ToArray()));
     }
 
-    [Test]
+    [Test, Category("Parity")]
     public void Label_outside_the_classes_is_refused()
     {
         var e = Assert.Throws<DataException>(() => Cifar10.Load(Fixture("p2"), train: true, numClasses: 5))!;
         AssertOneLine(e, "data_batch_1: label", "outside 0..4", "model.num_classes: 5");
     }
 
-    [Test]
+    [Test, Category("Parity")]
     public void Archive_in_root_is_extracted_when_the_folder_is_missing()
     {
         using var tmp = new TempDir();
@@ -120,7 +122,7 @@ public sealed class Cifar10Tests
         AssertDataset(Committed("dataset.json"), tmp.Path);
     }
 
-    [Test]
+    [Test, Category("Parity")]
     public void Archive_md5_is_checked_when_asked()
     {
         using var tmp = new TempDir();
@@ -131,7 +133,7 @@ public sealed class Cifar10Tests
         Assert.That(File.Exists(Path.Combine(tmp.Path, "cifar-10-batches-py", "test_batch")));
     }
 
-    [TestCase("test_batch_head.py3.p2"), TestCase("test_batch_head.py3.p3"), TestCase("test_batch_head.py3.p5")]
+    [TestCase("test_batch_head.py3.p2"), TestCase("test_batch_head.py3.p3"), TestCase("test_batch_head.py3.p5"), Category("Parity")]
     public void Python3_repickled_batches_read_the_same(string file)
     {
         // Protocol 2 from Python 3 carries bytes as _codecs.encode(text, 'latin1'); 3 and 5 as BINBYTES.
@@ -142,7 +144,7 @@ public sealed class Cifar10Tests
         Assert.That(b.Pixels, Is.EqualTo(reference.Pixels.Take(4 * 3072).ToArray()));
     }
 
-    [Test]
+    [Test, Category("Parity")]
     public void Numpy2_module_name_is_accepted()
     {
         // numpy 2 pickles name numpy._core.multiarray._reconstruct; GLOBAL names are text lines, so a byte edit makes one.
@@ -154,7 +156,7 @@ public sealed class Cifar10Tests
         Assert.That(Cifar10.ReadBatch(tmp.Sub("test_batch")).Pixels, Is.EqualTo(Cifar10.ReadBatch(Fixture("p2", "cifar-10-batches-py", "test_batch")).Pixels));
     }
 
-    [Test]
+    [Test, Category("Parity")]
     public void Foreign_global_name_with_control_characters_stays_one_line()
     {
         using var tmp = new TempDir();
@@ -165,7 +167,7 @@ public sealed class Cifar10Tests
         Assert.That(e.Message.Any(char.IsControl), Is.False, e.Message);
     }
 
-    [Test]
+    [Test, Category("Parity")]
     public void File_list_and_md5s_are_torchvisions()
     {
         var f = Cifar10Files.Cifar10;
@@ -177,7 +179,7 @@ public sealed class Cifar10Tests
         Assert.That(f.Md5, Has.Count.EqualTo(7));
     }
 
-    [Test, Category("NeedsPyTorch")]
+    [Test, Category("NeedsPyTorch"), Category("Parity")]
     public void Fixture_reads_as_live_torchvision_reads_it()
     {
         var live = Live("dataset.json");
@@ -217,7 +219,7 @@ public sealed class Cifar10Tests
         _ => throw new ArgumentException(how),
     };
 
-    [TestCase("os.system GLOBAL", "os.system"), TestCase("os.system STACK_GLOBAL", "os.system"), TestCase("builtins.eval", "builtins.eval")]
+    [TestCase("os.system GLOBAL", "os.system"), TestCase("os.system STACK_GLOBAL", "os.system"), TestCase("builtins.eval", "builtins.eval"), Category("Robustness")]
     public void Foreign_global_is_refused_without_running_it(string how, string global)
     {
         using var tmp = new TempDir();
@@ -233,7 +235,7 @@ public sealed class Cifar10Tests
         Assert.That(File.Exists(marker), Is.False, "the pickle's payload ran");
     }
 
-    [Test]
+    [Test, Category("Robustness")]
     public void Foreign_pickles_would_run_their_payload_in_python()
     {
         // Proves the crafted payloads are real: plain Python's pickle runs them (only /usr/bin/python3 needed).
@@ -252,7 +254,7 @@ public sealed class Cifar10Tests
 
     static byte[] Batch1(string variant) => File.ReadAllBytes(Fixture(variant, "cifar-10-batches-py", "data_batch_1"));
 
-    [TestCase("p2"), TestCase("p4")]
+    [TestCase("p2"), TestCase("p4"), Category("Robustness")]
     public void Truncated_file_is_refused(string variant)
     {
         var full = Batch1(variant);
@@ -286,7 +288,7 @@ public sealed class Cifar10Tests
         return ms.ToArray();
     }
 
-    [Test]
+    [Test, Category("Robustness")]
     public void Crafted_batch_writer_matches_the_fixture_format()
     {
         using var tmp = new TempDir();
@@ -296,7 +298,7 @@ public sealed class Cifar10Tests
         Assert.That((b.Count, b.Labels), Is.EqualTo((2, new long[] { 1, 1 })));
     }
 
-    [Test]
+    [Test, Category("Robustness")]
     public void Fortran_order_array_reads_row_major()
     {
         using var tmp = new TempDir();
@@ -315,7 +317,7 @@ public sealed class Cifar10Tests
     [TestCase(new long[] { 2, 3072 }, "u1", 2 * 3072, 3, "2 images but 3 labels")]
     [TestCase(new long[] { 0x7fffffff, 0x7fffffff }, "u1", 10, 2, "overflows")]
     [TestCase(new long[] { 0x7fffffff, 3072 }, "u1", 10, 2, "overflows")]
-    [TestCase(new long[] { 100000, 3072 }, "u1", 10, 2, "needs 307200000 bytes but its data has 10")]
+    [TestCase(new long[] { 100000, 3072 }, "u1", 10, 2, "needs 307200000 bytes but its data has 10"), Category("Robustness")]
     public void Malformed_array_is_refused(long[] shape, string dtype, int bytes, int labels, string expected)
     {
         using var tmp = new TempDir();
@@ -325,7 +327,7 @@ public sealed class Cifar10Tests
         AssertOneLine(e, path, expected);
     }
 
-    [Test]
+    [Test, Category("Robustness")]
     public void Absurd_lengths_are_refused_before_allocating()
     {
         using var tmp = new TempDir();
@@ -429,7 +431,7 @@ public sealed class Cifar10Tests
     static void AddFile(TarWriter tar, string name, byte[] content) =>
         tar.WriteEntry(new GnuTarEntry(TarEntryType.RegularFile, name) { DataStream = new MemoryStream(content) });
 
-    [TestCase("dotdot"), TestCase("symlink"), TestCase("hardlink"), TestCase("absolute"), TestCase("outside"), TestCase("nested"), TestCase("fifo")]
+    [TestCase("dotdot"), TestCase("symlink"), TestCase("hardlink"), TestCase("absolute"), TestCase("outside"), TestCase("nested"), TestCase("fifo"), Category("Robustness")]
     public void Unsafe_archive_is_refused_and_leaves_nothing(string kind)
     {
         using var tmp = new TempDir();
@@ -454,7 +456,7 @@ public sealed class Cifar10Tests
         Assert.That(File.Exists(tmp.Sub("escaped")), Is.False);
     }
 
-    [Test]
+    [Test, Category("Robustness")]
     public void Truncated_archive_is_refused_and_leaves_nothing()
     {
         using var tmp = new TempDir();
@@ -470,7 +472,7 @@ public sealed class Cifar10Tests
         }
     }
 
-    [Test]
+    [Test, Category("Robustness")]
     public void Missing_folder_names_the_file_and_the_archive()
     {
         using var tmp = new TempDir();
@@ -530,10 +532,10 @@ public sealed class Cifar10Tests
         }
     }
 
-    [Test]
+    [Test, Category("Parity")]
     public void Augmentation_matches_torchvision_batch_for_batch() => AssertAugment(Committed("augment.json"));
 
-    [Test, Category("NeedsPyTorch")]
+    [Test, Category("NeedsPyTorch"), Category("Parity")]
     public void Augmentation_matches_live_torchvision_batch_for_batch()
     {
         var live = Live("augment.json");
@@ -557,7 +559,7 @@ public sealed class Cifar10Tests
         return dst;
     }
 
-    [Test]
+    [Test, Category("Parity")]
     public void Transform_equals_a_per_image_crop_and_flip()
     {
         manual_seed(3);
@@ -572,7 +574,7 @@ public sealed class Cifar10Tests
 
     // ---------------------------------------------------------------- (d) batched image work
 
-    [Test]
+    [Test, Category("Robustness")]
     public void Transform_work_does_not_grow_with_the_batch()
     {
         // Tensors created by the image work for 1 image and for 256: the same number means no per-image loop.

@@ -70,9 +70,14 @@ public sealed class RunFilesTests
         using var summary = JsonDocument.Parse(File.ReadAllText(Path.Combine(run, "summary.json")));
         var s = summary.RootElement;
         Assert.That(s.GetProperty("status").GetString(), Is.EqualTo("interrupted"));
-        Assert.That(s.GetProperty("epochs").GetInt32(), Is.EqualTo(0));
+        // The interrupt lands a few steps after step 4 on a quiet machine, possibly after epoch 1 on a busy one (the
+        // tool keeps training while this test is descheduled): the summary must count whatever was done.
+        const int stepsPerEpoch = 512 / 16;
         long steps = s.GetProperty("steps").GetInt64();
-        Assert.That(steps, Is.GreaterThanOrEqualTo(4));
+        Assert.That(steps, Is.InRange(4, 2 * stepsPerEpoch - 1), "interrupted within the run");
+        int fullEpochs = (int)(steps / stepsPerEpoch);
+        Assert.That(s.GetProperty("epochs").GetInt32(), steps % stepsPerEpoch == 0 ? Is.InRange(fullEpochs - 1, fullEpochs) : Is.EqualTo(fullEpochs),
+            $"epochs completed after {steps} steps of {stepsPerEpoch} per epoch");
         Assert.That(s.GetProperty("train_seconds").GetDouble(), Is.GreaterThan(0), "an interrupted epoch's time is counted");
         Assert.That(File.ReadAllLines(Path.Combine(run, "steps.csv")).Length - 1, Is.EqualTo(steps));
 

@@ -18,7 +18,7 @@ public static class Python
     static readonly Lazy<string?> Missing = new(() =>
     {
         if (!File.Exists(Exe)) return $"{Exe} not found";
-        var (rc, _, err) = Exec("import torch, torchvision, yaml", [], TimeSpan.FromMinutes(2));
+        var (rc, _, err) = Exec("import torch, torchvision, yaml", []);
         return rc == 0 ? null : (err.Trim().Split('\n').LastOrDefault() ?? $"exit {rc}");
     });
 
@@ -36,7 +36,7 @@ public static class Python
     public static void RequireModule(string module, string debianPackage)
     {
         RequireTorch();
-        var (rc, _, err) = Exec($"import {module}", [], TimeSpan.FromMinutes(1));
+        var (rc, _, err) = Exec($"import {module}", []);
         if (rc != 0)
             Assert.Ignore($"needs the Python package {module} ({err.Trim().Split('\n').LastOrDefault()}); install it with `apt-get install -y {debianPackage}`");
     }
@@ -45,21 +45,29 @@ public static class Python
     public static string Run(string script, params string[] args)
     {
         RequireTorch();
-        var (rc, stdout, stderr) = Exec(script, args, TimeSpan.FromMinutes(5));
+        var (rc, stdout, stderr) = Exec(script, args);
         Assert.That(rc, Is.EqualTo(0), $"python exited with {rc}:\n{stderr}\n{stdout}");
         return stdout;
     }
 
-    static (int, string, string) Exec(string script, string[] args, TimeSpan timeout)
+    /// <summary>Runs the interpreter to its end (stopping it at <see cref="TestEnvironment.SafetyCap"/> if it hangs).</summary>
+    static (int, string, string) Exec(string script, string[] args)
     {
         var psi = new ProcessStartInfo(Exe) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        // The reference interpreter runs with the user's HOME (its packages may be under ~/.local): it looks up no cache.
+        foreach (var (name, value) in TestEnvironment.User)
+            if (value is null) psi.Environment.Remove(name); else psi.Environment[name] = value;
         psi.ArgumentList.Add("-c");
         psi.ArgumentList.Add(script);
         foreach (var a in args) psi.ArgumentList.Add(a);
         using var proc = Process.Start(psi)!;
         var stdout = proc.StandardOutput.ReadToEndAsync();
         var stderr = proc.StandardError.ReadToEndAsync();
-        if (!proc.WaitForExit(timeout)) { proc.Kill(entireProcessTree: true); return (-1, stdout.Result, "timed out"); }
+        if (!proc.WaitForExit(TestEnvironment.SafetyCap))
+        {
+            proc.Kill(entireProcessTree: true);
+            TestEnvironment.FailCapped($"{Exe} -c {script.Split('\n')[0]}", stdout.Result);
+        }
         return (proc.ExitCode, stdout.Result, stderr.Result);
     }
 }

@@ -12,7 +12,12 @@ public sealed record ToolResult(int ExitCode, string Stdout, string Stderr)
     public override string ToString() => $"exit {ExitCode}\n--- stdout ---\n{Stdout}\n--- stderr ---\n{Stderr}";
 }
 
-/// <summary>Runs <c>resnet-mnist.dll</c> (copied next to the test assembly by the project reference) as a subprocess.</summary>
+/// <summary>
+/// Runs <c>resnet-mnist.dll</c> (copied next to the test assembly by the project reference) as a subprocess, with
+/// <c>HOME</c>, <c>XDG_CACHE_HOME</c>, <c>TORCH_HOME</c> and <c>NUGET_PACKAGES</c> set to this test run's own folders
+/// (<see cref="TestEnvironment.Clean"/>): what the tool finds or caches never depends on the user's caches. Every wait
+/// is on the process itself (its exit, an output line), capped only by <see cref="TestEnvironment.SafetyCap"/>.
+/// </summary>
 public static class Tool
 {
     public static string Dll
@@ -41,14 +46,15 @@ public static class Tool
         foreach (var a in args) psi.ArgumentList.Add(a);
         psi.Environment["NO_COLOR"] = "1";
         psi.Environment["COLUMNS"] = "200";
+        foreach (var (name, value) in TestEnvironment.Clean) psi.Environment[name] = value;
         return psi;
     }
 
-    /// <summary>Runs the tool to its end (at most <paramref name="timeoutSeconds"/>).</summary>
-    public static ToolResult Run(string workDir, IEnumerable<string> args, int timeoutSeconds = 120)
+    /// <summary>Runs the tool to its end.</summary>
+    public static ToolResult Run(string workDir, IEnumerable<string> args)
     {
         using var p = Start(workDir, args);
-        return p.WaitForExit(timeoutSeconds);
+        return p.WaitForExit();
     }
 
     public static RunningTool Start(string workDir, IEnumerable<string> args) => new(Process.Start(Info(workDir, args))!);
@@ -136,17 +142,22 @@ public sealed class RunningTool(Process process) : IDisposable
         process.StandardInput.Close();
     }
 
-    /// <summary>Waits for a stdout line matching <paramref name="match"/>; fails with the output so far when the process ends first.</summary>
-    public string WaitForLine(Func<string, bool> match, int timeoutSeconds = 120)
+    /// <summary>
+    /// Waits for a stdout line matching <paramref name="match"/>; fails with the output so far when the process ends
+    /// first (or, if it hangs, at <see cref="TestEnvironment.SafetyCap"/>).
+    /// </summary>
+    public string WaitForLine(Func<string, bool> match)
     {
         EnsureReading();
-        var deadline = DateTime.UtcNow.AddSeconds(timeoutSeconds);
-        while (DateTime.UtcNow < deadline)
+        var cap = System.Diagnostics.Stopwatch.StartNew();
+        while (cap.Elapsed < TestEnvironment.SafetyCap)
         {
             if (_stdoutLines.TryTake(out var line, 200)) { if (match(line)) return line; continue; }
-            if (_stdoutLines.IsCompleted) break;
+            if (_stdoutLines.IsCompleted)
+                Assert.Fail($"the tool ended without the awaited stdout line\n--- stdout ---\n{_out}\n--- stderr ---\n{_err}");
         }
-        Assert.Fail($"no matching stdout line (process {(process.HasExited ? "ended" : "still running")})\n--- stdout ---\n{_out}\n--- stderr ---\n{_err}");
+        process.Kill(entireProcessTree: true);
+        TestEnvironment.FailCapped("waiting for a stdout line of the tool", $"--- stdout ---\n{_out}\n--- stderr ---\n{_err}");
         return "";
     }
 
@@ -157,14 +168,15 @@ public sealed class RunningTool(Process process) : IDisposable
         Assert.That(kill.ExitCode, Is.EqualTo(0), $"kill -{signal} {process.Id} failed");
     }
 
-    public ToolResult WaitForExit(int timeoutSeconds = 120)
+    /// <summary>Waits for the process to end (stopping it at <see cref="TestEnvironment.SafetyCap"/> if it hangs).</summary>
+    public ToolResult WaitForExit()
     {
         EnsureReading();
-        if (!process.WaitForExit(timeoutSeconds * 1000))
+        if (!process.WaitForExit(TestEnvironment.SafetyCap))
         {
             process.Kill(entireProcessTree: true);
             process.WaitForExit();
-            Assert.Fail($"the tool ran longer than {timeoutSeconds} s\n--- stdout ---\n{_out}\n--- stderr ---\n{_err}");
+            TestEnvironment.FailCapped("the tool", $"--- stdout ---\n{_out}\n--- stderr ---\n{_err}");
         }
         process.WaitForExit(); // drains the redirected streams
         string o, e;

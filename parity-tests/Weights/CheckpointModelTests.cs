@@ -103,7 +103,7 @@ public sealed class CheckpointModelTests
             train: {epochs: 1, batch_size: 32, eval_batch_size: 32}
             """);
         var run = Path.Combine(dir, "run");
-        var t = Tool.Run(dir, ["train", cfg, "--out", run], timeoutSeconds: 300);
+        var t = Tool.Run(dir, ["train", cfg, "--out", run]);
         Assert.That(t.ExitCode, Is.EqualTo(0), t.ToString());
         Assert.That(CheckpointModel.FromCompanionJson(Path.Combine(run, "checkpoints", "best.json")), Is.EqualTo(Cifar34));
 
@@ -126,7 +126,7 @@ public sealed class CheckpointModelTests
         Assert.That(text.Stdout, Does.Contain("recorded model (the file's metadata): resnet34, in_channels 3, num_classes 10, dataset cifar10")
             .And.Contain("fits resnet34(in_channels=3, num_classes=10) as a checkpoint (the recorded model): yes"), text.ToString());
 
-        var ev = Tool.Run(bareDir, ["evaluate", pt, "--json", "--set", $"data.root={fixture}", "--set", "data.test_limit=16"], timeoutSeconds: 300);
+        var ev = Tool.Run(bareDir, ["evaluate", pt, "--json", "--set", $"data.root={fixture}", "--set", "data.test_limit=16"]);
         Assert.That(ev.ExitCode, Is.EqualTo(0), ev.ToString());
         Assert.That(ev.Stderr, Does.Contain("model recorded in the file's metadata: resnet34, in_channels 3, num_classes 10, dataset cifar10"), ev.ToString());
         using (var doc = JsonDocument.Parse(ev.Stdout))

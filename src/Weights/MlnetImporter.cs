@@ -37,7 +37,6 @@ public static class MlnetImporter
     static readonly double[] ImagenetMean = [0.485, 0.456, 0.406];
     static readonly double[] ImagenetStd = [0.229, 0.224, 0.225];
 
-    /// <summary>The package's folder in the NuGet cache (<c>$NUGET_PACKAGES</c>, <c>~/.nuget/packages</c>, or the one used at build time).</summary>
     /// <summary>The package file's SHA-512 (nuget.org's, base64): a fetched package must have exactly this.</summary>
     public const string PackageSha512 = "o6r6Vm8nciuxWmfZXpLDSoq49rhsVIWLZMs3Z1fO4+ALDHgtR8m4ApgMF10oRY8S82IEE4S2yavHCPd+mwsxZw==";
 
@@ -51,11 +50,26 @@ public static class MlnetImporter
         }
     }
 
-    public static string FindPackageDir()
+    /// <summary>
+    /// The package's folder, looked up in this order: (1) the global packages folder NuGet resolves from
+    /// <paramref name="settingsRoot"/> (default: the current folder) — <c>$NUGET_PACKAGES</c> if set, else the
+    /// <c>globalPackagesFolder</c> of the <c>nuget.config</c> chain, else <c>~/.nuget/packages</c>: where
+    /// <c>dotnet restore</c> and <see cref="NuGetFetch.Fetch"/> put it; (2) <c>~/.nuget/packages</c>, when (1) is
+    /// another folder; (3) the folder recorded when the library was built. Throws <see cref="FileNotFoundException"/>
+    /// naming every folder looked in when none holds it.
+    /// </summary>
+    public static string FindPackageDir(string? settingsRoot = null)
     {
         var candidates = new List<string>();
-        var env = Environment.GetEnvironmentVariable("NUGET_PACKAGES");
-        if (!string.IsNullOrEmpty(env)) candidates.Add(Path.Combine(env, PackageId.ToLowerInvariant(), PackageVersion));
+        try
+        {
+            var settings = NuGet.Configuration.Settings.LoadDefaultSettings(settingsRoot ?? Directory.GetCurrentDirectory());
+            candidates.Add(Path.Combine(NuGet.Configuration.SettingsUtility.GetGlobalPackagesFolder(settings), PackageId.ToLowerInvariant(), PackageVersion));
+        }
+        catch (NuGet.Configuration.NuGetConfigurationException)
+        {
+            // an unreadable nuget.config: look in the other places (a fetch would report it)
+        }
         candidates.Add(Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".nuget", "packages",
             PackageId.ToLowerInvariant(), PackageVersion));
         var built = typeof(MlnetImporter).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>()
