@@ -69,7 +69,7 @@ public sealed class ReferenceProgram
         all.Add("--threads");
         all.Add(threads.ToString(System.Globalization.CultureInfo.InvariantCulture));
         var (code, stdout, stderr) = Execute(Python, all, env, Timeout.InfiniteTimeSpan);
-        File.WriteAllText(log, $"$ {Python} {string.Join(' ', all)}\n{stdout}{stderr}");
+        ResnetMnist.Outputs.AtomicFile.WriteAllText(log, $"$ {Python} {string.Join(' ', all)}\n{stdout}{stderr}");
         if (code != 0)
         {
             var last = stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).LastOrDefault() ?? $"exit code {code}";
