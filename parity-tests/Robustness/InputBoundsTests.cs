@@ -61,7 +61,7 @@ public sealed class InputBoundsTests
         using (var mk = Process.Start("mkfifo", fifo)) mk.WaitForExit();
         Assert.That(File.Exists(fifo), Is.True);
         var sw = Stopwatch.StartNew();
-        Assert.That(ConfigError(() => ConfigLoader.Load(fifo)), Does.Contain("fifo.yaml: is not a regular file (a pipe, FIFO or device); expected a YAML config file"));
+        Assert.That(ConfigError(() => ConfigLoader.Load(fifo)), Does.Contain("fifo.yaml: is not a regular file but a FIFO (named pipe); expected a YAML config file"));
         Assert.That(ConfigError(() => ConfigLoader.Load("/dev/zero")), Does.Contain("/dev/zero: is not a regular file"));
         Assert.That(sw.Elapsed.TotalSeconds, Is.LessThan(10));
         File.WriteAllText(P("big.yaml"), "# " + new string('x', 2 << 20) + "\n");

@@ -26,7 +26,7 @@ public static class Tool
         }
     }
 
-    static ProcessStartInfo Info(string workDir, IEnumerable<string> args)
+    static ProcessStartInfo Info(string workDir, IEnumerable<string> args, IReadOnlyDictionary<string, string>? env = null)
     {
         var psi = new ProcessStartInfo("dotnet")
         {
@@ -41,13 +41,15 @@ public static class Tool
         foreach (var a in args) psi.ArgumentList.Add(a);
         psi.Environment["NO_COLOR"] = "1";
         psi.Environment["COLUMNS"] = "200";
+        foreach (var (k, v) in env ?? new Dictionary<string, string>()) psi.Environment[k] = v;
         return psi;
     }
 
     /// <summary>Runs the tool to its end (at most <paramref name="timeoutSeconds"/>).</summary>
-    public static ToolResult Run(string workDir, IEnumerable<string> args, int timeoutSeconds = 120)
+    /// <param name="env">Variables set for the tool's process (on top of this process's).</param>
+    public static ToolResult Run(string workDir, IEnumerable<string> args, int timeoutSeconds = 120, Dictionary<string, string>? env = null)
     {
-        using var p = Start(workDir, args);
+        using var p = new RunningTool(Process.Start(Info(workDir, args, env))!);
         return p.WaitForExit(timeoutSeconds);
     }
 

@@ -63,10 +63,9 @@ public static class InputFiles
                 : "file not found");
         if (type != PosixFile.Type.Regular)
         {
-            string not = type == PosixFile.Type.Directory ? $"expected {what}" : $"not a regular file; expected {what}";
-            throw fail(PosixFile.Available && PosixFile.Stat(path, followLinks: false).Type == PosixFile.Type.Link
-                ? $"is a symbolic link to {Target(path)}, which is {PosixFile.Describe(type)}, {not}"
-                : $"is {PosixFile.Describe(type)}, {not}");
+            bool link = PosixFile.Available && PosixFile.Stat(path, followLinks: false).Type == PosixFile.Type.Link;
+            string kind = type == PosixFile.Type.Directory ? "a directory" : $"not a regular file but {PosixFile.Describe(type)}";
+            throw fail(link ? $"is a symbolic link to {Target(path)}, which is {kind}; expected {what}" : $"is {kind}; expected {what}");
         }
         if (size > maxBytes)
             throw fail($"is {Size(size)}, more than the {Size(maxBytes)} allowed for {what}");

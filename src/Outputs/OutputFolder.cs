@@ -38,7 +38,7 @@ public static class OutputFolder
         if (refused)
             throw new RunDirectoryException(forOneFile
                 ? $"{full}: is a system folder; the tool does not write there: pick a folder of your own"
-                : $"{full}: is a system or home folder, not a folder for the tool's output; pick a folder of its own, e.g. --out runs/my-run");
+                : $"{full}: is a system or home folder (or inside a system folder), not a folder for the tool's output; pick a folder of its own, e.g. --out runs/my-run");
     }
 
     /// <summary>
@@ -71,13 +71,19 @@ public static class OutputFolder
     public static string Subfolder(string path, bool removeLinks = false)
     {
         path = Path.GetFullPath(path);
-        RequireNoLink(path, "a folder of the tool's output", "folder");
-        if (File.Exists(path)) throw new RunDirectoryException($"{path}: is a file, expected the tool's output folder; remove it");
+        CheckSubfolder(path);
         Create(path);
         if (removeLinks)
             foreach (var entry in new DirectoryInfo(path).EnumerateFileSystemInfos())
                 if (entry.LinkTarget is not null) File.Delete(entry.FullName); // unlink: the link goes, its target stays
         return path;
+    }
+
+    /// <summary>The checks of <see cref="Subfolder"/>, changing nothing: call it before slow work so that a refusal comes first.</summary>
+    public static void CheckSubfolder(string path)
+    {
+        RequireNoLink(path, "a folder of the tool's output", "folder");
+        if (File.Exists(path)) throw new RunDirectoryException($"{path}: is a file, expected a folder of the tool's output; remove it");
     }
 
     /// <summary>

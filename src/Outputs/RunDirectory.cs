@@ -85,6 +85,7 @@ public sealed class RunDirectory : IDisposable
             throw new RunDirectoryException($"{checkpoints}: is a symbolic link (to {target}); the tool writes only inside the run folder: remove the link or pick another --out");
         if (System.IO.File.Exists(checkpoints))
             throw new RunDirectoryException($"{checkpoints}: is a file, expected the run's checkpoint folder");
+        OutputFolder.CheckSubfolder(System.IO.Path.Combine(path, TensorBoardObserver.FolderName));
         var lockPath = System.IO.Path.Combine(path, ".lock");
         if (new FileInfo(lockPath).LinkTarget is string lockTarget) // opening it would truncate the link's target
             throw new RunDirectoryException($"{lockPath}: is a symbolic link (to {lockTarget}); the tool writes only inside the run folder: remove the link");
@@ -326,7 +327,7 @@ public sealed class RunDirectory : IDisposable
 
     public void Dispose()
     {
-        var lockPath = _lock.Name;
+        var lockPath = File(".lock");
         _lock.Dispose();
         try { System.IO.File.Delete(lockPath); } catch (IOException) { }
     }
