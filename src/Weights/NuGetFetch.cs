@@ -96,7 +96,8 @@ public static class NuGetFetch
             return finder.CopyNupkgToStreamAsync(id, version, to, cache, NullLogger.Instance, watchdog.Token).GetAwaiter().GetResult();
         }, CancellationToken.None);
         var started = DateTime.UtcNow;
-        while (!task.Wait(TimeSpan.FromMilliseconds(200), CancellationToken.None))
+        var done = ((IAsyncResult)task).AsyncWaitHandle;
+        while (!done.WaitOne(200))
         {
             cancel.ThrowIfCancellationRequested();
             var (limit, since, what) = to.LastWrite is DateTime last
@@ -105,7 +106,7 @@ public static class NuGetFetch
             if (DateTime.UtcNow - since < limit) continue;
             watchdog.Cancel();
             // NuGet honours the token on its requests; a call that does not return is abandoned (the temp file goes with the stream).
-            task.Wait(TimeSpan.FromSeconds(5), CancellationToken.None);
+            done.WaitOne(5000);
             throw new TimeoutException($"the source {what}");
         }
         if (to.TooLarge) throw new InvalidDataException($"the package is larger than the {ResnetMnist.Data.InputFiles.Size(limits.MaxPackageBytes)} allowed (refused)");
