@@ -202,7 +202,7 @@ public sealed class FileSafetyTests
             probe.WaitForExit();
             if (probe.ExitCode != 0) Assert.Ignore($"needs a private mount namespace (unshare -rm sh -c '{mount}'): {err.Trim()}");
         }
-        var psi = new ProcessStartInfo("unshare") { WorkingDirectory = workDir, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        var psi = new ProcessStartInfo("unshare") { WorkingDirectory = workDir, RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true, UseShellExecute = false };
         foreach (var a in new[] { "-rm", "sh", "-c", mount + " && { dotnet exec \"$0\" \"$@\"; rc=$?; " + after + "; exit $rc; }", Tool.Dll }.Concat(args)) psi.ArgumentList.Add(a);
         psi.Environment["NO_COLOR"] = "1";
         psi.Environment["COLUMNS"] = "200";
