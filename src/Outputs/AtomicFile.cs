@@ -109,6 +109,26 @@ public static partial class AtomicFile
     }
 
     /// <summary>
+    /// Opens a file this class just wrote for appending (the one file that grows in place: <c>steps.csv</c>): never
+    /// through a symbolic link (<c>O_NOFOLLOW</c>) and only when it is a regular file.
+    /// </summary>
+    public static FileStream OpenAppend(string path)
+    {
+        if (!ResnetMnist.Core.PosixFile.Available) return new FileStream(path, FileMode.Append, FileAccess.Write, FileShare.Read);
+        const int writeOnly = 0x1, append = 0x400;
+        var handle = ResnetMnist.Core.PosixFile.Open(path, writeOnly | append | ResnetMnist.Core.PosixFile.NoFollow | ResnetMnist.Core.PosixFile.NonBlocking, out int errno);
+        if (handle.IsInvalid) throw new IOException($"{path}: cannot be opened for appending ({ResnetMnist.Core.PosixFile.ErrorText(errno)})");
+        if (ResnetMnist.Core.PosixFile.FStat(handle).Type != ResnetMnist.Core.PosixFile.Type.Regular)
+        {
+            handle.Dispose();
+            throw new IOException($"{path}: is not a regular file; it was replaced while the run wrote it");
+        }
+        var stream = new FileStream(handle, FileAccess.Write, 1);
+        stream.Seek(0, SeekOrigin.End);
+        return stream;
+    }
+
+    /// <summary>
     /// Removes the temp files this class leaves when its process is killed mid-write (<c>.NAME.PID.RANDOM.tmp</c>) in
     /// <paramref name="folder"/>. Call it only while holding the folder (its lock): a live writer's temp file matches
     /// the same pattern. Symbolic links of that name are removed, never followed.

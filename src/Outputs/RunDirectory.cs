@@ -215,7 +215,7 @@ public sealed class RunDirectory : IDisposable
 
         internal StepsLog(string file)
         {
-            _w = new StreamWriter(new FileStream(file, FileMode.Append, FileAccess.Write, FileShare.Read), new System.Text.UTF8Encoding(false), 1 << 16) { NewLine = "\n" };
+            _w = new StreamWriter(AtomicFile.OpenAppend(file), new System.Text.UTF8Encoding(false), 1 << 16) { NewLine = "\n" };
         }
 
         public void Append(StepRecord s) => _w.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{s.Step},{s.Epoch},{R(s.Loss)},{R(s.Lr)}"));
