@@ -73,7 +73,7 @@ public sealed class ReferenceSafetyTests
 
         var config = tmp.Sub("cifar.yaml");
         File.WriteAllText(config, $"seed: 5\ndata: {{dataset: cifar10, root: '{root}'}}\ntrain: {{epochs: 1, batch_size: 16, dtype: float64}}\n");
-        var r = Tool.Run(tmp.Path, ["parity", config, "--steps", "1", "--python", Python.Exe, "--out", tmp.Sub("out")], timeoutSeconds: 600);
+        var r = Tool.Run(tmp.Path, ["parity", config, "--steps", "1", "--python", Python.Exe, "--out", tmp.Sub("out")]);
         var meta = Path.Combine(root, "cifar-10-batches-py", "batches.meta");
         Tool.AssertOneErrorLine(r, 2, $"{meta}: refers to global 'os.system'");
         Assert.That(File.Exists(marker), Is.False, "the payload ran");
@@ -107,7 +107,7 @@ public sealed class ReferenceSafetyTests
         using var tmp = new TempDir();
         var python = FakePython(tmp.Path, "exit 0");
         var r = Tool.Run(tmp.Path, ["parity", Repo.Path("reference", "configs", MnistConfig + ".yaml"), "--steps", "1",
-            "--python", python, "--out", tmp.Sub("out")], timeoutSeconds: 600);
+            "--python", python, "--out", tmp.Sub("out")]);
         Tool.AssertOneErrorLine(r, 1, "the reference program exited 0 but wrote no ");
         Assert.That(r.Stderr, Does.Contain("parity.pt").And.Not.Contain("not found"));
     }
@@ -146,11 +146,11 @@ public sealed class ReferenceSafetyTests
         using var tool = Tool.Start(tmp.Path, ["parity", Repo.Path("reference", "configs", MnistConfig + ".yaml"), "--steps", "1",
             "--python", python, "--out", tmp.Sub("out")]);
         // Wait on progress: the child writes its pid once it runs (the tool prints "reference: ..." just before).
-        tool.WaitForLine(l => l.StartsWith("reference:", StringComparison.Ordinal), timeoutSeconds: 600);
+        tool.WaitForLine(l => l.StartsWith("reference:", StringComparison.Ordinal));
         int child = WaitForPid(pidFile, tool);
         Assert.That(IsAlive(child), Is.True, "the fake reference runs");
         tool.Signal("TERM");
-        var r = tool.WaitForExit(120);
+        var r = tool.WaitForExit();
         Assert.That(r.ExitCode, Is.EqualTo(143), r.ToString());
         // The tool killed the child before it exited; what may remain for a moment is a zombie awaiting its reaper.
         var deadline = DateTime.UtcNow.AddSeconds(60);
@@ -166,7 +166,7 @@ public sealed class ReferenceSafetyTests
             if (File.Exists(pidFile) && int.TryParse(File.ReadAllText(pidFile).Trim(), out var pid)) return pid;
             Thread.Sleep(50);
         }
-        Assert.Fail($"the fake reference never wrote {pidFile}\n{tool.WaitForExit(5)}");
+        Assert.Fail($"the fake reference never wrote {pidFile}\n{tool.WaitForExit()}");
         return 0;
     }
 

@@ -65,7 +65,7 @@ public sealed class InputBoundsTests
         static string? Refusal(string path) { try { ConfigLoader.Load(path); return null; } catch (ConfigException e) { return e.Message; } }
         var loads = Task.Run(() => (Fifo: Refusal(fifo), Zero: Refusal("/dev/zero")));
         if (!loads.Wait(TestEnvironment.SafetyCap)) TestEnvironment.FailCapped("loading a FIFO and /dev/zero as configs (they block)");
-        Assert.That(loads.Result.Fifo, Does.Contain("fifo.yaml: is not a regular file (a pipe, FIFO or device); expected a YAML config file"));
+        Assert.That(loads.Result.Fifo, Does.Contain("fifo.yaml: is not a regular file but a FIFO (named pipe); expected a YAML config file"));
         Assert.That(loads.Result.Zero, Does.Contain("/dev/zero: is not a regular file"));
         File.WriteAllText(P("big.yaml"), "# " + new string('x', 2 << 20) + "\n");
         Assert.That(ConfigError(() => ConfigLoader.Load(P("big.yaml"))), Does.Contain("big.yaml: is 2 MiB, more than the 1 MiB allowed for a YAML config file"));

@@ -31,7 +31,7 @@ public static class Tool
         }
     }
 
-    static ProcessStartInfo Info(string workDir, IEnumerable<string> args)
+    static ProcessStartInfo Info(string workDir, IEnumerable<string> args, IReadOnlyDictionary<string, string>? env = null)
     {
         var psi = new ProcessStartInfo("dotnet")
         {
@@ -47,13 +47,15 @@ public static class Tool
         psi.Environment["NO_COLOR"] = "1";
         psi.Environment["COLUMNS"] = "200";
         foreach (var (name, value) in TestEnvironment.Clean) psi.Environment[name] = value;
+        foreach (var (k, v) in env ?? new Dictionary<string, string>()) psi.Environment[k] = v;
         return psi;
     }
 
     /// <summary>Runs the tool to its end.</summary>
-    public static ToolResult Run(string workDir, IEnumerable<string> args)
+    /// <param name="env">Variables set for the tool's process (on top of the test run's own, <see cref="TestEnvironment.Clean"/>).</param>
+    public static ToolResult Run(string workDir, IEnumerable<string> args, Dictionary<string, string>? env = null)
     {
-        using var p = Start(workDir, args);
+        using var p = new RunningTool(Process.Start(Info(workDir, args, env))!);
         return p.WaitForExit();
     }
 

@@ -119,6 +119,52 @@ public sealed class NuGetFetchTests
         Assert.That(Directory.Exists(Path.Combine(dir, "packages", MlnetImporter.PackageId.ToLowerInvariant())), Is.False);
     }
 
+    [Test]
+    public void A_source_that_accepts_connections_and_never_answers_is_given_up()
+    {
+        var dir = TempDir.New("nuget-silent");
+        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        var held = new System.Collections.Concurrent.ConcurrentBag<System.Net.Sockets.TcpClient>();
+        using var stop = new CancellationTokenSource();
+        var accepting = Task.Run(async () =>
+        {
+            try { while (true) held.Add(await listener.AcceptTcpClientAsync(stop.Token)); } // accept, read nothing, answer nothing
+            catch (OperationCanceledException) { }
+        });
+        Config(dir, $"http://127.0.0.1:{((System.Net.IPEndPoint)listener.LocalEndpoint).Port}/v3/index.json");
+        var limits = new NuGetFetch.FetchLimits(TimeSpan.FromSeconds(2), TimeSpan.FromSeconds(2), 256L << 20);
+        try
+        {
+            var e = Assert.Throws<WeightsFileException>(() =>
+                NuGetFetch.Fetch(MlnetImporter.PackageId, MlnetImporter.PackageVersion, MlnetImporter.PackageSha512, dir, limits: limits))!;
+            Assert.That(e.Message, Does.Contain("the source did not start sending the package within 2 s").And.Contain("could not be fetched"));
+            Assert.That(held, Is.Not.Empty, "the fetch reached the listener");
+        }
+        finally
+        {
+            stop.Cancel();
+            listener.Stop();
+            foreach (var c in held) c.Dispose();
+        }
+    }
+
+    [Test]
+    public void A_package_larger_than_the_cap_is_refused_while_it_streams()
+    {
+        var dir = TempDir.New("nuget-large");
+        var feed = Directory.CreateDirectory(Path.Combine(dir, "feed")).FullName;
+        File.Copy(CachedNupkg(), Path.Combine(feed, Path.GetFileName(CachedNupkg())));
+        Config(dir, feed);
+        var reports = new List<long>();
+        var limits = NuGetFetch.FetchLimits.Default with { MaxPackageBytes = 1 << 20 };
+        var e = Assert.Throws<WeightsFileException>(() => NuGetFetch.Fetch(MlnetImporter.PackageId, MlnetImporter.PackageVersion,
+            MlnetImporter.PackageSha512, dir, new SyncProgress(p => reports.Add(p.done)), limits: limits))!;
+        Assert.That(e.Message, Does.Contain("the package is larger than the 1 MiB allowed (refused)"));
+        Assert.That(reports, Has.All.LessThanOrEqualTo(1 << 20), "nothing past the cap was taken in");
+        Assert.That(Directory.Exists(Path.Combine(dir, "packages", MlnetImporter.PackageId.ToLowerInvariant())), Is.False);
+    }
+
     sealed class SyncProgress(Action<(long done, long? total)> report) : IProgress<(long done, long? total)>
     {
         public void Report((long done, long? total) value) => report(value);

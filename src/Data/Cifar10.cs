@@ -167,7 +167,7 @@ public static class Cifar10
         {
             var names = new List<string>();
             long total = 0;
-            using (var file = File.OpenRead(archive))
+            using (var file = InputFiles.OpenRead(archive, "a .tar.gz archive", MaxExtractedBytes, m => new DataException($"{archive}: {m}")))
             using (var gz = new GZipStream(file, CompressionMode.Decompress))
             using (var counted = new CountingStream(gz))
             using (var tar = new TarReader(counted))

@@ -36,7 +36,7 @@ public sealed record Cifar10Files(string Dataset, string Folder, string Url, str
     /// <summary>Lower-case hex md5 of a file, as torchvision's <c>check_md5</c> computes it.</summary>
     public static string Md5Of(string path)
     {
-        using var f = File.OpenRead(path);
+        using var f = InputFiles.OpenRead(path, "a dataset file", long.MaxValue, m => new DataException($"{path}: {m}"));
         return Convert.ToHexStringLower(System.Security.Cryptography.MD5.HashData(f));
     }
 

@@ -97,7 +97,7 @@ public static class Downloader
 
     static string Md5(string path)
     {
-        using var f = File.OpenRead(path);
+        using var f = InputFiles.OpenRead(path, "a dataset file", long.MaxValue, m => new DataException($"{path}: {m}"));
         return Convert.ToHexStringLower(MD5.HashData(f));
     }
 }

@@ -16,8 +16,8 @@ public static class HttpDownload
     public static (bool Accepted, string Hex) ToFile(HttpClient http, string url, string target, HashAlgorithmName hash,
         Func<string, bool> accept, IProgress<(long Done, long? Total)>? progress = null, CancellationToken cancel = default)
     {
-        var tmp = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(target))!, $".{Path.GetFileName(target)}.{Environment.ProcessId}.partial");
-        try
+        string hex = "";
+        bool accepted = ResnetMnist.Outputs.AtomicFile.WriteIf(target, output =>
         {
             using var hasher = IncrementalHash.CreateHash(hash);
             using (var response = http.GetAsync(url, HttpCompletionOption.ResponseHeadersRead, cancel).GetAwaiter().GetResult())
@@ -25,7 +25,6 @@ public static class HttpDownload
                 response.EnsureSuccessStatusCode();
                 long? total = response.Content.Headers.ContentLength;
                 using var input = response.Content.ReadAsStream(cancel);
-                using var output = File.Create(tmp);
                 var buffer = new byte[1 << 20];
                 long done = 0;
                 int n;
@@ -37,14 +36,9 @@ public static class HttpDownload
                     progress?.Report((done, total));
                 }
             }
-            var hex = Convert.ToHexStringLower(hasher.GetHashAndReset());
-            if (!accept(hex)) return (false, hex);
-            File.Move(tmp, target, overwrite: true);
-            return (true, hex);
-        }
-        finally
-        {
-            if (File.Exists(tmp)) File.Delete(tmp);
-        }
+            hex = Convert.ToHexStringLower(hasher.GetHashAndReset());
+            return accept(hex);
+        });
+        return (accepted, hex);
     }
 }

@@ -41,7 +41,7 @@ public static class Idx
         bool gz = path.EndsWith(".gz", StringComparison.Ordinal);
         try
         {
-            using var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
+            using var file = InputFiles.OpenRead(path, "an IDX file", MaxBytes + 1024, m => new DataException($"{path}: {m}"));
             if (gz && fileLength < 18) throw new DataException($"{path}: truncated or corrupt gzip data ({fileLength} bytes, shorter than a gzip header and trailer)");
             using Stream s = gz ? new GZipStream(file, CompressionMode.Decompress, leaveOpen: true) : file;
             int headerLen = 4 + 4 * ndim;
@@ -92,7 +92,7 @@ public static class Idx
     /// Whether a gzip file whose data ran short ended cleanly (its last member's trailer ISIZE equals the bytes
     /// decompressed, trailing zero padding skipped): then the IDX header is wrong, not the compression.
     /// </summary>
-    static bool CleanGzipEnd(FileStream file, long decompressed)
+    static bool CleanGzipEnd(Stream file, long decompressed)
     {
         long end = file.Length;
         var tail = new byte[(int)Math.Min(end, 1 << 16)];
@@ -128,9 +128,12 @@ public static class Idx
 
     static void Write(string path, byte[] header, ReadOnlySpan<byte> body)
     {
-        using var file = File.Create(path);
-        using Stream s = path.EndsWith(".gz", StringComparison.Ordinal) ? new GZipStream(file, CompressionLevel.Optimal) : file;
-        s.Write(header);
-        s.Write(body);
+        var bytes = body.ToArray();
+        ResnetMnist.Outputs.AtomicFile.Write(path, file =>
+        {
+            using Stream s = path.EndsWith(".gz", StringComparison.Ordinal) ? new GZipStream(file, CompressionLevel.Optimal, leaveOpen: true) : file;
+            s.Write(header);
+            s.Write(bytes);
+        });
     }
 }

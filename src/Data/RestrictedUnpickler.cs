@@ -79,7 +79,7 @@ public sealed class RestrictedUnpickler : PicklePolicy
     {
         InputFiles.RequireRegularFile(path, "a pickle file", MaxFileBytes, m => new DataException($"{path}: {m}"));
         byte[] bytes;
-        try { bytes = File.ReadAllBytes(path); }
+        try { bytes = InputFiles.ReadAllBytes(path, "a pickle file", MaxFileBytes, m => new DataException($"{path}: {m}")); }
         catch (IOException e) { throw new DataException($"{path}: cannot be read ({e.Message})", e); }
         return Load(bytes, path);
     }

@@ -105,9 +105,7 @@ public static class OnnxExport
             Graph = graph,
         };
         proto.OpsetImport.Add(new OperatorSetIdProto { Domain = "", Version = Opset });
-        var tmp = path + ".tmp";
-        using (var f = File.Create(tmp)) proto.WriteTo(f);
-        File.Move(tmp, path, overwrite: true);
+        ResnetMnist.Outputs.AtomicFile.Write(path, proto.WriteTo);
     }
 
     static ValueInfoProto Value(string name, object[] dims)

@@ -104,7 +104,7 @@ public static class KernelSet
         string flags = "";
         try
         {
-            flags = File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("flags", StringComparison.Ordinal)) ?? "";
+            flags = ResnetMnist.Data.InputFiles.ReadAllText("/proc/cpuinfo", "the CPU list", 16L << 20, m => new IOException(m)).Split('\n').FirstOrDefault(l => l.StartsWith("flags", StringComparison.Ordinal)) ?? "";
         }
         catch (IOException) { }
         var set = flags.Split([' ', '\t', ':'], StringSplitOptions.RemoveEmptyEntries).ToHashSet();

@@ -111,7 +111,7 @@ public static class NativeLoader
     /// </summary>
     public static string PatchedCopy(string stock)
     {
-        var bytes = File.ReadAllBytes(stock);
+        var bytes = ResnetMnist.Data.InputFiles.ReadAllBytes(stock, "a native library", 1L << 30, m => new IOException($"{stock}: {m}"));
         var hash = Convert.ToHexStringLower(SHA256.HashData(bytes))[..16];
         foreach (var root in CacheRoots())
         {

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text.Json;
 using ResnetMnist.Config;
+using ResnetMnist.Data;
 
 namespace ResnetMnist.Outputs;
 
@@ -56,13 +57,15 @@ public sealed class RunDirectory : IDisposable
         CheckState(path, resume, force);
         var lockPath = System.IO.Path.Combine(path, ".lock");
         if (!System.IO.File.Exists(lockPath)) return;
-        try
-        {
-            using var probe = new FileStream(lockPath, FileMode.Open, FileAccess.Read, FileShare.None);
-            if (RunLock.Holder(probe) is { Alive: true } holder) throw Locked(path, holder.Pid);
-        }
-        catch (IOException) { throw Locked(path, null); }
-        catch (UnauthorizedAccessException e) { throw new RunDirectoryException($"{path}: cannot use the run folder ({e.Message})"); }
+        if (Probe(lockPath) is int pid) throw Locked(path, pid == 0 ? null : pid);
+    }
+
+    /// <summary>The process holding <paramref name="lockPath"/> (0 when it cannot be told), or null when it is free.</summary>
+    static int? Probe(string lockPath)
+    {
+        using var probe = RunLock.TryOpen(lockPath, create: false);
+        if (probe is null) return System.IO.File.Exists(lockPath) ? 0 : null;
+        return RunLock.Holder(probe) is { Alive: true } holder ? holder.Pid : null;
     }
 
     /// <summary>Whether <c>--resume</c> of <paramref name="path"/> has a checkpoint to continue from (otherwise it starts over).</summary>
@@ -75,13 +78,14 @@ public sealed class RunDirectory : IDisposable
 
     static Contents CheckState(string path, bool resume, bool force)
     {
-        RefuseSystemFolder(path);
+        OutputFolder.RefuseSystemFolder(path);
         if (System.IO.File.Exists(path)) throw new RunDirectoryException($"{path}: is a file, expected a run folder");
         var checkpoints = System.IO.Path.Combine(path, "checkpoints");
         if (new FileInfo(checkpoints).LinkTarget is string target)
             throw new RunDirectoryException($"{checkpoints}: is a symbolic link (to {target}); the tool writes only inside the run folder: remove the link or pick another --out");
         if (System.IO.File.Exists(checkpoints))
             throw new RunDirectoryException($"{checkpoints}: is a file, expected the run's checkpoint folder");
+        OutputFolder.CheckSubfolder(System.IO.Path.Combine(path, TensorBoardObserver.FolderName));
         var lockPath = System.IO.Path.Combine(path, ".lock");
         if (new FileInfo(lockPath).LinkTarget is string lockTarget) // opening it would truncate the link's target
             throw new RunDirectoryException($"{lockPath}: is a symbolic link (to {lockTarget}); the tool writes only inside the run folder: remove the link");
@@ -106,21 +110,6 @@ public sealed class RunDirectory : IDisposable
         return Directory.EnumerateFileSystemEntries(path).Any() ? Contents.Foreign : Contents.Empty;
     }
 
-    /// <summary>Folders a run must never be written into (or, with --force, cleared): the file system's root, system folders, a home folder itself.</summary>
-    public static void RefuseSystemFolder(string path)
-    {
-        var full = System.IO.Path.TrimEndingDirectorySeparator(System.IO.Path.GetFullPath(path));
-        if (full.Length == 0) full = "/";
-        string[] system = ["/", "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib32", "/lib64", "/libx32", "/media", "/mnt", "/opt",
-            "/proc", "/root", "/run", "/sbin", "/srv", "/sys", "/tmp", "/usr", "/var", "/usr/bin", "/usr/lib", "/usr/local", "/usr/share", "/var/lib", "/var/tmp"];
-        string[] inside = ["/proc/", "/sys/", "/dev/", "/boot/", "/etc/"];
-        var home = Environment.GetFolderPath(Environment.SpecialFolder.UserProfile);
-        bool refused = system.Contains(full, StringComparer.Ordinal) || inside.Any(p => full.StartsWith(p, StringComparison.Ordinal))
-                       || (home.Length > 1 && string.Equals(full, System.IO.Path.TrimEndingDirectorySeparator(home), StringComparison.Ordinal));
-        if (refused)
-            throw new RunDirectoryException($"{full}: is a system or home folder, not a run folder; pick a folder of its own, e.g. --out runs/my-run");
-    }
-
     static RunDirectoryException Locked(string path, int? pid) =>
         new($"{path}: another run is writing to this folder ({(pid is int p ? $"process {p}, " : "")}locked: {System.IO.Path.Combine(path, ".lock")}); wait for it to finish or pick another --out");
 
@@ -142,16 +131,8 @@ public sealed class RunDirectory : IDisposable
         {
             throw new RunDirectoryException($"{path}: cannot create the run folder ({e.Message})");
         }
-        FileStream lockFile;
         string? stale = null;
-        try
-        {
-            lockFile = new FileStream(System.IO.Path.Combine(path, ".lock"), FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
-        }
-        catch (IOException)
-        {
-            throw Locked(path, null);
-        }
+        var lockFile = RunLock.TryOpen(System.IO.Path.Combine(path, ".lock"), create: true) ?? throw Locked(path, null);
         try
         {
             var holder = RunLock.Holder(lockFile);
@@ -165,6 +146,9 @@ public sealed class RunDirectory : IDisposable
             throw;
         }
         var dir = new RunDirectory(path, lockFile) { StaleLockNote = stale };
+        // Temp files of a write cut short (kill -9, power cut): with the lock held, no writer of this folder is left.
+        AtomicFile.RemoveStaleTemps(path);
+        AtomicFile.RemoveStaleTemps(dir.Checkpoints);
         if (!resume && contents is Contents.RunWithCheckpoint or Contents.RunWithoutCheckpoint)
         {
             dir.Clear();
@@ -231,7 +215,7 @@ public sealed class RunDirectory : IDisposable
 
         internal StepsLog(string file)
         {
-            _w = new StreamWriter(new FileStream(file, FileMode.Append, FileAccess.Write, FileShare.Read), new System.Text.UTF8Encoding(false), 1 << 16) { NewLine = "\n" };
+            _w = new StreamWriter(AtomicFile.OpenAppend(file), new System.Text.UTF8Encoding(false), 1 << 16) { NewLine = "\n" };
         }
 
         public void Append(StepRecord s) => _w.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{s.Step},{s.Epoch},{R(s.Loss)},{R(s.Lr)}"));
@@ -275,11 +259,7 @@ public sealed class RunDirectory : IDisposable
         {
             if (System.IO.File.Exists(path) || ContentsOf(path) == Contents.Foreign) return false;
             var lockPath = System.IO.Path.Combine(path, ".lock");
-            if (System.IO.File.Exists(lockPath))
-            {
-                using var probe = new FileStream(lockPath, FileMode.Open, FileAccess.Read, FileShare.None);
-                if (RunLock.Holder(probe) is { Alive: true }) return false;
-            }
+            if (System.IO.File.Exists(lockPath) && Probe(lockPath) is not null) return false;
             Directory.CreateDirectory(path);
             if (!System.IO.File.Exists(System.IO.Path.Combine(path, MarkerName)))
                 AtomicFile.WriteAllText(System.IO.Path.Combine(path, MarkerName), MarkerText);
@@ -304,23 +284,50 @@ public sealed class RunDirectory : IDisposable
         }
     }
 
+    /// <summary>Cap on a run's record files read back (<c>steps.csv</c>, <c>metrics.csv</c>, <c>summary.json</c>): 64 MiB.</summary>
+    public const long MaxRecordBytes = 64L << 20;
+
+    /// <summary>Reads a run's record file (CSV or JSON) with <see cref="InputFiles"/>' checks and <see cref="MaxRecordBytes"/>.</summary>
+    public static string ReadRecord(string file, string what) =>
+        InputFiles.ReadAllText(file, what, MaxRecordBytes, m => new RunDirectoryException($"{file}: {m}"));
+
     /// <summary>Reads <c>steps.csv</c> back (for resume and tests).</summary>
     /// <remarks>A line cut short by a crash (the file is appended step by step) is skipped.</remarks>
     public static List<StepRecord> ReadSteps(string file) =>
-        System.IO.File.ReadLines(file).Skip(1).Where(l => l.Length > 0).Select(l => l.Split(','))
+        Lines(file, "a steps.csv of this tool").Where(l => l.Length > 0).Select(l => l.Split(','))
             .Where(p => p.Length == 4 && p.All(x => double.TryParse(x, NumberStyles.Float, CultureInfo.InvariantCulture, out _)))
             .Select(p => new StepRecord(long.Parse(p[0], CultureInfo.InvariantCulture), int.Parse(p[1], CultureInfo.InvariantCulture),
                 double.Parse(p[2], CultureInfo.InvariantCulture), double.Parse(p[3], CultureInfo.InvariantCulture))).ToList();
 
-    public static List<EpochRecord> ReadMetrics(string file) =>
-        System.IO.File.ReadLines(file).Skip(1).Where(l => l.Length > 0).Select(l => l.Split(',').Select(x => double.Parse(x, CultureInfo.InvariantCulture)).ToArray())
-            .Select(p => new EpochRecord((int)p[0], p[1], p[2], p[3], p[4], p[5], p[6])).ToList();
+    /// <summary>Reads <c>metrics.csv</c> back; a line that is not seven numbers is refused, naming the file and line.</summary>
+    public static List<EpochRecord> ReadMetrics(string file)
+    {
+        var records = new List<EpochRecord>();
+        int number = 1;
+        foreach (var line in Lines(file, "a metrics.csv of this tool"))
+        {
+            number++;
+            if (line.Length == 0) continue;
+            var p = line.Split(',');
+            var values = new double[p.Length];
+            if (p.Length != 7 || !p.Select((x, i) => double.TryParse(x, NumberStyles.Float, CultureInfo.InvariantCulture, out values[i])).All(ok => ok)
+                || values[0] != Math.Floor(values[0]) || values[0] < 0 || values[0] > int.MaxValue)
+                throw new RunDirectoryException($"{file}: line {number}: '{Core.Printable.Escape(line, 80)}' is not a metrics row; " +
+                                                "allowed: epoch,train_loss,test_loss,test_accuracy,lr,epoch_seconds,train_images_per_second (numbers, as the tool writes them)");
+            records.Add(new EpochRecord((int)values[0], values[1], values[2], values[3], values[4], values[5], values[6]));
+        }
+        return records;
+    }
+
+    /// <summary>The lines after the header of a record file (read whole, with the checks of <see cref="ReadRecord"/>).</summary>
+    static IEnumerable<string> Lines(string file, string what) =>
+        ReadRecord(file, what).Split('\n').Skip(1).Select(l => l.TrimEnd('\r'));
 
     static string R(double d) => d.ToString("R", CultureInfo.InvariantCulture);
 
     public void Dispose()
     {
-        var lockPath = _lock.Name;
+        var lockPath = File(".lock");
         _lock.Dispose();
         try { System.IO.File.Delete(lockPath); } catch (IOException) { }
     }

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text;
+using ResnetMnist.Core;
 
 namespace ResnetMnist.Outputs;
 
@@ -14,6 +15,53 @@ public static class RunLock
 {
     /// <summary>The process named in a lock file and whether it still runs.</summary>
     public sealed record Owner(int Pid, bool Alive);
+
+    /// <summary>
+    /// Opens <paramref name="lockPath"/> (creating it when <paramref name="create"/>) and takes its exclusive
+    /// <c>flock</c>; returns null when another process holds it, or when it is absent and not to be created. Never
+    /// follows a symbolic link (whose target would be truncated) and never blocks on a FIFO: anything but a regular file
+    /// is refused. A folder that cannot be written is reported as such, not as locked.
+    /// </summary>
+    public static FileStream? TryOpen(string lockPath, bool create)
+    {
+        if (!PosixFile.Available)
+        {
+            try
+            {
+                if (!create && !File.Exists(lockPath)) return null;
+                return new FileStream(lockPath, create ? FileMode.OpenOrCreate : FileMode.Open, create ? FileAccess.ReadWrite : FileAccess.Read, FileShare.None);
+            }
+            catch (UnauthorizedAccessException e) { throw NotWritable(lockPath, e.Message); }
+            catch (IOException) { return null; }
+        }
+        if (new FileInfo(lockPath).LinkTarget is string target)
+            throw new RunDirectoryException($"{lockPath}: is a symbolic link (to {target}); the tool writes only inside the run folder: remove the link");
+        int flags = (create ? PosixFile.ReadWrite | PosixFile.Create : PosixFile.ReadOnly) | PosixFile.NonBlocking | PosixFile.NoFollow;
+        var handle = PosixFile.Open(lockPath, flags, out int errno);
+        if (handle.IsInvalid)
+        {
+            if (errno == 2 && !create) return null;                     // ENOENT: no lock, nothing to probe
+            if (errno == 40) throw new RunDirectoryException($"{lockPath}: is a symbolic link; the tool writes only inside the run folder: remove the link");
+            if (PosixFile.IsNotWritable(errno)) throw NotWritable(lockPath, PosixFile.ErrorText(errno));
+            throw new RunDirectoryException($"{lockPath}: cannot open the run's lock file ({PosixFile.ErrorText(errno)})");
+        }
+        try
+        {
+            var (type, _) = PosixFile.FStat(handle);
+            if (type != PosixFile.Type.Regular)
+                throw new RunDirectoryException($"{lockPath}: is {PosixFile.Describe(type)}, not a regular file; the run's lock must be a file the tool made: remove it");
+            if (!PosixFile.TryLockExclusive(handle)) { handle.Dispose(); return null; }
+            return new FileStream(handle, create ? FileAccess.ReadWrite : FileAccess.Read, 1);
+        }
+        catch
+        {
+            handle.Dispose();
+            throw;
+        }
+    }
+
+    static RunDirectoryException NotWritable(string lockPath, string why) =>
+        new($"{Path.GetDirectoryName(lockPath)}: the run folder is read-only here ({why}: {lockPath}); make it writable or pick another --out");
 
     /// <summary>Reads the lock's owner from <paramref name="lockFile"/>; null when the file is empty (no owner recorded).</summary>
     public static Owner? Holder(FileStream lockFile)
@@ -49,7 +97,8 @@ public static class RunLock
     public static string? StartTime(int pid)
     {
         string stat;
-        try { stat = File.ReadAllText($"/proc/{pid.ToString(CultureInfo.InvariantCulture)}/stat"); }
+        var file = $"/proc/{pid.ToString(CultureInfo.InvariantCulture)}/stat";
+        try { stat = ResnetMnist.Data.InputFiles.ReadAllText(file, "a process status", 1 << 16, m => new IOException(m)); }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return null; }
         // The command name (field 2) is in parentheses and may hold spaces: fields after it start at the last ')'.
         int close = stat.LastIndexOf(')');
@@ -62,7 +111,7 @@ public static class RunLock
 
     static string? BootId()
     {
-        try { return File.ReadAllText("/proc/sys/kernel/random/boot_id").Trim(); }
+        try { return ResnetMnist.Data.InputFiles.ReadAllText("/proc/sys/kernel/random/boot_id", "the boot id", 1 << 10, m => new IOException(m)).Trim(); }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return null; }
     }
 }

@@ -17,7 +17,7 @@ public sealed record SweepRow(IReadOnlyList<(string Key, string Value)> Combo, s
         if (!File.Exists(file)) return new SweepRow(combo, folder, "pending");
         try
         {
-            using var doc = JsonDocument.Parse(File.ReadAllText(file));
+            using var doc = JsonDocument.Parse(RunDirectory.ReadRecord(file, "a summary.json of this tool"));
             var r = doc.RootElement;
             double? D(string name) => r.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.Number ? v.GetDouble() : null;
             string? S(string name) => r.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.String ? v.GetString() : null;

@@ -8,6 +8,8 @@ namespace ResnetMnist.Outputs;
 /// <c>RUN/tensorboard/</c> with TorchSharp's own <c>SummaryWriter</c>: <c>train/loss</c> and <c>train/lr</c> per
 /// step (x = global step), <c>epoch/train_loss</c>, <c>epoch/test_loss</c>, <c>epoch/test_accuracy</c> (%) and
 /// <c>epoch/lr</c> per epoch (x = epoch). A resumed run adds a new event file; TensorBoard reads them together.
+/// The folder follows <see cref="OutputFolder.Subfolder"/>: a link or a file in its place is refused, and links inside
+/// it are removed (SummaryWriter opens its files by name), so no event is written outside the run.
 /// </summary>
 public sealed class TensorBoardObserver(ITrainingObserver inner, string folder) : ITrainingObserver
 {
@@ -16,7 +18,7 @@ public sealed class TensorBoardObserver(ITrainingObserver inner, string folder) 
     /// <summary>The prefix of every event file name (TensorBoard's convention); <c>--force</c> deletes only these.</summary>
     public const string FilePrefix = "events.out.tfevents.";
 
-    readonly SummaryWriter _writer = TorchSharp.torch.utils.tensorboard.SummaryWriter(folder);
+    readonly SummaryWriter _writer = TorchSharp.torch.utils.tensorboard.SummaryWriter(OutputFolder.Subfolder(folder, removeLinks: true));
 
     public void EpochStarted(int epoch, int epochs, int batches, int firstBatch) => inner.EpochStarted(epoch, epochs, batches, firstBatch);
 

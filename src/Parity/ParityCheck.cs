@@ -88,7 +88,7 @@ public static class ParityCheck
             Data = cfg.Data with { Root = Path.GetFullPath(cfg.Data.Root) },
         };
         var bounds = cfg.Train.Dtype == DtypeKind.Float64 ? Float64 : Float32;
-        Directory.CreateDirectory(workDir);
+        ResnetMnist.Outputs.OutputFolder.Subfolder(workDir);
 
         // The tool's session first: it sets the thread count the reference is then given, and resolves pretrained
         // weights (converting mlnet, finding the torch.hub file) to the file the reference loads.
@@ -97,8 +97,8 @@ public static class ParityCheck
         int threads = get_num_threads();
         var refCfg = cfg with { Model = cfg.Model with { Pretrained = ReferenceWeights(cfg.Model.Pretrained, ArchSpecs.Get(cfg.Model.Arch), workDir) } };
         var refConfig = Path.Combine(workDir, "config.yaml");
-        File.WriteAllText(refConfig, ConfigSchema.ToYaml(refCfg));
-        var dumpDir = Path.Combine(workDir, "dump");
+        ResnetMnist.Outputs.AtomicFile.WriteAllText(refConfig, ConfigSchema.ToYaml(refCfg));
+        var dumpDir = ResnetMnist.Outputs.OutputFolder.Subfolder(Path.Combine(workDir, "dump"), removeLinks: true);
         log?.Invoke($"reference: {reference.Python} (torch {reference.TorchVersion}), {steps} steps, {threads} threads");
         reference.Run([refConfig, "--parity-dump", dumpDir, "--steps", steps.ToString(CultureInfo.InvariantCulture)],
             threads, Path.Combine(workDir, "log.txt"));
@@ -130,8 +130,7 @@ public static class ParityCheck
         var sd = WeightsFile.ReadStateDict(path);
         try
         {
-            using var f = File.Create(pth);
-            PyTorchPickler.PickleStateDict(f, sd, leaveOpen: true);
+            ResnetMnist.Outputs.AtomicFile.Write(pth, f => PyTorchPickler.PickleStateDict(f, sd, leaveOpen: true));
         }
         finally { foreach (var t in sd.Values) t.Dispose(); }
         return pth;
@@ -141,7 +140,7 @@ public static class ParityCheck
     {
         try
         {
-            using var doc = System.Text.Json.JsonDocument.Parse(File.ReadAllText(file));
+            using var doc = System.Text.Json.JsonDocument.Parse(ResnetMnist.Outputs.RunDirectory.ReadRecord(file, "the reference's parity.json"));
             static List<double> Read(System.Text.Json.JsonElement e) => e.EnumerateArray().Select(x => x.GetDouble()).ToList();
             return (Read(doc.RootElement.GetProperty("losses")), Read(doc.RootElement.GetProperty("lrs")));
         }

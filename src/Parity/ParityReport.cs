@@ -63,7 +63,7 @@ public static class ParityFiles
         WritePlot(r, Path.Combine(dir, "parity.png"), title);
     }
 
-    public static ParityReport Read(string file) => JsonSerializer.Deserialize<ParityReport>(File.ReadAllText(file), Json)!;
+    public static ParityReport Read(string file) => JsonSerializer.Deserialize<ParityReport>(RunDirectory.ReadRecord(file, "a parity.json of this tool"), Json)!;
 
     static string F(double v) => ParityCheck.Fmt(v);
 

@@ -279,14 +279,13 @@ public sealed class CheckpointStore(string folder, CheckpointModel? model = null
     static void Verify(string file, string sha)
     {
         if (!File.Exists(file)) throw new CheckpointException($"{file}: missing; the checkpoint is incomplete");
-        InputFiles.RequireRegularFile(file, "a checkpoint file", TorchArchive.MaxFileBytes, m => new CheckpointException($"{file}: {m}"));
         if (ShaOfFile(file) != sha)
             throw new CheckpointException($"{file}: does not match last.json (sha256 differs); the checkpoint is incomplete or was modified");
     }
 
     static string ShaOfFile(string path)
     {
-        using var f = File.OpenRead(path);
+        using var f = InputFiles.OpenRead(path, "a checkpoint file", TorchArchive.MaxFileBytes, m => new CheckpointException($"{path}: {m}"));
         return Convert.ToHexStringLower(SHA256.HashData(f));
     }
 

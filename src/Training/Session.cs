@@ -78,7 +78,7 @@ public sealed class Session : IDisposable
         model.to(cfg.ScalarType).to(device);
         if (cfg.Model.ChannelsLast) MemoryFormat.ToChannelsLast(model);
         if (checkpoint is not null)
-            using (var f = File.OpenRead(checkpoint)) CheckpointStore.LoadWeights(model, f, checkpoint);
+            using (var f = InputFiles.OpenRead(checkpoint, "a checkpoint file", TorchArchive.MaxFileBytes, m => new CheckpointException($"{checkpoint}: {m}"))) CheckpointStore.LoadWeights(model, f, checkpoint);
 
         if (splits == Splits.None) return new Session(cfg, device, arch, dataset, model, null, null);
         if (cfg.Data.Download && !dataset.Files.Complete(cfg.Data.Root))

@@ -55,11 +55,11 @@ public static class TrainingRun
         {
             try
             {
-                var old = System.Text.Json.JsonSerializer.Deserialize<RunSummary>(File.ReadAllText(file),
+                var old = System.Text.Json.JsonSerializer.Deserialize<RunSummary>(RunDirectory.ReadRecord(file, "a summary.json of this tool"),
                     new System.Text.Json.JsonSerializerOptions { PropertyNamingPolicy = System.Text.Json.JsonNamingPolicy.SnakeCaseLower });
                 if (old is not null) summary = old with { Status = "failed", Problem = problem, WallSeconds = summary.WallSeconds, StartedAt = started };
             }
-            catch (Exception e) when (e is System.Text.Json.JsonException or IOException or NotSupportedException) { }
+            catch (Exception e) when (e is System.Text.Json.JsonException or IOException or NotSupportedException or RunDirectoryException) { }
         }
         RunDirectory.TryWriteSummaryOutside(runPath, summary);
         return summary;

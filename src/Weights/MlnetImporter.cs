@@ -1,6 +1,7 @@
 using ResnetMnist.Model;
 using System.Reflection;
 using Onnx;
+using ResnetMnist.Data;
 using ResnetMnist.Outputs;
 using TorchSharp.PyBridge;
 using static TorchSharp.torch;
@@ -82,6 +83,15 @@ public static class MlnetImporter
             "It is fetched from the configured NuGet sources when needed; offline, copy the package into the NuGet cache or set NUGET_PACKAGES.");
     }
 
+    /// <summary>Cap on an ONNX file of the package read here: 256 MiB (ResNet18.onnx is 63 MB).</summary>
+    const long MaxOnnxBytes = 256L << 20;
+
+    static ModelProto ReadOnnx(string path)
+    {
+        using var f = InputFiles.OpenRead(path, "an ONNX model", MaxOnnxBytes, m => new WeightsFileException(path, m));
+        return ModelProto.Parser.ParseFrom(f);
+    }
+
     /// <summary>Path of <c>ResNet18.onnx</c>.</summary>
     public static string OnnxModelPath() => Path.Combine(FindOrFetchPackageDir(), "tools", "DnnImageModels", "ResNet18Onnx", "ResNet18.onnx");
     /// <summary>Path of <c>ResNetPreprocess.onnx</c>.</summary>
@@ -121,7 +131,7 @@ public static class MlnetImporter
     public static Dictionary<string, Tensor> Convert(bool foldPreprocessing = true, string? onnxPath = null, string? preprocessPath = null)
     {
         onnxPath ??= OnnxModelPath();
-        var model = ModelProto.Parser.ParseFromFile(onnxPath);
+        var model = ReadOnnx(onnxPath);
         var g = model.Graph;
         var init = g.Initializer.ToDictionary(t => t.Name);
         var byInput = new Dictionary<string, List<NodeProto>>();
@@ -186,7 +196,7 @@ public static class MlnetImporter
     /// <summary>Folds ResNetPreprocess.onnx (RGB→BGR, minus the mean image's per-channel average) and ImageNet normalisation into conv1/bn1.</summary>
     static void Fold(Dictionary<string, Tensor> sd, string preprocessPath)
     {
-        var prep = ModelProto.Parser.ParseFromFile(preprocessPath);
+        var prep = ReadOnnx(preprocessPath);
         var meanImage = prep.Graph.Initializer.Single(t => t.Name == "MeanImage");
         using var m = ToTensor(meanImage).to_type(ScalarType.Float64);
         using var mBgr = m.mean([0, 2, 3]);                      // per-channel mean, BGR, 0–255

@@ -48,8 +48,7 @@ public sealed class TorchArchive
     /// <summary>Reads and checks <paramref name="path"/> (a regular file); every problem is a <see cref="WeightsFileException"/>.</summary>
     public static TorchArchive Read(string path)
     {
-        InputFiles.RequireRegularFile(path, "a torch.save zip file", MaxFileBytes, m => new WeightsFileException(path, m));
-        using var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
+        using var fs = InputFiles.OpenRead(path, "a torch.save zip file", MaxFileBytes, m => new WeightsFileException(path, m));
         return Read(fs, path);
     }
 

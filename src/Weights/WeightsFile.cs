@@ -31,11 +31,11 @@ public static class WeightsFile
     /// <summary>Detects the format, or throws <see cref="WeightsFileException"/>.</summary>
     public static WeightsFormat DetectFormat(string path)
     {
-        InputFiles.RequireRegularFile(path, "a .pth (torch.save zip) or .safetensors file", TorchArchive.MaxFileBytes,
-            m => new WeightsFileException(path, m));
         Span<byte> head = stackalloc byte[9];
         int n;
-        using (var fs = File.OpenRead(path)) n = fs.ReadAtLeast(head, head.Length, throwOnEndOfStream: false);
+        using (var fs = InputFiles.OpenRead(path, "a .pth (torch.save zip) or .safetensors file", TorchArchive.MaxFileBytes,
+                   m => new WeightsFileException(path, m)))
+            n = fs.ReadAtLeast(head, head.Length, throwOnEndOfStream: false);
         head = head[..n];
         if (n >= 4 && head[0] == 'P' && head[1] == 'K' && head[2] == 3 && head[3] == 4)
             return WeightsFormat.TorchZip;
@@ -122,8 +122,8 @@ public static class WeightsFile
     internal static List<SafetensorsEntry> SafetensorsHeader(string path)
     {
         WeightsFileException Bad(string what) => new(path, $"corrupt safetensors header: {what}");
-        long length = InputFiles.RequireRegularFile(path, "a .safetensors file", TorchArchive.MaxFileBytes, m => new WeightsFileException(path, m));
-        using var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read);
+        using var fs = InputFiles.OpenRead(path, "a .safetensors file", TorchArchive.MaxFileBytes, m => new WeightsFileException(path, m));
+        long length = fs.Length;
         if (length < 8) throw new WeightsFileException(path, $"truncated safetensors file ({length} bytes, shorter than its 8-byte header length)");
         Span<byte> lenBytes = stackalloc byte[8];
         fs.ReadExactly(lenBytes);

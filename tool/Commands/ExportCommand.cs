@@ -1,5 +1,6 @@
 using System.ComponentModel;
 using ResnetMnist.Export;
+using ResnetMnist.Outputs;
 using ResnetMnist.Training;
 using Spectre.Console.Cli;
 
@@ -21,9 +22,7 @@ sealed class ExportCommand : Command<ExportCommand.Settings>
     {
         if (s.Format != "onnx") throw new UsageException($"--format {s.Format}: allowed: onnx");
         var (cfg, weights) = s.Resolve();
-        var outDir = Path.GetDirectoryName(Path.GetFullPath(s.Out))!;
-        if (!Directory.Exists(outDir)) throw new UsageException($"--out {s.Out}: folder {outDir} does not exist");
-        if (Directory.Exists(s.Out)) throw new UsageException($"--out {s.Out}: is a folder; give a file name such as model.onnx");
+        OutputFolder.ForFile(s.Out, "--out", create: false);
         using var session = Session.Create(cfg, Splits.None, checkpoint: weights);
         session.Model.eval();
         OnnxExport.Write(session.Model, s.Out, session.Dataset.Height, session.Dataset.Width, ToolInfo.Version);

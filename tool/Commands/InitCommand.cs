@@ -20,17 +20,19 @@ sealed class InitCommand : Command<InitCommand.Settings>
     public override int Execute(CommandContext context, Settings s, CancellationToken cancellation)
     {
         var file = Path.GetFullPath(Path.Combine(s.Dir, "config.yaml"));
-        if (File.Exists(file) || Directory.Exists(file))
+        if (File.Exists(file) || Directory.Exists(file) || new FileInfo(file).LinkTarget is not null)
             throw new UsageException($"{file}: already exists; nothing was changed (pick another DIR, or remove the file)");
         if (File.Exists(Path.GetFullPath(s.Dir))) throw new UsageException($"{Path.GetFullPath(s.Dir)}: is a file, expected a folder");
-        Directory.CreateDirectory(Path.GetDirectoryName(file)!);
+        OutputFolder.ForFile(file, "DIR", create: true);
         var header = "# resnet-mnist config: every key at its default (dotnet resnet-mnist config keys explains them).\n" +
                      "# data.root is relative to this file: put MNIST in torchvision's layout there (data/MNIST/raw/), or set\n" +
                      "# data.download: true, or run dotnet resnet-mnist data fetch config.yaml. Then: dotnet resnet-mnist train config.yaml\n";
-        // CreateNew: a file that appeared meanwhile is not overwritten either.
-        using (var f = new FileStream(file, FileMode.CreateNew, FileAccess.Write))
-        using (var w = new StreamWriter(f))
-            w.Write(header + ConfigSchema.ToYaml(new TrainingConfig(), comments: true));
+        // A file (or link) that appeared meanwhile is not overwritten either.
+        try { AtomicFile.CreateNewText(file, header + ConfigSchema.ToYaml(new TrainingConfig(), comments: true)); }
+        catch (IOException e) when (e.Message.Contains("already exists", StringComparison.Ordinal))
+        {
+            throw new UsageException($"{file}: already exists; nothing was changed (pick another DIR, or remove the file)");
+        }
         Console.WriteLine($"wrote {file}");
         return ErrorHandling.Ok;
     }

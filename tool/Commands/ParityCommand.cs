@@ -46,8 +46,8 @@ sealed class ParityCommand : Command<ParityCommand.Settings>
         try { reference = ReferenceProgram.Find(ReferenceScript, s.Python); }
         catch (ReferenceUnavailableException e) { throw new UsageException(e.Message); }
 
-        var outDir = s.Out ?? Path.Combine("runs", $"parity-{name}-{DateTime.Now:yyyyMMdd-HHmmss}");
-        Directory.CreateDirectory(outDir);
+        var outDir = ResnetMnist.Outputs.OutputFolder.Claim(s.Out ?? Path.Combine("runs", $"parity-{name}-{DateTime.Now:yyyyMMdd-HHmmss}"),
+            ResnetMnist.Outputs.OutputFolder.ParityMarker, "a parity report folder", "--out");
         ParityReport report;
         try
         {

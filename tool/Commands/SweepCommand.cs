@@ -25,6 +25,9 @@ sealed class SweepCommand : Command<SweepCommand.Settings>
         public bool Force { get; init; }
     }
 
+    /// <summary>Most runs one sweep may have: 10,000.</summary>
+    public const int MaxRuns = 10_000;
+
     static TrainingConfig Load(string? config, IEnumerable<string> set) =>
         config is null ? ResnetMnist.Data.PackagedFiles.QuickstartConfig(set) : ConfigLoader.Load(config, set);
 
@@ -37,13 +40,17 @@ sealed class SweepCommand : Command<SweepCommand.Settings>
             if (eq <= 0) throw new UsageException($"--grid {g}: expected key=v1,v2,...");
             return (Key: g[..eq], Values: g[(eq + 1)..].Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
         }).ToList();
+        // The size first: a grid is expanded (and every combination validated) only when it is small enough to run.
+        long count = 1;
+        foreach (var a in axes) count = Math.Min(count * Math.Max(a.Values.Length, 1), MaxRuns + 1L);
+        if (count > MaxRuns)
+            throw new UsageException($"--grid: {string.Join(" × ", axes.Select(a => a.Values.Length.ToString(CultureInfo.InvariantCulture)))} combinations " +
+                                     $"is more than {MaxRuns.ToString("N0", CultureInfo.InvariantCulture)} runs; allowed: at most {MaxRuns.ToString("N0", CultureInfo.InvariantCulture)} runs per sweep (split it into several sweeps)");
         IEnumerable<List<(string Key, string Value)>> combos = [[]];
         foreach (var a in axes) combos = combos.SelectMany(c => a.Values.Select(v => new List<(string, string)>(c) { (a.Key, v) })).ToList();
 
         var configs = combos.Select(c => (Combo: c, Config: Load(s.Config, s.Set.Concat(c.Select(kv => $"{kv.Key}={kv.Value}"))))).ToList(); // validate all first
-        var root = s.Out ?? Path.Combine("runs", $"sweep-{DateTime.Now:yyyyMMdd-HHmmss}");
-        RunDirectory.RefuseSystemFolder(root);
-        Directory.CreateDirectory(root);
+        var root = OutputFolder.Claim(s.Out ?? Path.Combine("runs", $"sweep-{DateTime.Now:yyyyMMdd-HHmmss}"), OutputFolder.SweepMarker, "a sweep folder", "--out");
         var keys = axes.Select(a => a.Key).ToList();
         var folders = configs.Select(c => SweepTable.FolderName(c.Combo)).ToList();
         if (folders.Distinct(StringComparer.Ordinal).Count() != folders.Count)
@@ -92,7 +99,7 @@ sealed class SweepCommand : Command<SweepCommand.Settings>
             SweepTable.Write(root, keys, rows, s.Config ?? "the packaged quickstart");
         }
         SweepTable.Write(root, keys, rows, s.Config ?? "the packaged quickstart");
-        Console.Write(File.ReadAllText(Path.Combine(root, "sweep.md")));
+        Console.Write(RunDirectory.ReadRecord(Path.Combine(root, "sweep.md"), "the sweep's table"));
         int failed = rows.Count(r => r.Status != "completed");
         if (failed > 0) Console.Error.WriteLine($"{failed} of {rows.Count} runs did not complete; see {Path.Combine(root, "sweep.md")}");
         return failed == 0 ? ErrorHandling.Ok : ErrorHandling.Failure;

@@ -39,7 +39,7 @@ sealed class TrainCommand : Command<TrainCommand.Settings>
         {
             cfg = s.Config is null ? PackagedFiles.QuickstartConfig(s.Set) : ConfigLoader.Load(s.Config, s.Set);
             runPath = s.Out ?? Path.Combine("runs", $"{Path.GetFileNameWithoutExtension(s.Config ?? "quickstart")}-{DateTime.Now:yyyyMMdd-HHmmss}");
-            RunDirectory.RefuseSystemFolder(runPath);
+            OutputFolder.RefuseSystemFolder(runPath);
         }
         return Runs.Train(cfg, runPath, resume: s.Resume is not null, s.Force, quiet: false);
     }

@@ -29,10 +29,10 @@ sealed class WeightsImportMlnetCommand : Command<WeightsImportMlnetCommand.Setti
         Console.WriteLine($"  -> {Path.ChangeExtension(pth, ".safetensors")}");
         if (s.Out is not null)
         {
-            var outPth = Path.GetFullPath(s.Out);
-            Directory.CreateDirectory(Path.GetDirectoryName(outPth)!);
-            File.Copy(pth, outPth, overwrite: true);
-            File.Copy(Path.ChangeExtension(pth, ".safetensors"), Path.ChangeExtension(outPth, ".safetensors"), overwrite: true);
+            var outPth = ResnetMnist.Outputs.OutputFolder.ForFile(s.Out, "--out", create: true);
+            // Replaced by rename: a link at either name is replaced, never written through.
+            ResnetMnist.Outputs.AtomicFile.Copy(pth, outPth, TorchArchive.MaxFileBytes);
+            ResnetMnist.Outputs.AtomicFile.Copy(Path.ChangeExtension(pth, ".safetensors"), Path.ChangeExtension(outPth, ".safetensors"), TorchArchive.MaxFileBytes);
             Console.WriteLine($"  copied to {outPth} (+ .safetensors)");
         }
         return 0;
