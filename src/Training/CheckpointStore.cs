@@ -256,22 +256,22 @@ public sealed class CheckpointStore(string folder, CheckpointModel? model = null
 
     static void LoadWeights(nn.Module model, TorchArchive archive, string name)
     {
-        Hashtable loaded;
-        try { loaded = archive.Unpickle(); }
+        Dictionary<string, Tensor> loaded;
+        try { loaded = WeightsFile.StateDict(archive); }
         catch (WeightsFileException e) { throw new CheckpointException(e.Message); }
         var own = model.state_dict();
         var problems = new List<string>();
         foreach (var key in own.Keys.Where(k => !loaded.ContainsKey(k))) problems.Add($"missing {key}");
-        foreach (var key in loaded.Keys.Cast<string>().Where(k => !own.ContainsKey(k))) problems.Add($"unexpected {key}");
+        foreach (var key in loaded.Keys.Where(k => !own.ContainsKey(k))) problems.Add($"unexpected {key}");
         foreach (var (key, t) in own)
-            if (loaded[key] is Tensor src && !src.shape.SequenceEqual(t.shape))
+            if (loaded.TryGetValue(key, out var src) && !src.shape.SequenceEqual(t.shape))
                 problems.Add($"{key}: expected [{string.Join(", ", t.shape)}], found [{string.Join(", ", src.shape)}]");
         if (problems.Count > 0)
             throw new CheckpointException($"{name}: does not fit this model ({problems.Count} differences: {string.Join("; ", problems.Take(8))}{(problems.Count > 8 ? "; ..." : "")})");
         using (no_grad())
             foreach (var (key, t) in own)
             {
-                using var src = (Tensor)loaded[key]!;
+                using var src = loaded[key];
                 t.copy_(src);
             }
     }

@@ -24,10 +24,10 @@ sealed class ExportCommand : Command<ExportCommand.Settings>
         var outDir = Path.GetDirectoryName(Path.GetFullPath(s.Out))!;
         if (!Directory.Exists(outDir)) throw new UsageException($"--out {s.Out}: folder {outDir} does not exist");
         if (Directory.Exists(s.Out)) throw new UsageException($"--out {s.Out}: is a folder; give a file name such as model.onnx");
-        using var session = Session.Create(cfg, Splits.None, checkpoint: weights);
+        using var session = CheckpointSettings.OpenSession(cfg, weights, Splits.None);
         session.Model.eval();
         OnnxExport.Write(session.Model, s.Out, session.Dataset.Height, session.Dataset.Width, ToolInfo.Version);
-        Console.WriteLine($"{s.Out}: {session.Arch.Name} ({session.Model.InChannels}×{session.Dataset.Height}×{session.Dataset.Width} input, " +
+        Terminal.Out($"{s.Out}: {session.Arch.Name} ({session.Model.InChannels}×{session.Dataset.Height}×{session.Dataset.Width} input, " +
                           $"{session.Model.NumClasses} classes), ONNX opset {OnnxExport.Opset}, float32, dynamic batch axis; " +
                           $"input 'input' ({(cfg.Data.Normalize ? "ToTensor + Normalize" : "ToTensor: bytes / 255")}), output 'logits'");
         return ErrorHandling.Ok;

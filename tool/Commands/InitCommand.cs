@@ -31,7 +31,7 @@ sealed class InitCommand : Command<InitCommand.Settings>
         using (var f = new FileStream(file, FileMode.CreateNew, FileAccess.Write))
         using (var w = new StreamWriter(f))
             w.Write(header + ConfigSchema.ToYaml(new TrainingConfig(), comments: true));
-        Console.WriteLine($"wrote {file}");
+        Terminal.Out($"wrote {file}");
         return ErrorHandling.Ok;
     }
 }
