@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text.Json;
 using ResnetMnist.Config;
+using ResnetMnist.Data;
 
 namespace ResnetMnist.Outputs;
 
@@ -306,15 +307,34 @@ public sealed class RunDirectory : IDisposable
 
     /// <summary>Reads <c>steps.csv</c> back (for resume and tests).</summary>
     /// <remarks>A line cut short by a crash (the file is appended step by step) is skipped.</remarks>
+    /// <remarks>
+    /// A line cut short by a crash (the file is appended step by step) is skipped; a whole line that is not
+    /// <c>step,epoch,loss,lr</c> with an integer step and epoch is a <see cref="BadInputException"/> naming the file and line.
+    /// </remarks>
     public static List<StepRecord> ReadSteps(string file) =>
-        System.IO.File.ReadLines(file).Skip(1).Where(l => l.Length > 0).Select(l => l.Split(','))
-            .Where(p => p.Length == 4 && p.All(x => double.TryParse(x, NumberStyles.Float, CultureInfo.InvariantCulture, out _)))
-            .Select(p => new StepRecord(long.Parse(p[0], CultureInfo.InvariantCulture), int.Parse(p[1], CultureInfo.InvariantCulture),
-                double.Parse(p[2], CultureInfo.InvariantCulture), double.Parse(p[3], CultureInfo.InvariantCulture))).ToList();
+        System.IO.File.ReadLines(file).Select((l, i) => (Line: l, Number: i + 1)).Skip(1).Where(x => x.Line.Length > 0)
+            .Select(x => (x.Number, Fields: x.Line.Split(',')))
+            .Where(x => x.Fields.Length == 4 && x.Fields.All(f => double.TryParse(f, NumberStyles.Float, CultureInfo.InvariantCulture, out _)))
+            .Select(x => long.TryParse(x.Fields[0], NumberStyles.Integer, CultureInfo.InvariantCulture, out var step)
+                         && int.TryParse(x.Fields[1], NumberStyles.Integer, CultureInfo.InvariantCulture, out var epoch)
+                ? new StepRecord(step, epoch, double.Parse(x.Fields[2], CultureInfo.InvariantCulture), double.Parse(x.Fields[3], CultureInfo.InvariantCulture))
+                : throw BadCsvLine(file, x.Number, "step and epoch must be integers")).ToList();
 
+    /// <summary>Reads <c>metrics.csv</c> back; a line that is not an epoch number and six numbers is a <see cref="BadInputException"/> naming the file and line.</summary>
     public static List<EpochRecord> ReadMetrics(string file) =>
-        System.IO.File.ReadLines(file).Skip(1).Where(l => l.Length > 0).Select(l => l.Split(',').Select(x => double.Parse(x, CultureInfo.InvariantCulture)).ToArray())
-            .Select(p => new EpochRecord((int)p[0], p[1], p[2], p[3], p[4], p[5], p[6])).ToList();
+        System.IO.File.ReadLines(file).Select((l, i) => (Line: l, Number: i + 1)).Skip(1).Where(x => x.Line.Length > 0)
+            .Select(x =>
+            {
+                var f = x.Line.Split(',');
+                var p = new double[f.Length];
+                if (f.Length != 7 || !int.TryParse(f[0], NumberStyles.Integer, CultureInfo.InvariantCulture, out var epoch) || epoch < 1
+                    || Enumerable.Range(1, 6).Any(i => !double.TryParse(f[i], NumberStyles.Float, CultureInfo.InvariantCulture, out p[i])))
+                    throw BadCsvLine(file, x.Number, "expected epoch (an integer >= 1), train_loss, test_loss, test_accuracy, lr, epoch_seconds, train_images_per_second");
+                return new EpochRecord(epoch, p[1], p[2], p[3], p[4], p[5], p[6]);
+            }).ToList();
+
+    static BadInputException BadCsvLine(string file, int line, string problem) =>
+        new($"{file}:{line}: not a line this tool writes ({problem}); the run's records are corrupt or were modified");
 
     static string R(double d) => d.ToString("R", CultureInfo.InvariantCulture);
 

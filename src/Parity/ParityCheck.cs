@@ -89,7 +89,7 @@ public static class ParityCheck
         var refTensors = WeightsFile.ReadStateDict(Path.Combine(dumpDir, "parity.pt"));
         try
         {
-            var (refLosses, refLrs) = ReadLosses(Path.Combine(dumpDir, "parity.json"));
+            var (refLosses, refLrs) = ReadReferenceLosses(Path.Combine(dumpDir, "parity.json"));
             log?.Invoke($"tool: {steps} steps");
             var tool = RunTool(session, steps);
             try { return Compare(cfg, bounds, threads, reference.TorchVersion, tool, refTensors, refLosses, refLrs); }
@@ -117,11 +117,22 @@ public static class ParityCheck
         return pth;
     }
 
-    static (List<double> Losses, List<double> Lrs) ReadLosses(string file)
+    /// <summary>
+    /// The losses and learning rates the reference wrote in its <c>parity.json</c>; a file that is missing, truncated or
+    /// not of that shape is a <see cref="ReferenceFailedException"/> naming it.
+    /// </summary>
+    public static (List<double> Losses, List<double> Lrs) ReadReferenceLosses(string file)
     {
-        using var doc = System.Text.Json.JsonDocument.Parse(File.ReadAllText(file));
-        static List<double> Read(System.Text.Json.JsonElement e) => e.EnumerateArray().Select(x => x.GetDouble()).ToList();
-        return (Read(doc.RootElement.GetProperty("losses")), Read(doc.RootElement.GetProperty("lrs")));
+        try
+        {
+            using var doc = System.Text.Json.JsonDocument.Parse(File.ReadAllText(file));
+            static List<double> Read(System.Text.Json.JsonElement e) => e.EnumerateArray().Select(x => x.GetDouble()).ToList();
+            return (Read(doc.RootElement.GetProperty("losses")), Read(doc.RootElement.GetProperty("lrs")));
+        }
+        catch (Exception e) when (e is System.Text.Json.JsonException or InvalidOperationException or KeyNotFoundException or FormatException or IOException)
+        {
+            throw new ReferenceFailedException($"{file}: the reference's output is truncated or corrupt ({TorchArchive.FirstLine(e.Message)}); allowed: a JSON object with lists of numbers losses and lrs");
+        }
     }
 
     /// <summary>What the tool computed; every tensor is a CPU copy owned by this object.</summary>
