@@ -25,7 +25,8 @@ public sealed class FileTextAndFailureTests
     /// <summary>Nothing from a hostile file reached the terminal raw: no ESC, no BEL, no injected line.</summary>
     static void NothingRaw(ToolResult r)
     {
-        Assert.That(r.Stdout + r.Stderr, Does.Not.Contain("\u001b").And.Not.Contain("\u0007"), r.ToString());
+        // Ordinal, character by character: a culture-aware "contains" ignores control characters and finds them anywhere.
+        Assert.That((r.Stdout + r.Stderr).Any(c => c is '\u001b' or '\u0007'), Is.False, r.ToString());
         Assert.That((r.Stdout + r.Stderr).Split('\n'), Has.None.StartWith("error: injected"), r.ToString());
     }
 
@@ -84,7 +85,7 @@ public sealed class FileTextAndFailureTests
         var r = Tool.Run(dir, ["config", "show", cfg, "--set", "data.root=x\u001b]0;t\u0007\u202ey"]);
         Assert.That(r.ExitCode, Is.EqualTo(0), r.ToString());
         Assert.That(r.Stdout, Does.Contain("x\\x1b]0;t\\x07\\u202ey"), r.ToString());
-        Assert.That(r.Stdout, Does.Not.Contain("\u001b").And.Not.Contain("\u202e"), r.ToString());
+        Assert.That(r.Stdout.Any(c => c is '\u001b' or '\u0007' or '\u202e'), Is.False, r.ToString());
     }
 
     [Test]
