@@ -266,6 +266,7 @@ public sealed class CheckpointStore(string folder, CheckpointModel? model = null
         foreach (var (key, t) in own)
             if (loaded.TryGetValue(key, out var src) && !src.shape.SequenceEqual(t.shape))
                 problems.Add($"{key}: expected [{string.Join(", ", t.shape)}], found [{string.Join(", ", src.shape)}]");
+            else if (src is not null && StateDictChecks.KindProblem(key, src, t) is string kind) problems.Add(kind);
         if (problems.Count > 0)
             throw new CheckpointException($"{name}: does not fit this model ({problems.Count} differences: {string.Join("; ", problems.Take(8))}{(problems.Count > 8 ? "; ..." : "")})");
         using (no_grad())

@@ -35,14 +35,16 @@ public static class StateDictChecks
     /// float32, float64: the caller notes the conversion) and integer to integer, while an integer or bool tensor for a
     /// floating-point weight (or the reverse), and NaN or infinite values, are refused.
     /// </summary>
-    public static string? CopyProblem(string key, Tensor source, Tensor target)
+    public static string? CopyProblem(string key, Tensor source, Tensor target) =>
+        KindProblem(key, source, target) ?? (IsFinite(source) ? null : $"{key}: holds NaN or infinite values; allowed: finite values");
+
+    /// <summary>The dtype half of <see cref="CopyProblem"/>: floating point for floating point, integer for integer.</summary>
+    public static string? KindProblem(string key, Tensor source, Tensor target)
     {
         bool sourceFloat = source.is_floating_point(), targetFloat = target.is_floating_point();
-        if (sourceFloat != targetFloat)
-            return $"{key}: is {DTypeName(source)} but the model's {key} is {DTypeName(target)}; allowed: " +
-                   (targetFloat ? "a floating-point tensor (float16, bfloat16, float32, float64)" : "an integer tensor");
-        if (!IsFinite(source)) return $"{key}: holds NaN or infinite values; allowed: finite values";
-        return null;
+        if (sourceFloat == targetFloat && !source.is_complex()) return null;
+        return $"{key}: is {DTypeName(source)} but the model's {key} is {DTypeName(target)}; allowed: " +
+               (targetFloat ? "a floating-point tensor (float16, bfloat16, float32, float64)" : "an integer tensor");
     }
 
     /// <summary>The dtype as PyTorch prints it without <c>torch.</c>: <c>float32</c>, <c>int64</c>, <c>bool</c>.</summary>
