@@ -272,6 +272,21 @@ public sealed class FileTextAndFailureTests
     }
 
     [Test]
+    public void Resume_names_an_optimizer_state_that_cannot_be_loaded()
+    {
+        var dir = TempDir.New("optimstate");
+        var run = TrainedRun.CopyTo(Path.Combine(dir, "run"));
+        var ck = Path.Combine(run, "checkpoints");
+        // A model state_dict in the optimizer's place, with last.json naming it, so that only its contents are wrong.
+        File.Copy(Path.Combine(ck, "last.pt"), Path.Combine(ck, "last.optim.pt"), overwrite: true);
+        var state = JsonNode.Parse(File.ReadAllText(Path.Combine(ck, "last.json")))!;
+        state["optimizer_sha256"] = Tool.Sha(Path.Combine(ck, "last.optim.pt"));
+        File.WriteAllText(Path.Combine(ck, "last.json"), state.ToJsonString());
+        Tool.AssertOneErrorLine(Tool.Run(dir, ["train", "--resume", run, "--force", "--set", "train.epochs=2"]), 2,
+            $"{Path.Combine(ck, "last.optim.pt")}: cannot load the checkpoint (");
+    }
+
+    [Test]
     public void Offline_torchvision_advice_names_only_sources_that_work_for_the_architecture()
     {
         var dir = TempDir.New("offline50");

@@ -221,15 +221,18 @@ public sealed class CheckpointStore(string folder, CheckpointModel? model = null
     /// <summary>Loads the last checkpoint into <paramref name="model"/> and <paramref name="optimizer"/>, both read through <see cref="TorchArchive"/>.</summary>
     public void Load(nn.Module model, OptimizerHelper optimizer)
     {
+        string file = LastWeights;
         try
         {
             LoadWeights(model, LastWeights);
+            file = LastOptimizer;
             using var optim = ReadArchive(LastOptimizer).SanitizedZip();
             optimizer.load_py(optim);
         }
         catch (Exception e) when (e is not CheckpointException and not IOException)
         {
-            throw new CheckpointException($"{Folder}: cannot load the checkpoint ({TorchArchiveFirstLine(e.Message)})");
+            // libtorch and PyBridge errors on the file's contents (a state of another shape, a missing entry): named by file.
+            throw new CheckpointException($"{file}: cannot load the checkpoint ({TorchArchiveFirstLine(e.Message)})");
         }
     }
 
