@@ -23,7 +23,8 @@ static class ErrorHandling
         {
             var (code, message) = Classify(e);
             Console.Error.WriteLine($"error: {Printable.Escape(OneLine(message), 2048)}");
-            if (verbose) Console.Error.WriteLine(e);
+            // The stack trace carries the message too (text from a file, perhaps): each of its lines escaped.
+            if (verbose) foreach (var line in e.ToString().Split('\n')) Terminal.Err(line.TrimEnd('\r'));
             return code;
         }
     }
@@ -91,6 +92,9 @@ static class ErrorHandling
     /// <summary>
     /// Bad input carries its own exit code (<see cref="BadInputException"/>: config, data, weights, checkpoints);
     /// anything else is a runtime failure (1), reported by its message's first line only, never by a .NET type name.
+    /// Parse errors of files (JsonException, FormatException, InvalidDataException, libtorch errors on a file's tensors)
+    /// are turned into <see cref="BadInputException"/>s where the file is read, naming it; "unexpected failure" is
+    /// left for what no reader foresaw.
     /// </summary>
     static (int, string) Classify(Exception e) => e switch
     {

@@ -29,14 +29,17 @@ abstract class Progress : ITrainingObserver
     /// </summary>
     public virtual void Interrupting(string message)
     {
-        try { Console.Error.WriteLine(message); }
+        try { Terminal.Err(message); }
         catch (IOException) { } // a hung-up terminal: the checkpoint matters, the message does not
     }
 
-    /// <summary>A progress line. Progress is best effort: output that cannot be written (a terminal hung up) never stops training.</summary>
+    /// <summary>
+    /// A progress line, escaped (<see cref="Terminal"/>: notes carry paths, config values and tensor names). Progress is
+    /// best effort: output that cannot be written (a terminal hung up) never stops training.
+    /// </summary>
     protected static void Say(string line)
     {
-        try { Console.WriteLine(line); }
+        try { Terminal.Out(line); }
         catch (IOException) { }
     }
 
@@ -104,7 +107,7 @@ abstract class Progress : ITrainingObserver
             else base.Interrupting(message);
         }
 
-        static string Highlight(string message) => $"[yellow]{Markup.Escape(message)}[/]";
+        static string Highlight(string message) => $"[yellow]{Markup.Escape(Terminal.Safe(message))}[/]";
 
         public override void EpochFinished(EpochRecord e, bool best)
         {
@@ -113,6 +116,7 @@ abstract class Progress : ITrainingObserver
                 $"Epoch {e.Epoch}, loss: {e.TrainLoss:F4}, test loss: {e.TestLoss:F4}, test accuracy: [bold]{e.TestAccuracy:F2}%[/]{(best ? " (best)" : "")}, {e.EpochSeconds:F1} s, {e.TrainImagesPerSecond:F0} img/s");
         }
 
-        public override void Info(string message) => AnsiConsole.MarkupLineInterpolated($"[grey]{message}[/]");
+        // Interpolated markup escapes its holes for Spectre (Markup.Escape), after Printable.Escape for the terminal.
+        public override void Info(string message) => AnsiConsole.MarkupLineInterpolated($"[grey]{Terminal.Safe(message)}[/]");
     }
 }

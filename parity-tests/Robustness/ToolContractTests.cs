@@ -120,7 +120,7 @@ public sealed class ToolContractTests
         Tool.AssertOneErrorLine(r, 2, "t10k-images-idx3-ubyte.gz: header says 16 images of 28×28 (12560 bytes) but the decompressed file is longer");
     }
 
-    static void WritePng(string path, int w, int h)
+    internal static void WritePng(string path, int w, int h)
     {
         using var bmp = new SKBitmap(w, h);
         bmp.Erase(SKColors.Black);

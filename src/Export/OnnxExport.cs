@@ -18,8 +18,11 @@ public static class OnnxExport
     const float BnEpsilon = 1e-5f;
 
     /// <param name="height">Input height (the dataset's image size), recorded in the input's shape.</param>
+    /// <exception cref="ArgumentException">A weight or buffer holds NaN or an infinity: such a model is never written.</exception>
     public static void Write(ResNet model, string path, int height, int width, string producerVersion = "")
     {
+        if (ResnetMnist.Weights.StateDictChecks.FirstNonFinite(model.state_dict()) is string bad)
+            throw new ArgumentException($"{bad} holds NaN or infinite values; an exported model must have finite weights", nameof(model));
         var graph = new GraphProto { Name = model.Spec.Name };
         var weights = new Dictionary<string, Tensor>();
         foreach (var (name, t) in model.state_dict()) weights[name] = t;

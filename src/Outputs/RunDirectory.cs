@@ -293,31 +293,34 @@ public sealed class RunDirectory : IDisposable
 
     /// <summary>Reads <c>steps.csv</c> back (for resume and tests).</summary>
     /// <remarks>A line cut short by a crash (the file is appended step by step) is skipped.</remarks>
+    /// <remarks>
+    /// A line cut short by a crash (the file is appended step by step) is skipped; a whole line that is not
+    /// <c>step,epoch,loss,lr</c> with an integer step and epoch is a <see cref="BadInputException"/> naming the file and line.
+    /// </remarks>
     public static List<StepRecord> ReadSteps(string file) =>
-        Lines(file, "a steps.csv of this tool").Where(l => l.Length > 0).Select(l => l.Split(','))
-            .Where(p => p.Length == 4 && p.All(x => double.TryParse(x, NumberStyles.Float, CultureInfo.InvariantCulture, out _)))
-            .Select(p => new StepRecord(long.Parse(p[0], CultureInfo.InvariantCulture), int.Parse(p[1], CultureInfo.InvariantCulture),
-                double.Parse(p[2], CultureInfo.InvariantCulture), double.Parse(p[3], CultureInfo.InvariantCulture))).ToList();
+        Lines(file, "a steps.csv of this tool").Select((l, i) => (Line: l, Number: i + 2)).Where(x => x.Line.Length > 0)
+            .Select(x => (x.Number, Fields: x.Line.Split(',')))
+            .Where(x => x.Fields.Length == 4 && x.Fields.All(f => double.TryParse(f, NumberStyles.Float, CultureInfo.InvariantCulture, out _)))
+            .Select(x => long.TryParse(x.Fields[0], NumberStyles.Integer, CultureInfo.InvariantCulture, out var step)
+                         && int.TryParse(x.Fields[1], NumberStyles.Integer, CultureInfo.InvariantCulture, out var epoch)
+                ? new StepRecord(step, epoch, double.Parse(x.Fields[2], CultureInfo.InvariantCulture), double.Parse(x.Fields[3], CultureInfo.InvariantCulture))
+                : throw BadCsvLine(file, x.Number, "step and epoch must be integers")).ToList();
 
-    /// <summary>Reads <c>metrics.csv</c> back; a line that is not seven numbers is refused, naming the file and line.</summary>
-    public static List<EpochRecord> ReadMetrics(string file)
-    {
-        var records = new List<EpochRecord>();
-        int number = 1;
-        foreach (var line in Lines(file, "a metrics.csv of this tool"))
-        {
-            number++;
-            if (line.Length == 0) continue;
-            var p = line.Split(',');
-            var values = new double[p.Length];
-            if (p.Length != 7 || !p.Select((x, i) => double.TryParse(x, NumberStyles.Float, CultureInfo.InvariantCulture, out values[i])).All(ok => ok)
-                || values[0] != Math.Floor(values[0]) || values[0] < 0 || values[0] > int.MaxValue)
-                throw new RunDirectoryException($"{file}: line {number}: '{Core.Printable.Escape(line, 80)}' is not a metrics row; " +
-                                                "allowed: epoch,train_loss,test_loss,test_accuracy,lr,epoch_seconds,train_images_per_second (numbers, as the tool writes them)");
-            records.Add(new EpochRecord((int)values[0], values[1], values[2], values[3], values[4], values[5], values[6]));
-        }
-        return records;
-    }
+    /// <summary>Reads <c>metrics.csv</c> back; a line that is not an epoch number and six numbers is a <see cref="BadInputException"/> naming the file and line.</summary>
+    public static List<EpochRecord> ReadMetrics(string file) =>
+        Lines(file, "a metrics.csv of this tool").Select((l, i) => (Line: l, Number: i + 2)).Where(x => x.Line.Length > 0)
+            .Select(x =>
+            {
+                var f = x.Line.Split(',');
+                var p = new double[f.Length];
+                if (f.Length != 7 || !int.TryParse(f[0], NumberStyles.Integer, CultureInfo.InvariantCulture, out var epoch) || epoch < 1
+                    || Enumerable.Range(1, 6).Any(i => !double.TryParse(f[i], NumberStyles.Float, CultureInfo.InvariantCulture, out p[i])))
+                    throw BadCsvLine(file, x.Number, "expected epoch (an integer >= 1), train_loss, test_loss, test_accuracy, lr, epoch_seconds, train_images_per_second");
+                return new EpochRecord(epoch, p[1], p[2], p[3], p[4], p[5], p[6]);
+            }).ToList();
+
+    static BadInputException BadCsvLine(string file, int line, string problem) =>
+        new($"{file}:{line}: not a line this tool writes ({problem}); the run's records are corrupt or were modified");
 
     /// <summary>The lines after the header of a record file (read whole, with the checks of <see cref="ReadRecord"/>).</summary>
     static IEnumerable<string> Lines(string file, string what) =>

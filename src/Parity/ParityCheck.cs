@@ -109,7 +109,7 @@ public static class ParityCheck
         var refTensors = WeightsFile.ReadStateDict(Path.Combine(dumpDir, "parity.pt"));
         try
         {
-            var (refLosses, refLrs) = ReadLosses(Path.Combine(dumpDir, "parity.json"));
+            var (refLosses, refLrs) = ReadReferenceLosses(Path.Combine(dumpDir, "parity.json"));
             log?.Invoke($"tool: {steps} steps");
             var tool = RunTool(session, steps);
             try { return Compare(cfg, bounds, threads, reference.TorchVersion, tool, refTensors, refLosses, refLrs); }
@@ -136,7 +136,11 @@ public static class ParityCheck
         return pth;
     }
 
-    static (List<double> Losses, List<double> Lrs) ReadLosses(string file)
+    /// <summary>
+    /// The losses and learning rates the reference wrote in its <c>parity.json</c>; a file that is missing, truncated or
+    /// not of that shape is a <see cref="ReferenceFailedException"/> naming it.
+    /// </summary>
+    public static (List<double> Losses, List<double> Lrs) ReadReferenceLosses(string file)
     {
         try
         {
@@ -144,9 +148,9 @@ public static class ParityCheck
             static List<double> Read(System.Text.Json.JsonElement e) => e.EnumerateArray().Select(x => x.GetDouble()).ToList();
             return (Read(doc.RootElement.GetProperty("losses")), Read(doc.RootElement.GetProperty("lrs")));
         }
-        catch (Exception e) when (e is System.Text.Json.JsonException or InvalidOperationException or KeyNotFoundException or FormatException)
+        catch (Exception e) when (e is System.Text.Json.JsonException or InvalidOperationException or KeyNotFoundException or FormatException or IOException or ResnetMnist.Outputs.RunDirectoryException)
         {
-            throw new ReferenceFailedException($"{file}: the reference program wrote no valid losses ({Core.Printable.Escape(e.Message, 200)})");
+            throw new ReferenceFailedException($"{file}: the reference's output is truncated or corrupt ({TorchArchive.FirstLine(e.Message)}); allowed: a JSON object with lists of numbers losses and lrs");
         }
     }
 

@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using ResnetMnist.Data;
 using ResnetMnist.Outputs;
 
 namespace ResnetMnist.Parity;
@@ -63,7 +64,23 @@ public static class ParityFiles
         WritePlot(r, Path.Combine(dir, "parity.png"), title);
     }
 
-    public static ParityReport Read(string file) => JsonSerializer.Deserialize<ParityReport>(RunDirectory.ReadRecord(file, "a parity.json of this tool"), Json)!;
+    /// <summary>Largest <c>parity.json</c> read back (a report is a few KB).</summary>
+    public const long MaxReportBytes = 16L << 20;
+
+    /// <summary>Reads a <c>parity.json</c> back; a truncated or foreign file is a <see cref="BadInputException"/> naming it.</summary>
+    public static ParityReport Read(string file)
+    {
+        var bytes = InputFiles.ReadAllBytes(file, "a parity report (parity.json)", MaxReportBytes, m => new BadInputException($"{file}: {m}"));
+        try
+        {
+            return JsonSerializer.Deserialize<ParityReport>(bytes, Json)
+                ?? throw new BadInputException($"{file}: holds null; allowed: a parity report (a JSON object)");
+        }
+        catch (JsonException e)
+        {
+            throw new BadInputException($"{file}: truncated or corrupt parity report ({ResnetMnist.Weights.TorchArchive.FirstLine(e.Message)}); allowed: the parity.json that `parity` writes");
+        }
+    }
 
     static string F(double v) => ParityCheck.Fmt(v);
 

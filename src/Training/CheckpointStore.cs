@@ -221,15 +221,18 @@ public sealed class CheckpointStore(string folder, CheckpointModel? model = null
     /// <summary>Loads the last checkpoint into <paramref name="model"/> and <paramref name="optimizer"/>, both read through <see cref="TorchArchive"/>.</summary>
     public void Load(nn.Module model, OptimizerHelper optimizer)
     {
+        string file = LastWeights;
         try
         {
             LoadWeights(model, LastWeights);
+            file = LastOptimizer;
             using var optim = ReadArchive(LastOptimizer).SanitizedZip();
             optimizer.load_py(optim);
         }
         catch (Exception e) when (e is not CheckpointException and not IOException)
         {
-            throw new CheckpointException($"{Folder}: cannot load the checkpoint ({TorchArchiveFirstLine(e.Message)})");
+            // libtorch and PyBridge errors on the file's contents (a state of another shape, a missing entry): named by file.
+            throw new CheckpointException($"{file}: cannot load the checkpoint ({TorchArchiveFirstLine(e.Message)})");
         }
     }
 
@@ -256,22 +259,23 @@ public sealed class CheckpointStore(string folder, CheckpointModel? model = null
 
     static void LoadWeights(nn.Module model, TorchArchive archive, string name)
     {
-        Hashtable loaded;
-        try { loaded = archive.Unpickle(); }
+        Dictionary<string, Tensor> loaded;
+        try { loaded = WeightsFile.StateDict(archive); }
         catch (WeightsFileException e) { throw new CheckpointException(e.Message); }
         var own = model.state_dict();
         var problems = new List<string>();
         foreach (var key in own.Keys.Where(k => !loaded.ContainsKey(k))) problems.Add($"missing {key}");
-        foreach (var key in loaded.Keys.Cast<string>().Where(k => !own.ContainsKey(k))) problems.Add($"unexpected {key}");
+        foreach (var key in loaded.Keys.Where(k => !own.ContainsKey(k))) problems.Add($"unexpected {key}");
         foreach (var (key, t) in own)
-            if (loaded[key] is Tensor src && !src.shape.SequenceEqual(t.shape))
+            if (loaded.TryGetValue(key, out var src) && !src.shape.SequenceEqual(t.shape))
                 problems.Add($"{key}: expected [{string.Join(", ", t.shape)}], found [{string.Join(", ", src.shape)}]");
+            else if (src is not null && StateDictChecks.KindProblem(key, src, t) is string kind) problems.Add(kind);
         if (problems.Count > 0)
             throw new CheckpointException($"{name}: does not fit this model ({problems.Count} differences: {string.Join("; ", problems.Take(8))}{(problems.Count > 8 ? "; ..." : "")})");
         using (no_grad())
             foreach (var (key, t) in own)
             {
-                using var src = (Tensor)loaded[key]!;
+                using var src = loaded[key];
                 t.copy_(src);
             }
     }

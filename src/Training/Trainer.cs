@@ -187,17 +187,7 @@ public sealed class Trainer(Session session, RunDirectory run, ITrainingObserver
     public static int BatchesPerEpoch(int images, int batchSize) => (int)(((long)images + batchSize - 1) / batchSize);
 
     /// <summary>The first weight or buffer of <paramref name="model"/> that holds a NaN or an infinity; null when all are finite.</summary>
-    public static string? NonFinite(nn.Module model)
-    {
-        using var _ = no_grad();
-        foreach (var (name, t) in model.state_dict())
-        {
-            if (!t.is_floating_point()) continue;
-            using var finite = t.isfinite().all();
-            if (!finite.item<bool>()) return name;
-        }
-        return null;
-    }
+    public static string? NonFinite(nn.Module model) => ResnetMnist.Weights.StateDictChecks.FirstNonFinite(model.state_dict());
 
     /// <summary>Ends a diverged run: steps.csv so far is written, checkpoints stay as they were.</summary>
     TrainResult Diverge(CheckpointStore store, RunDirectory.StepsLog log, List<StepRecord> steps, List<EpochRecord> epochs, double best, string what, double seconds)

@@ -54,15 +54,36 @@ public sealed record CheckpointModel(string Arch, int InChannels, int NumClasses
         return null;
     }
 
-    /// <summary>Checks every field; returns the problem (<c>field: value; allowed: ...</c>) or null.</summary>
+    /// <summary>Longest <c>tool_version</c> accepted.</summary>
+    public const int MaxToolVersionChars = 64;
+
+    /// <summary>
+    /// Checks every field against what a config allows (the bounds of <c>model.in_channels</c> and
+    /// <c>model.num_classes</c>, the architectures and datasets there are, the dataset's channels) and
+    /// <c>tool_version</c> against what a version looks like; returns the problem (<c>field: value; allowed: ...</c>)
+    /// or null. A record is read from a file, so a forged one is refused here rather than shown or configured.
+    /// </summary>
     public string? Problem()
     {
         if (Arch is null || !ArchSpecs.Names.Contains(Arch)) return $"arch: '{Clip(Arch)}'; allowed: {string.Join(", ", ArchSpecs.Names)}";
-        if (InChannels is < 1 or > ConfigLoader.MaxInChannels) return $"in_channels: {InChannels}; allowed: 1 to {ConfigLoader.MaxInChannels}";
-        if (NumClasses is < 1 or > ConfigLoader.MaxClasses) return $"num_classes: {NumClasses}; allowed: 1 to {ConfigLoader.MaxClasses}";
+        if (OutOfBounds("model.in_channels", InChannels) is string inBounds) return $"in_channels: {InChannels}; allowed: {inBounds}";
+        if (OutOfBounds("model.num_classes", NumClasses) is string classBounds) return $"num_classes: {NumClasses}; allowed: {classBounds}";
         if (Dataset is null || !DatasetSpecs.Names.Contains(Dataset)) return $"dataset: '{Clip(Dataset)}'; allowed: {string.Join(", ", DatasetSpecs.Names)}";
-        if (ToolVersion is { Length: > 64 }) return "tool_version: longer than 64 characters";
+        if (DatasetSpecs.Get(Dataset).Channels is var channels && channels != InChannels)
+            return $"in_channels: {InChannels}, but dataset {Dataset} has {channels}-channel images; allowed: {channels}";
+        if (ToolVersion is { Length: > MaxToolVersionChars })
+            return $"tool_version: longer than {MaxToolVersionChars} characters; allowed: a version such as {CurrentVersion}";
+        if (ToolVersion is { } v && !v.All(c => char.IsAsciiLetterOrDigit(c) || c is '.' or '-' or '+' or '_'))
+            return $"tool_version: '{Clip(v)}' holds characters a version does not; allowed: letters, digits, '.', '-', '+', '_' (such as {CurrentVersion})";
         return null;
+    }
+
+    /// <summary>"2 to 1000" when <paramref name="value"/> is outside the config key's bounds; null inside them.</summary>
+    static string? OutOfBounds(string key, int value)
+    {
+        var attr = ConfigSchema.Get(key).Attr;
+        return value < attr.Min || value > attr.Max
+            ? string.Create(CultureInfo.InvariantCulture, $"{attr.Min} to {attr.Max} (as {key})") : null;
     }
 
     static string Clip(string? s) => s is null ? "" : s.Length > 40 ? s[..40] + "..." : s;

@@ -70,11 +70,22 @@ public static class PretrainedWeights
     {
         null or "" or "none" => null,
         "torchvision" => EnsureTorchvisionFile(TorchHubCheckpointDir(), arch.DefaultWeights, progress),
-        "mlnet" when arch != ArchSpecs.Resnet18 => throw new ConfigException(
-            $"model.pretrained: mlnet holds ImageNet resnet18 weights; model.arch is {arch.Name}: use torchvision or a weights file for it"),
+        "mlnet" when arch != MlnetArch => throw new ConfigException(
+            $"model.pretrained: mlnet holds ImageNet {MlnetArch.Name} weights; model.arch is {arch.Name}: use torchvision or a weights file for it"),
         "mlnet" => MlnetImporter.EnsureConverted(),
         _ => source,
     };
+
+    /// <summary>The one architecture <c>mlnet</c> holds weights for (ML.NET's ImageNet ResNet-18).</summary>
+    public static ArchSpec MlnetArch => ArchSpecs.Resnet18;
+
+    /// <summary>
+    /// What to do without network for <paramref name="weights"/>: <c>mlnet</c> only where it holds that architecture's
+    /// weights, otherwise a weights file or no pretrained weights.
+    /// </summary>
+    static string OfflineAdvice(WeightsSpec weights) =>
+        MlnetArch.Weights.Contains(weights) ? "or use `pretrained: mlnet`, which works offline"
+        : $"or set model.pretrained to the path of a {weights.FileName} copied from elsewhere, or to none";
 
     /// <summary>
     /// Returns <c>dir/</c><paramref name="weights"/>' file name (<c>resnet18-f37072fd.pth</c>), downloading it first if
@@ -100,7 +111,7 @@ public static class PretrainedWeights
         {
             throw new WeightsFileException(target,
                 $"not cached and the download from {url} failed ({e.Message}). Offline, copy {weights.FileName} into {dir} " +
-                "(or set TORCH_HOME), or use `pretrained: mlnet`, which works offline", e);
+                $"(or set TORCH_HOME), {OfflineAdvice(weights)}", e);
         }
     }
 
@@ -125,6 +136,13 @@ public static class PretrainedWeights
         if (problems.Count > 0)
             throw new WeightsFileException(file, $"does not fit {model.Spec.Name}" +
                 $"(in_channels={model.InChannels}, num_classes={model.NumClasses}):\n  " + string.Join("\n  ", problems));
+
+        // Every tensor that will be used is a finite tensor of a kind the model takes, checked before anything is copied.
+        foreach (var (key, target) in targets)
+            if (stateDict.TryGetValue(key, out var given) && !(key == "conv1.weight" && replaceConv1 && !needConv1)
+                && !(replaceFc && key.StartsWith("fc.", StringComparison.Ordinal))
+                && StateDictChecks.CopyProblem(key, given, target) is string problem)
+                throw new WeightsFileException(file, problem);
 
         var loaded = new List<string>();
         var fresh = new List<string>();

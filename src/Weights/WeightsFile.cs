@@ -86,13 +86,7 @@ public static class WeightsFile
 
     static Dictionary<string, Tensor> ReadTorchZip(string path)
     {
-        var table = TorchArchive.Read(path).Unpickle();
-        var unordered = new Dictionary<string, Tensor>();
-        foreach (System.Collections.DictionaryEntry kv in table)
-        {
-            if (kv.Key is string k && kv.Value is Tensor t) unordered[k] = t;
-            else throw new WeightsFileException(path, $"entry '{kv.Key}' is not a tensor: not a state_dict");
-        }
+        var unordered = StateDict(TorchArchive.Read(path));
         // The unpickler's table has no order: give the keys of the architecture they fit best in torchvision's order,
         // then any others sorted.
         var result = new Dictionary<string, Tensor>();
@@ -102,6 +96,22 @@ public static class WeightsFile
         foreach (var key in unordered.Keys.Order(StringComparer.Ordinal)) result[key] = unordered[key];
         if (result.Count == 0) throw new WeightsFileException(path, "holds no tensors");
         return result;
+    }
+
+    /// <summary>
+    /// The state_dict a checked archive holds (<see cref="TorchArchive.Unpickle"/>): every entry a name mapped to a
+    /// tensor, else a <see cref="WeightsFileException"/> naming the key (<see cref="StateDictChecks.Tensors"/>). Keys in no
+    /// particular order.
+    /// </summary>
+    public static Dictionary<string, Tensor> StateDict(TorchArchive archive)
+    {
+        var table = archive.Unpickle();
+        try { return StateDictChecks.Tensors(table, archive.Path); }
+        catch
+        {
+            foreach (System.Collections.DictionaryEntry kv in table) (kv.Value as Tensor)?.Dispose();
+            throw;
+        }
     }
 
     internal sealed record SafetensorsEntry(string Key, string DType, long[] Shape, long Begin, long End);

@@ -1,3 +1,4 @@
+using ResnetMnist.Core;
 using ResnetMnist.Model;
 using System.Text;
 
@@ -29,21 +30,27 @@ public sealed record WeightsReport(string Path, WeightsFormat Format, IReadOnlyL
     /// <summary>True when <see cref="PretrainedWeights"/> would load it into Arch(InChannels, NumClasses) with conv1_init sum-rgb/mean-rgb.</summary>
     public bool Fits => Problems.Count == 0;
 
+    /// <summary>
+    /// The report as lines; every value read from the file (path, keys, dtypes, recorded model) is escaped
+    /// (<see cref="Printable.Escape"/>), so that a key holding a newline or an escape sequence stays inside its line.
+    /// </summary>
     public override string ToString()
     {
+        static string E(string? s) => Printable.Escape(s);
         var sb = new StringBuilder();
-        sb.AppendLine($"{Path}");
+        sb.AppendLine(E(Path));
         sb.AppendLine($"  format: {Format}, {Tensors.Count} tensors, {ParameterCount:N0} parameters");
-        int w = Tensors.Count == 0 ? 0 : Tensors.Max(t => t.Key.Length);
-        foreach (var t in Tensors)
-            sb.AppendLine($"  {t.Key.PadRight(w)}  {ArchSpec.Shape(t.Shape),-20} {t.DType}");
-        if (Recorded is not null) sb.AppendLine($"  recorded model ({RecordedIn}): {Recorded.Describe()}");
+        var keys = Tensors.Select(t => E(t.Key)).ToList();
+        int w = keys.Count == 0 ? 0 : keys.Max(k => k.Length);
+        for (int i = 0; i < Tensors.Count; i++)
+            sb.AppendLine($"  {keys[i].PadRight(w)}  {ArchSpec.Shape(Tensors[i].Shape),-20} {E(Tensors[i].DType)}");
+        if (Recorded is not null) sb.AppendLine($"  recorded model ({E(RecordedIn)}): {E(Recorded.Describe())}");
         var how = Inferred ? " as a checkpoint (model inferred from the file's shapes)"
             : Recorded is not null && Recorded.Arch == Arch && Recorded.InChannels == InChannels && Recorded.NumClasses == NumClasses && Notes.Count == 0
                 ? " as a checkpoint (the recorded model)" : "";
         sb.AppendLine($"  fits {Arch}(in_channels={InChannels}, num_classes={NumClasses}){how}: {(Fits ? "yes" : "no")}");
-        foreach (var n in Notes) sb.AppendLine($"    note: {n}");
-        foreach (var p in Problems) sb.AppendLine($"    {p}");
+        foreach (var n in Notes) sb.AppendLine($"    note: {E(n)}");
+        foreach (var p in Problems) sb.AppendLine($"    {E(p)}");
         return sb.ToString().TrimEnd();
     }
 }

@@ -14,7 +14,8 @@ sealed class ConfigShowCommand : Command<ConfigShowCommand.Settings>
 
     public override int Execute(CommandContext context, Settings s, CancellationToken cancellation)
     {
-        Console.Write(ConfigSchema.ToYaml(ConfigLoader.Load(s.Config, s.Set)));
+        // Values come from the file and --set: each line escaped (Terminal), so that a path cannot carry escape sequences.
+        Terminal.OutLines(ConfigSchema.ToYaml(ConfigLoader.Load(s.Config, s.Set)));
         return 0;
     }
 }

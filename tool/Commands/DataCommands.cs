@@ -23,7 +23,7 @@ sealed class DataFetchCommand : Command<DataSettings>
         var progress = new Progress<(string File, long Done, long? Total)>(p =>
         {
             var line = p.Total is long t ? $"{p.File}: {p.Done * 100 / Math.Max(1, t)}%" : $"{p.File}: {p.Done / 1024} KiB";
-            if (line != last && !Console.IsErrorRedirected) { Console.Error.Write("\r" + line + "   "); last = line; }
+            if (line != last && !Console.IsErrorRedirected) { Console.Error.Write("\r" + Terminal.Safe(line) + "   "); last = line; }
         });
         files.Fetch(cfg.Data.Root, progress, cancel: cancellation);
         if (!Console.IsErrorRedirected) Console.Error.WriteLine();
@@ -35,12 +35,12 @@ sealed class DataFetchCommand : Command<DataSettings>
         int bad = 0, total = 0;
         foreach (var (file, ok, detail) in files.Verify(root))
         {
-            Console.WriteLine($"{(ok ? "ok " : "BAD")} {file}: {detail}");
+            Terminal.Out($"{(ok ? "ok " : "BAD")} {file}: {detail}");
             total++;
             if (!ok) bad++;
         }
         if (bad == 0) return ErrorHandling.Ok;
-        Console.Error.WriteLine($"error: {files.Folder(root)}: {bad} of {total} {files.Title} files are missing or unreadable (see the BAD lines); " +
+        Terminal.Err($"error: {files.Folder(root)}: {bad} of {total} {files.Title} files are missing or unreadable (see the BAD lines); " +
                                 "run `dotnet resnet-mnist data fetch`, or point data.root at a folder holding them");
         return ErrorHandling.Usage;
     }

@@ -17,7 +17,7 @@ sealed class EvaluateCommand : Command<EvaluateCommand.Settings>
     public override int Execute(CommandContext context, Settings s, CancellationToken cancellation)
     {
         var (cfg, weights) = s.Resolve();
-        using var session = Session.Create(cfg, Splits.Test, checkpoint: weights);
+        using var session = CheckpointSettings.OpenSession(cfg, weights, Splits.Test);
         var e = Evaluator.Run(session.Model, session.Test, cfg.Train.EvalBatchSize, cfg.Model.NumClasses);
         int classes = cfg.Model.NumClasses;
         var doc = new
@@ -32,18 +32,27 @@ sealed class EvaluateCommand : Command<EvaluateCommand.Settings>
             Confusion = Enumerable.Range(0, classes).Select(i => Enumerable.Range(0, classes).Select(j => e.Confusion[i, j]).ToArray()).ToArray(),
         };
         var json = RunDirectory.SummaryJson(doc);
-        // evaluate RUN keeps the result beside the run's other files.
+        if (s.Json) Console.WriteLine(json); // JSON-encoded: System.Text.Json escapes control characters
+        else Print(weights, e, classes);
+        // evaluate RUN keeps the result beside the run's other files; a folder that cannot be written (read-only) does
+        // not cost the results printed above: a warning says that eval.json was not written.
         if (Directory.Exists(s.Checkpoint) && File.Exists(Path.Combine(s.Checkpoint, RunDirectory.MarkerName)))
-            AtomicFile.WriteAllText(Path.Combine(s.Checkpoint, "eval.json"), json + "\n");
-        if (s.Json)
         {
-            Console.WriteLine(json);
-            return 0;
+            var file = Path.Combine(s.Checkpoint, "eval.json");
+            try { AtomicFile.WriteAllText(file, json + "\n"); }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                Terminal.Err($"warning: {ErrorHandling.OneLine(ex.Message)}; the results above were printed but not saved");
+            }
         }
-        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"checkpoint: {weights}"));
-        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"test images: {e.Count}, test loss: {e.Loss:F4}, test accuracy: {e.Accuracy:F2}%"));
+        return 0;
+    }
+
+    static void Print(string weights, Evaluation e, int k)
+    {
+        Terminal.Out($"checkpoint: {weights}");
+        Terminal.Out(string.Create(CultureInfo.InvariantCulture, $"test images: {e.Count}, test loss: {e.Loss:F4}, test accuracy: {e.Accuracy:F2}%"));
         var table = new Table().AddColumn("true \\ predicted");
-        int k = cfg.Model.NumClasses;
         for (int j = 0; j < k; j++) table.AddColumn(j.ToString(CultureInfo.InvariantCulture));
         table.AddColumn("accuracy %");
         var per = e.PerClassAccuracy();
@@ -55,7 +64,6 @@ sealed class EvaluateCommand : Command<EvaluateCommand.Settings>
             table.AddRow(row.ToArray());
         }
         AnsiConsole.Write(table);
-        return 0;
     }
 }
 
@@ -70,6 +78,22 @@ class CheckpointSettings : CommonSettings
 
     [CommandOption("--json"), Description("Print one JSON document on stdout and nothing else.")]
     public bool Json { get; init; }
+
+    /// <summary>
+    /// The model of <paramref name="weights"/> (and the <paramref name="splits"/> it needs): refused, naming the file and
+    /// the first tensor, when the checkpoint holds NaN or infinite weights (a diverged run's), whose predictions,
+    /// accuracy or exported model would be meaningless.
+    /// </summary>
+    public static Session OpenSession(TrainingConfig cfg, string weights, Splits splits)
+    {
+        var session = Session.Create(cfg, splits, checkpoint: weights);
+        if (StateDictChecks.FirstNonFinite(session.Model.state_dict()) is string bad)
+        {
+            session.Dispose();
+            throw new CheckpointException($"{weights}: {bad} holds NaN or infinite values (the weights of a diverged run); allowed: finite weights; use an earlier checkpoint");
+        }
+        return session;
+    }
 
     public (TrainingConfig, string) Resolve()
     {
@@ -111,7 +135,7 @@ class CheckpointSettings : CommonSettings
         var cfg = ConfigLoader.Parse("", null, settings.Concat(Set));
         if (recorded is { } given && given.Model.Contradiction(cfg) is { } d)
             throw new CheckpointException($"{weights}: {d.Key} is {d.Configured} with --set but {d.Recorded} in the checkpoint ({given.Source}); leave it out");
-        Console.Error.WriteLine((recorded is { } rec
+        Terminal.Err((recorded is { } rec
             ? $"{weights}: no config.yaml found; model recorded in {rec.Source}: {rec.Model.Describe()}; {dtype}"
             : $"{weights}: no config.yaml found; model inferred from the file: {m!.Arch.Name}, in_channels {m.InChannels}, num_classes {m.NumClasses}, {dtype}") +
                                 (needsData ? $"; data: {cfg.Data.Dataset} in {cfg.Data.Root}" : ""));

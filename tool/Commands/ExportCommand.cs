@@ -26,7 +26,7 @@ sealed class ExportCommand : Command<ExportCommand.Settings>
         using var session = Session.Create(cfg, Splits.None, checkpoint: weights);
         session.Model.eval();
         OnnxExport.Write(session.Model, s.Out, session.Dataset.Height, session.Dataset.Width, ToolInfo.Version);
-        Console.WriteLine($"{s.Out}: {session.Arch.Name} ({session.Model.InChannels}×{session.Dataset.Height}×{session.Dataset.Width} input, " +
+        Terminal.Out($"{s.Out}: {session.Arch.Name} ({session.Model.InChannels}×{session.Dataset.Height}×{session.Dataset.Width} input, " +
                           $"{session.Model.NumClasses} classes), ONNX opset {OnnxExport.Opset}, float32, dynamic batch axis; " +
                           $"input 'input' ({(cfg.Data.Normalize ? "ToTensor + Normalize" : "ToTensor: bytes / 255")}), output 'logits'");
         return ErrorHandling.Ok;

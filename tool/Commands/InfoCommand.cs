@@ -35,14 +35,14 @@ sealed class InfoCommand : Command<InfoCommand.Settings>
             }));
             return 0;
         }
-        Console.WriteLine($"resnet-mnist {ToolInfo.Version}");
-        Console.WriteLine($"TorchSharp {typeof(TorchSharp.torch).Assembly.GetName().Version}, libtorch {__version__}");
-        Console.WriteLine($"native bridge: {NativeLoader.Mode}");
-        Console.WriteLine($"cpu kernel set: {KernelSet.Current} (ATEN_CPU_CAPABILITY={Environment.GetEnvironmentVariable("ATEN_CPU_CAPABILITY") ?? "unset"})");
-        Console.WriteLine($"threads: {get_num_threads()} (cores: {Environment.ProcessorCount})");
-        Console.WriteLine($"cuda: {(cuda.is_available() ? $"available, {cuda.device_count()} device(s)" : "not available")}");
+        Terminal.Out($"resnet-mnist {ToolInfo.Version}");
+        Terminal.Out($"TorchSharp {typeof(TorchSharp.torch).Assembly.GetName().Version}, libtorch {__version__}");
+        Terminal.Out($"native bridge: {NativeLoader.Mode}");
+        Terminal.Out($"cpu kernel set: {KernelSet.Current} (ATEN_CPU_CAPABILITY={Environment.GetEnvironmentVariable("ATEN_CPU_CAPABILITY") ?? "unset"})");
+        Terminal.Out($"threads: {get_num_threads()} (cores: {Environment.ProcessorCount})");
+        Terminal.Out($"cuda: {(cuda.is_available() ? $"available, {cuda.device_count()} device(s)" : "not available")}");
         using var t = ones(2, 2);
-        Console.WriteLine($"check: ones(2,2).sum() = {t.sum().item<float>()}");
+        Terminal.Out($"check: ones(2,2).sum() = {t.sum().item<float>()}");
         return 0;
     }
 }

@@ -33,7 +33,7 @@ sealed class InitCommand : Command<InitCommand.Settings>
         {
             throw new UsageException($"{file}: already exists; nothing was changed (pick another DIR, or remove the file)");
         }
-        Console.WriteLine($"wrote {file}");
+        Terminal.Out($"wrote {file}");
         return ErrorHandling.Ok;
     }
 }

@@ -51,19 +51,19 @@ sealed class ParityCommand : Command<ParityCommand.Settings>
         ParityReport report;
         try
         {
-            report = ParityCheck.Run(cfg, s.Steps, dtype, reference, Path.Combine(outDir, "reference"), Console.WriteLine);
+            report = ParityCheck.Run(cfg, s.Steps, dtype, reference, Path.Combine(outDir, "reference"), Terminal.Out);
         }
         catch (ReferenceFailedException e) { throw new ToolFailureException(e.Message); }
         ParityFiles.Write(report, outDir, name);
 
         static string F(double v) => v.ToString("0.##E+0", CultureInfo.InvariantCulture);
-        Console.WriteLine($"initial weights: {report.InitTensors - report.InitTensorsDiffering} of {report.InitTensors} tensors identical");
-        Console.WriteLine($"layers (first batch), worst relative: {string.Join(", ", report.Layers.Select(kv => $"{kv.Key} {F(kv.Value.MaxRel)}"))}");
-        Console.WriteLine($"gradients, worst relative: {F(report.GradientsWorstRelativeDifference)} ({report.GradientsWorstParameter})");
-        Console.WriteLine($"losses, {report.Steps} steps, worst relative: {F(report.WorstRelativeLossDifference)} (step {report.WorstLossStep}); learning rates: {F(report.WorstRelativeLrDifference)}");
-        Console.WriteLine($"weights after {report.Steps} steps, worst relative: {F(report.FinalWeightsWorstRelativeDifference)} ({report.FinalWeightsWorstTensor})");
-        foreach (var f in report.Failures) Console.WriteLine($"outside the bounds: {f}");
-        Console.WriteLine($"{(report.Passed ? "parity: passed" : "parity: FAILED")} ({report.Dtype}); {Path.Combine(outDir, "parity.md")}");
+        Terminal.Out($"initial weights: {report.InitTensors - report.InitTensorsDiffering} of {report.InitTensors} tensors identical");
+        Terminal.Out($"layers (first batch), worst relative: {string.Join(", ", report.Layers.Select(kv => $"{kv.Key} {F(kv.Value.MaxRel)}"))}");
+        Terminal.Out($"gradients, worst relative: {F(report.GradientsWorstRelativeDifference)} ({report.GradientsWorstParameter})");
+        Terminal.Out($"losses, {report.Steps} steps, worst relative: {F(report.WorstRelativeLossDifference)} (step {report.WorstLossStep}); learning rates: {F(report.WorstRelativeLrDifference)}");
+        Terminal.Out($"weights after {report.Steps} steps, worst relative: {F(report.FinalWeightsWorstRelativeDifference)} ({report.FinalWeightsWorstTensor})");
+        foreach (var f in report.Failures) Terminal.Out($"outside the bounds: {f}");
+        Terminal.Out($"{(report.Passed ? "parity: passed" : "parity: FAILED")} ({report.Dtype}); {Path.Combine(outDir, "parity.md")}");
         return report.Passed ? ErrorHandling.Ok : ErrorHandling.Failure;
     }
 }

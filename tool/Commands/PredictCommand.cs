@@ -30,7 +30,7 @@ sealed class PredictCommand : Command<PredictCommand.Settings>
         var images = s.Images.Concat(context.Remaining.Raw).Concat(ErrorHandling.AfterDoubleDash).ToList();
         if (images.Count == 0) throw new UsageException("predict: no IMAGE given; allowed: one or more PNG/JPEG files (after -- for names starting with '-')");
         foreach (var image in images) InputImage.Check(image);   // before the model is built: refuse bad images cheaply
-        using var session = Session.Create(cfg, Splits.None, checkpoint: weights);
+        using var session = CheckpointSettings.OpenSession(cfg, weights, Splits.None);
         session.Model.eval();
         using var _ = no_grad();
         var predictions = new List<object>();
@@ -45,7 +45,7 @@ sealed class PredictCommand : Command<PredictCommand.Settings>
                 predictions.Add(new { Image = image, Class = cls, Probability = p[cls], Probabilities = p });
                 continue;
             }
-            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            Terminal.Out(string.Create(CultureInfo.InvariantCulture,
                 $"{image}: {cls} ({p[cls] * 100:F1}%)  [{string.Join(" ", p.Select((v, i) => $"{i}:{v:F3}"))}]"));
         }
         if (s.Json) Console.WriteLine(ResnetMnist.Outputs.RunDirectory.SummaryJson(new { Checkpoint = Path.GetFullPath(weights), Predictions = predictions }));

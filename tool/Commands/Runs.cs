@@ -56,7 +56,7 @@ static class Runs
     {
         try
         {
-            Console.Error.WriteLine($"interrupted after step {result.Steps.Count}; resume with: dotnet resnet-mnist train --resume {path}");
+            Terminal.Err($"interrupted after step {result.Steps.Count}; resume with: dotnet resnet-mnist train --resume {path}");
         }
         catch (IOException) { } // a hung-up terminal (SIGHUP)
     }
@@ -65,8 +65,8 @@ static class Runs
     public static void Done(string what, string path)
     {
         if (Console.IsOutputRedirected || !AnsiConsole.Profile.Capabilities.Ansi)
-            Console.WriteLine($"done: {what} → {path}");
+            Terminal.Out($"done: {what} → {path}");
         else
-            AnsiConsole.MarkupLineInterpolated($"[green]done[/]: {what} → {path}");
+            AnsiConsole.MarkupLineInterpolated($"[green]done[/]: {Terminal.Safe(what)} → {Terminal.Safe(path)}");
     }
 }

@@ -66,14 +66,14 @@ sealed class SweepCommand : Command<SweepCommand.Settings>
             var runPath = Path.Combine(root, folders[i]);
             if (rows[i].Status == "completed")
             {
-                Console.WriteLine($"== {folders[i]}: completed earlier, skipped");
+                Terminal.Out($"== {folders[i]}: completed earlier, skipped");
                 continue;
             }
             // A run that stopped earlier resumes; one that kept no resumable checkpoint (train.save: best or none) starts over.
             bool earlier = !s.Force && RunDirectory.IsRunFolder(runPath);
             bool resumable = cfg.Train.Save is SaveKind.Both or SaveKind.Last;
             bool resume = earlier && resumable, force = s.Force || (earlier && !resumable);
-            Console.WriteLine(resume ? $"== {folders[i]} (resuming)" : $"== {folders[i]}");
+            Terminal.Out(resume ? $"== {folders[i]} (resuming)" : $"== {folders[i]}");
             var started = DateTime.UtcNow;
             try
             {
@@ -83,15 +83,15 @@ sealed class SweepCommand : Command<SweepCommand.Settings>
                 {
                     SweepTable.Write(root, keys, rows, s.Config ?? "the packaged quickstart");
                     Runs.ReportInterrupted(result, path);
-                    Console.Error.WriteLine($"sweep interrupted; run the same sweep command again to continue it ({Path.Combine(root, "sweep.md")})");
+                    Terminal.Err($"sweep interrupted; run the same sweep command again to continue it ({Path.Combine(root, "sweep.md")})");
                     return signals.ExitCode;
                 }
-                if (result.Status == RunStatus.Diverged) Console.Error.WriteLine($"{folders[i]}: diverged: {result.Problem}");
+                if (result.Status == RunStatus.Diverged) Terminal.Err($"{folders[i]}: diverged: {result.Problem}");
             }
             catch (Exception e) when (e is not OperationCanceledException)
             {
                 string problem = ErrorHandling.OneLine(e.Message);
-                Console.Error.WriteLine($"{folders[i]}: failed: {problem}");
+                Terminal.Err($"{folders[i]}: failed: {problem}");
                 var summary = TrainingRun.RecordFailure(cfg, runPath, problem, started, Runs.Options(resume, force));
                 rows[i] = new SweepRow(combo, folders[i], "failed", problem, summary.FinalTestAccuracy, summary.BestTestAccuracy, summary.FinalTrainLoss,
                     summary.TrainSeconds);
@@ -99,9 +99,9 @@ sealed class SweepCommand : Command<SweepCommand.Settings>
             SweepTable.Write(root, keys, rows, s.Config ?? "the packaged quickstart");
         }
         SweepTable.Write(root, keys, rows, s.Config ?? "the packaged quickstart");
-        Console.Write(RunDirectory.ReadRecord(Path.Combine(root, "sweep.md"), "the sweep's table"));
+        Terminal.OutLines(RunDirectory.ReadRecord(Path.Combine(root, "sweep.md"), "the sweep's table"));
         int failed = rows.Count(r => r.Status != "completed");
-        if (failed > 0) Console.Error.WriteLine($"{failed} of {rows.Count} runs did not complete; see {Path.Combine(root, "sweep.md")}");
+        if (failed > 0) Terminal.Err($"{failed} of {rows.Count} runs did not complete; see {Path.Combine(root, "sweep.md")}");
         return failed == 0 ? ErrorHandling.Ok : ErrorHandling.Failure;
     }
 }

@@ -24,16 +24,16 @@ sealed class WeightsImportMlnetCommand : Command<WeightsImportMlnetCommand.Setti
     {
         NativeLoader.EnsureLoaded();
         var pth = MlnetImporter.EnsureConverted(foldPreprocessing: !s.Unfolded);
-        Console.WriteLine($"converted {MlnetImporter.OnnxModelPath()}");
-        Console.WriteLine($"  -> {pth}");
-        Console.WriteLine($"  -> {Path.ChangeExtension(pth, ".safetensors")}");
+        Terminal.Out($"converted {MlnetImporter.OnnxModelPath()}");
+        Terminal.Out($"  -> {pth}");
+        Terminal.Out($"  -> {Path.ChangeExtension(pth, ".safetensors")}");
         if (s.Out is not null)
         {
             var outPth = ResnetMnist.Outputs.OutputFolder.ForFile(s.Out, "--out", create: true);
             // Replaced by rename: a link at either name is replaced, never written through.
             ResnetMnist.Outputs.AtomicFile.Copy(pth, outPth, TorchArchive.MaxFileBytes);
             ResnetMnist.Outputs.AtomicFile.Copy(Path.ChangeExtension(pth, ".safetensors"), Path.ChangeExtension(outPth, ".safetensors"), TorchArchive.MaxFileBytes);
-            Console.WriteLine($"  copied to {outPth} (+ .safetensors)");
+            Terminal.Out($"  copied to {outPth} (+ .safetensors)");
         }
         return 0;
     }
@@ -67,7 +67,7 @@ sealed class WeightsInspectCommand : Command<WeightsInspectCommand.Settings>
                 report.Path, Format = report.Format.ToString(), report.Arch, report.InChannels, report.NumClasses, report.ParameterCount, report.Fits,
                 report.Problems, report.Notes, report.Inferred, Model = report.Recorded, ModelSource = report.RecordedIn, Tensors = report.Tensors.Select(t => new { t.Key, t.Shape, Dtype = t.DType }),
             }));
-        else Console.WriteLine(report.ToString());
+        else Terminal.OutLines(report.ToString());
         return report.Fits ? 0 : ErrorHandling.Usage;
     }
 
