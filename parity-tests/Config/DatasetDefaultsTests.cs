@@ -55,6 +55,10 @@ public sealed class DatasetDefaultsTests
         var nulls = ConfigLoader.Parse($"data:\n  dataset: {dataset}\nmodel:\n  in_channels: ~\n  num_classes: ~\n", ConfigFile);
         Assert.That((nulls.Model.InChannels, nulls.Model.NumClasses), Is.EqualTo((spec.Channels, spec.NumClasses)), "null means: the dataset's");
         Assert.That(ConfigLoader.Parse($"data:\n  dataset: {dataset}\nmodel:\n  num_classes: 7\n", ConfigFile).Model.NumClasses, Is.EqualTo(7), "a set value wins");
+        var file = ConfigFile;
+        var e = Assert.Throws<ConfigException>(() => ConfigLoader.Parse($"data:\n  dataset: {dataset}\nmodel:\n  in_channels: {4 - channels}\n", file))!;
+        Assert.That(e.Message, Does.StartWith($"{file}:4:16: model.in_channels: is {4 - channels}, but data.dataset {dataset} has {channels}-channel images"),
+            "a value the user set against the dataset is still refused");
     }
 
     [Test]

@@ -187,10 +187,10 @@ public static class ConfigLoader
                 cfg = cfg with { Data = cfg.Data with { Root = SampleRoot(dataset) } };
             if (!values.ContainsKey("model.in_channels") || Scalar("model.in_channels") is null)
                 cfg = cfg with { Model = cfg.Model with { InChannels = dataset.Channels } };
-            if (!values.ContainsKey("model.num_classes") || Scalar("model.num_classes") is null)
-                cfg = cfg with { Model = cfg.Model with { NumClasses = dataset.NumClasses } };
             else if (cfg.Model.InChannels != dataset.Channels)
                 throw Bad("model.in_channels", $"is {cfg.Model.InChannels}, but data.dataset {dataset.Name} has {dataset.Channels}-channel images; allowed: {dataset.Channels}");
+            if (!values.ContainsKey("model.num_classes") || Scalar("model.num_classes") is null)
+                cfg = cfg with { Model = cfg.Model with { NumClasses = dataset.NumClasses } };
             if (cfg.Data.Augment && dataset != ResnetMnist.Data.DatasetSpecs.Cifar10)
                 throw Bad("data.augment", $"applies to cifar10 only (data.dataset is {dataset.Name}); allowed: false");
             if (!values.ContainsKey("optimizer.weight_decay") && cfg.Optimizer.Name == OptimizerKind.AdamW)
