@@ -52,6 +52,35 @@ public sealed class PackagedToolTests
     }
 
     [Test]
+    public void An_init_config_trains_as_written_from_an_empty_folder()
+    {
+        var dir = TempDir.New("init-train");
+        Assert.That(Tool.Run(dir, ["init", "exp"]).ExitCode, Is.EqualTo(0));
+        var text = File.ReadAllText(Path.Combine(dir, "exp", "config.yaml"));
+        Assert.That(text, Does.Contain("  root: 'sample'\n").Or.Contain("  root: sample\n"));
+        Assert.That(text, Does.Contain("  in_channels: ~\n").And.Contain("  num_classes: ~\n"), "the dataset's keys are left to the dataset");
+        var r = Tool.Run(dir, ["train", Path.Combine("exp", "config.yaml"), "--set", "data.train_limit=64", "--set", "data.test_limit=32",
+            "--set", "train.epochs=1", "--set", "train.batch_size=32", "--set", "threads=2", "--out", "run"]);
+        Assert.That(r.ExitCode, Is.EqualTo(0), r.ToString());
+        Assert.That(File.Exists(Path.Combine(dir, "run", "summary.json")), r.ToString());
+        Assert.That(ConfigLoader.Load(Path.Combine(dir, "run", "config.yaml")).Data.Root, Is.EqualTo(Path.Combine(ToolDir, "data")), "the packaged sample");
+        var fashion = Tool.Run(dir, ["train", Path.Combine("exp", "config.yaml"), "--set", "data.dataset=fashion-mnist", "--out", "run2"]);
+        Tool.AssertOneErrorLine(fashion, 2, "data.root: 'sample' (the packaged MNIST sample) is only for data.dataset mnist");
+        Assert.That(fashion.Stderr, Does.Contain(Path.Combine(dir, "exp", "config.yaml") + ":").And.Contain("allowed: "));
+        Assert.That(Directory.Exists(Path.Combine(dir, "run2")), Is.False);
+    }
+
+    [TestCase("cifar10", "cifar-10-batches-py"), TestCase("fashion-mnist", "FashionMNIST")]
+    public void Train_without_a_config_looks_for_other_datasets_in_local_data(string dataset, string folder)
+    {
+        var dir = TempDir.New("noconfig-" + dataset);
+        var r = Tool.Run(dir, ["train", .. Small, "--set", "data.dataset=" + dataset, "--out", "run"]);
+        Tool.AssertOneErrorLine(r, 2, Path.Combine(dir, "data", folder));
+        Assert.That(r.Stderr, Does.Not.Contain("in_channels").And.Not.Contain(ToolDir), "a key the user never set, or the install folder, is named");
+        Assert.That(Directory.Exists(Path.Combine(dir, "run")), Is.False);
+    }
+
+    [Test]
     public void Device_cuda_on_the_cpu_build_says_how_to_proceed_without_rebuilding_advice_alone()
     {
         var dir = TempDir.New("cuda");

@@ -183,10 +183,14 @@ public static class ConfigLoader
 
             // The rules that span keys.
             var dataset = ResnetMnist.Data.DatasetSpecs.Get(cfg.Data.Dataset);
+            if (Scalar("data.root") == ResnetMnist.Data.PackagedFiles.Sample)
+                cfg = cfg with { Data = cfg.Data with { Root = SampleRoot(dataset) } };
             if (!values.ContainsKey("model.in_channels") || Scalar("model.in_channels") is null)
                 cfg = cfg with { Model = cfg.Model with { InChannels = dataset.Channels } };
             else if (cfg.Model.InChannels != dataset.Channels)
                 throw Bad("model.in_channels", $"is {cfg.Model.InChannels}, but data.dataset {dataset.Name} has {dataset.Channels}-channel images; allowed: {dataset.Channels}");
+            if (!values.ContainsKey("model.num_classes") || Scalar("model.num_classes") is null)
+                cfg = cfg with { Model = cfg.Model with { NumClasses = dataset.NumClasses } };
             if (cfg.Data.Augment && dataset != ResnetMnist.Data.DatasetSpecs.Cifar10)
                 throw Bad("data.augment", $"applies to cifar10 only (data.dataset is {dataset.Name}); allowed: false");
             if (!values.ContainsKey("optimizer.weight_decay") && cfg.Optimizer.Name == OptimizerKind.AdamW)
@@ -196,6 +200,18 @@ public static class ConfigLoader
             if (cfg.Optimizer.Momentum > 0 && cfg.Optimizer.Name != OptimizerKind.Sgd)
                 throw Bad("optimizer.momentum", $"applies to sgd only (optimizer.name is {cfg.Optimizer.Name.Name()}; use optimizer.betas)");
             return cfg;
+        }
+
+        /// <summary>
+        /// <c>data.root: sample</c>: the folder of the MNIST sample packaged with the tool, for the datasets it carries a
+        /// sample of (MNIST only); anything else, or an install that lacks it, is refused naming the key.
+        /// </summary>
+        string SampleRoot(ResnetMnist.Data.DatasetSpec dataset)
+        {
+            if (dataset != ResnetMnist.Data.DatasetSpecs.Mnist)
+                throw Bad("data.root", $"'{ResnetMnist.Data.PackagedFiles.Sample}' (the packaged MNIST sample) is only for data.dataset mnist, but data.dataset is {dataset.Name}; allowed: a folder holding {dataset.Name} (run dotnet resnet-mnist data fetch for it)");
+            return ResnetMnist.Data.PackagedFiles.SampleRoot
+                ?? throw Bad("data.root", $"'{ResnetMnist.Data.PackagedFiles.Sample}': this install lacks the packaged MNIST sample (a damaged install; reinstall the tool); allowed: a folder holding MNIST");
         }
 
         /// <summary>One key's value: by its kind, else by its type; its default when absent or null.</summary>

@@ -164,7 +164,7 @@ public static class ConfigSchema
             var indent = k.Section == "" ? "" : "  ";
             if (comments)
                 w.WriteLine($"{indent}# {Plain(k.Attr.Doc)}{(k.Attr.Unit is { } u ? $" [{u}]" : "")}. Default: {Plain(DefaultText(k))}. Allowed: {k.Allowed}.");
-            w.WriteLine($"{indent}{k.Name}: {k.Format(k.Get(c))}");
+            w.WriteLine($"{indent}{k.Name}: {(comments && k.Attr.FollowsDataset ? "~" : k.Format(k.Get(c)))}");
         }
         return w.ToString();
     }

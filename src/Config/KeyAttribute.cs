@@ -41,6 +41,11 @@ public sealed class KeyAttribute(string path, string doc) : Attribute
     public string? Unit { get; init; }
     /// <summary>The default as the docs show it, where it depends on another key.</summary>
     public string? DefaultText { get; init; }
+    /// <summary>
+    /// Unset or null, the key takes <c>data.dataset</c>'s value (<see cref="ConfigLoader"/>); commented configs
+    /// (<c>init</c>, <c>config keys --yaml</c>) write it as <c>~</c> so that it keeps following the dataset.
+    /// </summary>
+    public bool FollowsDataset { get; init; }
 }
 
 /// <summary>The config name of an enum member (<c>sum-rgb</c>, <c>onecycle</c>).</summary>

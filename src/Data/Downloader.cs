@@ -62,7 +62,7 @@ public static class Downloader
             if (!ok)
             {
                 // The embedded sample is suggested only for MNIST and only where the package carries it.
-                string sample = files.Dataset == "mnist" && PackagedFiles.SampleRoot is string s ? $", or use the embedded sample (data.root: {s}; `dotnet resnet-mnist train` with no config uses it)" : "";
+                string sample = files.Dataset == "mnist" && PackagedFiles.SampleRoot is not null ? $", or use the packaged sample (data.root: {PackagedFiles.Sample}; `dotnet resnet-mnist train` with no config uses it)" : "";
                 throw new DataException($"{target}: download failed from every mirror ({string.Join("; ", errors)}); " +
                                         $"copy the files into {dir} by hand (torchvision's layout){sample}");
             }

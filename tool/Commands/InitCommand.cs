@@ -24,11 +24,13 @@ sealed class InitCommand : Command<InitCommand.Settings>
             throw new UsageException($"{file}: already exists; nothing was changed (pick another DIR, or remove the file)");
         if (File.Exists(Path.GetFullPath(s.Dir))) throw new UsageException($"{Path.GetFullPath(s.Dir)}: is a file, expected a folder");
         OutputFolder.ForFile(file, "DIR", create: true);
-        var header = "# resnet-mnist config: every key at its default (dotnet resnet-mnist config keys explains them).\n" +
-                     "# data.root is relative to this file: put MNIST in torchvision's layout there (data/MNIST/raw/), or set\n" +
-                     "# data.download: true, or run dotnet resnet-mnist data fetch config.yaml. Then: dotnet resnet-mnist train config.yaml\n";
+        var header = "# resnet-mnist config: every key at its default (dotnet resnet-mnist config keys explains them), except\n" +
+                     "# data.root: sample, the MNIST sample packaged with the tool, so that dotnet resnet-mnist train config.yaml\n" +
+                     "# trains at once, offline. For the full dataset set data.root to a folder (relative to this file; data/MNIST/raw/\n" +
+                     "# in torchvision's layout there) and set data.download: true or run dotnet resnet-mnist data fetch config.yaml.\n";
+        var config = new TrainingConfig { Data = new DataConfig { Root = ResnetMnist.Data.PackagedFiles.Sample } };
         // A file (or link) that appeared meanwhile is not overwritten either.
-        try { AtomicFile.CreateNewText(file, header + ConfigSchema.ToYaml(new TrainingConfig(), comments: true)); }
+        try { AtomicFile.CreateNewText(file, header + ConfigSchema.ToYaml(config, comments: true)); }
         catch (IOException e) when (e.Message.Contains("already exists", StringComparison.Ordinal))
         {
             throw new UsageException($"{file}: already exists; nothing was changed (pick another DIR, or remove the file)");
