@@ -78,6 +78,34 @@ public static class NativeLoader
         return "patched:" + patched;
     }
 
+    /// <summary>
+    /// Sets <paramref name="name"/> in the process environment unless it is set already (a user's choice wins), in
+    /// .NET's copy and, on Linux, in the C library's, which is the one native code reads (.NET keeps its own copy of
+    /// the environment on Unix). Takes effect on native libraries only when set before they load.
+    /// </summary>
+    internal static void SetIfUnset(string name, string value)
+    {
+        if (!string.IsNullOrEmpty(Environment.GetEnvironmentVariable(name))) return;
+        Environment.SetEnvironmentVariable(name, value);
+        if (OperatingSystem.IsLinux()) _ = setenv(name, value, 0);
+    }
+
+    [DllImport("libc", EntryPoint = "setenv")]
+    static extern int setenv([MarshalAs(UnmanagedType.LPUTF8Str)] string name, [MarshalAs(UnmanagedType.LPUTF8Str)] string value, int overwrite);
+
+    /// <summary>
+    /// The address of a symbol exported by this process's <c>libtorch_cpu.so</c> (a C name such as MKL's
+    /// <c>vmsSqrt</c>, or a mangled C++ name), loading the natives first; 0 where there is no such library or symbol.
+    /// </summary>
+    public static nint LibtorchExport(string symbol)
+    {
+        EnsureLoaded();
+        if (!OperatingSystem.IsLinux()) return 0;
+        var dir = FindNativeDir();
+        if (dir is null || !NativeLibrary.TryLoad(Path.Combine(dir, "libtorch_cpu.so"), out var handle)) return 0;
+        return NativeLibrary.TryGetExport(handle, symbol, out var fn) ? fn : 0;
+    }
+
     static void Resolve(Assembly torchAssembly, IntPtr bridge)
     {
         try
