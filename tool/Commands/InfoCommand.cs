@@ -28,6 +28,7 @@ sealed class InfoCommand : Command<InfoCommand.Settings>
                 CpuKernelSet = KernelSet.Current.ToString(),
                 AtenCpuCapability = Environment.GetEnvironmentVariable("ATEN_CPU_CAPABILITY"),
                 Threads = get_num_threads(),
+                ThreadWaitPolicy = NativeLoader.WaitPolicy,
                 Cores = Environment.ProcessorCount,
                 CudaAvailable = cuda.is_available(),
                 CudaDevices = cuda.is_available() ? cuda.device_count() : 0,
@@ -39,7 +40,7 @@ sealed class InfoCommand : Command<InfoCommand.Settings>
         Console.WriteLine($"TorchSharp {typeof(TorchSharp.torch).Assembly.GetName().Version}, libtorch {__version__}");
         Console.WriteLine($"native bridge: {NativeLoader.Mode}");
         Console.WriteLine($"cpu kernel set: {KernelSet.Current} (ATEN_CPU_CAPABILITY={Environment.GetEnvironmentVariable("ATEN_CPU_CAPABILITY") ?? "unset"})");
-        Console.WriteLine($"threads: {get_num_threads()} (cores: {Environment.ProcessorCount})");
+        Console.WriteLine($"threads: {get_num_threads()} (cores: {Environment.ProcessorCount}); waiting threads: {NativeLoader.WaitPolicy}");
         Console.WriteLine($"cuda: {(cuda.is_available() ? $"available, {cuda.device_count()} device(s)" : "not available")}");
         using var t = ones(2, 2);
         Console.WriteLine($"check: ones(2,2).sum() = {t.sum().item<float>()}");
