@@ -7,7 +7,8 @@
 #   passive      OMP_WAIT_POLICY=PASSIVE (what the tool sets when neither variable is set)
 #   spin10k      GOMP_SPINCOUNT=10000
 #   spin1k       GOMP_SPINCOUNT=1000
-# Interleaved A/B: every round runs each variant once; BUSY_ROUNDS rounds (default 2).
+# Interleaved A/B: every round runs each variant once; BUSY_ROUNDS rounds (default 2); BUSY_VARIANTS picks the
+# 2-thread variants (default "spin300k passive spin10k spin1k"), BUSY_LOADS the conditions (default "quiet busy").
 # Writes bench/last-run/busy/*.json and prints a table (epoch training seconds, each round).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -44,7 +45,7 @@ for load in ${BUSY_LOADS:-quiet busy}; do
   if [ "$load" = busy ]; then taskset -c 1 yes >/dev/null & busy_pid=$!; fi
   for r in $(seq 1 "$ROUNDS"); do
     one "$load" tool 1 none "$r"
-    for v in spin300k passive spin10k spin1k; do one "$load" tool 2 "$v" "$r"; done
+    for v in ${BUSY_VARIANTS:-spin300k passive spin10k spin1k}; do one "$load" tool 2 "$v" "$r"; done
     one "$load" ref 1 none "$r"
     one "$load" ref 2 spin300k "$r"
     one "$load" ref 2 passive "$r"

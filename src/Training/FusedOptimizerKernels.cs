@@ -1,4 +1,5 @@
 using System.Numerics;
+using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using ResnetMnist.Native;
 using TorchSharp;
@@ -34,6 +35,13 @@ static unsafe class FusedOptimizerKernels
     static readonly nint VmdSqrt = NativeLoader.LibtorchExport("vmdSqrt");
 
     /// <summary>
+    /// MKL's C entry point <c>int MKL_Set_Num_Threads_Local(int)</c> (the lower-case export takes a pointer): the square root runs on this thread alone, as it does inside
+    /// ATen's own parallel loops. Without it MKL may start its OpenMP team for every call (measured: 2 threads slower
+    /// than 1). Adam is fused only where it is exported.
+    /// </summary>
+    static readonly nint MklSetNumThreadsLocal = NativeLoader.LibtorchExport("MKL_Set_Num_Threads_Local");
+
+    /// <summary>
     /// Whether these kernels cover buffers like <paramref name="flat"/>: on the CPU, contiguous, float32 or float64, and
     /// for Adam (<paramref name="needsSqrt"/>) MKL's square root for that dtype exported by libtorch. Elsewhere the flat
     /// optimizers run libtorch's operations over the buffers.
@@ -43,8 +51,8 @@ static unsafe class FusedOptimizerKernels
         if (flat.device_type != DeviceType.CPU || !flat.is_contiguous()) return false;
         return flat.dtype switch
         {
-            ScalarType.Float32 => !needsSqrt || VmsSqrt != 0,
-            ScalarType.Float64 => !needsSqrt || VmdSqrt != 0,
+            ScalarType.Float32 => !needsSqrt || (VmsSqrt != 0 && MklSetNumThreadsLocal != 0),
+            ScalarType.Float64 => !needsSqrt || (VmdSqrt != 0 && MklSetNumThreadsLocal != 0),
             _ => false,
         };
     }
@@ -124,13 +132,17 @@ static unsafe class FusedOptimizerKernels
         bool Nesterov, bool First, bool Fma);
 
     /// <summary><c>a·b + c</c> as libtorch computes <c>c.add(b, alpha: a)</c> and <c>c.addcmul(…)</c>: one rounding (FMA) or two.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static TV MulAdd<TV, T>(TV a, TV b, TV c, bool fma) where TV : struct, ILanes<TV, T> where T : unmanaged, IFloatingPointIeee754<T> =>
         fma ? TV.Fma(a, b, c) : a * b + c;
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // hot loops: optimised at once, not after tiering
     static void AdamBlock<TV, T>(in AdamScalars<T> k, T* w, T* g, T* m, T* v, long length)
         where TV : struct, ILanes<TV, T> where T : unmanaged, IFloatingPointIeee754<T>
     {
         T* sq = stackalloc T[SqrtChunk];
+        var setThreads = (delegate* unmanaged<int, int>)MklSetNumThreadsLocal;
+        int previous = setThreads(1);
         for (long start = 0; start < length; start += SqrtChunk)
         {
             int n = (int)Math.Min(SqrtChunk, length - start);
@@ -142,9 +154,11 @@ static unsafe class FusedOptimizerKernels
             AdamUpdate<TV, T>(k, w + start, m + start, sq, 0, body);
             AdamUpdate<Lane1<T>, T>(k, w + start, m + start, sq, body, n);
         }
+        setThreads(previous);
     }
 
     /// <summary>AdamW's decay of the weights, L2 decay of the gradient, then <c>m = b1·m + (1-b1)·g</c>, <c>v = b2·v + (1-b2)·g·g</c>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // hot loops: optimised at once, not after tiering
     static void AdamMoments<TV, T>(in AdamScalars<T> k, T* w, T* g, T* m, T* v, int from, int to)
         where TV : struct, ILanes<TV, T> where T : unmanaged, IFloatingPointIeee754<T>
     {
@@ -161,6 +175,7 @@ static unsafe class FusedOptimizerKernels
     }
 
     /// <summary><c>w.addcdiv_(m, sqrt(v) / √bc2 + eps, value: -lr/bc1)</c>, with <c>sqrt(v)</c> already in <paramref name="sq"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // hot loops: optimised at once, not after tiering
     static void AdamUpdate<TV, T>(in AdamScalars<T> k, T* w, T* m, T* sq, int from, int to)
         where TV : struct, ILanes<TV, T> where T : unmanaged, IFloatingPointIeee754<T>
     {
@@ -172,6 +187,7 @@ static unsafe class FusedOptimizerKernels
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // hot loops: optimised at once, not after tiering
     static void SgdRange<TV, T>(in SgdScalars<T> k, T* w, T* g, T* buf, long from, long to)
         where TV : struct, ILanes<TV, T> where T : unmanaged, IFloatingPointIeee754<T>
     {
@@ -182,6 +198,7 @@ static unsafe class FusedOptimizerKernels
 
     /// <summary>TorchSharp's SGD: <c>g = g.add(w, wd)</c>; <c>buf = g</c> (first step) or <c>buf.mul_(mu).add_(g, 1-dampening)</c>;
     /// <c>g = nesterov ? g.add(buf, mu) : buf</c>; <c>w.add_(g, -lr)</c>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // hot loops: optimised at once, not after tiering
     static void SgdLanes<TV, T>(in SgdScalars<T> k, T* w, T* g, T* buf, long from, long to)
         where TV : struct, ILanes<TV, T> where T : unmanaged, IFloatingPointIeee754<T>
     {
