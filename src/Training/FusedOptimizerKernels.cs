@@ -35,9 +35,9 @@ static unsafe class FusedOptimizerKernels
     static readonly nint VmdSqrt = NativeLoader.LibtorchExport("vmdSqrt");
 
     /// <summary>
-    /// MKL's C entry point <c>int MKL_Set_Num_Threads_Local(int)</c> (the lower-case export takes a pointer): the square root runs on this thread alone, as it does inside
-    /// ATen's own parallel loops. Without it MKL may start its OpenMP team for every call (measured: 2 threads slower
-    /// than 1). Adam is fused only where it is exported.
+    /// MKL's C entry point <c>int MKL_Set_Num_Threads_Local(int)</c> (the lower-case export takes a pointer): each
+    /// worker runs its square roots on its own thread, as ATen's own parallel loops do, instead of letting MKL start
+    /// its thread team for 2 Ki elements from inside ours. Adam is fused only where it is exported.
     /// </summary>
     static readonly nint MklSetNumThreadsLocal = NativeLoader.LibtorchExport("MKL_Set_Num_Threads_Local");
 
