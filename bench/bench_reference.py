@@ -12,7 +12,8 @@ what is timed is what the reference runs. The modes mirror `dotnet resnet-mnist 
          forward / backward / optimizer / data split of the step;
   epoch  read the IDX files, build datasets, model and optimizer, one shuffled training epoch through the
          reference's DataLoader (its real per-sample PIL + ToTensor cost included);
-  data   the data path alone: read the IDX files and draw every batch of one epoch from the DataLoader.
+  data   the data path alone: read the IDX files and draw every batch of one epoch from the DataLoader;
+  optimizer  optimizer.step() alone, on the gradients of one batch (--warmup untimed, --steps timed steps).
 """
 import argparse
 import json
@@ -207,10 +208,32 @@ def mode_data(cfg, a, r):
     r["total_s"] = t2 - t0
 
 
+def mode_optimizer(cfg, a, r):
+    dtype = ref.DTYPES[cfg["train"]["dtype"]]
+    train_ds, _ = ref.make_datasets(cfg)
+    model, optimizer = build(cfg, a.channels_last)
+    x_all, y_all = as_tensors(train_ds, dtype)
+    idx = torch.arange(0, int(cfg["train"]["batch_size"])) % len(y_all)
+    model.train()
+    optimizer.zero_grad()
+    nn.CrossEntropyLoss()(model(x_all.index_select(0, idx)), y_all.index_select(0, idx)).backward()
+    for _ in range(a.warmup):
+        optimizer.step()
+    times = []
+    for _ in range(a.steps):
+        t0 = time.perf_counter()
+        optimizer.step()
+        times.append(time.perf_counter() - t0)
+    r["parameters"] = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    r["optimizer_step_s"] = sum(times) / len(times)
+    r["optimizer_step_min_s"] = min(times)
+    r["optimizer_step_max_s"] = max(times)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("config")
-    ap.add_argument("--mode", default="steps", choices=["steps", "epoch", "data"])
+    ap.add_argument("--mode", default="steps", choices=["steps", "epoch", "data", "optimizer"])
     ap.add_argument("--set", action="append", default=[])
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--steps", type=int, default=10)
@@ -222,7 +245,7 @@ def main():
     ref.set_threads(cfg.get("threads"))
     r = {"implementation": "reference", "mode": a.mode, "threads_config": cfg.get("threads"),
          "channels_last": a.channels_last}
-    {"steps": mode_steps, "epoch": mode_epoch, "data": mode_data}[a.mode](cfg, a, r)
+    {"steps": mode_steps, "epoch": mode_epoch, "data": mode_data, "optimizer": mode_optimizer}[a.mode](cfg, a, r)
     r["threads"] = torch.get_num_threads()
     r["torch"] = torch.__version__
     r["torchvision"] = __import__("torchvision").__version__

@@ -253,6 +253,17 @@ def main():
             w(f"| {name} | {r['load_after']} | {f(r.get('process_wall_s'))} | {f(r.get('maxrss_mib'), 0)} |")
     w("")
 
+    for name, title in (("optimizer_step.txt", "optimizer.step() alone (bench/optimizer_step.sh, ms per step)"),
+                        ("busy_machine.txt", "One epoch of 640 images, quiet and with one core busy (bench/busy_machine.sh, s)")):
+        path = os.path.join(d, name)
+        if os.path.exists(path):
+            w(f"## {title}")
+            w("")
+            w("```")
+            w(open(path).read().rstrip())
+            w("```")
+            w("")
+
     notes = os.path.join(os.path.dirname(os.path.abspath(__file__)), "NOTES.md")
     if os.path.exists(notes):
         w(open(notes).read().rstrip())

@@ -92,6 +92,11 @@ fi
 # Memory over a short real run: 3 epochs of 2,048 images (trainer, evaluation, checkpoints).
 T tool_memory --mode memory --set train.epochs=3 --set data.train_limit=2048
 
+# optimizer.step() alone (fused, libtorch operations over flat buffers, per-tensor, the reference; 1 and 2 threads),
+# and one epoch of 640 images quiet and with one core kept busy by another process (libgomp wait policies).
+OPT_ROUNDS=${BENCH_OPT_ROUNDS:-1} bench/optimizer_step.sh | tee "$OUT/optimizer_step.txt"
+BUSY_ROUNDS=${BENCH_BUSY_ROUNDS:-1} bench/busy_machine.sh | tee "$OUT/busy_machine.txt"
+
 END=$(date +%s)
 LOAD_END=$(cat /proc/loadavg)
 "$PY" bench/report.py "$OUT" --out BENCHMARKS.md --command "bench/run.sh" \

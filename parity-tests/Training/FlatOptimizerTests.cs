@@ -11,12 +11,14 @@ using static TorchSharp.torch.nn.functional;
 namespace ResnetMnist.ParityTests.Training;
 
 /// <summary>
-/// The flat-buffer optimizers (all parameters updated at once) against TorchSharp's per-tensor SGD/Adam/AdamW, which
-/// the training parity tests hold to PyTorch: the same ResNet-18 trained side by side on the same batches must end
-/// with bit-identical weights, losses and optimizer state, in float32 and float64, in either memory layout, and
-/// across a save/load of the optimizer in the middle.
+/// The flat-buffer optimizers (all parameters updated at once, by the fused one-pass kernels and by libtorch's
+/// operations over the buffers) against TorchSharp's per-tensor SGD/Adam/AdamW, which the training parity tests hold
+/// to PyTorch: the same ResNet-18 trained side by side on the same batches must end with bit-identical weights, losses
+/// and optimizer state, in float32 and float64, in either memory layout, and across a save/load of the optimizer in
+/// the middle. The fused kernels copy libtorch's rounding per kernel set, so this fixture runs under each kernel set
+/// (<c>ATEN_CPU_CAPABILITY</c> = default, avx2, avx512) in CI.
 /// </summary>
-[TestFixture]
+[TestFixture, Category("Parity")]
 public sealed class FlatOptimizerTests
 {
     public static IEnumerable<TestCaseData> Cases()
@@ -26,19 +28,25 @@ public sealed class FlatOptimizerTests
             "{name: sgd, lr: 0.01}",
             "{name: sgd, lr: 0.01, momentum: 0.9}",
             "{name: sgd, lr: 0.01, momentum: 0.9, nesterov: true, weight_decay: 0.0005}",
+            "{name: sgd, lr: 0.01, momentum: 0.9, weight_decay: 0.0005}",
             "{name: adam, lr: 0.001}",
             "{name: adam, lr: 0.001, weight_decay: 0.0001}",
             "{name: adamw, lr: 0.001, weight_decay: 0.01}",
         ];
         foreach (var o in optimizers)
             foreach (var dtype in new[] { ScalarType.Float32, ScalarType.Float64 })
-                yield return new TestCaseData(o, dtype, false).SetName($"{o} {dtype}");
-        yield return new TestCaseData(optimizers[2], ScalarType.Float32, true).SetName($"{optimizers[2]} Float32 channels_last");
-        yield return new TestCaseData(optimizers[4], ScalarType.Float32, true).SetName($"{optimizers[4]} Float32 channels_last");
+                yield return new TestCaseData(o, dtype, false, OptimizerStep.Fused, 0.0).SetName($"{o} {dtype}");
+        // SGD's dampening (an option of TorchSharp's SGD the config does not expose), set on both optimizers' groups
+        yield return new TestCaseData(optimizers[3], ScalarType.Float32, false, OptimizerStep.Fused, 0.25).SetName($"{optimizers[3]} dampening 0.25 Float32");
+        yield return new TestCaseData(optimizers[2], ScalarType.Float32, true, OptimizerStep.Fused, 0.0).SetName($"{optimizers[2]} Float32 channels_last");
+        yield return new TestCaseData(optimizers[5], ScalarType.Float32, true, OptimizerStep.Fused, 0.0).SetName($"{optimizers[5]} Float32 channels_last");
+        // libtorch's operations over the flat buffers: the path for devices and dtypes the fused kernels do not cover
+        yield return new TestCaseData(optimizers[2], ScalarType.Float32, false, OptimizerStep.Flat, 0.0).SetName($"{optimizers[2]} Float32 libtorch ops");
+        yield return new TestCaseData(optimizers[6], ScalarType.Float32, false, OptimizerStep.Flat, 0.0).SetName($"{optimizers[6]} Float32 libtorch ops");
     }
 
     [TestCaseSource(nameof(Cases))]
-    public void FlatStepsAreBitIdenticalToTorchSharpsPerTensorSteps(string optimizer, ScalarType dtype, bool channelsLast)
+    public void FlatStepsAreBitIdenticalToTorchSharpsPerTensorSteps(string optimizer, ScalarType dtype, bool channelsLast, OptimizerStep path, double dampening)
     {
         var cfg = ConfigLoader.Parse($"optimizer: {optimizer}\n", null).Optimizer;
         using var scope = NewDisposeScope();
@@ -49,24 +57,28 @@ public sealed class FlatOptimizerTests
         perTensor.to(dtype); flat.to(dtype);
         if (channelsLast) { MemoryFormat.ToChannelsLast(perTensor); MemoryFormat.ToChannelsLast(flat); }
         perTensor.train(); flat.train();
-        var reference = Optimizers.Create(cfg, perTensor.parameters(), flat: false);
-        var flatOptimizer = Optimizers.Create(cfg, flat.parameters(), flat: true);
+        var reference = Optimizers.Create(cfg, perTensor.parameters(), OptimizerStep.PerTensor);
+        var flatOptimizer = Optimizers.Create(cfg, flat.parameters(), path);
+        SetDampening(reference, dampening); SetDampening(flatOptimizer, dampening);
 
         var gen = new Generator(11);
         var batches = Enumerable.Range(0, 6).Select(_ => (x: rand(16, 1, 28, 28, generator: gen).to(dtype), y: randint(0, 10, 16, generator: gen))).ToList();
         for (int i = 0; i < 3; i++)
             Assert.That(Step(flat, flatOptimizer, batches[i]), Is.EqualTo(Step(perTensor, reference, batches[i])), $"loss at step {i + 1}");
         Assert.That(((IFlatStep)flatOptimizer).LastStepFlat, Is.True, "the flat path ran");
+        Assert.That(((IFlatStep)flatOptimizer).LastStepFused, Is.EqualTo(path == OptimizerStep.Fused), "the fused kernels ran exactly when asked for");
         Assert.That(reference, Is.Not.InstanceOf<IFlatStep>(), "the reference steps tensor by tensor");
         AssertSameWeights(perTensor, flat, "after 3 steps");
         AssertSameState(reference, flatOptimizer, "after 3 steps");
 
         // A resume: a new flat optimizer loads the saved state, rebinds it to its buffers, and carries on identically.
-        using var resumedOptimizer = Optimizers.Create(cfg, flat.parameters(), flat: true);
+        using var resumedOptimizer = Optimizers.Create(cfg, flat.parameters(), path);
+        SetDampening(resumedOptimizer, dampening);
         resumedOptimizer.load_py(new MemoryStream(SavedState(flatOptimizer)));
         for (int i = 3; i < 6; i++)
             Assert.That(Step(flat, resumedOptimizer, batches[i]), Is.EqualTo(Step(perTensor, reference, batches[i])), $"loss at step {i + 1}, after the reload");
         Assert.That(((IFlatStep)resumedOptimizer).LastStepFlat, Is.True, "the flat path ran after the reload");
+        Assert.That(((IFlatStep)resumedOptimizer).LastStepFused, Is.EqualTo(path == OptimizerStep.Fused), "the fused kernels ran after the reload exactly when asked for");
         AssertSameWeights(perTensor, flat, "after 3 more steps from the reloaded state");
         AssertSameState(reference, resumedOptimizer, "after the reload and 3 more steps");
         reference.Dispose(); flatOptimizer.Dispose();
@@ -79,13 +91,19 @@ public sealed class FlatOptimizerTests
         var a = new Parameter(ones(4, dtype: ScalarType.Float32));
         var b = new Parameter(ones(4, dtype: ScalarType.Float64));
         var cfg = ConfigLoader.Parse("optimizer: {name: adam, lr: 0.1}\n", null).Optimizer;
-        using var opt = Optimizers.Create(cfg, [a, b], flat: true);
+        using var opt = Optimizers.Create(cfg, [a, b]);
         (a.sum() + b.sum().to(ScalarType.Float32)).backward();
         opt.step();
         Assert.That(((IFlatStep)opt).LastStepFlat, Is.False, "mixed dtypes cannot share one buffer");
         // Adam's first step moves every weight by lr (sign of the gradient) whichever path ran
         Assert.That(a.data<float>().ToArray(), Is.All.EqualTo(0.9f).Within(1e-6));
         Assert.That(b.data<double>().ToArray(), Is.All.EqualTo(0.9).Within(1e-6));
+    }
+
+    static void SetDampening(OptimizerHelper optimizer, double dampening)
+    {
+        foreach (var g in optimizer.ParamGroups)
+            if (g is ParamGroup { Options: SGD.Options o }) o.dampening = dampening;
     }
 
     static double Step(nn.Module<Tensor, Tensor> model, OptimizerHelper optimizer, (Tensor x, Tensor y) batch)

@@ -59,21 +59,10 @@ public static class KernelSet
     {
         var requested = Environment.GetEnvironmentVariable("ATEN_CPU_CAPABILITY")?.Trim().ToLowerInvariant();
         if (requested is null || !Limits.TryGetValue(requested, out var limits)) return;
-        SetIfUnset("ONEDNN_MAX_CPU_ISA", limits.OneDnn);
-        SetIfUnset("DNNL_MAX_CPU_ISA", limits.OneDnn);
-        SetIfUnset("MKL_ENABLE_INSTRUCTIONS", limits.Mkl);
+        NativeLoader.SetIfUnset("ONEDNN_MAX_CPU_ISA", limits.OneDnn);
+        NativeLoader.SetIfUnset("DNNL_MAX_CPU_ISA", limits.OneDnn);
+        NativeLoader.SetIfUnset("MKL_ENABLE_INSTRUCTIONS", limits.Mkl);
     }
-
-    static void SetIfUnset(string name, string value)
-    {
-        if (!string.IsNullOrEmpty(Environment.GetEnvironmentVariable(name))) return;
-        Environment.SetEnvironmentVariable(name, value);
-        // .NET keeps its own copy of the environment on Unix; libtorch's getenv reads the C library's.
-        if (OperatingSystem.IsLinux()) _ = setenv(name, value, 0);
-    }
-
-    [DllImport("libc", EntryPoint = "setenv")]
-    static extern int setenv([MarshalAs(UnmanagedType.LPUTF8Str)] string name, [MarshalAs(UnmanagedType.LPUTF8Str)] string value, int overwrite);
 
     /// <summary>
     /// Calls <c>std::string at::get_cpu_capability()</c> in libtorch_cpu (x86-64 System V: the std::string is returned
@@ -81,12 +70,9 @@ public static class KernelSet
     /// </summary>
     static unsafe string? FromLibtorch()
     {
-        if (!OperatingSystem.IsLinux() || RuntimeInformation.ProcessArchitecture != Architecture.X64) return null;
-        var dir = NativeLoader.FindNativeDir();
-        if (dir is null) return null;
-        var lib = Path.Combine(dir, "libtorch_cpu.so");
-        if (!NativeLibrary.TryLoad(lib, out var handle)) return null;
-        if (!NativeLibrary.TryGetExport(handle, "_ZN2at18get_cpu_capabilityB5cxx11Ev", out var fn)) return null;
+        if (RuntimeInformation.ProcessArchitecture != Architecture.X64) return null;
+        var fn = NativeLoader.LibtorchExport("_ZN2at18get_cpu_capabilityB5cxx11Ev");
+        if (fn == 0) return null;
         var buffer = stackalloc byte[32];
         ((delegate* unmanaged<byte*, void>)fn)(buffer);
         var data = *(byte**)buffer;

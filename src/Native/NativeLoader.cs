@@ -43,8 +43,21 @@ public static class NativeLoader
         }
     }
 
+    /// <summary>
+    /// The OpenMP wait policy set for libtorch's thread pool (libgomp) when the user set neither
+    /// <c>OMP_WAIT_POLICY</c> nor <c>GOMP_SPINCOUNT</c>: PASSIVE, so that a thread that finishes its share of an
+    /// operation sleeps instead of spinning for ~300,000 iterations. With another process busy on one core, spinning
+    /// threads took that core's time from the thread that still had work, and 2 threads trained 3–10× slower than 1;
+    /// on a quiet machine the two policies train equally fast (bench/busy_machine.sh, BENCHMARKS.md).
+    /// </summary>
+    public const string DefaultWaitPolicy = "PASSIVE";
+
+    /// <summary>The wait policy libgomp runs with in this process: the user's variables, else <see cref="DefaultWaitPolicy"/>.</summary>
+    public static string WaitPolicy { get; private set; } = "not loaded";
+
     static string Load()
     {
+        WaitPolicy = ApplyWaitPolicy();
         KernelSet.ApplyEnvironment();
         if (!OperatingSystem.IsLinux()) return "default";
         string? dir = FindNativeDir();
@@ -76,6 +89,46 @@ public static class NativeLoader
         }
         Resolve(torchAssembly, handle);
         return "patched:" + patched;
+    }
+
+    /// <summary>libgomp reads its wait policy once, when it loads (with libtorch): set it now unless the user did.</summary>
+    static string ApplyWaitPolicy()
+    {
+        var policy = Environment.GetEnvironmentVariable("OMP_WAIT_POLICY");
+        var spin = Environment.GetEnvironmentVariable("GOMP_SPINCOUNT");
+        if (!string.IsNullOrEmpty(policy) || !string.IsNullOrEmpty(spin))
+            return string.Join(", ", new[] { ("OMP_WAIT_POLICY", policy), ("GOMP_SPINCOUNT", spin) }
+                .Where(v => !string.IsNullOrEmpty(v.Item2)).Select(v => $"{v.Item1}={v.Item2}")) + " (set by the user)";
+        SetIfUnset("OMP_WAIT_POLICY", DefaultWaitPolicy);
+        return $"OMP_WAIT_POLICY={DefaultWaitPolicy} (the tool's default)";
+    }
+
+    /// <summary>
+    /// Sets <paramref name="name"/> in the process environment unless it is set already (a user's choice wins), in
+    /// .NET's copy and, on Linux, in the C library's, which is the one native code reads (.NET keeps its own copy of
+    /// the environment on Unix). Takes effect on native libraries only when set before they load.
+    /// </summary>
+    internal static void SetIfUnset(string name, string value)
+    {
+        if (!string.IsNullOrEmpty(Environment.GetEnvironmentVariable(name))) return;
+        Environment.SetEnvironmentVariable(name, value);
+        if (OperatingSystem.IsLinux()) _ = setenv(name, value, 0);
+    }
+
+    [DllImport("libc", EntryPoint = "setenv")]
+    static extern int setenv([MarshalAs(UnmanagedType.LPUTF8Str)] string name, [MarshalAs(UnmanagedType.LPUTF8Str)] string value, int overwrite);
+
+    /// <summary>
+    /// The address of a symbol exported by this process's <c>libtorch_cpu.so</c> (a C name such as MKL's
+    /// <c>vmsSqrt</c>, or a mangled C++ name), loading the natives first; 0 where there is no such library or symbol.
+    /// </summary>
+    public static nint LibtorchExport(string symbol)
+    {
+        EnsureLoaded();
+        if (!OperatingSystem.IsLinux()) return 0;
+        var dir = FindNativeDir();
+        if (dir is null || !NativeLibrary.TryLoad(Path.Combine(dir, "libtorch_cpu.so"), out var handle)) return 0;
+        return NativeLibrary.TryGetExport(handle, symbol, out var fn) ? fn : 0;
     }
 
     static void Resolve(Assembly torchAssembly, IntPtr bridge)

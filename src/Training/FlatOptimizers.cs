@@ -5,17 +5,22 @@ using static TorchSharp.torch;
 namespace ResnetMnist.Training;
 
 // TorchSharp's SGD, Adam and AdamW with the same state, options, param groups and checkpoint format, whose step()
-// updates all parameters at once over FlatParameters' buffers: about ten libtorch calls per step instead of eight
-// per parameter tensor (≈ 500 for ResNet-18). Each update is the exact operation sequence of TorchSharp's (and
-// PyTorch 1.13's single-tensor) implementation, element for element, so the results are bit-identical
-// (FlatOptimizerTests compares weights, state and saved files byte for byte). Whatever the flat path does not cover
-// (several param groups, a closure, amsgrad, maximize, parameters of mixed dtypes) goes to the base class's step.
+// updates all parameters at once over FlatParameters' buffers: on the CPU in float32/float64 as one pass in C# SIMD
+// (FusedOptimizerKernels), elsewhere as libtorch's operations chunk by chunk (about ten libtorch calls per chunk
+// instead of eight per parameter tensor, ≈ 500 for ResNet-18). Each update is the exact operation sequence of
+// TorchSharp's (and PyTorch 1.13's single-tensor) implementation, rounded as libtorch rounds it, element for element,
+// so the results are bit-identical (FlatOptimizerTests compares weights, state and saved files byte for byte).
+// Whatever the flat path does not cover (several param groups, a closure, amsgrad, maximize, parameters of mixed
+// dtypes) goes to the base class's step.
 
 /// <summary>An optimizer that can update all parameters at once over flat buffers.</summary>
 public interface IFlatStep
 {
     /// <summary>Whether the latest <c>step()</c> ran over the flat buffers (false: TorchSharp's per-tensor step ran, or none yet).</summary>
     bool LastStepFlat { get; }
+
+    /// <summary>Whether the latest <c>step()</c> ran as one fused pass (<see cref="FusedOptimizerKernels"/>) over the flat buffers.</summary>
+    bool LastStepFused { get; }
 }
 
 /// <summary><see cref="Adam"/> (L2 weight decay added to the gradient), updated over flat buffers.</summary>
@@ -24,12 +29,20 @@ sealed class FlatAdam : Adam, IFlatStep
     readonly FlatParameters _flat;
     public bool LastStepFlat { get; private set; }
 
-    public FlatAdam(IReadOnlyList<Parameter> parameters, double lr, double beta1, double beta2, double eps, double weightDecay)
-        : base(parameters, lr, beta1, beta2, eps, weightDecay) =>
-        _flat = FlatAdamStep.Bind(parameters, _state);
+    readonly bool _fused;
+    public bool LastStepFused { get; private set; }
 
-    public override Tensor step(Func<Tensor>? closure = null) =>
-        (LastStepFlat = closure is null && FlatAdamStep.Step(_flat, _parameter_groups, _state, decoupled: false)) ? null! : base.step(closure);
+    /// <param name="fused">Step in one pass where <see cref="FusedOptimizerKernels"/> covers the buffers; false: libtorch's operations over them.</param>
+    public FlatAdam(IReadOnlyList<Parameter> parameters, double lr, double beta1, double beta2, double eps, double weightDecay, bool fused)
+        : base(parameters, lr, beta1, beta2, eps, weightDecay) =>
+        (_flat, _fused) = (FlatAdamStep.Bind(parameters, _state), fused);
+
+    public override Tensor step(Func<Tensor>? closure = null)
+    {
+        var path = closure is null ? FlatAdamStep.Step(_flat, _parameter_groups, _state, decoupled: false, _fused) : FlatPath.None;
+        (LastStepFlat, LastStepFused) = (path != FlatPath.None, path == FlatPath.Fused);
+        return path != FlatPath.None ? null! : base.step(closure);
+    }
 
     public override void zero_grad() { if (_flat.GradsBound()) _flat.Grads.zero_(); else base.zero_grad(); }
 
@@ -42,16 +55,35 @@ sealed class FlatAdamW : AdamW, IFlatStep
     readonly FlatParameters _flat;
     public bool LastStepFlat { get; private set; }
 
-    public FlatAdamW(IReadOnlyList<Parameter> parameters, double lr, double beta1, double beta2, double eps, double weightDecay)
-        : base(parameters, lr, beta1, beta2, eps, weightDecay) =>
-        _flat = FlatAdamStep.Bind(parameters, _state);
+    readonly bool _fused;
+    public bool LastStepFused { get; private set; }
 
-    public override Tensor step(Func<Tensor>? closure = null) =>
-        (LastStepFlat = closure is null && FlatAdamStep.Step(_flat, _parameter_groups, _state, decoupled: true)) ? null! : base.step(closure);
+    /// <param name="fused">Step in one pass where <see cref="FusedOptimizerKernels"/> covers the buffers; false: libtorch's operations over them.</param>
+    public FlatAdamW(IReadOnlyList<Parameter> parameters, double lr, double beta1, double beta2, double eps, double weightDecay, bool fused)
+        : base(parameters, lr, beta1, beta2, eps, weightDecay) =>
+        (_flat, _fused) = (FlatAdamStep.Bind(parameters, _state), fused);
+
+    public override Tensor step(Func<Tensor>? closure = null)
+    {
+        var path = closure is null ? FlatAdamStep.Step(_flat, _parameter_groups, _state, decoupled: true, _fused) : FlatPath.None;
+        (LastStepFlat, LastStepFused) = (path != FlatPath.None, path == FlatPath.Fused);
+        return path != FlatPath.None ? null! : base.step(closure);
+    }
 
     public override void zero_grad() { if (_flat.GradsBound()) _flat.Grads.zero_(); else base.zero_grad(); }
 
     protected override void Dispose(bool disposing) { base.Dispose(disposing); if (disposing) _flat.Dispose(); }
+}
+
+/// <summary>How a flat optimizer's step ran.</summary>
+enum FlatPath
+{
+    /// <summary>Not over the flat buffers: the per-tensor step must run.</summary>
+    None,
+    /// <summary>libtorch's operations over the flat buffers, chunk by chunk.</summary>
+    Ops,
+    /// <summary>One pass of <see cref="FusedOptimizerKernels"/>.</summary>
+    Fused,
 }
 
 static class FlatAdamStep
@@ -64,11 +96,12 @@ static class FlatAdamStep
         return flat;
     }
 
-    /// <summary>One Adam/AdamW step over the flat buffers; false (nothing changed) when the flat path does not apply.</summary>
-    public static bool Step(FlatParameters flat, IList<ParamGroup> groups,
-        OrderedDict<nint, OptimizerState> stateOf, bool decoupled)
+    /// <summary>One Adam/AdamW step over the flat buffers, fused where <paramref name="fused"/> and the kernels cover
+    /// them; <see cref="FlatPath.None"/> (nothing changed) when the flat path does not apply.</summary>
+    public static FlatPath Step(FlatParameters flat, IList<ParamGroup> groups,
+        OrderedDict<nint, OptimizerState> stateOf, bool decoupled, bool fused)
     {
-        if (groups.Count != 1) return false;
+        if (groups.Count != 1) return FlatPath.None;
         double lr, beta1, beta2, eps, wd;
         switch (groups[0].Options)
         {
@@ -76,14 +109,20 @@ static class FlatAdamStep
                 (lr, beta1, beta2, eps, wd) = (o.LearningRate!.Value, o.beta1!.Value, o.beta2!.Value, o.eps!.Value, o.weight_decay!.Value); break;
             case AdamW.Options o when o.amsgrad != true && o.maximize != true:
                 (lr, beta1, beta2, eps, wd) = (o.LearningRate!.Value, o.beta1!.Value, o.beta2!.Value, o.eps!.Value, o.weight_decay!.Value); break;
-            default: return false;
+            default: return FlatPath.None;
         }
         var parameters = groups[0].Parameters.ToList();
         var steps = parameters.Select(p => StepOf(stateOf[p.Handle])).Distinct().ToList();
-        if (steps.Count != 1) return false;
-        if (!flat.Bind((p, i) => Moment(stateOf[p.Handle], i))) return false;
+        if (steps.Count != 1) return FlatPath.None;
+        if (!flat.Bind((p, i) => Moment(stateOf[p.Handle], i))) return FlatPath.None;
         foreach (var p in parameters) Advance(stateOf[p.Handle]);
         long step = steps[0] + 1;
+        if (fused && FusedOptimizerKernels.Covers(flat.Weights, needsSqrt: true))
+        {
+            FusedOptimizerKernels.Adam(flat.Weights, flat.Grads, flat.State(0), flat.State(1),
+                new FusedOptimizerKernels.AdamStep(lr, beta1, beta2, eps, wd, decoupled, step));
+            return FlatPath.Fused;
+        }
 
         double biasCorrection1 = 1.0 - Math.Pow(beta1, step);
         double biasCorrection2 = 1.0 - Math.Pow(beta2, step);
@@ -100,7 +139,7 @@ static class FlatAdamStep
             var denom = (v.sqrt() / Math.Sqrt(biasCorrection2)).add_(eps);
             w.addcdiv_(m, denom, -(lr / biasCorrection1));
         }
-        return true;
+        return FlatPath.Ops;
     }
 
     static long StepOf(OptimizerState s) => s switch { Adam.State a => a.step, AdamW.State a => a.step, _ => -1 };
@@ -123,32 +162,46 @@ static class FlatAdamStep
 sealed class FlatSgd : SGD, IFlatStep
 {
     readonly FlatParameters _flat;
+    readonly bool _fused;
     public bool LastStepFlat { get; private set; }
+    public bool LastStepFused { get; private set; }
 
-    public FlatSgd(IReadOnlyList<Parameter> parameters, double lr, double momentum, double weightDecay, bool nesterov)
+    /// <param name="fused">Step in one pass where <see cref="FusedOptimizerKernels"/> covers the buffers; false: libtorch's operations over them.</param>
+    public FlatSgd(IReadOnlyList<Parameter> parameters, double lr, double momentum, double weightDecay, bool nesterov, bool fused)
         : base(parameters, lr, momentum, 0, weightDecay, nesterov)
     {
-        _flat = new FlatParameters(parameters, 1);
+        (_flat, _fused) = (new FlatParameters(parameters, 1), fused);
         _flat.Bind((p, _) => ((State)_state[p.Handle]).momentum_buffer, createGrads: true);
     }
 
-    public override Tensor step(Func<Tensor>? closure = null) => (LastStepFlat = closure is null && FlatStep()) ? null! : base.step(closure);
+    public override Tensor step(Func<Tensor>? closure = null)
+    {
+        var path = closure is null ? FlatStep() : FlatPath.None;
+        (LastStepFlat, LastStepFused) = (path != FlatPath.None, path == FlatPath.Fused);
+        return path != FlatPath.None ? null! : base.step(closure);
+    }
 
     public override void zero_grad() { if (_flat.GradsBound()) _flat.Grads.zero_(); else base.zero_grad(); }
 
-    bool FlatStep()
+    FlatPath FlatStep()
     {
-        if (_parameter_groups.Count != 1 || _parameter_groups[0].Options is not Options o || o.maximize == true) return false;
+        if (_parameter_groups.Count != 1 || _parameter_groups[0].Options is not Options o || o.maximize == true) return FlatPath.None;
         double lr = o.LearningRate!.Value, momentum = o.momentum!.Value, dampening = o.dampening!.Value, wd = o.weight_decay!.Value;
         bool nesterov = o.nesterov!.Value;
         var states = _parameter_groups[0].Parameters.Select(p => (State)_state[p.Handle]).ToList();
         int buffers = states.Count(s => s.momentum_buffer is not null);
-        if (buffers != 0 && buffers != states.Count) return false;
-        if (!_flat.Bind((p, _) => ((State)_state[p.Handle]).momentum_buffer)) return false;
+        if (buffers != 0 && buffers != states.Count) return FlatPath.None;
+        if (!_flat.Bind((p, _) => ((State)_state[p.Handle]).momentum_buffer)) return FlatPath.None;
 
         using var _ = no_grad();
         if (momentum != 0.0 && buffers == 0)
             _flat.AdoptState(0, empty_like(_flat.Weights).DetachFromDisposeScope(), (p, t) => ((State)_state[p.Handle]).momentum_buffer = t);
+        if (_fused && FusedOptimizerKernels.Covers(_flat.Weights, needsSqrt: false))
+        {
+            FusedOptimizerKernels.Sgd(_flat.Weights, _flat.Grads, momentum != 0.0 ? _flat.State(0) : null,
+                new FusedOptimizerKernels.SgdStep(lr, momentum, dampening, wd, nesterov, FirstMomentumStep: buffers == 0));
+            return FlatPath.Fused;
+        }
         foreach (var (start, length) in _flat.Chunks())
         {
             using var scope = NewDisposeScope();
@@ -163,7 +216,7 @@ sealed class FlatSgd : SGD, IFlatStep
             }
             w.add_(g, -lr);
         }
-        return true;
+        return FlatPath.Ops;
     }
 
     protected override void Dispose(bool disposing) { base.Dispose(disposing); if (disposing) _flat.Dispose(); }

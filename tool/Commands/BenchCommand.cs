@@ -24,7 +24,7 @@ sealed class BenchCommand : Command<BenchCommand.Settings>
         [CommandArgument(0, "<CONFIG>"), Description("YAML config: model, optimizer, data, threads, train.batch_size.")]
         public string Config { get; init; } = "";
 
-        [CommandOption("--mode <MODE>"), Description("steps: train/eval throughput, batch sizes, step breakdown; epoch: load the data + one training epoch; memory: resident memory after each epoch of a short run; data: the data path alone.")]
+        [CommandOption("--mode <MODE>"), Description("steps: train/eval throughput, batch sizes, step breakdown; epoch: load the data + one training epoch; memory: resident memory after each epoch of a short run; data: the data path alone; optimizer: optimizer.step() alone, on the gradients of one batch.")]
         public string Mode { get; init; } = "steps";
 
         [CommandOption("--warmup <N>"), Description("Untimed steps before each timing. Default 3.")]
@@ -36,8 +36,15 @@ sealed class BenchCommand : Command<BenchCommand.Settings>
         [CommandOption("--batch-sizes <LIST>"), Description("Batch sizes for the step-time sweep (comma-separated). Default 16,64,256.")]
         public string BatchSizes { get; init; } = "16,64,256";
 
-        [CommandOption("--per-tensor-optimizer"), Description("Step with TorchSharp's per-tensor SGD/Adam/AdamW instead of the flat-buffer update train uses (to measure what the flat update saves).")]
+        [CommandOption("--per-tensor-optimizer"), Description("Step with TorchSharp's per-tensor SGD/Adam/AdamW instead of the fused flat-buffer update train uses (to measure what the flat update saves).")]
         public bool PerTensorOptimizer { get; init; }
+
+        [CommandOption("--flat-ops-optimizer"), Description("Step with libtorch's operations over the flat buffers instead of the fused one-pass update train uses.")]
+        public bool FlatOpsOptimizer { get; init; }
+
+        /// <summary>The optimizer step these options select.</summary>
+        public OptimizerStep OptimizerStep =>
+            PerTensorOptimizer ? OptimizerStep.PerTensor : FlatOpsOptimizer ? OptimizerStep.Flat : OptimizerStep.Fused;
 
         [CommandOption("--json <FILE>"), Description("Write the figures here (default: standard output).")]
         public string? Json { get; init; }
@@ -54,6 +61,7 @@ sealed class BenchCommand : Command<BenchCommand.Settings>
             ["channels_last"] = cfg.Model.ChannelsLast,
             ["optimizer"] = cfg.Optimizer.Name.ToString().ToLowerInvariant(),
             ["flat_optimizer"] = !s.PerTensorOptimizer,
+            ["optimizer_step"] = s.OptimizerStep.ToString().ToLowerInvariant(),
         };
         switch (s.Mode)
         {
@@ -61,7 +69,8 @@ sealed class BenchCommand : Command<BenchCommand.Settings>
             case "epoch": Epoch(cfg, s, result); break;
             case "memory": Memory(cfg, result); break;
             case "data": DataPath(cfg, result); break;
-            default: throw new UsageException($"bench --mode {s.Mode}: expected steps, epoch, memory or data");
+            case "optimizer": OptimizerSteps(cfg, s, result); break;
+            default: throw new UsageException($"bench --mode {s.Mode}: expected steps, epoch, memory, data or optimizer");
         }
         result["threads"] = get_num_threads();
         result["libtorch"] = __version__;
@@ -85,7 +94,7 @@ sealed class BenchCommand : Command<BenchCommand.Settings>
         var model = session.Model;
         var data = session.Train;
         var parameters = model.parameters().Where(p => p.requires_grad).ToList();
-        using var optimizer = Optimizers.Create(cfg.Optimizer, parameters, flat: !s.PerTensorOptimizer);
+        using var optimizer = Optimizers.Create(cfg.Optimizer, parameters, s.OptimizerStep);
         model.train();
 
         // Training throughput: the trainer's own step.
@@ -157,6 +166,38 @@ sealed class BenchCommand : Command<BenchCommand.Settings>
         };
     }
 
+    /// <summary>
+    /// <c>optimizer.step()</c> alone: the gradients of one batch of train.batch_size, then --warmup untimed and --steps
+    /// timed steps on them (each step timed on its own; the figures are the mean, min and max).
+    /// </summary>
+    static void OptimizerSteps(TrainingConfig cfg, Settings s, Dictionary<string, object?> r)
+    {
+        using var session = Session.Create(cfg);
+        var model = session.Model;
+        var parameters = model.parameters().Where(p => p.requires_grad).ToList();
+        using var optimizer = Optimizers.Create(cfg.Optimizer, parameters, s.OptimizerStep);
+        model.train();
+        using (var scope = NewDisposeScope())
+        using (var idx = Indices(0, cfg.Train.BatchSize, session.Train.Count))
+        {
+            optimizer.zero_grad();
+            cross_entropy(model.forward(session.Train.Gather(idx)), session.Train.Labels.index_select(0, idx)).backward();
+        }
+        for (int i = 0; i < s.Warmup; i++) optimizer.step();
+        var times = new List<double>();
+        for (int i = 0; i < s.Steps; i++)
+        {
+            var sw = Stopwatch.StartNew();
+            optimizer.step();
+            times.Add(sw.Elapsed.TotalSeconds);
+        }
+        r["parameters"] = parameters.Sum(p => p.numel());
+        r["optimizer_step_s"] = times.Average();
+        r["optimizer_step_min_s"] = times.Min();
+        r["optimizer_step_max_s"] = times.Max();
+        r["fused"] = optimizer is IFlatStep { LastStepFused: true };
+    }
+
     /// <summary>What <c>train</c> does for one epoch, timed from reading the IDX files to the last step.</summary>
     static void Epoch(TrainingConfig cfg, Settings s, Dictionary<string, object?> r)
     {
@@ -164,7 +205,7 @@ sealed class BenchCommand : Command<BenchCommand.Settings>
         using var session = Session.Create(cfg);
         double load = total.Elapsed.TotalSeconds;
         var parameters = session.Model.parameters().Where(p => p.requires_grad).ToList();
-        using var optimizer = Optimizers.Create(cfg.Optimizer, parameters, flat: !s.PerTensorOptimizer);
+        using var optimizer = Optimizers.Create(cfg.Optimizer, parameters, s.OptimizerStep);
         session.Model.train();
         var epoch = Stopwatch.StartNew();
         int n = session.Train.Count, bs = cfg.Train.BatchSize;

@@ -1,0 +1,277 @@
+using System.Numerics;
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using ResnetMnist.Native;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace ResnetMnist.Training;
+
+// SGD and Adam/AdamW as one pass over the flat buffers, in C# SIMD, bit-identical to libtorch's operation sequence
+// (TorchSharp's per-tensor step) under the kernel set libtorch runs with. How libtorch 2.10 rounds each operation was
+// measured element by element (float32, vector body and scalar tail):
+//   add(x, alpha), addcmul(x, y, value): under avx2/avx512 one FMA, a·b + c rounded once; under default a·b and the
+//     sum each rounded.
+//   mul by a scalar, sqrt, tensor / scalar, + eps, addcdiv: each rounded on its own under every kernel set;
+//     addcdiv(w, m, d, value) is w + (value·m) / d.
+//   sqrt: MKL's vector square root (VML, high-accuracy mode), which under avx512 is not always correctly rounded, so it
+//     is taken from MKL itself (vmsSqrt / vmdSqrt, exported by libtorch_cpu) chunk by chunk into a stack buffer.
+//   Scalars are computed in double and rounded once to the tensor's dtype, as ATen does.
+// FlatOptimizerTests holds these kernels to TorchSharp's step element by element under each kernel set.
+
+/// <summary>One pass of SGD or Adam/AdamW over flat, contiguous CPU buffers of float32 or float64.</summary>
+static unsafe class FusedOptimizerKernels
+{
+    /// <summary>Elements per parallel work item: 32 Ki (128 KiB of each buffer in float32, so its 4–5 buffers sit in L2).</summary>
+    const long Block = 1L << 15;
+
+    /// <summary>Elements per square-root call and stack buffer (8 KiB in float32).</summary>
+    const int SqrtChunk = 2048;
+
+    /// <summary>The mode ATen passes to VML: VML_HA | VML_FTZDAZ_OFF | VML_ERRMODE_IGNORE.</summary>
+    const long VmlMode = 0x2 | 0x140000 | 0x100;
+
+    static readonly nint VmsSqrt = NativeLoader.LibtorchExport("vmsSqrt");
+    static readonly nint VmdSqrt = NativeLoader.LibtorchExport("vmdSqrt");
+
+    /// <summary>
+    /// MKL's C entry point <c>int MKL_Set_Num_Threads_Local(int)</c> (the lower-case export takes a pointer): each
+    /// worker runs its square roots on its own thread, as ATen's own parallel loops do, instead of letting MKL start
+    /// its thread team for 2 Ki elements from inside ours. Adam is fused only where it is exported.
+    /// </summary>
+    static readonly nint MklSetNumThreadsLocal = NativeLoader.LibtorchExport("MKL_Set_Num_Threads_Local");
+
+    /// <summary>
+    /// Whether these kernels cover buffers like <paramref name="flat"/>: on the CPU, contiguous, float32 or float64, and
+    /// for Adam (<paramref name="needsSqrt"/>) MKL's square root for that dtype exported by libtorch. Elsewhere the flat
+    /// optimizers run libtorch's operations over the buffers.
+    /// </summary>
+    public static bool Covers(Tensor flat, bool needsSqrt)
+    {
+        if (flat.device_type != DeviceType.CPU || !flat.is_contiguous()) return false;
+        return flat.dtype switch
+        {
+            ScalarType.Float32 => !needsSqrt || (VmsSqrt != 0 && MklSetNumThreadsLocal != 0),
+            ScalarType.Float64 => !needsSqrt || (VmdSqrt != 0 && MklSetNumThreadsLocal != 0),
+            _ => false,
+        };
+    }
+
+    /// <summary>Whether libtorch's <c>add</c> with alpha and <c>addcmul</c> round once (FMA): under the avx2 and avx512 kernel sets.</summary>
+    static bool LibtorchFuses => KernelSet.Current != "default";
+
+    /// <summary>Adam's hyperparameters for one step, as doubles (the kernels round each once to the dtype).</summary>
+    public readonly record struct AdamStep(double Lr, double Beta1, double Beta2, double Eps, double WeightDecay, bool Decoupled, long Step);
+
+    /// <summary>SGD's hyperparameters for one step; <paramref name="FirstMomentumStep"/>: the momentum buffer becomes the gradient.</summary>
+    public readonly record struct SgdStep(double Lr, double Momentum, double Dampening, double WeightDecay, bool Nesterov, bool FirstMomentumStep);
+
+    /// <summary>One Adam (or, <see cref="AdamStep.Decoupled"/>, AdamW) step over the whole of each flat buffer.</summary>
+    public static void Adam(Tensor w, Tensor g, Tensor m, Tensor v, AdamStep s)
+    {
+        if (w.dtype == ScalarType.Float32) Adam<float>(w, g, m, v, s);
+        else Adam<double>(w, g, m, v, s);
+    }
+
+    /// <summary>One SGD step (L2 weight decay, momentum with dampening, Nesterov) over the buffers; <paramref name="buf"/> is null without momentum.</summary>
+    public static void Sgd(Tensor w, Tensor g, Tensor? buf, SgdStep s)
+    {
+        if (w.dtype == ScalarType.Float32) Sgd<float>(w, g, buf, s);
+        else Sgd<double>(w, g, buf, s);
+    }
+
+    static void Adam<T>(Tensor w, Tensor g, Tensor m, Tensor v, AdamStep s) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        double bc1 = 1.0 - Math.Pow(s.Beta1, s.Step), bc2 = 1.0 - Math.Pow(s.Beta2, s.Step);
+        var k = new AdamScalars<T>(T.CreateChecked(s.Beta1), T.CreateChecked(1.0 - s.Beta1), T.CreateChecked(s.Beta2),
+            T.CreateChecked(1.0 - s.Beta2), T.CreateChecked(Math.Sqrt(bc2)), T.CreateChecked(s.Eps), T.CreateChecked(-(s.Lr / bc1)),
+            T.CreateChecked(s.WeightDecay), T.CreateChecked(1.0 - s.Lr * s.WeightDecay),
+            L2: !s.Decoupled && s.WeightDecay != 0.0, Decoupled: s.Decoupled, Fma: LibtorchFuses,
+            Sqrt: typeof(T) == typeof(float) ? VmsSqrt : VmdSqrt);
+        T* pw = (T*)w.DataPtr(), pg = (T*)g.DataPtr(), pm = (T*)m.DataPtr(), pv = (T*)v.DataPtr();
+        ForEachBlock(w.shape[0], (start, length) =>
+        {
+            if (Vector512.IsHardwareAccelerated) AdamBlock<Lanes512<T>, T>(k, pw + start, pg + start, pm + start, pv + start, length);
+            else if (Vector256.IsHardwareAccelerated) AdamBlock<Lanes256<T>, T>(k, pw + start, pg + start, pm + start, pv + start, length);
+            else AdamBlock<Lane1<T>, T>(k, pw + start, pg + start, pm + start, pv + start, length);
+        });
+    }
+
+    static void Sgd<T>(Tensor w, Tensor g, Tensor? buf, SgdStep s) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var k = new SgdScalars<T>(T.CreateChecked(-s.Lr), T.CreateChecked(s.Momentum), T.CreateChecked(1.0 - s.Dampening),
+            T.CreateChecked(s.WeightDecay), s.WeightDecay != 0.0, buf is not null, s.Nesterov, s.FirstMomentumStep, LibtorchFuses);
+        T* pw = (T*)w.DataPtr(), pg = (T*)g.DataPtr(), pb = buf is null ? null : (T*)buf.DataPtr();
+        ForEachBlock(w.shape[0], (start, length) =>
+        {
+            T* b = pb is null ? null : pb + start;
+            if (Vector512.IsHardwareAccelerated) SgdRange<Lanes512<T>, T>(k, pw + start, pg + start, b, 0, length);
+            else if (Vector256.IsHardwareAccelerated) SgdRange<Lanes256<T>, T>(k, pw + start, pg + start, b, 0, length);
+            else SgdRange<Lane1<T>, T>(k, pw + start, pg + start, b, 0, length);
+        });
+    }
+
+    /// <summary>Runs <paramref name="body"/> over [0, total) in blocks of <see cref="Block"/>, on libtorch's intra-op thread count.</summary>
+    static void ForEachBlock(long total, Action<long, long> body)
+    {
+        long blocks = (total + Block - 1) / Block;
+        int threads = Math.Max(1, get_num_threads());
+        if (threads == 1 || blocks == 1)
+        {
+            for (long b = 0; b < blocks; b++) body(b * Block, Math.Min(Block, total - b * Block));
+            return;
+        }
+        Parallel.For(0L, blocks, new ParallelOptions { MaxDegreeOfParallelism = threads },
+            b => body(b * Block, Math.Min(Block, total - b * Block)));
+    }
+
+    readonly record struct AdamScalars<T>(T Beta1, T OneMinusBeta1, T Beta2, T OneMinusBeta2, T Bc2Sqrt, T Eps, T NegStepSize,
+        T WeightDecay, T Decay, bool L2, bool Decoupled, bool Fma, nint Sqrt);
+
+    readonly record struct SgdScalars<T>(T NegLr, T Momentum, T OneMinusDampening, T WeightDecay, bool L2, bool HasMomentum,
+        bool Nesterov, bool First, bool Fma);
+
+    /// <summary><c>a·b + c</c> as libtorch computes <c>c.add(b, alpha: a)</c> and <c>c.addcmul(…)</c>: one rounding (FMA) or two.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static TV MulAdd<TV, T>(TV a, TV b, TV c, bool fma) where TV : struct, ILanes<TV, T> where T : unmanaged, IFloatingPointIeee754<T> =>
+        fma ? TV.Fma(a, b, c) : a * b + c;
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // hot loops: optimised at once, not after tiering
+    static void AdamBlock<TV, T>(in AdamScalars<T> k, T* w, T* g, T* m, T* v, long length)
+        where TV : struct, ILanes<TV, T> where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        T* sq = stackalloc T[SqrtChunk];
+        var setThreads = (delegate* unmanaged<int, int>)MklSetNumThreadsLocal;
+        int previous = setThreads(1);
+        for (long start = 0; start < length; start += SqrtChunk)
+        {
+            int n = (int)Math.Min(SqrtChunk, length - start);
+            int body = n - n % TV.Count;
+            AdamMoments<TV, T>(k, w + start, g + start, m + start, v + start, 0, body);
+            AdamMoments<Lane1<T>, T>(k, w + start, g + start, m + start, v + start, body, n);
+            if (typeof(T) == typeof(float)) ((delegate* unmanaged<int, float*, float*, long, void>)k.Sqrt)(n, (float*)(v + start), (float*)sq, VmlMode);
+            else ((delegate* unmanaged<int, double*, double*, long, void>)k.Sqrt)(n, (double*)(v + start), (double*)sq, VmlMode);
+            AdamUpdate<TV, T>(k, w + start, m + start, sq, 0, body);
+            AdamUpdate<Lane1<T>, T>(k, w + start, m + start, sq, body, n);
+        }
+        setThreads(previous);
+    }
+
+    /// <summary>AdamW's decay of the weights, L2 decay of the gradient, then <c>m = b1·m + (1-b1)·g</c>, <c>v = b2·v + (1-b2)·g·g</c>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // hot loops: optimised at once, not after tiering
+    static void AdamMoments<TV, T>(in AdamScalars<T> k, T* w, T* g, T* m, T* v, int from, int to)
+        where TV : struct, ILanes<TV, T> where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        TV b1 = TV.Splat(k.Beta1), c1 = TV.Splat(k.OneMinusBeta1), b2 = TV.Splat(k.Beta2), c2 = TV.Splat(k.OneMinusBeta2);
+        TV wd = TV.Splat(k.WeightDecay), decay = TV.Splat(k.Decay);
+        for (int i = from; i < to; i += TV.Count)
+        {
+            TV gi = TV.Load(g + i);
+            if (k.Decoupled) (TV.Load(w + i) * decay).Store(w + i);                  // w.mul_(1 - lr·wd)
+            else if (k.L2) gi = MulAdd<TV, T>(wd, TV.Load(w + i), gi, k.Fma);         // g.add(w, alpha: wd)
+            MulAdd<TV, T>(c1, gi, TV.Load(m + i) * b1, k.Fma).Store(m + i);           // m.mul_(b1).add_(g, alpha: 1-b1)
+            MulAdd<TV, T>(c2 * gi, gi, TV.Load(v + i) * b2, k.Fma).Store(v + i);      // v.mul_(b2).addcmul_(g, g, value: 1-b2)
+        }
+    }
+
+    /// <summary><c>w.addcdiv_(m, sqrt(v) / √bc2 + eps, value: -lr/bc1)</c>, with <c>sqrt(v)</c> already in <paramref name="sq"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // hot loops: optimised at once, not after tiering
+    static void AdamUpdate<TV, T>(in AdamScalars<T> k, T* w, T* m, T* sq, int from, int to)
+        where TV : struct, ILanes<TV, T> where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        TV bc2 = TV.Splat(k.Bc2Sqrt), eps = TV.Splat(k.Eps), step = TV.Splat(k.NegStepSize);
+        for (int i = from; i < to; i += TV.Count)
+        {
+            TV denom = TV.Load(sq + i) / bc2 + eps;
+            (TV.Load(w + i) + step * TV.Load(m + i) / denom).Store(w + i);
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // hot loops: optimised at once, not after tiering
+    static void SgdRange<TV, T>(in SgdScalars<T> k, T* w, T* g, T* buf, long from, long to)
+        where TV : struct, ILanes<TV, T> where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        long body = from + (to - from) / TV.Count * TV.Count;
+        SgdLanes<TV, T>(k, w, g, buf, from, body);
+        SgdLanes<Lane1<T>, T>(k, w, g, buf, body, to);
+    }
+
+    /// <summary>TorchSharp's SGD: <c>g = g.add(w, wd)</c>; <c>buf = g</c> (first step) or <c>buf.mul_(mu).add_(g, 1-dampening)</c>;
+    /// <c>g = nesterov ? g.add(buf, mu) : buf</c>; <c>w.add_(g, -lr)</c>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // hot loops: optimised at once, not after tiering
+    static void SgdLanes<TV, T>(in SgdScalars<T> k, T* w, T* g, T* buf, long from, long to)
+        where TV : struct, ILanes<TV, T> where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        TV lr = TV.Splat(k.NegLr), mu = TV.Splat(k.Momentum), damp = TV.Splat(k.OneMinusDampening), wd = TV.Splat(k.WeightDecay);
+        for (long i = from; i < to; i += TV.Count)
+        {
+            TV wi = TV.Load(w + i), gi = TV.Load(g + i);
+            if (k.L2) gi = MulAdd<TV, T>(wd, wi, gi, k.Fma);
+            if (k.HasMomentum)
+            {
+                TV b = k.First ? gi : MulAdd<TV, T>(damp, gi, TV.Load(buf + i) * mu, k.Fma);
+                b.Store(buf + i);
+                gi = k.Nesterov ? MulAdd<TV, T>(mu, b, gi, k.Fma) : b;
+            }
+            MulAdd<TV, T>(lr, gi, wi, k.Fma).Store(w + i);
+        }
+    }
+}
+
+/// <summary>A register of <typeparamref name="T"/> lanes with the few operations the kernels use, each rounded as IEEE 754 says.</summary>
+interface ILanes<TSelf, T> where TSelf : struct, ILanes<TSelf, T> where T : unmanaged, IFloatingPointIeee754<T>
+{
+    static abstract int Count { get; }
+    static abstract unsafe TSelf Load(T* p);
+    unsafe void Store(T* p);
+    static abstract TSelf Splat(T x);
+    static abstract TSelf operator +(TSelf a, TSelf b);
+    static abstract TSelf operator *(TSelf a, TSelf b);
+    static abstract TSelf operator /(TSelf a, TSelf b);
+    /// <summary><c>a·b + c</c> rounded once.</summary>
+    static abstract TSelf Fma(TSelf a, TSelf b, TSelf c);
+}
+
+readonly struct Lanes512<T>(Vector512<T> v) : ILanes<Lanes512<T>, T> where T : unmanaged, IFloatingPointIeee754<T>
+{
+    readonly Vector512<T> _v = v;
+    public static int Count => Vector512<T>.Count;
+    public static unsafe Lanes512<T> Load(T* p) => new(Vector512.Load(p));
+    public unsafe void Store(T* p) => _v.Store(p);
+    public static Lanes512<T> Splat(T x) => new(Vector512.Create(x));
+    public static Lanes512<T> operator +(Lanes512<T> a, Lanes512<T> b) => new(a._v + b._v);
+    public static Lanes512<T> operator *(Lanes512<T> a, Lanes512<T> b) => new(a._v * b._v);
+    public static Lanes512<T> operator /(Lanes512<T> a, Lanes512<T> b) => new(a._v / b._v);
+    public static Lanes512<T> Fma(Lanes512<T> a, Lanes512<T> b, Lanes512<T> c) => typeof(T) == typeof(float)
+        ? new(Vector512.FusedMultiplyAdd(a._v.AsSingle(), b._v.AsSingle(), c._v.AsSingle()).As<float, T>())
+        : new(Vector512.FusedMultiplyAdd(a._v.AsDouble(), b._v.AsDouble(), c._v.AsDouble()).As<double, T>());
+}
+
+readonly struct Lanes256<T>(Vector256<T> v) : ILanes<Lanes256<T>, T> where T : unmanaged, IFloatingPointIeee754<T>
+{
+    readonly Vector256<T> _v = v;
+    public static int Count => Vector256<T>.Count;
+    public static unsafe Lanes256<T> Load(T* p) => new(Vector256.Load(p));
+    public unsafe void Store(T* p) => _v.Store(p);
+    public static Lanes256<T> Splat(T x) => new(Vector256.Create(x));
+    public static Lanes256<T> operator +(Lanes256<T> a, Lanes256<T> b) => new(a._v + b._v);
+    public static Lanes256<T> operator *(Lanes256<T> a, Lanes256<T> b) => new(a._v * b._v);
+    public static Lanes256<T> operator /(Lanes256<T> a, Lanes256<T> b) => new(a._v / b._v);
+    public static Lanes256<T> Fma(Lanes256<T> a, Lanes256<T> b, Lanes256<T> c) => typeof(T) == typeof(float)
+        ? new(Vector256.FusedMultiplyAdd(a._v.AsSingle(), b._v.AsSingle(), c._v.AsSingle()).As<float, T>())
+        : new(Vector256.FusedMultiplyAdd(a._v.AsDouble(), b._v.AsDouble(), c._v.AsDouble()).As<double, T>());
+}
+
+/// <summary>One lane: the scalar tail (and the whole range where no vector unit is accelerated).</summary>
+readonly struct Lane1<T>(T v) : ILanes<Lane1<T>, T> where T : unmanaged, IFloatingPointIeee754<T>
+{
+    readonly T _v = v;
+    public static int Count => 1;
+    public static unsafe Lane1<T> Load(T* p) => new(*p);
+    public unsafe void Store(T* p) => *p = _v;
+    public static Lane1<T> Splat(T x) => new(x);
+    public static Lane1<T> operator +(Lane1<T> a, Lane1<T> b) => new(a._v + b._v);
+    public static Lane1<T> operator *(Lane1<T> a, Lane1<T> b) => new(a._v * b._v);
+    public static Lane1<T> operator /(Lane1<T> a, Lane1<T> b) => new(a._v / b._v);
+    public static Lane1<T> Fma(Lane1<T> a, Lane1<T> b, Lane1<T> c) => new(T.FusedMultiplyAdd(a._v, b._v, c._v));
+}
