@@ -3,7 +3,6 @@ using NUnit.Framework;
 using ResnetMnist.Config;
 using ResnetMnist.Training;
 using static TorchSharp.torch;
-using static TorchSharp.torch.nn.functional;
 
 namespace ResnetMnist.ParityTests.Parity;
 
@@ -58,9 +57,7 @@ public sealed class OptimizerStepParityTests
             using var m = Snapshot.SeedModel();
             m.train();
             using var opt = Optimizers.Create(new OptimizerConfig { Name = ConfigNames.Parse<OptimizerKind>(name), Lr = lr, Momentum = momentum }, m.parameters());
-            opt.zero_grad();
-            using (var loss = cross_entropy(m.forward(x), y)) loss.backward();
-            opt.step();
+            TrainingLoop.Step(m, opt, x, y);
             double w = 0;
             foreach (var (pname, p) in m.named_parameters())
             {
@@ -106,12 +103,11 @@ public sealed class OptimizerStepParityTests
         for (int i = 0; i < steps; i++)
         {
             var (x, y) = Snapshot.InputBatch(batch, batch * i, ScalarType.Float64);
-            opt.zero_grad();
-            using var loss = cross_entropy(m.forward(x), y);
-            loss.backward();
-            if (i == steps - 1) before = m.named_parameters().ToDictionary(p => p.name, p => p.parameter.detach().clone());
-            opt.step();
-            losses.Add(loss.item<double>());
+            bool last = i == steps - 1;
+            losses.Add(TrainingLoop.Step(m, opt, x, y, new StepHooks
+            {
+                AfterBackward = last ? () => before = m.named_parameters().ToDictionary(p => p.name, p => p.parameter.detach().clone().DetachFromDisposeScope()) : null,
+            }));
         }
         var expectedLosses = reference.GetProperty("losses").EnumerateArray().Select(e => e.GetDouble()).ToArray();
         for (int i = 0; i < steps; i++)

@@ -6,7 +6,6 @@ using TorchSharp;
 using TorchSharp.Modules;
 using TorchSharp.PyBridge;
 using static TorchSharp.torch;
-using static TorchSharp.torch.nn.functional;
 
 namespace ResnetMnist.ParityTests.Training;
 
@@ -88,15 +87,8 @@ public sealed class FlatOptimizerTests
         Assert.That(b.data<double>().ToArray(), Is.All.EqualTo(0.9).Within(1e-6));
     }
 
-    static double Step(nn.Module<Tensor, Tensor> model, OptimizerHelper optimizer, (Tensor x, Tensor y) batch)
-    {
-        using var scope = NewDisposeScope();
-        optimizer.zero_grad();
-        var loss = cross_entropy(model.forward(batch.x), batch.y);
-        loss.backward();
-        optimizer.step();
-        return loss.to_type(ScalarType.Float64).item<double>();
-    }
+    static double Step(nn.Module<Tensor, Tensor> model, OptimizerHelper optimizer, (Tensor x, Tensor y) batch) =>
+        TrainingLoop.Step(model, optimizer, batch.x, batch.y);
 
     static void AssertSameWeights(nn.Module a, nn.Module b, string when)
     {
