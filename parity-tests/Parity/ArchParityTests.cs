@@ -168,7 +168,7 @@ public sealed class ArchParityTests
     public void Resnet50Spec()
     {
         var spec = ArchSpecs.Resnet50;
-        Assert.That(spec.Block, Is.EqualTo(BlockKind.Bottleneck));
+        Assert.That(spec.Block, Is.SameAs(Bottleneck.Type));
         Assert.That(spec.Features, Is.EqualTo(2048));
         Assert.That(spec.DefaultWeights.FileName, Is.EqualTo("resnet50-0676ba61.pth"));
         Assert.That(spec.DefaultWeights.Sha256Prefix, Is.EqualTo("0676ba61"));

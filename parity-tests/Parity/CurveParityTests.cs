@@ -4,7 +4,6 @@ using ResnetMnist.Model;
 using ResnetMnist.Training;
 using TorchSharp;
 using static TorchSharp.torch;
-using static TorchSharp.torch.nn.functional;
 
 namespace ResnetMnist.ParityTests.Parity;
 
@@ -39,11 +38,7 @@ public sealed class CurveParityTests
         {
             using var scope = NewDisposeScope();
             var (x, y) = Snapshot.InputBatch(Batch, Batch * i, dtype);
-            opt.zero_grad();
-            var loss = cross_entropy(m.forward(x), y);
-            loss.backward();
-            opt.step();
-            losses[i] = loss.to_type(ScalarType.Float64).item<double>();
+            losses[i] = TrainingLoop.Step(m, opt, x, y);
         }
         return losses;
     }

@@ -1,7 +1,8 @@
 using TorchSharp;
 using NUnit.Framework;
+using ResnetMnist.Config;
+using ResnetMnist.Training;
 using static TorchSharp.torch;
-using static TorchSharp.torch.nn.functional;
 
 namespace ResnetMnist.ParityTests.Parity;
 
@@ -40,9 +41,14 @@ public sealed class GradientParityTests
         using var m = Snapshot.SeedModel();
         m.to(dtype);
         m.train();
-        using var loss = cross_entropy(m.forward(x), y);
-        loss.backward();
-        return (loss.to_type(ScalarType.Float64).item<double>(), m.named_parameters().ToDictionary(p => p.name, p => p.parameter.grad!.clone()));
+        // The library's training step, its gradients read between backward and the optimizer's update.
+        using var opt = Optimizers.Create(new OptimizerConfig { Name = OptimizerKind.Sgd, Lr = 0.01 }, m.parameters());
+        Dictionary<string, Tensor> grads = [];
+        double loss = TrainingLoop.Step(m, opt, x, y, new StepHooks
+        {
+            AfterBackward = () => grads = m.named_parameters().ToDictionary(p => p.name, p => p.parameter.grad!.clone().DetachFromDisposeScope()),
+        });
+        return (loss, grads);
     }
 
     [Test]

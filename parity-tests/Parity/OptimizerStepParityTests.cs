@@ -36,9 +36,7 @@ public sealed class OptimizerStepParityTests
             using var m = Snapshot.SeedModel();
             m.train();
             using var opt = Optimizers.Create(new OptimizerConfig { Name = ConfigNames.Parse<OptimizerKind>(name), Lr = lr, Momentum = momentum }, m.parameters());
-            opt.zero_grad();
-            using (var loss = cross_entropy(m.forward(x), y)) loss.backward();
-            opt.step();
+            TrainingLoop.Step(m, opt, x, y);
             double w = 0;
             foreach (var (pname, p) in m.named_parameters())
             {

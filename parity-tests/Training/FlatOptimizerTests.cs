@@ -6,7 +6,6 @@ using TorchSharp;
 using TorchSharp.Modules;
 using TorchSharp.PyBridge;
 using static TorchSharp.torch;
-using static TorchSharp.torch.nn.functional;
 
 namespace ResnetMnist.ParityTests.Training;
 
@@ -106,15 +105,8 @@ public sealed class FlatOptimizerTests
             if (g is ParamGroup { Options: SGD.Options o }) o.dampening = dampening;
     }
 
-    static double Step(nn.Module<Tensor, Tensor> model, OptimizerHelper optimizer, (Tensor x, Tensor y) batch)
-    {
-        using var scope = NewDisposeScope();
-        optimizer.zero_grad();
-        var loss = cross_entropy(model.forward(batch.x), batch.y);
-        loss.backward();
-        optimizer.step();
-        return loss.to_type(ScalarType.Float64).item<double>();
-    }
+    static double Step(nn.Module<Tensor, Tensor> model, OptimizerHelper optimizer, (Tensor x, Tensor y) batch) =>
+        TrainingLoop.Step(model, optimizer, batch.x, batch.y);
 
     static void AssertSameWeights(nn.Module a, nn.Module b, string when)
     {

@@ -26,10 +26,7 @@ public sealed class FreezingTests
         using var opt = optim.SGD(trainable, 0.1);
         using var x = randn(8, 1, 28, 28);
         using var y = randint(0, 10, [8]);
-        opt.zero_grad();
-        using var loss = nn.functional.cross_entropy(m.forward(x), y);
-        loss.backward();
-        opt.step();
+        ResnetMnist.Training.TrainingLoop.Step(m, opt, x, y);
 
         var after = m.state_dict();
         foreach (var (name, p) in m.named_parameters())

@@ -9,7 +9,8 @@ namespace ResnetMnist.Export;
 /// Writes a ResNet as a standard ONNX graph for inference (opset 13): Conv, BatchNormalization (the running statistics,
 /// eval mode), Relu, MaxPool, Add, GlobalAveragePool, Flatten, Gemm, in float32, with a dynamic batch axis. Tensor
 /// names are the state_dict keys; the input is <c>input</c> (N×C×H×W, the dataset's preprocessing applied) and the
-/// output <c>logits</c> (N×classes). The graph is built from the <see cref="ArchSpec"/>, module for module.
+/// output <c>logits</c> (N×classes). The stem and the head are written here, each block by itself
+/// (<see cref="ResidualBlock.Emit"/>), module for module.
 /// </summary>
 public static class OnnxExport
 {
@@ -23,74 +24,16 @@ public static class OnnxExport
     {
         if (ResnetMnist.Weights.StateDictChecks.FirstNonFinite(model.state_dict()) is string bad)
             throw new ArgumentException($"{bad} holds NaN or infinite values; an exported model must have finite weights", nameof(model));
-        var graph = new GraphProto { Name = model.Spec.Name };
-        var weights = new Dictionary<string, Tensor>();
-        foreach (var (name, t) in model.state_dict()) weights[name] = t;
-        int counter = 0;
-        string Fresh(string hint) => $"{hint}_{counter++}";
-
-        void Init(string key)
-        {
-            if (graph.Initializer.Any(i => i.Name == key)) return;
-            using var t = weights[key].detach().cpu().to_type(ScalarType.Float32).contiguous();
-            var proto = new TensorProto { Name = key, DataType = (int)TensorProto.Types.DataType.Float };
-            proto.Dims.AddRange(t.shape);
-            proto.RawData = ByteString.CopyFrom(t.bytes.ToArray());
-            graph.Initializer.Add(proto);
-        }
-        string Node(string op, string[] inputs, string hint, params AttributeProto[] attributes)
-        {
-            var output = Fresh(hint);
-            var node = new NodeProto { OpType = op, Name = output };
-            node.Input.AddRange(inputs);
-            node.Output.Add(output);
-            node.Attribute.AddRange(attributes);
-            graph.Node.Add(node);
-            return output;
-        }
-        string Conv(string x, string prefix, int kernel, int stride, int pad)
-        {
-            Init(prefix + ".weight");
-            return Node("Conv", [x, prefix + ".weight"], prefix, Ints("kernel_shape", kernel, kernel), Ints("strides", stride, stride),
-                Ints("pads", pad, pad, pad, pad), Ints("dilations", 1, 1), Int("group", 1));
-        }
-        string Bn(string x, string prefix)
-        {
-            foreach (var s in new[] { "weight", "bias", "running_mean", "running_var" }) Init($"{prefix}.{s}");
-            return Node("BatchNormalization", [x, prefix + ".weight", prefix + ".bias", prefix + ".running_mean", prefix + ".running_var"], prefix,
-                Float("epsilon", BnEpsilon), Float("momentum", 0.9f));
-        }
-        string Relu(string x) => Node("Relu", [x], "relu");
-
-        var spec = model.Spec;
-        var h = Relu(Bn(Conv("input", "conv1", 7, 2, 3), "bn1"));
-        h = Node("MaxPool", [h], "maxpool", Ints("kernel_shape", 3, 3), Ints("strides", 2, 2), Ints("pads", 1, 1, 1, 1));
-        for (int s = 0; s < 4; s++)
-            for (int b = 0; b < spec.Layers[s]; b++)
-            {
-                var p = $"layer{s + 1}.{b}";
-                int stride = s > 0 && b == 0 ? 2 : 1;
-                string y;
-                if (spec.Block == BlockKind.Basic)
-                {
-                    y = Relu(Bn(Conv(h, p + ".conv1", 3, stride, 1), p + ".bn1"));
-                    y = Bn(Conv(y, p + ".conv2", 3, 1, 1), p + ".bn2");
-                }
-                else
-                {
-                    y = Relu(Bn(Conv(h, p + ".conv1", 1, 1, 0), p + ".bn1"));
-                    y = Relu(Bn(Conv(y, p + ".conv2", 3, stride, 1), p + ".bn2"));
-                    y = Bn(Conv(y, p + ".conv3", 1, 1, 0), p + ".bn3");
-                }
-                var identity = weights.ContainsKey(p + ".downsample.0.weight")
-                    ? Bn(Conv(h, p + ".downsample.0", 1, stride, 0), p + ".downsample.1")
-                    : h;
-                h = Relu(Node("Add", [y, identity], p + ".add"));
-            }
-        h = Node("GlobalAveragePool", [h], "avgpool");
-        h = Node("Flatten", [h], "flatten", Int("axis", 1));
-        Init("fc.weight");
-        Init("fc.bias");
+        var g = new Graph(model);
+        var h = g.Relu(g.Bn(g.Conv("input", "conv1", 7, 2, 3), "bn1"));
+        h = g.Node("MaxPool", [h], "maxpool", Ints("kernel_shape", 3, 3), Ints("strides", 2, 2), Ints("pads", 1, 1, 1, 1));
+        foreach (var (prefix, block) in model.Blocks())
+            h = block.Emit(g, h, prefix);
+        h = g.Node("GlobalAveragePool", [h], "avgpool");
+        h = g.Node("Flatten", [h], "flatten", Int("axis", 1));
+        g.Init("fc.weight");
+        g.Init("fc.bias");
+        var graph = g.Proto;
         var gemm = new NodeProto { OpType = "Gemm", Name = "fc" };
         gemm.Input.AddRange([h, "fc.weight", "fc.bias"]);
         gemm.Output.Add("logits");
@@ -109,6 +52,53 @@ public static class OnnxExport
         };
         proto.OpsetImport.Add(new OperatorSetIdProto { Domain = "", Version = Opset });
         ResnetMnist.Outputs.AtomicFile.Write(path, proto.WriteTo);
+    }
+
+    /// <summary>The graph being written: nodes named <c>{hint}_{n}</c>, each state_dict tensor an initializer once.</summary>
+    sealed class Graph(ResNet model) : IGraphBuilder
+    {
+        readonly Dictionary<string, Tensor> _weights = model.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value);
+        int _counter;
+        public GraphProto Proto { get; } = new() { Name = model.Spec.Name };
+
+        public void Init(string key)
+        {
+            if (Proto.Initializer.Any(i => i.Name == key)) return;
+            using var t = _weights[key].detach().cpu().to_type(ScalarType.Float32).contiguous();
+            var proto = new TensorProto { Name = key, DataType = (int)TensorProto.Types.DataType.Float };
+            proto.Dims.AddRange(t.shape);
+            proto.RawData = ByteString.CopyFrom(t.bytes.ToArray());
+            Proto.Initializer.Add(proto);
+        }
+
+        public string Node(string op, string[] inputs, string hint, params AttributeProto[] attributes)
+        {
+            var output = $"{hint}_{_counter++}";
+            var node = new NodeProto { OpType = op, Name = output };
+            node.Input.AddRange(inputs);
+            node.Output.Add(output);
+            node.Attribute.AddRange(attributes);
+            Proto.Node.Add(node);
+            return output;
+        }
+
+        public string Conv(string x, string prefix, int kernel, int stride, int pad)
+        {
+            Init(prefix + ".weight");
+            return Node("Conv", [x, prefix + ".weight"], prefix, Ints("kernel_shape", kernel, kernel), Ints("strides", stride, stride),
+                Ints("pads", pad, pad, pad, pad), Ints("dilations", 1, 1), Int("group", 1));
+        }
+
+        public string Bn(string x, string prefix)
+        {
+            foreach (var s in new[] { "weight", "bias", "running_mean", "running_var" }) Init($"{prefix}.{s}");
+            return Node("BatchNormalization", [x, prefix + ".weight", prefix + ".bias", prefix + ".running_mean", prefix + ".running_var"], prefix,
+                Float("epsilon", BnEpsilon), Float("momentum", 0.9f));
+        }
+
+        public string Relu(string x) => Node("Relu", [x], "relu");
+
+        public string Add(string a, string b, string name) => Node("Add", [a, b], name);
     }
 
     static ValueInfoProto Value(string name, object[] dims)

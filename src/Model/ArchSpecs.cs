@@ -1,8 +1,5 @@
 namespace ResnetMnist.Model;
 
-/// <summary>The residual block a ResNet is made of (torchvision's <c>BasicBlock</c> and <c>Bottleneck</c>).</summary>
-public enum BlockKind { Basic, Bottleneck }
-
 /// <summary>The preprocessing pretrained weights expect (torchvision's <c>ImageClassification</c> transform).</summary>
 /// <param name="ResizeSize">Shorter side after resizing, in pixels.</param>
 /// <param name="CropSize">Centre crop, in pixels.</param>
@@ -34,13 +31,13 @@ public sealed record WeightsSpec(string Name, string Url, string Sha256Prefix, i
 /// are always 64, 128, 256, 512), plus the weights it can load. The model, its state_dict layout and the weights'
 /// checks all come from this record.
 /// </summary>
-public sealed record ArchSpec(string Name, BlockKind Block, int[] Layers, IReadOnlyList<WeightsSpec> Weights)
+public sealed record ArchSpec(string Name, BlockType Block, int[] Layers, IReadOnlyList<WeightsSpec> Weights)
 {
     /// <summary>Output channels of each stage's blocks, before expansion.</summary>
     public static readonly int[] Widths = [64, 128, 256, 512];
 
-    /// <summary>Channels a block outputs per unit of width: 1 (Basic), 4 (Bottleneck).</summary>
-    public int Expansion => Block == BlockKind.Basic ? 1 : 4;
+    /// <summary>Channels a block outputs per unit of width (the block type's expansion).</summary>
+    public int Expansion => Block.Expansion;
 
     /// <summary>Inputs of <c>fc</c>: 512 × expansion.</summary>
     public int Features => Widths[^1] * Expansion;
@@ -56,15 +53,9 @@ public sealed record ArchSpec(string Name, BlockKind Block, int[] Layers, IReadO
     /// <summary>The state_dict's keys in torchvision's order with their shapes, computed without building a model.</summary>
     public List<(string Key, long[] Shape)> StateDictLayout(int inChannels = 3, int numClasses = 1000)
     {
-        var list = new List<(string, long[])>();
-        void Bn(string p, long c)
-        {
-            list.Add(($"{p}.weight", [c])); list.Add(($"{p}.bias", [c]));
-            list.Add(($"{p}.running_mean", [c])); list.Add(($"{p}.running_var", [c]));
-            list.Add(($"{p}.num_batches_tracked", []));
-        }
-        list.Add(("conv1.weight", [64, inChannels, 7, 7]));
-        Bn("bn1", 64);
+        var layout = new LayoutBuilder();
+        layout.Conv("conv1", inChannels, 64, 7);
+        layout.Bn("bn1", 64);
         long inplanes = 64;
         for (int s = 0; s < 4; s++)
         {
@@ -74,28 +65,18 @@ public sealed record ArchSpec(string Name, BlockKind Block, int[] Layers, IReadO
             {
                 var p = $"layer{s + 1}.{b}";
                 long cin = b == 0 ? inplanes : outC;
-                if (Block == BlockKind.Basic)
-                {
-                    list.Add(($"{p}.conv1.weight", [planes, cin, 3, 3])); Bn($"{p}.bn1", planes);
-                    list.Add(($"{p}.conv2.weight", [planes, planes, 3, 3])); Bn($"{p}.bn2", planes);
-                }
-                else
-                {
-                    list.Add(($"{p}.conv1.weight", [planes, cin, 1, 1])); Bn($"{p}.bn1", planes);
-                    list.Add(($"{p}.conv2.weight", [planes, planes, 3, 3])); Bn($"{p}.bn2", planes);
-                    list.Add(($"{p}.conv3.weight", [outC, planes, 1, 1])); Bn($"{p}.bn3", outC);
-                }
+                Block.Layout(layout, p, cin, planes);
                 if (b == 0 && (stride != 1 || inplanes != outC))
                 {
-                    list.Add(($"{p}.downsample.0.weight", [outC, cin, 1, 1]));
-                    Bn($"{p}.downsample.1", outC);
+                    layout.Conv($"{p}.downsample.0", cin, outC, 1);
+                    layout.Bn($"{p}.downsample.1", outC);
                 }
             }
             inplanes = outC;
         }
-        list.Add(("fc.weight", [numClasses, Features]));
-        list.Add(("fc.bias", [numClasses]));
-        return list;
+        layout.Tensor("fc.weight", numClasses, Features);
+        layout.Tensor("fc.bias", numClasses);
+        return layout.Entries;
     }
 
     /// <summary>A shape as <c>[64, 3, 7, 7]</c>.</summary>
@@ -105,13 +86,13 @@ public sealed record ArchSpec(string Name, BlockKind Block, int[] Layers, IReadO
 /// <summary>The architectures this library builds (the <c>model.arch</c> key), like <c>torchvision.models.list_models()</c>.</summary>
 public static class ArchSpecs
 {
-    public static readonly ArchSpec Resnet18 = new("resnet18", BlockKind.Basic, [2, 2, 2, 2],
+    public static readonly ArchSpec Resnet18 = new("resnet18", BasicBlock.Type, [2, 2, 2, 2],
         [new("IMAGENET1K_V1", "https://download.pytorch.org/models/resnet18-f37072fd.pth", "f37072fd", 1000, Preprocessing.ImageNet)]);
 
-    public static readonly ArchSpec Resnet34 = new("resnet34", BlockKind.Basic, [3, 4, 6, 3],
+    public static readonly ArchSpec Resnet34 = new("resnet34", BasicBlock.Type, [3, 4, 6, 3],
         [new("IMAGENET1K_V1", "https://download.pytorch.org/models/resnet34-b627a593.pth", "b627a593", 1000, Preprocessing.ImageNet)]);
 
-    public static readonly ArchSpec Resnet50 = new("resnet50", BlockKind.Bottleneck, [3, 4, 6, 3],
+    public static readonly ArchSpec Resnet50 = new("resnet50", Bottleneck.Type, [3, 4, 6, 3],
         [new("IMAGENET1K_V1", "https://download.pytorch.org/models/resnet50-0676ba61.pth", "0676ba61", 1000, Preprocessing.ImageNet),
          new("IMAGENET1K_V2", "https://download.pytorch.org/models/resnet50-11ad3fa6.pth", "11ad3fa6", 1000, Preprocessing.ImageNetV2)]);
 

@@ -9,9 +9,16 @@ namespace ResnetMnist.Model;
 /// torchvision's <c>BasicBlock</c> (expansion 1): two 3×3 convolutions with BatchNorm, and an optional
 /// <c>downsample</c> (1×1 conv + BN) on the identity path. Field names are the state_dict keys.
 /// </summary>
-public sealed class BasicBlock : Module<Tensor, Tensor>
+public sealed class BasicBlock : ResidualBlock
 {
-    public const int Expansion = 1;
+    /// <summary>The type: expansion 1; conv1, bn1, conv2, bn2 (3×3, the stride on conv1).</summary>
+    public static readonly BlockType Type = new(nameof(BasicBlock), Expansion: 1,
+        (inplanes, planes, stride, downsample) => new BasicBlock(inplanes, planes, stride, downsample),
+        (layout, p, inC, planes) =>
+        {
+            layout.Conv(p + ".conv1", inC, planes, 3); layout.Bn(p + ".bn1", planes);
+            layout.Conv(p + ".conv2", planes, planes, 3); layout.Bn(p + ".bn2", planes);
+        });
 
     readonly Conv2d conv1;
     readonly BatchNorm2d bn1;
@@ -19,6 +26,7 @@ public sealed class BasicBlock : Module<Tensor, Tensor>
     readonly Conv2d conv2;
     readonly BatchNorm2d bn2;
     readonly Sequential? downsample;
+    readonly int stride;
 
     /// <summary>
     /// Builds the block. <paramref name="downsample"/> is built by the caller <em>before</em> this block, as
@@ -32,15 +40,23 @@ public sealed class BasicBlock : Module<Tensor, Tensor>
         conv2 = Layers.Conv3x3(planes, planes);
         bn2 = BatchNorm2d(planes);
         this.downsample = downsample;
+        this.stride = stride;
         RegisterComponents();
     }
 
     /// <summary>The convolutions in torchvision's <c>modules()</c> order: conv1, conv2, then downsample.0.</summary>
-    public IEnumerable<Conv2d> Convs()
+    public override IEnumerable<Conv2d> Convs()
     {
         yield return conv1;
         yield return conv2;
         if (downsample is not null) yield return (Conv2d)downsample[0];
+    }
+
+    public override string Emit(IGraphBuilder graph, string x, string prefix)
+    {
+        var y = graph.Relu(graph.Bn(graph.Conv(x, prefix + ".conv1", 3, stride, 1), prefix + ".bn1"));
+        y = graph.Bn(graph.Conv(y, prefix + ".conv2", 3, 1, 1), prefix + ".bn2");
+        return graph.Relu(graph.Add(y, Identity(graph, x, prefix, downsample, stride), prefix + ".add"));
     }
 
     public override Tensor forward(Tensor x)

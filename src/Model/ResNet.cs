@@ -82,37 +82,38 @@ public sealed class ResNet : Module<Tensor, Tensor>
     /// before the first block, then the blocks in order.</summary>
     static Sequential MakeLayer(ArchSpec spec, ref int inplanes, int planes, int blocks, int stride)
     {
-        int expansion = spec.Expansion;
+        var block = spec.Block;
         Sequential? downsample = null;
-        if (stride != 1 || inplanes != planes * expansion)
+        if (stride != 1 || inplanes != planes * block.Expansion)
             downsample = Sequential(
-                ("0", Layers.Conv1x1(inplanes, planes * expansion, stride)),
-                ("1", BatchNorm2d(planes * expansion)));
+                ("0", Layers.Conv1x1(inplanes, planes * block.Expansion, stride)),
+                ("1", BatchNorm2d(planes * block.Expansion)));
 
-        var list = new List<(string, Module<Tensor, Tensor>)> { ("0", Block(spec, inplanes, planes, stride, downsample)) };
-        inplanes = planes * expansion;
+        var list = new List<(string, Module<Tensor, Tensor>)> { ("0", block.Create(inplanes, planes, stride, downsample)) };
+        inplanes = planes * block.Expansion;
         for (int i = 1; i < blocks; i++)
-            list.Add((i.ToString(), Block(spec, inplanes, planes, 1, null)));
+            list.Add((i.ToString(), block.Create(inplanes, planes, 1, null)));
         return Sequential(list);
     }
 
-    static Module<Tensor, Tensor> Block(ArchSpec spec, int inplanes, int planes, int stride, Sequential? downsample) =>
-        spec.Block == BlockKind.Basic
-            ? new BasicBlock(inplanes, planes, stride, downsample)
-            : new Bottleneck(inplanes, planes, stride, downsample);
+    /// <summary>Every residual block with its state_dict prefix (<c>layer1.0</c>, ...), in forward order.</summary>
+    public IEnumerable<(string Prefix, ResidualBlock Block)> Blocks()
+    {
+        var layers = new[] { layer1, layer2, layer3, layer4 };
+        for (int s = 0; s < layers.Length; s++)
+        {
+            int i = 0;
+            foreach (var block in layers[s].children())
+                yield return ($"layer{s + 1}.{i++}", (ResidualBlock)block);
+        }
+    }
 
     IEnumerable<Conv2d> ConvsInModuleOrder()
     {
         yield return conv1;
-        foreach (var layer in new[] { layer1, layer2, layer3, layer4 })
-            foreach (var block in layer.children())
-                foreach (var conv in block switch
-                         {
-                             BasicBlock b => b.Convs(),
-                             Bottleneck b => b.Convs(),
-                             _ => throw new InvalidOperationException($"unexpected block {block.GetType().Name}"),
-                         })
-                    yield return conv;
+        foreach (var (_, block) in Blocks())
+            foreach (var conv in block.Convs())
+                yield return conv;
     }
 
     public override Tensor forward(Tensor x) => Run(x, null);

@@ -169,64 +169,44 @@ public static class ParityCheck
     static Dictionary<string, Tensor> StateCopy(ResNet model) =>
         model.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().cpu().clone().DetachFromDisposeScope());
 
-    /// <summary>The first <paramref name="steps"/> steps of <see cref="Trainer.Run"/>, with the same pieces in the same order.</summary>
+    /// <summary>The first <paramref name="steps"/> steps of the training loop <c>train</c> runs (<see cref="TrainingLoop"/>).</summary>
     static ToolRun RunTool(Session session, int steps)
     {
-        var cfg = session.Config;
         var model = session.Model;
         var run = new ToolRun { Init = StateCopy(model) };
         var parameters = model.parameters().Where(p => p.requires_grad).ToList();
-        using var optimizer = Optimizers.Create(cfg.Optimizer, parameters);
-        int n = session.Train.Count, bs = cfg.Train.BatchSize;
-        int batches = (n + bs - 1) / bs;
-        long totalSteps = (long)batches * cfg.Train.Epochs;
-        model.train();
-        long step = 0;
+        using var optimizer = Optimizers.Create(session.Config.Optimizer, parameters);
+        var loop = new TrainingLoop(session, optimizer);
         Tensor? logits = null;
 
         // The first step's forward records every top-level layer's output (copies: relu is in place) and returns
         // the same logits model.forward would; the graph behind them is the one backward runs through.
-        Tensor RecordingForward(Tensor x)
+        loop.Hooks.Forward = x =>
         {
             var outputs = model.ForwardLayers(x);
             foreach (var (name, output) in outputs)
                 run.Layers[name] = output.detach().cpu().clone().DetachFromDisposeScope();
             foreach (var (_, output) in outputs.Take(outputs.Count - 1)) output.Dispose();
             return logits = outputs[^1].Output;
-        }
-        void ReadGradients()
+        };
+        loop.Hooks.AfterBackward = () =>
         {
             foreach (var (name, p) in model.named_parameters())
                 if (p.grad is Tensor g) run.Grads[name] = g.detach().cpu().clone().DetachFromDisposeScope();
-        }
+        };
 
-        var augment = cfg.Data.Augment ? new CifarAugment() : null;
-        for (int epoch = 0; epoch < cfg.Train.Epochs && step < steps; epoch++)
+        // An epoch that ends inside the compared steps makes the test loader's draw (the trainer evaluates then,
+        // which changes nothing else); one that ends with the last compared step does not, as the loop is left first.
+        foreach (var e in loop.Run())
         {
-            var (order, _) = DataLoaderOrder.TrainEpoch(n, cfg.Train.Shuffle); // the device is the CPU (see Run)
-            using (order)
-            {
-                for (int b = 0; b < batches && step < steps; b++)
-                {
-                    double lr = LrSchedule.Apply(optimizer, cfg, epoch, step, totalSteps);
-                    int len = Math.Min(bs, n - b * bs);
-                    using var indices = order.narrow(0, (long)b * bs, len);
-                    bool first = step == 0;
-                    double loss = Trainer.Step(model, optimizer, session.Train, indices,
-                        first ? RecordingForward : null, first ? ReadGradients : null, augment);
-                    logits?.Dispose();
-                    logits = null;
-                    run.Losses.Add(loss);
-                    run.Lrs.Add(lr);
-                    step++;
-                }
-            }
-            if (step < steps)
-            {
-                // The epoch ends inside the compared steps: the trainer evaluates now, which draws once from the
-                // generator (the test DataLoader) and changes nothing else (eval mode, no gradients).
-                DataLoaderOrder.DrawTestLoaderSeed();
-            }
+            if (e is not StepDone step) continue;
+            loop.Hooks.Forward = null;
+            loop.Hooks.AfterBackward = null;
+            logits?.Dispose();
+            logits = null;
+            run.Losses.Add(step.Record.Loss);
+            run.Lrs.Add(step.Record.Lr);
+            if (run.Losses.Count == steps) break;
         }
         run.Final = StateCopy(model);
         return run;

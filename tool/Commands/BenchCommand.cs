@@ -9,7 +9,7 @@ using ResnetMnist.Outputs;
 using ResnetMnist.Training;
 using Spectre.Console.Cli;
 using static TorchSharp.torch;
-using static TorchSharp.torch.nn.functional;
+using TorchSharp.Modules;
 
 namespace ResnetMnist.Tool.Commands;
 
@@ -63,6 +63,7 @@ sealed class BenchCommand : Command<BenchCommand.Settings>
             ["flat_optimizer"] = !s.PerTensorOptimizer,
             ["optimizer_step"] = s.OptimizerStep.ToString().ToLowerInvariant(),
         };
+        if (s.Steps < 1 || s.Warmup < 0) throw new UsageException($"bench --steps {s.Steps} --warmup {s.Warmup}: expected at least 1 timed step and 0 or more warm-up steps");
         switch (s.Mode)
         {
             case "steps": Steps(cfg, s, result); break;
@@ -84,37 +85,61 @@ sealed class BenchCommand : Command<BenchCommand.Settings>
         return 0;
     }
 
-    /// <summary>Fixed batches of the loaded training split, cycling through it (the same batches for every measurement).</summary>
-    static Tensor Indices(int step, int batch, int n) => arange((long)step * batch, (long)step * batch + batch, dtype: ScalarType.Int64).remainder_(n);
+    static OptimizerHelper Optimizer(Session session, Settings s) =>
+        Optimizers.Create(session.Config.Optimizer, session.Model.parameters().Where(p => p.requires_grad).ToList(), s.OptimizerStep);
+
+    /// <summary>What the timed steps took: wall time, the images they trained on, and each phase's share.</summary>
+    sealed record Timed(double Seconds, long Images, int Steps, PhaseTimes Phases);
+
+    /// <summary>
+    /// Runs the steps <c>train</c> runs (<see cref="TrainingLoop"/>: batch order, scheduler, augmentation, step), the
+    /// loop started again from its first epoch when its epochs run out (no evaluation between), and times the
+    /// <paramref name="steps"/> after <paramref name="warmup"/>: wall time from the last untimed step's end to the
+    /// last timed step's end, and each phase through <see cref="StepHooks.Times"/>.
+    /// </summary>
+    static Timed TimeSteps(Session session, OptimizerHelper optimizer, int warmup, int steps)
+    {
+        var hooks = new StepHooks();
+        var wall = new Stopwatch();
+        long images = 0;
+        int done = 0;
+        void StartTiming() { hooks.Times = new PhaseTimes(); wall.Start(); }
+        if (warmup == 0) StartTiming();
+        while (true)
+        {
+            var loop = new TrainingLoop(session, optimizer) { Hooks = hooks };
+            foreach (var e in loop.Run())
+            {
+                if (e is not StepDone step) continue;
+                done++;
+                if (done <= warmup) { if (done == warmup) StartTiming(); continue; }
+                images += step.Images;
+                if (done == warmup + steps)
+                {
+                    wall.Stop();
+                    return new Timed(wall.Elapsed.TotalSeconds, images, steps, hooks.Times!);
+                }
+            }
+        }
+    }
 
     static void Steps(TrainingConfig cfg, Settings s, Dictionary<string, object?> r)
     {
         int bs = cfg.Train.BatchSize;
         using var session = Session.Create(cfg);
         var model = session.Model;
-        var data = session.Train;
-        var parameters = model.parameters().Where(p => p.requires_grad).ToList();
-        using var optimizer = Optimizers.Create(cfg.Optimizer, parameters, s.OptimizerStep);
-        model.train();
+        using var optimizer = Optimizer(session, s);
 
-        // Training throughput: the trainer's own step.
-        double TrainTime(int batch, int warmup, int steps)
-        {
-            for (int i = 0; i < warmup; i++) { using var idx = Indices(i, batch, data.Count); Trainer.Step(model, optimizer, data, idx); }
-            var sw = new Stopwatch();
-            for (int i = 0; i < steps; i++)
-            {
-                using var idx = Indices(warmup + i, batch, data.Count);
-                sw.Start();
-                Trainer.Step(model, optimizer, data, idx);
-                sw.Stop();
-            }
-            return sw.Elapsed.TotalSeconds;
-        }
-        double t = TrainTime(bs, s.Warmup, s.Steps);
+        // Training throughput, and where a step's time goes, over the same steps.
+        var t = TimeSteps(session, optimizer, s.Warmup, s.Steps);
         r["batch_size"] = bs;
-        r["train_step_s"] = t / s.Steps;
-        r["train_images_per_s"] = bs * s.Steps / t;
+        r["train_step_s"] = t.Seconds / t.Steps;
+        r["train_images_per_s"] = t.Images / t.Seconds;
+        r["breakdown_s"] = new Dictionary<string, double>
+        {
+            ["data"] = t.Phases.Data / t.Phases.Steps, ["forward"] = t.Phases.Forward / t.Phases.Steps,
+            ["backward"] = t.Phases.Backward / t.Phases.Steps, ["optimizer"] = t.Phases.Optimizer / t.Phases.Steps,
+        };
 
         // Evaluation throughput: no grad, eval mode, batches of train.batch_size (the reference's evaluation batch)
         // and of train.eval_batch_size (the tool's own), through the Evaluator itself.
@@ -131,39 +156,17 @@ sealed class BenchCommand : Command<BenchCommand.Settings>
         r["eval_images_per_s"] = EvalRate(bs);
         r["eval_batch_size_own"] = cfg.Train.EvalBatchSize;
         r["eval_images_per_s_own_batch"] = EvalRate(cfg.Train.EvalBatchSize);
-        model.train();
 
-        // Step time against batch size.
+        // Step time against batch size: a fresh session (seed, model, data) per batch size, as `train` would start.
         var sweep = new Dictionary<string, double>();
         foreach (var b in s.BatchSizes.Split(',', StringSplitOptions.RemoveEmptyEntries).Select(x => int.Parse(x, CultureInfo.InvariantCulture)))
-            sweep[b.ToString(CultureInfo.InvariantCulture)] = TrainTime(b, s.Warmup, s.Steps) / s.Steps;
-        r["step_s_by_batch"] = sweep;
-
-        // Where a step's time goes: the trainer's step split into its phases, timed one by one.
-        double data_ = 0, fwd = 0, bwd = 0, opt = 0;
-        for (int i = 0; i < s.Warmup + s.Steps; i++)
         {
-            using var scope = NewDisposeScope();
-            using var idx = Indices(i, bs, data.Count);
-            var sw = Stopwatch.StartNew();
-            var x = data.Gather(idx);
-            var y = data.Labels.index_select(0, idx);
-            double a = sw.Elapsed.TotalSeconds;
-            optimizer.zero_grad();
-            var loss = cross_entropy(model.forward(x), y);
-            double b = sw.Elapsed.TotalSeconds;
-            loss.backward();
-            double c = sw.Elapsed.TotalSeconds;
-            optimizer.step();
-            loss.item<float>();
-            double d = sw.Elapsed.TotalSeconds;
-            if (i < s.Warmup) continue;
-            data_ += a; fwd += b - a; bwd += c - b; opt += d - c;
+            using var sized = Session.Create(cfg with { Train = cfg.Train with { BatchSize = b } });
+            using var sizedOptimizer = Optimizer(sized, s);
+            var tb = TimeSteps(sized, sizedOptimizer, s.Warmup, s.Steps);
+            sweep[b.ToString(CultureInfo.InvariantCulture)] = tb.Seconds / tb.Steps;
         }
-        r["breakdown_s"] = new Dictionary<string, double>
-        {
-            ["data"] = data_ / s.Steps, ["forward"] = fwd / s.Steps, ["backward"] = bwd / s.Steps, ["optimizer"] = opt / s.Steps,
-        };
+        r["step_s_by_batch"] = sweep;
     }
 
     /// <summary>
@@ -175,14 +178,12 @@ sealed class BenchCommand : Command<BenchCommand.Settings>
         using var session = Session.Create(cfg);
         var model = session.Model;
         var parameters = model.parameters().Where(p => p.requires_grad).ToList();
-        using var optimizer = Optimizers.Create(cfg.Optimizer, parameters, s.OptimizerStep);
+        using var optimizer = Optimizer(session, s);
         model.train();
+        // One step of the training loop leaves the gradients of one batch in place; the timed steps reuse them.
         using (var scope = NewDisposeScope())
-        using (var idx = Indices(0, cfg.Train.BatchSize, session.Train.Count))
-        {
-            optimizer.zero_grad();
-            cross_entropy(model.forward(session.Train.Gather(idx)), session.Train.Labels.index_select(0, idx)).backward();
-        }
+        using (var idx = arange(0L, Math.Min(cfg.Train.BatchSize, session.Train.Count), dtype: ScalarType.Int64))
+            TrainingLoop.Step(model, optimizer, session.Train.Gather(idx), session.Train.Labels.index_select(0, idx));
         for (int i = 0; i < s.Warmup; i++) optimizer.step();
         var times = new List<double>();
         for (int i = 0; i < s.Steps; i++)
@@ -198,26 +199,18 @@ sealed class BenchCommand : Command<BenchCommand.Settings>
         r["fused"] = optimizer is IFlatStep { LastStepFused: true };
     }
 
-    /// <summary>What <c>train</c> does for one epoch, timed from reading the IDX files to the last step.</summary>
+    /// <summary>What <c>train</c> does for its first epoch (<see cref="TrainingLoop"/>, evaluation excluded), timed from reading the dataset's files to the last step.</summary>
     static void Epoch(TrainingConfig cfg, Settings s, Dictionary<string, object?> r)
     {
         var total = Stopwatch.StartNew();
         using var session = Session.Create(cfg);
         double load = total.Elapsed.TotalSeconds;
-        var parameters = session.Model.parameters().Where(p => p.requires_grad).ToList();
-        using var optimizer = Optimizers.Create(cfg.Optimizer, parameters, s.OptimizerStep);
-        session.Model.train();
+        using var optimizer = Optimizer(session, s);
         var epoch = Stopwatch.StartNew();
-        int n = session.Train.Count, bs = cfg.Train.BatchSize;
-        var (order, _) = DataLoaderOrder.TrainEpoch(n, cfg.Train.Shuffle);
-        using (order)
-            for (int start = 0; start < n; start += bs)
-            {
-                using var idx = order.narrow(0, start, Math.Min(bs, n - start));
-                Trainer.Step(session.Model, optimizer, session.Train, idx);
-            }
-        r["train_images"] = n;
-        r["batch_size"] = bs;
+        foreach (var e in new TrainingLoop(session, optimizer).Run())
+            if (e is EpochDone) break;
+        r["train_images"] = session.Train.Count;
+        r["batch_size"] = cfg.Train.BatchSize;
         r["setup_s"] = load;
         r["epoch_train_s"] = epoch.Elapsed.TotalSeconds;
         r["epoch_total_s"] = total.Elapsed.TotalSeconds;
@@ -237,10 +230,10 @@ sealed class BenchCommand : Command<BenchCommand.Settings>
         var augment = cfg.Data.Augment ? new CifarAugment() : null;
         var (order, _) = DataLoaderOrder.TrainEpoch(n, cfg.Train.Shuffle);
         using (order)
-            for (int start = 0; start < n; start += bs)
+            for (int b = 0; b < TrainingLoop.BatchesPerEpoch(n, bs); b++)
             {
                 using var scope = NewDisposeScope();
-                var idx = order.narrow(0, start, Math.Min(bs, n - start));
+                var idx = TrainingLoop.BatchIndices(order, b, bs);
                 var x = train.Gather(idx, augment);
                 var y = train.Labels.index_select(0, idx);
             }
