@@ -23,7 +23,7 @@ sealed class ExportCommand : Command<ExportCommand.Settings>
         if (s.Format != "onnx") throw new UsageException($"--format {s.Format}: allowed: onnx");
         var (cfg, weights) = s.Resolve();
         OutputFolder.ForFile(s.Out, "--out", create: false);
-        using var session = Session.Create(cfg, Splits.None, checkpoint: weights);
+        using var session = CheckpointSettings.OpenSession(cfg, weights, Splits.None);
         session.Model.eval();
         OnnxExport.Write(session.Model, s.Out, session.Dataset.Height, session.Dataset.Width, ToolInfo.Version);
         Terminal.Out($"{s.Out}: {session.Arch.Name} ({session.Model.InChannels}×{session.Dataset.Height}×{session.Dataset.Width} input, " +
