@@ -409,7 +409,7 @@ public sealed class Cifar10Tests
     [TestCase("\u0080\u0002}(U\u000blabel_names]U\u0003fooaU\u0005extraK\u0001u.", "key 'extra' is not part of CIFAR-10 metadata; allowed: label_names, num_cases_per_batch, num_vis")]
     [TestCase("\u0080\u0002}(U\u000blabel_names]K\u0001aU\u0007num_visK\u0001u.", "label_names[0] is a int; expected a list of str")]
     [TestCase("\u0080\u0002}(U\u000blabel_names]U\u0007num_visU\u0001xu.", "'num_vis' is a str; expected an int >= 0")]
-    [TestCase("\u0080\u0002}(U\u0007num_visK\u0001u.", "no list 'label_names'")]
+    [TestCase("\u0080\u0002}(U\u0007num_visK\u0001u.", "not CIFAR-10 metadata (no list 'label_names')")]
     [TestCase("\u0080\u0002]." , "not CIFAR-10 metadata (the pickle holds no dict)")]
     public void Batches_meta_holding_anything_else_is_refused(string pickle, string expected)
     {
