@@ -17,12 +17,15 @@ public static class TrainedRun
     public static string Dir => run.Value;
     public static string BestPt => Path.Combine(Dir, "checkpoints", "best.pt");
 
-    /// <summary>Copies the run folder to <paramref name="target"/> (for tests that change it).</summary>
+    /// <summary>
+    /// Copies the run folder, as training left it, to <paramref name="target"/> (for tests that change it): without its
+    /// lock, and without the <c>eval.json</c> that a test evaluating the shared run may have added meanwhile.
+    /// </summary>
     public static string CopyTo(string target)
     {
         foreach (var f in Directory.GetFiles(Dir, "*", SearchOption.AllDirectories))
         {
-            if (Path.GetFileName(f) == ".lock") continue;
+            if (Path.GetFileName(f) is ".lock" or "eval.json") continue;
             var to = Path.Combine(target, Path.GetRelativePath(Dir, f));
             Directory.CreateDirectory(Path.GetDirectoryName(to)!);
             File.Copy(f, to);
