@@ -9,7 +9,7 @@ namespace ResnetMnist.ParityTests.Training;
 /// events per epoch, partial last batches, and that timing its phases (what <c>bench</c> does) leaves every step
 /// bit-identical to an untimed run. Whether the steps are the reference's is TrainingParityTests' and ResumeTests' job.
 /// </summary>
-[TestFixture]
+[TestFixture, Category("Training")]
 public sealed class TrainingLoopTests
 {
     // 40 images in batches of 16: 16, 16, 8 per epoch; onecycle steps the learning rate (and momentum) per batch.
