@@ -22,12 +22,15 @@ static class ErrorHandling
         catch (Exception e)
         {
             var (code, message) = Classify(e);
-            Console.Error.WriteLine($"error: {Printable.Escape(OneLine(message), 2048)}");
+            PrintError(message);
             // The stack trace carries the message too (text from a file, perhaps): each of its lines escaped.
             if (verbose) foreach (var line in e.ToString().Split('\n')) Terminal.Err(line.TrimEnd('\r'));
             return code;
         }
     }
+
+    /// <summary>Writes <c>error: MESSAGE</c> on stderr: one line, escaped (the message may carry text from a file).</summary>
+    public static void PrintError(string message) => Console.Error.WriteLine($"error: {Printable.Escape(OneLine(message), 2048)}");
 
     /// <summary>The arguments after a <c>--</c> (file names, even ones that start with '-'); empty when there is none.</summary>
     public static IReadOnlyList<string> AfterDoubleDash { get; private set; } = [];

@@ -48,21 +48,28 @@ public interface IDatasetFiles
 /// A dataset as torchvision provides it (like <c>torchvision.datasets.MNIST</c>): its files and reader, image shape,
 /// classes and the normalisation constants of <c>data.normalize</c>.
 /// </summary>
+/// <param name="ClassNames">The name of each label, in label order (torchvision's <c>classes</c>, CIFAR-10's <c>label_names</c>).</param>
 /// <param name="Mean">Per-channel mean of <c>ToTensor</c> pixels (0..1), subtracted with <c>data.normalize</c>.</param>
 /// <param name="Std">Per-channel standard deviation, divided by with <c>data.normalize</c>.</param>
-public sealed record DatasetSpec(string Name, int Channels, int Height, int Width, int NumClasses, double[] Mean, double[] Std, IDatasetFiles Files);
+public sealed record DatasetSpec(string Name, int Channels, int Height, int Width, IReadOnlyList<string> ClassNames, double[] Mean, double[] Std, IDatasetFiles Files)
+{
+    /// <summary>Number of classes (labels 0..NumClasses-1).</summary>
+    public int NumClasses => ClassNames.Count;
+}
 
 /// <summary>The datasets this library reads (the <c>data.dataset</c> key).</summary>
 public static class DatasetSpecs
 {
-    /// <summary>MNIST; mean and std are the usual <c>Normalize((0.1307,), (0.3081,))</c>.</summary>
-    public static readonly DatasetSpec Mnist = new("mnist", 1, 28, 28, 10, [0.1307], [0.3081], MnistFiles.Mnist);
+    /// <summary>MNIST, classes named by their digit; mean and std are the usual <c>Normalize((0.1307,), (0.3081,))</c>.</summary>
+    public static readonly DatasetSpec Mnist = new("mnist", 1, 28, 28, ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"], [0.1307], [0.3081], MnistFiles.Mnist);
 
-    /// <summary>Fashion-MNIST, same format as MNIST; mean and std of its training images.</summary>
-    public static readonly DatasetSpec FashionMnist = new("fashion-mnist", 1, 28, 28, 10, [0.2860], [0.3530], MnistFiles.FashionMnist);
+    /// <summary>Fashion-MNIST, same format as MNIST, torchvision's class names; mean and std of its training images.</summary>
+    public static readonly DatasetSpec FashionMnist = new("fashion-mnist", 1, 28, 28,
+        ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"], [0.2860], [0.3530], MnistFiles.FashionMnist);
 
-    /// <summary>CIFAR-10 (torchvision's <c>cifar-10-batches-py</c>); mean and std of its training images, per channel.</summary>
-    public static readonly DatasetSpec Cifar10 = new("cifar10", 3, 32, 32, 10, [0.4914, 0.4822, 0.4465], [0.2470, 0.2435, 0.2616], Cifar10Files.Cifar10);
+    /// <summary>CIFAR-10 (torchvision's <c>cifar-10-batches-py</c>), the label names of its <c>batches.meta</c>; mean and std of its training images, per channel.</summary>
+    public static readonly DatasetSpec Cifar10 = new("cifar10", 3, 32, 32,
+        ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"], [0.4914, 0.4822, 0.4465], [0.2470, 0.2435, 0.2616], Cifar10Files.Cifar10);
 
     public static readonly IReadOnlyList<DatasetSpec> All = [Mnist, FashionMnist, Cifar10];
 

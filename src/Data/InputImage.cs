@@ -11,6 +11,28 @@ public static class InputImage
     /// <summary>Largest image file accepted.</summary>
     public const long MaxFileBytes = 64L << 20;
 
+    /// <summary>File name extensions of the images a folder given to <see cref="Expand"/> contributes (any case).</summary>
+    public static readonly IReadOnlyList<string> Extensions = [".png", ".jpg", ".jpeg"];
+
+    /// <summary>
+    /// The images named by <paramref name="arguments"/>, in order: a file as given; a folder as its own PNG/JPEG files
+    /// (by <see cref="Extensions"/>, sorted by name, ordinal; not its subfolders). A folder without such files is kept
+    /// as given, so that reading it reports it.
+    /// </summary>
+    public static List<string> Expand(IEnumerable<string> arguments)
+    {
+        var images = new List<string>();
+        foreach (var a in arguments)
+        {
+            if (InputFiles.KindOf(a) != InputFiles.Kind.Directory) { images.Add(a); continue; }
+            var inFolder = Directory.EnumerateFiles(a)
+                .Where(f => Extensions.Contains(Path.GetExtension(f).ToLowerInvariant()))
+                .Order(StringComparer.Ordinal).ToList();
+            if (inFolder.Count == 0) images.Add(a); else images.AddRange(inFolder);
+        }
+        return images;
+    }
+
     /// <summary>Checks what can be checked without decoding: a regular file, size, PNG/JPEG header, pixel count.</summary>
     public static void Check(string path)
     {
@@ -20,7 +42,10 @@ public static class InputImage
 
     static SKData Read(string path)
     {
-        if (InputFiles.KindOf(path) == InputFiles.Kind.Missing) throw new DataException($"{path}: image not found");
+        var kind = InputFiles.KindOf(path);
+        if (kind == InputFiles.Kind.Missing) throw new DataException($"{path}: image not found");
+        if (kind == InputFiles.Kind.Directory)
+            throw new DataException($"{path}: folder holds no PNG or JPEG image; allowed: files named *{string.Join(", *", Extensions)}");
         var bytes = InputFiles.ReadAllBytes(path, "a PNG or JPEG image", MaxFileBytes, m => new DataException($"{path}: {m}"));
         return SKData.CreateCopy(bytes);
     }

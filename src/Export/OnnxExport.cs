@@ -1,5 +1,7 @@
+using System.Text.Json;
 using Google.Protobuf;
 using Onnx;
+using ResnetMnist.Data;
 using ResnetMnist.Model;
 using static TorchSharp.torch;
 
@@ -10,7 +12,8 @@ namespace ResnetMnist.Export;
 /// eval mode), Relu, MaxPool, Add, GlobalAveragePool, Flatten, Gemm, in float32, with a dynamic batch axis. Tensor
 /// names are the state_dict keys; the input is <c>input</c> (N×C×H×W, the dataset's preprocessing applied) and the
 /// output <c>logits</c> (N×classes). The stem and the head are written here, each block by itself
-/// (<see cref="ResidualBlock.Emit"/>), module for module.
+/// (<see cref="ResidualBlock.Emit"/>), module for module. What a user needs besides the graph (class names, the
+/// input's normalisation, the source checkpoint) goes into the model's <c>metadata_props</c> (<see cref="Metadata"/>).
 /// </summary>
 public static class OnnxExport
 {
@@ -18,9 +21,33 @@ public static class OnnxExport
     /// <summary>BatchNorm2d's default epsilon (torchvision's ResNets).</summary>
     const float BnEpsilon = 1e-5f;
 
+    /// <summary>
+    /// The <c>metadata_props</c> of an exported model, each value JSON: <c>class_names</c> (a list, one per output,
+    /// in label order: the dataset's names, the label number for outputs beyond them), <c>mean</c> and <c>std</c>
+    /// (per channel, of 0..1 pixels: what <c>input</c> expects subtracted and divided by; 0 and 1 without
+    /// <c>data.normalize</c>), <c>input_size</c> ([C, H, W]) and <c>source_sha256</c> (the exported checkpoint file's
+    /// sha256, a string).
+    /// </summary>
+    /// <param name="numClasses">The model's outputs (<c>model.num_classes</c>).</param>
+    /// <param name="sourceSha256">The checkpoint file's sha256, lower-case hex.</param>
+    public static Dictionary<string, string> Metadata(DatasetSpec dataset, bool normalize, int numClasses, string sourceSha256)
+    {
+        var names = Enumerable.Range(0, numClasses).Select(i => i < dataset.ClassNames.Count ? dataset.ClassNames[i] : i.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        return new()
+        {
+            ["class_names"] = JsonSerializer.Serialize(names),
+            ["mean"] = JsonSerializer.Serialize(normalize ? dataset.Mean : new double[dataset.Channels]),
+            ["std"] = JsonSerializer.Serialize(normalize ? dataset.Std : Enumerable.Repeat(1.0, dataset.Channels)),
+            ["input_size"] = JsonSerializer.Serialize(new[] { dataset.Channels, dataset.Height, dataset.Width }),
+            ["source_sha256"] = JsonSerializer.Serialize(sourceSha256),
+        };
+    }
+
     /// <param name="height">Input height (the dataset's image size), recorded in the input's shape.</param>
+    /// <param name="metadata">Written as the model's <c>metadata_props</c>, in order (see <see cref="Metadata"/>); none when null.</param>
     /// <exception cref="ArgumentException">A weight or buffer holds NaN or an infinity: such a model is never written.</exception>
-    public static void Write(ResNet model, string path, int height, int width, string producerVersion = "")
+    public static void Write(ResNet model, string path, int height, int width, string producerVersion = "",
+        IReadOnlyDictionary<string, string>? metadata = null)
     {
         if (ResnetMnist.Weights.StateDictChecks.FirstNonFinite(model.state_dict()) is string bad)
             throw new ArgumentException($"{bad} holds NaN or infinite values; an exported model must have finite weights", nameof(model));
@@ -51,6 +78,8 @@ public static class OnnxExport
             Graph = graph,
         };
         proto.OpsetImport.Add(new OperatorSetIdProto { Domain = "", Version = Opset });
+        foreach (var (key, value) in metadata ?? new Dictionary<string, string>())
+            proto.MetadataProps.Add(new StringStringEntryProto { Key = key, Value = value });
         ResnetMnist.Outputs.AtomicFile.Write(path, proto.WriteTo);
     }
 

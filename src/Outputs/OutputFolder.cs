@@ -92,16 +92,27 @@ public static class OutputFolder
     /// </summary>
     public static string ForFile(string file, string option, bool create)
     {
-        var full = Path.GetFullPath(file);
+        var full = CheckForFile(file, option);
         var dir = Path.GetDirectoryName(full)!;
-        RefuseSystemFolder(dir, forOneFile: true);
-        if (Directory.Exists(full)) throw new RunDirectoryException($"{option} {file}: is a folder; give a file name");
-        if (File.Exists(dir)) throw new RunDirectoryException($"{dir}: is a file, expected a folder for {option}");
         if (!Directory.Exists(dir))
         {
             if (!create) throw new RunDirectoryException($"{option} {file}: folder {dir} does not exist");
             Create(dir);
         }
+        return full;
+    }
+
+    /// <summary>
+    /// The checks of <see cref="ForFile"/> that hold whether or not the folder exists yet, changing nothing: call it
+    /// before slow work so that a refusal comes first. Returns the file's full path.
+    /// </summary>
+    public static string CheckForFile(string file, string option)
+    {
+        var full = Path.GetFullPath(file);
+        var dir = Path.GetDirectoryName(full)!;
+        RefuseSystemFolder(dir, forOneFile: true);
+        if (Directory.Exists(full)) throw new RunDirectoryException($"{option} {file}: is a folder; give a file name");
+        if (File.Exists(dir)) throw new RunDirectoryException($"{dir}: is a file, expected a folder for {option}");
         return full;
     }
 

@@ -287,7 +287,8 @@ public sealed class CheckpointStore(string folder, CheckpointModel? model = null
             throw new CheckpointException($"{file}: does not match last.json (sha256 differs); the checkpoint is incomplete or was modified");
     }
 
-    static string ShaOfFile(string path)
+    /// <summary>The sha256 of a checkpoint file, lower-case hex (read through the checkpoint size limit).</summary>
+    public static string ShaOfFile(string path)
     {
         using var f = InputFiles.OpenRead(path, "a checkpoint file", TorchArchive.MaxFileBytes, m => new CheckpointException($"{path}: {m}"));
         return Convert.ToHexStringLower(SHA256.HashData(f));

@@ -14,7 +14,7 @@ sealed class ExportCommand : Command<ExportCommand.Settings>
         [CommandOption("--format <FORMAT>"), Description("Output format: onnx (opset 13, float32, dynamic batch axis).")]
         public string Format { get; init; } = "onnx";
 
-        [CommandOption("--out <FILE>"), Description("Where to write the model (default: model.onnx in the current folder).")]
+        [CommandOption("--out <FILE>"), Description("Where to write the model (default: model.onnx in the current folder); a missing folder is created.")]
         public string Out { get; init; } = "model.onnx";
     }
 
@@ -22,13 +22,16 @@ sealed class ExportCommand : Command<ExportCommand.Settings>
     {
         if (s.Format != "onnx") throw new UsageException($"--format {s.Format}: allowed: onnx");
         var (cfg, weights) = s.Resolve();
-        OutputFolder.ForFile(s.Out, "--out", create: false);
+        OutputFolder.CheckForFile(s.Out, "--out");   // refused before the model is loaded; the folder is made once it loaded
         using var session = CheckpointSettings.OpenSession(cfg, weights, Splits.None);
         session.Model.eval();
-        OnnxExport.Write(session.Model, s.Out, session.Dataset.Height, session.Dataset.Width, ToolInfo.Version);
+        var metadata = OnnxExport.Metadata(session.Dataset, cfg.Data.Normalize, session.Model.NumClasses, CheckpointStore.ShaOfFile(weights));
+        OutputFolder.ForFile(s.Out, "--out", create: true);
+        OnnxExport.Write(session.Model, s.Out, session.Dataset.Height, session.Dataset.Width, ToolInfo.Version, metadata);
         Terminal.Out($"{s.Out}: {session.Arch.Name} ({session.Model.InChannels}×{session.Dataset.Height}×{session.Dataset.Width} input, " +
                           $"{session.Model.NumClasses} classes), ONNX opset {OnnxExport.Opset}, float32, dynamic batch axis; " +
-                          $"input 'input' ({(cfg.Data.Normalize ? "ToTensor + Normalize" : "ToTensor: bytes / 255")}), output 'logits'");
+                          $"input 'input' ({(cfg.Data.Normalize ? "ToTensor + Normalize" : "ToTensor: bytes / 255")}), output 'logits'; " +
+                          $"metadata: {string.Join(", ", metadata.Keys)}");
         return ErrorHandling.Ok;
     }
 }
