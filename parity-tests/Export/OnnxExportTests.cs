@@ -1,4 +1,8 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
 using Microsoft.ML.OnnxRuntime;
+using Onnx;
+using SkiaSharp;
 using NUnit.Framework;
 using ResnetMnist.Config;
 using ResnetMnist.Export;
@@ -103,6 +107,66 @@ public sealed class OnnxExportTests
     {
         var dir = TempDir.New("onnx-bad");
         Tool.AssertOneErrorLine(Tool.Run(dir, ["export", TrainedRun.Dir, "--format", "tflite"]), 2, "--format tflite: allowed: onnx");
-        Tool.AssertOneErrorLine(Tool.Run(dir, ["export", TrainedRun.Dir, "--out", Path.Combine(dir, "missing", "m.onnx")]), 2, "does not exist");
+        File.WriteAllText(Path.Combine(dir, "afile"), "");
+        Tool.AssertOneErrorLine(Tool.Run(dir, ["export", TrainedRun.Dir, "--out", Path.Combine(dir, "afile", "m.onnx")]), 2, "afile: is a file, expected a folder for --out");
+        Tool.AssertOneErrorLine(Tool.Run(dir, ["export", TrainedRun.Dir, "--out", "/etc/new/m.onnx"]), 2, "/etc/new: is a system folder");
+        Assert.That(Directory.Exists("/etc/new"), Is.False);
+    }
+
+    /// <summary>
+    /// <c>export</c> makes the missing folders of <c>--out</c>, and the file's <c>metadata_props</c> say what a user of
+    /// the model needs: class names, input size, the checkpoint's sha256, and the mean and std that, applied to an
+    /// image's 0..1 pixels, give the input on which ONNX Runtime classifies as <c>predict</c> does (with and without
+    /// <c>data.normalize</c>, the same weights).
+    /// </summary>
+    [TestCase(false)]
+    [TestCase(true)]
+    public void Export_creates_its_folder_and_its_metadata_preprocesses_as_predict_does(bool normalize)
+    {
+        var dir = TempDir.New("onnx-meta");
+        var yaml = Tool.SmallConfig().Replace("\ndata:\n", $"\ndata:\n  normalize: {(normalize ? "true" : "false")}\n");
+        Assert.That(yaml, Does.Contain("normalize:"));
+        var cfg = Tool.WriteConfig(dir, yaml);
+        var onnx = Path.Combine(dir, "new", "dir", "model.onnx");
+        var r = Tool.Run(dir, ["export", TrainedRun.Dir, "--config", cfg, "--out", onnx]);
+        Assert.That(r.ExitCode, Is.EqualTo(0), r.ToString());
+
+        var meta = ModelProto.Parser.ParseFromFile(onnx).MetadataProps.ToDictionary(p => p.Key, p => p.Value);
+        Assert.That(JsonSerializer.Deserialize<string[]>(meta["class_names"]), Is.EqualTo(Enumerable.Range(0, 10).Select(i => i.ToString())), "MNIST's classes are its digits");
+        Assert.That(JsonSerializer.Deserialize<int[]>(meta["input_size"]), Is.EqualTo(new[] { 1, 28, 28 }));
+        Assert.That(JsonSerializer.Deserialize<string>(meta["source_sha256"]), Is.EqualTo(Tool.Sha(TrainedRun.BestPt)));
+        var mean = JsonSerializer.Deserialize<double[]>(meta["mean"])!;
+        var std = JsonSerializer.Deserialize<double[]>(meta["std"])!;
+        Assert.That(mean, Has.Length.EqualTo(1));
+        Assert.That(std, Has.Length.EqualTo(1));
+
+        // A grey 28×28 image (no resizing), not inverted: pixels v / 255, then the metadata's normalisation.
+        var png = Path.Combine(dir, "grey.png");
+        var pixels = new float[28 * 28];
+        using (var bmp = new SKBitmap(28, 28))
+        {
+            for (int y = 0; y < 28; y++)
+                for (int x = 0; x < 28; x++)
+                {
+                    byte v = (byte)((x * 37 + y * 11) % 256);
+                    bmp.SetPixel(x, y, new SKColor(v, v, v));
+                    pixels[y * 28 + x] = (float)((v / 255.0 - mean[0]) / std[0]);
+                }
+            using var fs = File.Create(png);
+            bmp.Encode(fs, SKEncodedImageFormat.Png, 100);
+        }
+        r = Tool.Run(dir, ["predict", TrainedRun.Dir, "--config", cfg, "--invert", "false", "--json", png]);
+        Assert.That(r.ExitCode, Is.EqualTo(0), r.ToString());
+        var tool = JsonNode.Parse(r.Stdout)!["predictions"]![0]!["probabilities"]!.AsArray().Select(p => (double)p!).ToArray();
+
+        using var ort = new InferenceSession(onnx);
+        using var results = ort.Run([NamedOnnxValue.CreateFromTensor("input", new DenseTensor(pixels, [1, 1, 28, 28]))]);
+        var logits = results.Single().AsEnumerable<float>().Select(v => (double)v).ToArray();
+        double top = logits.Max(), sum = logits.Sum(l => Math.Exp(l - top));
+        var fromOnnx = logits.Select(l => Math.Exp(l - top) / sum).ToArray();
+        // softmax changes by at most half the largest logit change, and the logits agree within LogitsAbs (above)
+        double worst = tool.Zip(fromOnnx, (a, b) => Math.Abs(a - b)).Max();
+        TestContext.Out.WriteLine($"normalize {normalize}: mean {meta["mean"]}, std {meta["std"]}, worst |probability difference| {worst:E2}");
+        Assert.That(worst, Is.LessThanOrEqualTo(LogitsAbs));
     }
 }

@@ -134,13 +134,59 @@ public sealed class ToolContractTests
         var dir = TempDir.New("png");
         var huge = Path.Combine(dir, "huge.png");
         File.WriteAllBytes(huge, PngHeaderOnly(46_000, 46_000));
-        Tool.AssertOneErrorLine(Tool.Run(dir, ["predict", TrainedRun.Dir, huge]), 2, "huge.png: image is 46000×46000 (2116000000 pixels); allowed: at most 16777216 pixels");
+        Tool.AssertOneErrorLine(Tool.Run(dir, ["predict", TrainedRun.Dir, huge]), 1, "huge.png: image is 46000×46000 (2116000000 pixels); allowed: at most 16777216 pixels");
 
         var dashed = Path.Combine(dir, "-digit.png");
         WritePng(dashed, 28, 28);
         var r = Tool.Run(dir, ["predict", TrainedRun.Dir, "--invert", "false", "--", "-digit.png"]);
         Assert.That(r.ExitCode, Is.EqualTo(0), r.ToString());
         Assert.That(r.Stdout, Does.Contain("-digit.png: "), r.ToString());
+    }
+
+    [Test]
+    public void Predict_classifies_the_good_images_and_gives_one_error_line_per_bad_one()
+    {
+        var dir = TempDir.New("predict-mixed");
+        WritePng(Path.Combine(dir, "good.png"), 28, 28);
+        File.WriteAllText(Path.Combine(dir, "notes.png"), "not an image\n");
+        var r = Tool.Run(dir, ["predict", TrainedRun.Dir, "good.png", "notes.png"]);
+        Tool.AssertOneErrorLine(r, 1, "notes.png: not a PNG or JPEG image");
+        Assert.That(r.Stdout, Does.StartWith("good.png: "), r.ToString());
+        Assert.That(r.Stdout, Does.Not.Contain("notes.png"), r.ToString());
+
+        r = Tool.Run(dir, ["predict", TrainedRun.Dir, "notes.png", "good.png", "--json"]);
+        Tool.AssertOneErrorLine(r, 1, "notes.png: not a PNG or JPEG image");
+        var predictions = JsonNode.Parse(r.Stdout)!["predictions"]!.AsArray();
+        Assert.That(predictions.Select(p => (string?)p!["image"]), Is.EqualTo(new[] { "notes.png", "good.png" }), r.ToString());
+        Assert.That((string?)predictions[0]!["error"], Does.Contain("notes.png: not a PNG or JPEG image"), r.ToString());
+        Assert.That(predictions[0]!["class"], Is.Null, r.ToString());
+        Assert.That(predictions[1]!["error"], Is.Null, r.ToString());
+        Assert.That((int)predictions[1]!["class"]!, Is.InRange(0, 9), r.ToString());
+
+        r = Tool.Run(dir, ["predict", TrainedRun.Dir, "good.png", "good.png"]);
+        Assert.That(r.ExitCode, Is.EqualTo(0), r.ToString());
+        Assert.That(r.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries), Has.Length.EqualTo(2), "an image named twice is classified twice");
+    }
+
+    [Test]
+    public void Predict_reads_a_folders_png_and_jpeg_files_in_name_order_and_reports_an_empty_one()
+    {
+        var dir = TempDir.New("predict-folder");
+        var images = Directory.CreateDirectory(Path.Combine(dir, "images")).FullName;
+        WritePng(Path.Combine(images, "b.PNG"), 28, 28);
+        WritePng(Path.Combine(images, "a.png"), 30, 30);
+        using (var bmp = new SKBitmap(28, 28))
+        using (var fs = File.Create(Path.Combine(images, "c.jpeg")))
+            bmp.Encode(fs, SKEncodedImageFormat.Jpeg, 90);
+        File.WriteAllText(Path.Combine(images, "readme.txt"), "not an image");
+        WritePng(Path.Combine(Directory.CreateDirectory(Path.Combine(images, "sub")).FullName, "d.png"), 28, 28);
+        var r = Tool.Run(dir, ["predict", TrainedRun.Dir, "images", "--json"]);
+        Assert.That(r.ExitCode, Is.EqualTo(0), r.ToString());
+        var names = JsonNode.Parse(r.Stdout)!["predictions"]!.AsArray().Select(p => Path.GetFileName((string?)p!["image"])).ToList();
+        Assert.That(names, Is.EqualTo(new[] { "a.png", "b.PNG", "c.jpeg" }), "sorted by name (ordinal); other files and subfolders left out");
+
+        Directory.CreateDirectory(Path.Combine(dir, "empty"));
+        Tool.AssertOneErrorLine(Tool.Run(dir, ["predict", TrainedRun.Dir, "empty"]), 1, "empty: folder holds no PNG or JPEG image");
     }
 
     [Test]
