@@ -5,6 +5,7 @@ using Onnx;
 using SkiaSharp;
 using NUnit.Framework;
 using ResnetMnist.Config;
+using ResnetMnist.Data;
 using ResnetMnist.Export;
 using ResnetMnist.Model;
 using ResnetMnist.ParityTests.Robustness;
@@ -100,6 +101,39 @@ public sealed class OnnxExportTests
         Assert.That(output, Does.StartWith("ok 13"));
         foreach (var op in new[] { "Conv", "BatchNormalization", "Relu", "MaxPool", "Add", "GlobalAveragePool", "Flatten", "Gemm" })
             Assert.That(output, Does.Contain($"'{op}'"));
+    }
+
+    /// <summary>
+    /// <c>class_names</c> are torchvision's: MNIST's <c>classes</c> ("0 - zero", ...) by their digit, Fashion-MNIST's
+    /// <c>classes</c> as they are; CIFAR-10's come from its <c>batches.meta</c>, so only their count and the rule are
+    /// checked here. <c>mean</c>/<c>std</c> have one entry per channel, and outputs beyond the dataset's classes are
+    /// named by their number.
+    /// </summary>
+    [Test, Category("NeedsPyTorch")]
+    public void Metadata_class_names_are_torchvisions_and_mean_std_have_one_entry_per_channel()
+    {
+        var output = Python.Run("""
+            import json
+            from torchvision import datasets
+            print(json.dumps({"mnist": [c.split(" - ")[0] for c in datasets.MNIST.classes], "fashion-mnist": datasets.FashionMNIST.classes}))
+            """);
+        var torchvision = JsonSerializer.Deserialize<Dictionary<string, string[]>>(output)!;
+        foreach (var spec in DatasetSpecs.All)
+            foreach (var normalize in new[] { false, true })
+            {
+                var meta = OnnxExport.Metadata(spec, normalize, spec.NumClasses, "ab");
+                var names = JsonSerializer.Deserialize<string[]>(meta["class_names"])!;
+                if (torchvision.TryGetValue(spec.Name, out var expected)) Assert.That(names, Is.EqualTo(expected), spec.Name);
+                Assert.That(names, Has.Length.EqualTo(10).And.All.Not.Empty, spec.Name);
+                var mean = JsonSerializer.Deserialize<double[]>(meta["mean"])!;
+                var std = JsonSerializer.Deserialize<double[]>(meta["std"])!;
+                Assert.That(mean, Has.Length.EqualTo(spec.Channels), spec.Name);
+                Assert.That(std, Has.Length.EqualTo(spec.Channels), spec.Name);
+                if (!normalize) Assert.That((mean.Distinct().Single(), std.Distinct().Single()), Is.EqualTo((0.0, 1.0)), spec.Name);
+                Assert.That(JsonSerializer.Deserialize<int[]>(meta["input_size"]), Is.EqualTo(new[] { spec.Channels, spec.Height, spec.Width }), spec.Name);
+            }
+        var wider = JsonSerializer.Deserialize<string[]>(OnnxExport.Metadata(DatasetSpecs.Mnist, false, 12, "ab")["class_names"])!;
+        Assert.That(wider[10..], Is.EqualTo(new[] { "10", "11" }));
     }
 
     [Test]
