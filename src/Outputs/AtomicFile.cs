@@ -35,13 +35,13 @@ public static partial class AtomicFile
 
     /// <summary>
     /// As <see cref="WriteAllText"/>, but never replaces an existing file (or link): the finished temp file is
-    /// hard-linked to <paramref name="path"/>, which fails when anything is there. Throws <see cref="IOException"/>
-    /// "already exists" then.
+    /// hard-linked to <paramref name="path"/>, which fails when anything is there. Returns false then (nothing
+    /// changed, the temp file removed); true when the file was written.
     /// </summary>
-    public static void CreateNewText(string path, string text)
+    public static bool CreateNewText(string path, string text)
     {
         var bytes = System.Text.Encoding.UTF8.GetBytes(text);
-        Publish(path, f => { f.Write(bytes); return true; }, replace: false);
+        return Publish(path, f => { f.Write(bytes); return true; }, replace: false);
     }
 
     static bool Publish(string path, Func<Stream, bool> write, bool replace)
@@ -64,7 +64,12 @@ public static partial class AtomicFile
             else if (link(tmp, path) != 0)
             {
                 int errno = System.Runtime.InteropServices.Marshal.GetLastPInvokeError();
-                throw new IOException(errno == 17 ? "already exists" : System.Runtime.InteropServices.Marshal.GetPInvokeErrorMessage(errno));
+                if (errno == 17) // EEXIST: something is already at path; it stays as it was
+                {
+                    TryDelete(tmp);
+                    return false;
+                }
+                throw new IOException(System.Runtime.InteropServices.Marshal.GetPInvokeErrorMessage(errno));
             }
         }
         catch (Exception e)

@@ -30,11 +30,8 @@ sealed class InitCommand : Command<InitCommand.Settings>
                      "# in torchvision's layout there) and set data.download: true or run dotnet resnet-mnist data fetch config.yaml.\n";
         var config = new TrainingConfig { Data = new DataConfig { Root = ResnetMnist.Data.PackagedFiles.Sample } };
         // A file (or link) that appeared meanwhile is not overwritten either.
-        try { AtomicFile.CreateNewText(file, header + ConfigSchema.ToYaml(config, comments: true)); }
-        catch (IOException e) when (e.Message.Contains("already exists", StringComparison.Ordinal))
-        {
+        if (!AtomicFile.CreateNewText(file, header + ConfigSchema.ToYaml(config, comments: true)))
             throw new UsageException($"{file}: already exists; nothing was changed (pick another DIR, or remove the file)");
-        }
         Terminal.Out($"wrote {file}");
         return ErrorHandling.Ok;
     }
