@@ -1,6 +1,7 @@
 using System.Globalization;
 using YamlDotNet.Core;
 using YamlDotNet.RepresentationModel;
+using ResnetMnist.Data;
 
 namespace ResnetMnist.Config;
 
@@ -29,6 +30,24 @@ public static class ConfigLoader
     /// <summary><c>threads</c> may be at most this many times the core count.</summary>
     public const int ThreadsPerCore = 4;
 
+    /// <summary>
+    /// The config at <paramref name="path"/>, or, without a CONFIG file (<c>train</c>, <c>parity</c>, <c>sweep</c>), the packaged quickstart with <c>data.root</c> = <c>./data</c>
+    /// for every dataset, except MNIST where <c>./data</c> holds none: then the packaged sample. The quickstart pins
+    /// no dataset-dependent key, so <c>model.in_channels</c>/<c>num_classes</c> follow <c>data.dataset</c>;
+    /// <paramref name="overrides"/> (<c>--set</c>) win.
+    /// </summary>
+    public static TrainingConfig LoadOrQuickstart(string? path, IEnumerable<string> overrides)
+    {
+        if (path is not null) return Load(path, overrides);
+        var quickstart = PackagedFiles.Quickstart ?? throw new DataException(
+            $"{Path.Combine(PackagedFiles.BaseDirectory, "configs", "quickstart.yaml")}: the packaged quickstart config is missing (a damaged install); give a CONFIG.yaml (dotnet resnet-mnist init writes one)");
+        var set = overrides.ToList();
+        var cfg = Load(quickstart, set.Prepend(PackagedFiles.LocalDataRoot()));
+        if (set.Any(o => o.Split('=')[0].Trim() == "data.root") || cfg.Data.Dataset != DatasetSpecs.Mnist.Name || PackagedFiles.HoldsMnist(cfg.Data.Root))
+            return cfg;
+        return Load(quickstart, set.Prepend($"data.root={PackagedFiles.Sample}"));
+    }
+
     /// <summary>Reads <paramref name="path"/> and applies <paramref name="overrides"/>.</summary>
     public static TrainingConfig Load(string path, IEnumerable<string>? overrides = null)
     {
@@ -37,7 +56,7 @@ public static class ConfigLoader
         string text;
         try
         {
-            var bytes = ResnetMnist.Data.InputFiles.ReadAllBytes(path, "a YAML config file", MaxConfigBytes, m => new ConfigException($"{path}: {m}"));
+            var bytes = InputFiles.ReadAllBytes(path, "a YAML config file", MaxConfigBytes, m => new ConfigException($"{path}: {m}"));
             text = new System.Text.UTF8Encoding(false, throwOnInvalidBytes: true).GetString(bytes);
         }
         catch (System.Text.DecoderFallbackException) { throw new ConfigException($"{path}: is not UTF-8 text; expected a YAML config file"); }

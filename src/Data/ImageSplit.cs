@@ -1,4 +1,3 @@
-using ResnetMnist.Model;
 using static TorchSharp.torch;
 
 namespace ResnetMnist.Data;

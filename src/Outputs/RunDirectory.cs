@@ -1,7 +1,5 @@
 using System.Globalization;
 using System.Text.Json;
-using ResnetMnist.Config;
-using ResnetMnist.Data;
 
 namespace ResnetMnist.Outputs;
 
@@ -30,6 +28,10 @@ public sealed class RunDirectory : IDisposable
 
     /// <summary>Marks a folder as created by this tool: <c>--force</c> and re-runs touch only folders that carry it.</summary>
     public const string MarkerName = ".resnet-mnist-run";
+    /// <summary>The folder under a run that holds TensorBoard's event files (<c>train.tensorboard</c>).</summary>
+    public const string TensorBoardFolder = "tensorboard";
+    /// <summary>The prefix of every TensorBoard event file name; <c>--force</c> deletes only these.</summary>
+    public const string TensorBoardPrefix = "events.out.tfevents.";
 
     /// <summary>The files this tool writes in a run folder (<see cref="CheckpointFileNames"/> in <c>checkpoints/</c>): the only ones it ever deletes.</summary>
     public static readonly string[] RunFileNames = ["config.yaml", "steps.csv", "metrics.csv", "summary.json", "loss_curve.png", "eval.json"];
@@ -38,7 +40,7 @@ public sealed class RunDirectory : IDisposable
     /// <summary>What the marker file says.</summary>
     static string MarkerText =>
         $"run folder of resnet-mnist: --force and re-runs delete only {string.Join(", ", RunFileNames)}, checkpoints/{{{string.Join(", ", CheckpointFileNames)}}}, " +
-        $"{TensorBoardObserver.FolderName}/{TensorBoardObserver.FilePrefix}* and their temp files\n";
+        $"{TensorBoardFolder}/{TensorBoardPrefix}* and their temp files\n";
 
     RunDirectory(string path, FileStream lockFile) { Path = path; _lock = lockFile; }
 
@@ -85,7 +87,7 @@ public sealed class RunDirectory : IDisposable
             throw new RunDirectoryException($"{checkpoints}: is a symbolic link (to {target}); the tool writes only inside the run folder: remove the link or pick another --out");
         if (System.IO.File.Exists(checkpoints))
             throw new RunDirectoryException($"{checkpoints}: is a file, expected the run's checkpoint folder");
-        OutputFolder.CheckSubfolder(System.IO.Path.Combine(path, TensorBoardObserver.FolderName));
+        OutputFolder.CheckSubfolder(System.IO.Path.Combine(path, TensorBoardFolder));
         var lockPath = System.IO.Path.Combine(path, ".lock");
         if (new FileInfo(lockPath).LinkTarget is string lockTarget) // opening it would truncate the link's target
             throw new RunDirectoryException($"{lockPath}: is a symbolic link (to {lockTarget}); the tool writes only inside the run folder: remove the link");
@@ -167,10 +169,10 @@ public sealed class RunDirectory : IDisposable
         DeleteOwn(Path, RunFileNames);
         DeleteOwn(Checkpoints, CheckpointFileNames);
         // TensorBoard's event files (train.tensorboard), by their prefix; the folder goes when nothing else is in it.
-        var board = File(TensorBoardObserver.FolderName);
+        var board = File(TensorBoardFolder);
         if (Directory.Exists(board) && new DirectoryInfo(board).LinkTarget is null)
         {
-            foreach (var f in Directory.EnumerateFiles(board, TensorBoardObserver.FilePrefix + "*"))
+            foreach (var f in Directory.EnumerateFiles(board, TensorBoardPrefix + "*"))
                 System.IO.File.Delete(f);
             if (!Directory.EnumerateFileSystemEntries(board).Any()) Directory.Delete(board);
         }
@@ -187,7 +189,8 @@ public sealed class RunDirectory : IDisposable
         }
     }
 
-    public void WriteConfig(TrainingConfig cfg) => AtomicFile.WriteAllText(ConfigFile, ConfigSchema.ToYaml(cfg));
+    /// <summary>Writes the run's resolved config (<c>config.yaml</c>, YAML text as the config schema prints it).</summary>
+    public void WriteConfig(string yaml) => AtomicFile.WriteAllText(ConfigFile, yaml);
 
     /// <summary>Rewrites <c>steps.csv</c> with every step so far (atomic; a few hundred KB at most).</summary>
     public void WriteSteps(IReadOnlyList<StepRecord> steps)

@@ -97,7 +97,7 @@ public static class ParityCheck
         int threads = get_num_threads();
         var refCfg = cfg with { Model = cfg.Model with { Pretrained = ReferenceWeights(cfg.Model.Pretrained, ArchSpecs.Get(cfg.Model.Arch), workDir) } };
         var refConfig = Path.Combine(workDir, "config.yaml");
-        ResnetMnist.Outputs.AtomicFile.WriteAllText(refConfig, ConfigSchema.ToYaml(refCfg));
+        AtomicFile.WriteAllText(refConfig, ConfigSchema.ToYaml(refCfg));
         var dumpDir = ResnetMnist.Outputs.OutputFolder.Subfolder(Path.Combine(workDir, "dump"), removeLinks: true);
         log?.Invoke($"reference: {reference.Python} (torch {reference.TorchVersion}), {steps} steps, {threads} threads");
         reference.Run([refConfig, "--parity-dump", dumpDir, "--steps", steps.ToString(CultureInfo.InvariantCulture)],
@@ -130,7 +130,7 @@ public static class ParityCheck
         var sd = WeightsFile.ReadStateDict(path);
         try
         {
-            ResnetMnist.Outputs.AtomicFile.Write(pth, f => PyTorchPickler.PickleStateDict(f, sd, leaveOpen: true));
+            AtomicFile.Write(pth, f => PyTorchPickler.PickleStateDict(f, sd, leaveOpen: true));
         }
         finally { foreach (var t in sd.Values) t.Dispose(); }
         return pth;

@@ -51,7 +51,7 @@ public sealed class Trainer(Session session, RunDirectory run, ITrainingObserver
             if (File.Exists(run.MetricsFile)) epochs.AddRange(RunDirectory.ReadMetrics(run.MetricsFile).Where(e => e.Epoch <= resumeFrom.EpochsDone));
             observer.Info($"resuming {run.Path} at epoch {resumeFrom.EpochsDone + 1}, batch {resumeFrom.BatchesDone + 1} (step {resumeFrom.GlobalStep})");
         }
-        run.WriteConfig(_cfg);
+        run.WriteConfig(ConfigSchema.ToYaml(_cfg));
         using var log = run.OpenStepsLog(steps);
         var flushed = Stopwatch.StartNew();
         var loop = new TrainingLoop(session, optimizer, resumeFrom);

@@ -99,7 +99,7 @@ public static class TrainingRun
         observer.Info($"device {session.Device.type}, {TorchSharp.torch.get_num_threads()} threads, {cfg.Train.Dtype.Name()}; " +
                       $"{session.Train.Count} train / {session.Test.Count} test images from {Path.GetDirectoryName(session.Train.Source)}");
 
-        if (cfg.Train.Tensorboard) observer = new TensorBoardObserver(observer, run.File(TensorBoardObserver.FolderName));
+        if (cfg.Train.Tensorboard) observer = new TensorBoardObserver(observer, run.File(RunDirectory.TensorBoardFolder));
         var result = new Trainer(session, run, observer).Run(cancel, state);
         if (result.Steps.Count > 0)
             LossPlot.Write(run.PlotFile, result.Steps, result.Epochs,

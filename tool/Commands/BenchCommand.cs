@@ -81,7 +81,7 @@ sealed class BenchCommand : Command<BenchCommand.Settings>
         result["vm_rss_mib"] = ProcStatusMiB("VmRSS");
         var json = JsonSerializer.Serialize(result, new JsonSerializerOptions { WriteIndented = true });
         if (s.Json is null) Console.WriteLine(json);
-        else ResnetMnist.Outputs.AtomicFile.WriteAllText(ResnetMnist.Outputs.OutputFolder.ForFile(s.Json, "--json", create: false), json);
+        else AtomicFile.WriteAllText(ResnetMnist.Outputs.OutputFolder.ForFile(s.Json, "--json", create: false), json);
         return 0;
     }
 
@@ -275,7 +275,7 @@ sealed class BenchCommand : Command<BenchCommand.Settings>
     {
         const string file = "/proc/self/status";
         if (!File.Exists(file)) return null;
-        foreach (var line in ResnetMnist.Data.InputFiles.ReadAllText(file, "a process status", 1 << 20, m => new IOException(m)).Split('\n'))
+        foreach (var line in InputFiles.ReadAllText(file, "a process status", 1 << 20, m => new IOException(m)).Split('\n'))
             if (line.StartsWith(key + ":", StringComparison.Ordinal))
                 return double.Parse(line[(key.Length + 1)..].Trim().Split(' ')[0], CultureInfo.InvariantCulture) / 1024.0;
         return null;

@@ -29,7 +29,7 @@ sealed class SweepCommand : Command<SweepCommand.Settings>
     public const int MaxRuns = 10_000;
 
     static TrainingConfig Load(string? config, IEnumerable<string> set) =>
-        config is null ? ResnetMnist.Data.PackagedFiles.QuickstartConfig(set) : ConfigLoader.Load(config, set);
+        ConfigLoader.LoadOrQuickstart(config, set);
 
     public override int Execute(CommandContext context, Settings s, CancellationToken cancellation)
     {

@@ -37,7 +37,7 @@ sealed class TrainCommand : Command<TrainCommand.Settings>
         }
         else
         {
-            cfg = s.Config is null ? PackagedFiles.QuickstartConfig(s.Set) : ConfigLoader.Load(s.Config, s.Set);
+            cfg = ConfigLoader.LoadOrQuickstart(s.Config, s.Set);
             runPath = s.Out ?? Path.Combine("runs", $"{Path.GetFileNameWithoutExtension(s.Config ?? "quickstart")}-{DateTime.Now:yyyyMMdd-HHmmss}");
             OutputFolder.RefuseSystemFolder(runPath);
         }
