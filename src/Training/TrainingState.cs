@@ -89,27 +89,32 @@ public sealed record TrainingState
         catch (FormatException) { throw Bad("rng_state", "not base64"); }
         int rngBytes = CheckpointStore.RngStateLength();
         if (rng.Length != rngBytes) throw Bad("rng_state", $"{rng.Length} bytes; allowed: exactly {rngBytes} (torch.get_rng_state())");
+        if (cfg is not null) ValidateAgainst(cfg, trainImages, force, Edited);
+        // The history last: an edited epochs_done is named as such (above) rather than as a history of another length.
         if (Epochs is null) throw Bad("epochs", "missing");
         if (Epochs.Count != EpochsDone || Epochs.Select((e, i) => e is not null && e.Epoch == i + 1).Any(ok => !ok))
             throw Bad("epochs", $"{Epochs.Count} records; allowed: one per epoch done, 1..{EpochsDone} in order");
         if (BestEpoch is int best && (best < 1 || best > EpochsDone))
             throw Bad("best_epoch", $"{best}; allowed: the epoch of best_accuracy (1..{EpochsDone})");
-        if (cfg is null) return;
+    }
 
+    /// <summary>The part of <see cref="Validate"/> that compares the state with the run it continues.</summary>
+    void ValidateAgainst(TrainingConfig cfg, int trainImages, bool force, Func<string, string, CheckpointException> edited)
+    {
         CheckResumable(Config, ConfigSchema.ResultValues(cfg), force);
         int epochs = cfg.Train.Epochs, batches = TrainingLoop.BatchesPerEpoch(trainImages, cfg.Train.BatchSize);
-        if (EpochsDone > epochs) throw Edited("epochs_done", $"is {EpochsDone}; allowed: 0..{epochs} (train.epochs)");
-        if (BatchesDone >= batches) throw Edited("batches_done", $"is {BatchesDone}; allowed: 0..{batches - 1} ({batches} batches per epoch)");
-        if (EpochsDone == epochs && (BatchesDone > 0 || OrderDrawn)) throw Edited("batches_done", $"is {BatchesDone} (order_drawn {OrderDrawn}) after the last epoch");
+        if (EpochsDone > epochs) throw edited("epochs_done", $"is {EpochsDone}; allowed: 0..{epochs} (train.epochs)");
+        if (BatchesDone >= batches) throw edited("batches_done", $"is {BatchesDone}; allowed: 0..{batches - 1} ({batches} batches per epoch)");
+        if (EpochsDone == epochs && (BatchesDone > 0 || OrderDrawn)) throw edited("batches_done", $"is {BatchesDone} (order_drawn {OrderDrawn}) after the last epoch");
         // With the same batches per epoch (same data and batch size) every epoch took exactly `batches` steps.
         var now = ConfigSchema.ResultValues(cfg);
         bool sameShape = new[] { "train.batch_size", "data.train_limit", "data.dataset", "data.root" }
             .All(k => Config.TryGetValue(k, out var v) && v == now[k]);
         long expected = (long)EpochsDone * batches + BatchesDone;
         if (sameShape && GlobalStep != expected)
-            throw Edited("global_step", $"is {GlobalStep}, but epochs_done {EpochsDone} × {batches} batches + batches_done {BatchesDone} = {expected}");
+            throw edited("global_step", $"is {GlobalStep}, but epochs_done {EpochsDone} × {batches} batches + batches_done {BatchesDone} = {expected}");
         if (!sameShape && GlobalStep < EpochsDone + (long)BatchesDone)
-            throw Edited("global_step", $"is {GlobalStep}, fewer than epochs_done {EpochsDone} + batches_done {BatchesDone}");
+            throw edited("global_step", $"is {GlobalStep}, fewer than epochs_done {EpochsDone} + batches_done {BatchesDone}");
     }
 
     /// <summary>
