@@ -51,8 +51,11 @@ public sealed class Session : IDisposable
     /// <param name="checkpoint">A trained state_dict (.pt) to evaluate or predict with: it replaces pretrained weights and
     /// freezing, and is checked against the model before any data is read, so that a checkpoint of another model is
     /// reported as such.</param>
+    /// <param name="resuming">The run resumes from its own checkpoint, which holds every weight: <c>model.pretrained</c>
+    /// and <c>model.init_from</c> are not read again (so a resume needs neither file, nor a download); loading them
+    /// draws nothing from the generator, so the model is built in the reference's order all the same.</param>
     public static Session Create(TrainingConfig cfg, Splits splits = Splits.TrainAndTest,
-        IProgress<(long done, long? total)>? progress = null, Action<string>? log = null, string? checkpoint = null)
+        IProgress<(long done, long? total)>? progress = null, Action<string>? log = null, string? checkpoint = null, bool resuming = false)
     {
         if (checkpoint is not null) cfg = cfg with { Model = cfg.Model with { Pretrained = "none", InitFrom = null, Freeze = [] } };
         NativeLoader.EnsureLoaded();
@@ -63,13 +66,13 @@ public sealed class Session : IDisposable
 
         manual_seed(cfg.Seed);
         var model = new ResNet(arch, cfg.Model.InChannels, cfg.Model.NumClasses);
-        if (cfg.Model.Pretrained != "none")
+        if (cfg.Model.Pretrained != "none" && !resuming)
         {
             // Loading copies into existing tensors and draws nothing from the generator: the draw order stays the reference's.
             var report = PretrainedWeights.Load(model, cfg.Model.Pretrained, cfg.Model.Conv1Init, progress);
             log?.Invoke(report.ToString());
         }
-        if (cfg.Model.InitFrom is string initFrom)
+        if (cfg.Model.InitFrom is string initFrom && !resuming)
         {
             var warm = WarmStart.Load(model, initFrom);                     // copies only, no draws: the seed's order holds
             log?.Invoke(warm.ToString());

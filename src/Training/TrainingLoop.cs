@@ -119,9 +119,7 @@ public sealed class TrainingLoop
         _augment = _cfg.Data.Augment ? new CifarAugment() : null;
         Batches = BatchesPerEpoch(_train.Count, _cfg.Train.BatchSize);
         TotalSteps = (long)Batches * _cfg.Train.Epochs;
-        var config = ConfigSchema.ResultValues(_cfg);
-        // best accuracy in %; -1 = no epoch evaluated yet
-        State = (resumeFrom ?? new TrainingState(0, 0, false, 0, 0, 0, -1, "", config, "", "")) with { Config = config };
+        State = (resumeFrom ?? TrainingState.Start(_cfg)) with { Config = ConfigSchema.ResultValues(_cfg) };
     }
 
     /// <summary>The unfinished epoch's training time so far (time before a resume included); 0 between epochs.</summary>
@@ -130,8 +128,8 @@ public sealed class TrainingLoop
     /// <summary>The state to write into a checkpoint now: <see cref="State"/> with the unfinished epoch's time so far.</summary>
     public TrainingState Paused => State with { EpochSeconds = EpochSecondsSoFar };
 
-    /// <summary>Records the best test accuracy so far (%), which the next checkpoints carry.</summary>
-    public void RecordBestAccuracy(double accuracy) => State = State with { BestAccuracy = accuracy };
+    /// <summary>Records the best test accuracy so far (%) and its epoch (1-based), which the next checkpoints carry.</summary>
+    public void RecordBest(int epoch, double accuracy) => State = State with { BestAccuracy = accuracy, BestEpoch = epoch };
 
     /// <summary>Train mode, with frozen modules' BatchNorm (all of it with <c>model.bn_eval</c>) kept in eval; again after every evaluation.</summary>
     public void TrainMode()

@@ -9,8 +9,10 @@ namespace ResnetMnist.Training;
 /// <param name="CommandLine">Recorded in <c>summary.json</c>.</param>
 /// <param name="ToolVersion">Recorded in <c>summary.json</c>.</param>
 /// <param name="WeightsProgress">Download progress of pretrained weights (bytes done, total).</param>
+/// <param name="Abandon">Fires when the process is about to end at once (a second Ctrl-C): the run then writes its
+/// <c>summary.json</c> from its last checkpoint and releases its lock, on the thread that fires it, before returning.</param>
 public sealed record RunOptions(bool Resume = false, bool Force = false, string? CommandLine = null, string? ToolVersion = null,
-    IProgress<(long done, long? total)>? WeightsProgress = null);
+    IProgress<(long done, long? total)>? WeightsProgress = null, CancellationToken Abandon = default);
 
 /// <summary>
 /// <c>summary.json</c>: how a run ended and what it measured. Accuracies in %, losses are mean cross-entropy, times in
@@ -32,7 +34,12 @@ public sealed record RunSummary(string Status, string? Problem, int Epochs, long
     string Arch, string Dataset, string Device, int Threads, string? CommandLine, string? ToolVersion, string Torch);
 
 /// <summary>What a run did: the trainer's result, the summary written, and the run folder.</summary>
-public sealed record RunOutcome(TrainResult Result, RunSummary Summary, string RunPath);
+public sealed record RunOutcome(TrainResult Result, RunSummary Summary, string RunPath)
+{
+    /// <summary>A resume found the run already at <c>train.epochs</c>: nothing was trained or written
+    /// (<see cref="Summary"/> describes the run as its checkpoint records it).</summary>
+    public bool AlreadyComplete { get; init; }
+}
 
 /// <summary>
 /// The "train a run" use case, the one sequence the tool, the tests and the benchmark share: check the folder (and on
@@ -79,19 +86,31 @@ public static class TrainingRun
         bool fromStart = resume && !RunDirectory.HasCheckpoint(runPath);
         if (fromStart && cfg.Train.Save is SaveKind.Best or SaveKind.None && !options.Force)
             throw new CheckpointException($"{Path.GetFullPath(runPath)}: cannot resume: the run keeps no resumable checkpoint (train.save: {cfg.Train.Save.Name()}); train it again with --force, or use train.save: both or last for runs you may resume");
-        var checkpoints = Path.Combine(Path.GetFullPath(runPath), "checkpoints");
-        TrainingState? state = null;
-        if (resume && !fromStart)
-        {
-            state = new CheckpointStore(checkpoints).ReadState();
-            Trainer.CheckResumable(state.Config, ConfigSchema.ResultValues(cfg), options.Force);
-        }
-        using var session = Session.Create(cfg, Splits.TrainAndTest, options.WeightsProgress, observer.Info);
+        bool fromCheckpoint = resume && !fromStart;
+        using var session = Session.Create(cfg, Splits.TrainAndTest, options.WeightsProgress, observer.Info, resuming: fromCheckpoint);
         session.Train.RequireImages(training: true);
         session.Test.RequireImages(training: false);
-        if (state is not null)
-            Trainer.ValidateState(state, cfg, session.Train.Count, Path.Combine(checkpoints, "last.json"));
-        using var run = RunDirectory.Open(runPath, resume && !fromStart, options.Force);
+        var store = new CheckpointStore(Path.Combine(Path.GetFullPath(runPath), "checkpoints"));
+        var state = fromCheckpoint ? store.ReadState(cfg, session.Train.Count, options.Force) : null;
+        RunSummary Summary(string status, string? problem, IReadOnlyList<EpochRecord> epochs, long steps, double best, int? bestEpoch, double trainSeconds) =>
+            Summarize(status, problem, epochs, steps, best, bestEpoch, trainSeconds, started, session, options);
+        if (state is not null && state.Complete(cfg))
+        {
+            var done = new TrainResult(RunStatus.Completed, [], state.Epochs ?? [], state.BestAccuracy, TrainSeconds: state.Epochs?.Sum(e => e.EpochSeconds) ?? 0, BestEpoch: state.BestEpoch);
+            return new RunOutcome(done, Summary("completed", null, done.Epochs, state.GlobalStep, state.BestAccuracy, state.BestEpoch, done.TrainSeconds),
+                Path.GetFullPath(runPath)) { AlreadyComplete = true };
+        }
+        using var run = RunDirectory.Open(runPath, fromCheckpoint, options.Force);
+        // A second Ctrl-C ends the process at once: the summary then says what the last checkpoint holds, and the lock goes.
+        using var abandoned = options.Abandon.Register(() =>
+        {
+            var kept = store.TryReadWritten();
+            run.WriteSummary(Summary("interrupted", kept is null
+                    ? "abandoned (a second interrupt): stopped at once, before the first checkpoint; train it again"
+                    : $"abandoned (a second interrupt): stopped at once; resume continues from the last checkpoint (epoch {kept.EpochsDone + 1}, batch {kept.BatchesDone + 1}, step {kept.GlobalStep})",
+                kept?.Epochs ?? [], kept?.GlobalStep ?? 0, kept?.BestAccuracy ?? -1, kept?.BestEpoch, kept?.Epochs?.Sum(e => e.EpochSeconds) ?? 0));
+            run.Dispose();
+        });
         if (run.StaleLockNote is string note) observer.Info(note);
         if (fromStart) observer.Info($"no checkpoint in {run.Path} yet (the run stopped before its first one): training from the start");
         else if (run.RestartedWithoutCheckpoint) observer.Info($"{run.Path}: replacing a run that stopped before its first checkpoint");
@@ -100,23 +119,45 @@ public static class TrainingRun
                       $"{session.Train.Count} train / {session.Test.Count} test images from {Path.GetDirectoryName(session.Train.Source)}");
 
         if (cfg.Train.Tensorboard) observer = new TensorBoardObserver(observer, run.File(RunDirectory.TensorBoardFolder));
-        var result = new Trainer(session, run, observer).Run(cancel, state);
+        TrainResult result;
+        try { result = new Trainer(session, run, observer).Run(cancel, state); }
+        catch (Exception e)
+        {
+            // An error ends the run: the summary says so (with the epochs of its last checkpoint), the lock goes with `run`.
+            var kept = store.TryReadWritten() ?? state;
+            try
+            {
+                run.WriteSummary(Summary("failed", ResnetMnist.Weights.TorchArchive.FirstLine(e.Message), kept?.Epochs ?? [], kept?.GlobalStep ?? 0,
+                    kept?.BestAccuracy ?? -1, kept?.BestEpoch, kept?.Epochs?.Sum(x => x.EpochSeconds) ?? 0));
+            }
+            catch (Exception w) when (w is IOException or UnauthorizedAccessException) { } // the error that ended the run is the one to report
+            throw;
+        }
         if (result.Steps.Count > 0)
             LossPlot.Write(run.PlotFile, result.Steps, result.Epochs,
                 $"{Path.GetFileName(run.Path)}: {cfg.Model.Arch}, {cfg.Optimizer.Name.Name()} lr {cfg.Optimizer.Lr}, batch {cfg.Train.BatchSize}");
-        var last = result.Epochs.LastOrDefault();
-        var best = result.Epochs.Where(e => e.TestAccuracy == result.BestAccuracy).Select(e => (int?)e.Epoch).FirstOrDefault();
-        var summary = new RunSummary(
-            Status: result.Status.ToString().ToLowerInvariant(),
-            Problem: result.Problem,
-            Epochs: result.Epochs.Count,
-            Steps: result.Steps.Count == 0 ? 0 : result.Steps[^1].Step,
-            BestEpoch: best,
+        var summary = Summary(result.Status.ToString().ToLowerInvariant(), result.Problem, result.Epochs,
+            result.Steps.Count == 0 ? 0 : result.Steps[^1].Step, result.BestAccuracy, result.BestEpoch, result.TrainSeconds);
+        run.WriteSummary(summary);
+        return new RunOutcome(result, summary, run.Path);
+    }
+
+    /// <summary>The <c>summary.json</c> of a run of <paramref name="session"/> that ended with <paramref name="status"/>.</summary>
+    static RunSummary Summarize(string status, string? problem, IReadOnlyList<EpochRecord> epochs, long steps, double best, int? bestEpoch,
+        double trainSeconds, DateTime started, Session session, RunOptions options)
+    {
+        var last = epochs.LastOrDefault();
+        return new RunSummary(
+            Status: status,
+            Problem: problem,
+            Epochs: epochs.Count,
+            Steps: steps,
+            BestEpoch: bestEpoch,
             FinalTrainLoss: last?.TrainLoss,
             FinalTestLoss: last?.TestLoss,
             FinalTestAccuracy: last?.TestAccuracy,
-            BestTestAccuracy: result.BestAccuracy >= 0 ? result.BestAccuracy : null,
-            TrainSeconds: result.TrainSeconds,
+            BestTestAccuracy: best >= 0 ? best : null,
+            TrainSeconds: trainSeconds,
             WallSeconds: (DateTime.UtcNow - started).TotalSeconds,
             StartedAt: started,
             TrainImages: session.Train.Count,
@@ -128,7 +169,5 @@ public static class TrainingRun
             CommandLine: options.CommandLine,
             ToolVersion: options.ToolVersion,
             Torch: TorchSharp.torch.__version__);
-        run.WriteSummary(summary);
-        return new RunOutcome(result, summary, run.Path);
     }
 }

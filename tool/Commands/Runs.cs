@@ -26,7 +26,14 @@ static class Runs
     public static int Train(TrainingConfig cfg, string runPath, bool resume, bool force, bool quiet)
     {
         using var signals = new InterruptSignals();
-        var (result, _, path) = Execute(cfg, runPath, resume, force, quiet, signals);
+        var outcome = Execute(cfg, runPath, resume, force, quiet, signals);
+        var (result, summary, path) = outcome;
+        if (outcome.AlreadyComplete)
+        {
+            Terminal.Out($"{path}: already complete at {summary.Epochs} epochs (train.epochs {cfg.Train.Epochs}); to train on: " +
+                         $"dotnet resnet-mnist train --resume {path} --set train.epochs={cfg.Train.Epochs + 1}");
+            return ErrorHandling.Ok;
+        }
         if (result.Status == RunStatus.Diverged)
             throw new DivergedException(result.Problem!);
         if (result.Status == RunStatus.Interrupted)
@@ -45,7 +52,7 @@ static class Runs
     {
         var observer = Progress.Create(quiet, cfg.Train.LogEvery);
         signals.Notice = observer.Interrupting;
-        var options = Options(resume, force);
+        var options = Options(resume, force) with { Abandon = signals.Abandoning };
         return observer.Wrap(() => TrainingRun.Train(cfg, runPath, observer, signals.Token, options));
     }
 

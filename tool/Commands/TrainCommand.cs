@@ -32,8 +32,7 @@ sealed class TrainCommand : Command<TrainCommand.Settings>
         {
             runPath = s.Resume;
             RunDirectory.Check(runPath, resume: true, s.Force); // a folder that is not a run is reported as such, before its config is read
-            var configPath = s.Config ?? Path.Combine(s.Resume, "config.yaml");
-            cfg = ConfigLoader.Load(configPath, s.Set);
+            cfg = CheckpointConfig.Resolve(s.Resume, s.Config, s.Set, CheckpointUse.Resume).Config;
         }
         else
         {
