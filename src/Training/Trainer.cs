@@ -13,8 +13,10 @@ public enum RunStatus { Completed, Interrupted, Diverged }
 /// <summary>The outcome of <see cref="Trainer.Run"/>.</summary>
 /// <param name="Problem">With <see cref="RunStatus.Diverged"/>: what was not finite, where, and what was kept.</param>
 /// <param name="TrainSeconds">Training time of the whole run so far (evaluation excluded), the unfinished epoch's included.</param>
+/// <param name="BestAccuracy">The best epoch's accuracy (%) on the split that chooses it (<see cref="EpochRecord.SelectionAccuracy"/>); -1 before the first evaluation.</param>
+/// <param name="StoppedEarly">Training stopped before <c>train.epochs</c> because <c>train.early_stop_patience</c> epochs brought no higher validation accuracy.</param>
 public sealed record TrainResult(RunStatus Status, IReadOnlyList<StepRecord> Steps, IReadOnlyList<EpochRecord> Epochs, double BestAccuracy,
-    string? Problem = null, double TrainSeconds = 0);
+    string? Problem = null, double TrainSeconds = 0, bool StoppedEarly = false);
 
 /// <summary>Training stopped because the loss became NaN or infinite; the last good checkpoint is kept.</summary>
 public sealed class DivergedException(string message) : Exception(message);
@@ -49,6 +51,11 @@ public sealed class Trainer(Session session, RunDirectory run, ITrainingObserver
             CheckpointStore.RestoreRng(resumeFrom.RngState);
             if (File.Exists(run.StepsFile)) steps.AddRange(RunDirectory.ReadSteps(run.StepsFile).Where(s => s.Step <= resumeFrom.GlobalStep));
             if (File.Exists(run.MetricsFile)) epochs.AddRange(RunDirectory.ReadMetrics(run.MetricsFile).Where(e => e.Epoch <= resumeFrom.EpochsDone));
+            if (resumeFrom.BatchesDone == 0 && resumeFrom.EpochsDone < _cfg.Train.Epochs && EarlyStop(epochs) is string stopped)
+            {
+                observer.Info(stopped);
+                return new TrainResult(RunStatus.Completed, steps, epochs, resumeFrom.BestAccuracy, TrainSeconds: epochs.Sum(e => e.EpochSeconds), StoppedEarly: true);
+            }
             observer.Info($"resuming {run.Path} at epoch {resumeFrom.EpochsDone + 1}, batch {resumeFrom.BatchesDone + 1} (step {resumeFrom.GlobalStep})");
         }
         run.WriteConfig(_cfg);
@@ -79,23 +86,32 @@ public sealed class Trainer(Session session, RunDirectory run, ITrainingObserver
 
                 case EpochDone done:
                     log.Flush();
+                    // With a validation split the reference evaluates it first, then the test set (for the report only).
+                    var val = session.Validation is { } v ? Evaluator.Run(model, v, _cfg.Train.EvalBatchSize, _cfg.Model.NumClasses) : null;
                     var eval = Evaluator.Run(model, session.Test, _cfg.Train.EvalBatchSize, _cfg.Model.NumClasses);
                     loop.TrainMode();
                     // Nothing non-finite becomes a checkpoint: weights that overflowed at the epoch's last step (or stay finite
                     // but are so large that the test loss is NaN) end the run as diverged, and the previous checkpoint stays.
                     string? problem = NonFinite(model) is string weight ? $"weight {weight} is not finite"
                         : !double.IsFinite(eval.Loss) ? $"test loss is {eval.Loss.ToString(CultureInfo.InvariantCulture)}"
+                        : val is not null && !double.IsFinite(val.Loss) ? $"validation loss is {val.Loss.ToString(CultureInfo.InvariantCulture)}"
                         : !double.IsFinite(done.TrainLoss) ? $"train loss is {done.TrainLoss.ToString(CultureInfo.InvariantCulture)}"
                         : null;
                     if (problem is not null)
                         return Diverge(store, log, steps, epochs, loop.State.BestAccuracy,
                             $"{problem} after epoch {done.Epoch} (step {loop.State.GlobalStep})", Seconds(done.Seconds));
-                    bool isBest = eval.Accuracy > loop.State.BestAccuracy;
-                    if (isBest) loop.RecordBestAccuracy(eval.Accuracy);
-                    var er = new EpochRecord(done.Epoch, done.TrainLoss, eval.Loss, eval.Accuracy, done.Lr, done.Seconds, done.ImagesPerSecond);
+                    var er = new EpochRecord(done.Epoch, done.TrainLoss, eval.Loss, eval.Accuracy, done.Lr, done.Seconds, done.ImagesPerSecond,
+                        val?.Loss, val?.Accuracy);
+                    bool isBest = er.SelectionAccuracy > loop.State.BestAccuracy;
+                    if (isBest) loop.RecordBestAccuracy(er.SelectionAccuracy);
                     epochs.Add(er);
                     SaveCheckpoint(store, log, optimizer, loop.State, isBest, epochs);
                     observer.EpochFinished(er, isBest);
+                    if (done.Epoch < _cfg.Train.Epochs && EarlyStop(epochs) is string stop)
+                    {
+                        observer.Info(stop);
+                        return new TrainResult(RunStatus.Completed, steps, epochs, loop.State.BestAccuracy, TrainSeconds: Seconds(), StoppedEarly: true);
+                    }
                     break;
             }
         }
@@ -109,6 +125,23 @@ public sealed class Trainer(Session session, RunDirectory run, ITrainingObserver
         SaveCheckpoint(store, log, optimizer, loop.Paused, isBest: false, epochs);
         return new TrainResult(RunStatus.Interrupted, steps, epochs, state.BestAccuracy, TrainSeconds: seconds);
     }
+
+    /// <summary>
+    /// The line that ends training early, when <c>train.early_stop_patience</c> is set and the last that many of
+    /// <paramref name="epochs"/> brought no higher validation accuracy than the best before them; else null.
+    /// </summary>
+    string? EarlyStop(IReadOnlyList<EpochRecord> epochs)
+    {
+        if (_cfg.Train.EarlyStopPatience is not int patience || epochs.Count == 0) return null;
+        var best = BestEpoch(epochs)!;
+        int since = epochs.Count - epochs.ToList().IndexOf(best) - 1;
+        return since < patience ? null
+            : $"early stop after epoch {epochs[^1].Epoch} of {_cfg.Train.Epochs}: validation accuracy has not risen above {best.SelectionAccuracy.ToString("F2", CultureInfo.InvariantCulture)}% (epoch {best.Epoch}) for {since} epochs (train.early_stop_patience: {patience})";
+    }
+
+    /// <summary>The epoch that <c>best.pt</c> holds: the first with the highest <see cref="EpochRecord.SelectionAccuracy"/>; null when none.</summary>
+    public static EpochRecord? BestEpoch(IReadOnlyList<EpochRecord> epochs) =>
+        epochs.Where(e => !double.IsNaN(e.SelectionAccuracy)).OrderByDescending(e => e.SelectionAccuracy).ThenBy(e => e.Epoch).FirstOrDefault();
 
     /// <summary>The first weight or buffer of <paramref name="model"/> that holds a NaN or an infinity; null when all are finite.</summary>
     public static string? NonFinite(nn.Module model) => ResnetMnist.Weights.StateDictChecks.FirstNonFinite(model.state_dict());
@@ -140,7 +173,7 @@ public sealed class Trainer(Session session, RunDirectory run, ITrainingObserver
         if (s.GlobalStep < 0) Bad("global_step", $"is {s.GlobalStep}; allowed: >= 0");
         // With the same batches per epoch (same data and batch size) every epoch took exactly `batches` steps.
         var now = ConfigSchema.ResultValues(cfg);
-        bool sameShape = new[] { "train.batch_size", "data.train_limit", "data.dataset", "data.root" }
+        bool sameShape = new[] { "train.batch_size", "data.train_limit", "data.dataset", "data.root", "data.val_split" }
             .All(k => s.Config is not null && s.Config.TryGetValue(k, out var v) && v == now[k]);
         long expected = (long)s.EpochsDone * batches + s.BatchesDone;
         if (sameShape && s.GlobalStep != expected)
