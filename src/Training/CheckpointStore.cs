@@ -27,8 +27,10 @@ public sealed record TrainingState(int EpochsDone, int BatchesDone, bool OrderDr
     double BestAccuracy, string RngState, IReadOnlyDictionary<string, string> Config, string WeightsSha256, string OptimizerSha256,
     double EpochSeconds = 0, CheckpointModel? Model = null);
 
-/// <summary><c>best.json</c>, written beside <c>best.pt</c>: the model it belongs to, the epoch and its test accuracy (%).</summary>
-public sealed record BestCheckpoint(CheckpointModel Model, int Epoch, double TestAccuracy);
+/// <summary><c>best.json</c>, written beside <c>best.pt</c>: the model it belongs to, the epoch and its test accuracy (%);
+/// with a validation split (which chose the epoch) also its validation accuracy (%), else null.</summary>
+public sealed record BestCheckpoint(CheckpointModel Model, int Epoch, double TestAccuracy,
+    [property: System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)] double? ValAccuracy = null);
 
 /// <summary>
 /// The one place that writes and reads checkpoints, in <c>RUN/checkpoints/</c>: <c>last.pt</c> (the model's
@@ -98,7 +100,8 @@ public sealed class CheckpointStore(string folder, CheckpointModel? model = null
     /// with <see cref="SaveKind.Both"/>/<see cref="SaveKind.Last"/>, <c>best.pt</c> (when <paramref name="best"/>)
     /// with <see cref="SaveKind.Both"/>/<see cref="SaveKind.Best"/>.
     /// </summary>
-    public void Save(nn.Module model, OptimizerHelper optimizer, TrainingState state, bool best, SaveKind save = SaveKind.Both)
+    /// <param name="bestEpoch">The epoch's record, for <c>best.json</c>'s accuracies; null: the state's best accuracy as the test accuracy.</param>
+    public void Save(nn.Module model, OptimizerHelper optimizer, TrainingState state, bool best, SaveKind save = SaveKind.Both, EpochRecord? bestEpoch = null)
     {
         bool last = save is SaveKind.Both or SaveKind.Last;
         best &= save is SaveKind.Both or SaveKind.Best;
@@ -126,7 +129,7 @@ public sealed class CheckpointStore(string folder, CheckpointModel? model = null
     void WriteBestState(TrainingState state)
     {
         if (Model is null) return;
-        AtomicFile.WriteAllText(BestState, JsonSerializer.Serialize(new BestCheckpoint(Model, state.EpochsDone, state.BestAccuracy), Json) + "\n");
+        AtomicFile.WriteAllText(BestState, JsonSerializer.Serialize(new BestCheckpoint(Model, state.EpochsDone, bestEpoch?.TestAccuracy ?? state.BestAccuracy, bestEpoch?.ValAccuracy), Json) + "\n");
     }
 
     /// <summary>

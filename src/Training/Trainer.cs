@@ -190,7 +190,7 @@ public sealed class Trainer(Session session, RunDirectory run, ITrainingObserver
     {
         log.Flush();
         run.WriteMetrics(epochs);
-        store.Save(session.Model, optimizer, state with { RngState = CheckpointStore.RngState() }, isBest, _cfg.Train.Save);
+        store.Save(session.Model, optimizer, state with { RngState = CheckpointStore.RngState() }, isBest, _cfg.Train.Save, isBest ? epochs[^1] : null);
     }
 
     /// <summary>
