@@ -23,10 +23,11 @@ Order of random-number use (this is what a reimplementation must follow to match
 
 Config keys honoured (defaults in brackets); other keys are ignored:
   seed [0], threads [auto], data.dataset [mnist | fashion-mnist], data.root [data],
-  data.train_limit [null], data.test_limit [null], data.normalize [false],
+  data.train_limit [null], data.test_limit [null], data.normalize [false], data.val_split [0],
   model.pretrained [none | path to a torchvision-layout .pth state_dict | imagenet],
   model.in_channels [1], model.num_classes [10],
   train.epochs [10], train.batch_size [64], train.shuffle [true], train.dtype [float32 | float64],
+  train.early_stop_patience [null],
   optimizer.name [sgd | adam | adamw], optimizer.lr [1e-3], optimizer.momentum [0],
   optimizer.nesterov [false], optimizer.weight_decay [0], optimizer.betas [[0.9, 0.999]],
   optimizer.eps [1e-8],
@@ -37,6 +38,12 @@ Schedulers are PyTorch's own: StepLR and CosineAnnealingLR stepped once per epoc
 cosine annealing, div_factor 25, final_div_factor 1e4, momentum / Adam's beta1 cycled between 0.85 and 0.95)
 stepped once per batch.
 Relative paths in the config resolve against the config file's folder.
+
+With data.val_split = f > 0 the training set (after train_limit) is split by
+torch.utils.data.random_split(train, [n - floor(n*f), floor(n*f)], generator=torch.Generator().manual_seed(seed))
+(its own generator: the global one draws as without a split); the DataLoader shuffles the training Subset, and each
+epoch evaluates DataLoader(validation, shuffle=False) before the test loader (one more _base_seed draw per epoch).
+train.early_stop_patience stops after that many epochs without a higher validation accuracy.
 
 Outputs in --out DIR: steps.csv (step,epoch,loss,lr), metrics.csv
 (epoch,train_loss,test_loss,test_accuracy) and last.pt (the final state_dict).
@@ -53,6 +60,7 @@ the per-step losses and learning rates.
 import argparse
 import copy
 import gzip
+import math
 import os
 import struct
 import sys
@@ -72,9 +80,9 @@ DEFAULTS = {
     "seed": 0,
     "threads": "auto",
     "data": {"dataset": "mnist", "root": "data", "train_limit": None, "test_limit": None,
-             "normalize": False, "augment": False},
+             "normalize": False, "augment": False, "val_split": 0},
     "model": {"arch": "resnet18", "pretrained": "none", "in_channels": 1, "num_classes": 10},
-    "train": {"epochs": 10, "batch_size": 64, "shuffle": True, "dtype": "float32"},
+    "train": {"epochs": 10, "batch_size": 64, "shuffle": True, "dtype": "float32", "early_stop_patience": None},
     "optimizer": {"name": "sgd", "lr": 1e-3, "momentum": 0.0, "nesterov": False,
                   "weight_decay": 0.0, "betas": [0.9, 0.999], "eps": 1e-8},
     "scheduler": {"name": "none", "step_size": 3, "gamma": 0.1, "t_max": None, "eta_min": 0.0,
@@ -235,6 +243,19 @@ def _first(ds, limit):
     return ds if limit is None else torch.utils.data.Subset(ds, range(min(limit, len(ds))))
 
 
+def split_sizes(n, fraction):
+    """[n - n_val, n_val] with n_val = floor(n * fraction): the lengths random_split itself computes from the fractions
+    [1 - fraction, fraction] (each share floored, the remainder, at most 1, added to the first part)."""
+    n_val = int(math.floor(n * fraction))
+    return [n - n_val, n_val]
+
+
+def validation_split(train, fraction, seed):
+    """(training Subset, validation Subset) of `train`, as torch.utils.data.random_split draws them."""
+    return torch.utils.data.random_split(train, split_sizes(len(train), fraction),
+                                         generator=torch.Generator().manual_seed(int(seed)))
+
+
 def make_datasets(cfg):
     d = cfg["data"]
     if d["dataset"] == "cifar10":
@@ -321,6 +342,9 @@ def build_training(cfg):
     m, t, o = cfg["model"], cfg["train"], cfg["optimizer"]
     dtype = DTYPES[t["dtype"]]
     train_ds, test_ds = make_datasets(cfg)
+    val_ds = None
+    if float(cfg["data"]["val_split"]) > 0:
+        train_ds, val_ds = validation_split(train_ds, float(cfg["data"]["val_split"]), cfg["seed"])
     torch.manual_seed(int(cfg["seed"]))
     model = build_model(m["pretrained"], int(m["in_channels"]), int(m["num_classes"]), str(m.get("arch", "resnet18")))
     model = model.to(dtype)
@@ -330,7 +354,7 @@ def build_training(cfg):
     batch_size = int(t["batch_size"])
     steps_per_epoch = (len(train_ds) + batch_size - 1) // batch_size
     when, scheduler = make_scheduler(optimizer, cfg, steps_per_epoch)
-    return dtype, train_ds, test_ds, model, optimizer, when, scheduler
+    return dtype, train_ds, test_ds, val_ds, model, optimizer, when, scheduler
 
 
 # ----------------------------------------------------------------------------- loops
@@ -393,19 +417,21 @@ def set_threads(threads):
 def run(cfg, out_dir):
     os.makedirs(out_dir, exist_ok=True)
     t, o = cfg["train"], cfg["optimizer"]
-    dtype, train_ds, test_ds, model, optimizer, when, scheduler = build_training(cfg)
+    dtype, train_ds, test_ds, val_ds, model, optimizer, when, scheduler = build_training(cfg)
     criterion = nn.CrossEntropyLoss()
     batch_size = int(t["batch_size"])
     epochs = int(t["epochs"])
+    patience = t.get("early_stop_patience")
+    best_val, best_epoch = -1.0, 0
 
-    print(f"train {len(train_ds)} / test {len(test_ds)} images, {epochs} epochs, batch {batch_size}, "
+    print(f"train {len(train_ds)}{f' / validation {len(val_ds)}' if val_ds is not None else ''} / test {len(test_ds)} images, {epochs} epochs, batch {batch_size}, "
           f"{o['name']} lr {o['lr']}, {t['dtype']}, threads {torch.get_num_threads()}")
     step = 0
     accuracy = float("nan")
     with open(os.path.join(out_dir, "steps.csv"), "w") as steps_f, \
             open(os.path.join(out_dir, "metrics.csv"), "w") as metrics_f:
         steps_f.write("step,epoch,loss,lr\n")
-        metrics_f.write("epoch,train_loss,test_loss,test_accuracy\n")
+        metrics_f.write("epoch,train_loss,test_loss,test_accuracy" + (",val_loss,val_accuracy" if val_ds is not None else "") + "\n")
         for epoch in range(1, epochs + 1):
             def on_step(loss, lr):
                 nonlocal step
@@ -418,13 +444,23 @@ def run(cfg, out_dir):
                                      scheduler if when == "batch" else None)
             if when == "epoch":
                 scheduler.step()
+            val = ""
+            if val_ds is not None:
+                val_loss, val_accuracy = evaluate(model, DataLoader(val_ds, batch_size=batch_size, shuffle=False), criterion, dtype)
+                val = f",{val_loss!r},{val_accuracy!r}"
+                if val_accuracy > best_val:
+                    best_val, best_epoch = val_accuracy, epoch
             test_loader = DataLoader(test_ds, batch_size=batch_size, shuffle=False)
             test_loss, accuracy = evaluate(model, test_loader, criterion, dtype)
-            metrics_f.write(f"{epoch},{train_loss!r},{test_loss!r},{accuracy!r}\n")
+            metrics_f.write(f"{epoch},{train_loss!r},{test_loss!r},{accuracy!r}{val}\n")
             steps_f.flush()
             metrics_f.flush()
             print(f"Epoch {epoch}/{epochs}, loss: {train_loss}, test loss: {test_loss}, "
                   f"test accuracy: {accuracy:.2f}% ({time.time() - start:.1f} s)")
+            if patience is not None and val_ds is not None and epoch < epochs and epoch - best_epoch >= int(patience):
+                print(f"early stop after epoch {epoch}: no higher validation accuracy than {best_val:.2f}% (epoch {best_epoch}) "
+                      f"for {epoch - best_epoch} epochs")
+                break
     torch.save(model.state_dict(), os.path.join(out_dir, "last.pt"))
     print(f"Test accuracy: {accuracy:.2f}%")
     return accuracy
@@ -435,7 +471,7 @@ def parity_dump(cfg, out_dir, steps):
     import json
     os.makedirs(out_dir, exist_ok=True)
     t = cfg["train"]
-    dtype, train_ds, test_ds, model, optimizer, when, scheduler = build_training(cfg)
+    dtype, train_ds, test_ds, val_ds, model, optimizer, when, scheduler = build_training(cfg)
     criterion = nn.CrossEntropyLoss()
     batch_size = int(t["batch_size"])
     out = {"init." + k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -477,6 +513,8 @@ def parity_dump(cfg, out_dir, steps):
         if len(losses) < steps:  # the epoch ended inside the N steps: the program's epoch end follows
             if when == "epoch":
                 scheduler.step()
+            if val_ds is not None:
+                evaluate(model, DataLoader(val_ds, batch_size=batch_size, shuffle=False), criterion, dtype)
             evaluate(model, DataLoader(test_ds, batch_size=batch_size, shuffle=False), criterion, dtype)
     out.update({"final." + k: v.detach().clone() for k, v in model.state_dict().items()})
     torch.save(out, os.path.join(out_dir, "parity.pt"))

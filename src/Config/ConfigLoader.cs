@@ -218,6 +218,8 @@ public static class ConfigLoader
                 throw Bad("optimizer.nesterov", "needs optimizer.name: sgd and optimizer.momentum > 0");
             if (cfg.Optimizer.Momentum > 0 && cfg.Optimizer.Name != OptimizerKind.Sgd)
                 throw Bad("optimizer.momentum", $"applies to sgd only (optimizer.name is {cfg.Optimizer.Name.Name()}; use optimizer.betas)");
+            if (cfg.Train.EarlyStopPatience is not null && cfg.Data.ValSplit == 0)
+                throw Bad("train.early_stop_patience", "needs a validation split (data.val_split > 0): stopping on test accuracy would select on the test set; allowed: null, or set data.val_split");
             return cfg;
         }
 

@@ -59,6 +59,10 @@ public sealed record DataConfig
 
     [Key("data.normalize", "`false`: pixels = byte / 255 (`ToTensor`, as the reference); `true`: then subtract the dataset's mean and divide by its std (MNIST: 0.1307, 0.3081)")]
     public bool Normalize { get; init; }
+
+    [Key("data.val_split", "fraction of the training images held out for validation, drawn as `torch.utils.data.random_split(train, [n - floor(n·f), floor(n·f)], generator=torch.Generator().manual_seed(seed))` (after `train_limit`); the best checkpoint and early stopping then use validation accuracy and the test set is evaluated for the report only. `0`: no split, as the reference (best is chosen on the test set)",
+        Min = 0, Max = 1, MaxExclusive = true)]
+    public double ValSplit { get; init; }
 }
 
 public sealed record ModelConfig
@@ -120,6 +124,9 @@ public sealed record TrainConfig
 
     [Key("train.tensorboard", "also write TensorBoard event files to `RUN/tensorboard/`: loss and lr per step, train loss, test loss, test accuracy and lr per epoch (`tensorboard --logdir RUN`)", Result = false)]
     public bool Tensorboard { get; init; }
+
+    [Key("train.early_stop_patience", "stop after this many epochs in a row without a higher validation accuracy (needs `data.val_split`); null = train all `train.epochs`", Min = 1, Unit = "epochs", Result = false)]
+    public int? EarlyStopPatience { get; init; }
 }
 
 public sealed record OptimizerConfig

@@ -93,6 +93,18 @@ public sealed class ImageSplit : IDisposable
             normalize ? spec.Mean : null, normalize ? spec.Std : null, dtype, channelsLast);
     }
 
+    /// <summary>
+    /// The images at <paramref name="indices"/>, in that order, as a split of their own (what <c>Subset(dataset,
+    /// indices)</c> yields), from the same <see cref="Source"/> and converted the same way.
+    /// </summary>
+    public ImageSplit Subset(long[] indices)
+    {
+        using var scope = NewDisposeScope();
+        var at = tensor(indices, dtype: ScalarType.Int64).to(Pixels.device);
+        return new ImageSplit(Pixels.index_select(0, at).MoveToOuterDisposeScope(), Labels.index_select(0, at).MoveToOuterDisposeScope(),
+            Source, _mean, _std, _dtype, _channelsLast);
+    }
+
     /// <summary>No images (for sessions that only predict).</summary>
     public static ImageSplit Empty(DatasetSpec spec, ScalarType dtype, Device device) =>
         new(zeros(new long[] { 0, spec.Channels, spec.Height, spec.Width }, dtype: ScalarType.Byte, device: device),

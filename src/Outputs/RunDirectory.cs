@@ -231,9 +231,12 @@ public sealed class RunDirectory : IDisposable
     public void WriteMetrics(IReadOnlyList<EpochRecord> epochs)
     {
         var w = new StringWriter(CultureInfo.InvariantCulture) { NewLine = "\n" };
-        w.WriteLine("epoch,train_loss,test_loss,test_accuracy,lr,epoch_seconds,train_images_per_second");
+        // With a validation split (data.val_split) two columns follow; without one the file is as it always was.
+        bool val = epochs.Any(e => e.ValAccuracy is not null);
+        w.WriteLine("epoch,train_loss,test_loss,test_accuracy,lr,epoch_seconds,train_images_per_second" + (val ? ",val_loss,val_accuracy" : ""));
         foreach (var e in epochs)
-            w.WriteLine($"{e.Epoch},{R(e.TrainLoss)},{R(e.TestLoss)},{R(e.TestAccuracy)},{R(e.Lr)},{e.EpochSeconds.ToString("F3", CultureInfo.InvariantCulture)},{e.TrainImagesPerSecond.ToString("F1", CultureInfo.InvariantCulture)}");
+            w.WriteLine($"{e.Epoch},{R(e.TrainLoss)},{R(e.TestLoss)},{R(e.TestAccuracy)},{R(e.Lr)},{e.EpochSeconds.ToString("F3", CultureInfo.InvariantCulture)},{e.TrainImagesPerSecond.ToString("F1", CultureInfo.InvariantCulture)}"
+                        + (val ? $",{R(e.ValLoss ?? double.NaN)},{R(e.ValAccuracy ?? double.NaN)}" : ""));
         AtomicFile.WriteAllText(MetricsFile, w.ToString());
     }
 
@@ -309,17 +312,21 @@ public sealed class RunDirectory : IDisposable
                 ? new StepRecord(step, epoch, double.Parse(x.Fields[2], CultureInfo.InvariantCulture), double.Parse(x.Fields[3], CultureInfo.InvariantCulture))
                 : throw BadCsvLine(file, x.Number, "step and epoch must be integers")).ToList();
 
-    /// <summary>Reads <c>metrics.csv</c> back; a line that is not an epoch number and six numbers is a <see cref="BadInputException"/> naming the file and line.</summary>
+    /// <summary>
+    /// Reads <c>metrics.csv</c> back; a line that is not an epoch number and six numbers (eight with a validation split's
+    /// <c>val_loss,val_accuracy</c>) is a <see cref="BadInputException"/> naming the file and line.
+    /// </summary>
     public static List<EpochRecord> ReadMetrics(string file) =>
         Lines(file, "a metrics.csv of this tool").Select((l, i) => (Line: l, Number: i + 2)).Where(x => x.Line.Length > 0)
             .Select(x =>
             {
                 var f = x.Line.Split(',');
                 var p = new double[f.Length];
-                if (f.Length != 7 || !int.TryParse(f[0], NumberStyles.Integer, CultureInfo.InvariantCulture, out var epoch) || epoch < 1
-                    || Enumerable.Range(1, 6).Any(i => !double.TryParse(f[i], NumberStyles.Float, CultureInfo.InvariantCulture, out p[i])))
-                    throw BadCsvLine(file, x.Number, "expected epoch (an integer >= 1), train_loss, test_loss, test_accuracy, lr, epoch_seconds, train_images_per_second");
-                return new EpochRecord(epoch, p[1], p[2], p[3], p[4], p[5], p[6]);
+                if (f.Length is not (7 or 9) || !int.TryParse(f[0], NumberStyles.Integer, CultureInfo.InvariantCulture, out var epoch) || epoch < 1
+                    || Enumerable.Range(1, f.Length - 1).Any(i => !double.TryParse(f[i], NumberStyles.Float, CultureInfo.InvariantCulture, out p[i])))
+                    throw BadCsvLine(file, x.Number, "expected epoch (an integer >= 1), train_loss, test_loss, test_accuracy, lr, epoch_seconds, train_images_per_second[, val_loss, val_accuracy]");
+                return f.Length == 9 ? new EpochRecord(epoch, p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8])
+                    : new EpochRecord(epoch, p[1], p[2], p[3], p[4], p[5], p[6]);
             }).ToList();
 
     static BadInputException BadCsvLine(string file, int line, string problem) =>

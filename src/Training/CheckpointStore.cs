@@ -12,8 +12,10 @@ using static TorchSharp.torch;
 
 namespace ResnetMnist.Training;
 
-/// <summary><c>best.json</c>, written beside <c>best.pt</c>: the model it belongs to, the epoch and its test accuracy (%).</summary>
-public sealed record BestCheckpoint(CheckpointModel Model, int Epoch, double TestAccuracy);
+/// <summary><c>best.json</c>, written beside <c>best.pt</c>: the model it belongs to, the epoch and its test accuracy (%);
+/// with a validation split (which chose the epoch) also its validation accuracy (%), else null.</summary>
+public sealed record BestCheckpoint(CheckpointModel Model, int Epoch, double TestAccuracy,
+    [property: System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)] double? ValAccuracy = null);
 
 /// <summary>
 /// The one place that writes and reads checkpoints, in <c>RUN/checkpoints/</c>: <c>last.pt</c> (the model's
@@ -111,7 +113,8 @@ public sealed class CheckpointStore(string folder, CheckpointModel? model = null
     void WriteBestState(TrainingState state)
     {
         if (Model is null) return;
-        AtomicFile.WriteAllText(BestState, JsonSerializer.Serialize(new BestCheckpoint(Model, state.EpochsDone, state.BestAccuracy), Json) + "\n");
+        var epoch = state.Epochs?.FirstOrDefault(e => e.Epoch == state.EpochsDone);
+        AtomicFile.WriteAllText(BestState, JsonSerializer.Serialize(new BestCheckpoint(Model, state.EpochsDone, epoch?.TestAccuracy ?? state.BestAccuracy, epoch?.ValAccuracy), Json) + "\n");
     }
 
     /// <summary>

@@ -28,6 +28,12 @@ public sealed class Session : IDisposable
 {
     readonly ImageSplit? _train, _test;
 
+    /// <summary>The validation part of the training images (<c>data.val_split</c>); null without a split.</summary>
+    public ImageSplit? Validation { get; }
+
+    /// <summary>The pretrained weights file loaded (<c>model.pretrained</c> resolved: the torch.hub file, the mlnet conversion, or the path); null: none.</summary>
+    public string? PretrainedFile { get; }
+
     public TrainingConfig Config { get; }
     public Device Device { get; }
     public ScalarType Dtype { get; }
@@ -40,9 +46,11 @@ public sealed class Session : IDisposable
     /// <summary>The test split; not with <see cref="Splits.None"/>.</summary>
     public ImageSplit Test => _test ?? throw new InvalidOperationException("this session was created without the test split");
 
-    Session(TrainingConfig config, Device device, ArchSpec arch, DatasetSpec dataset, ResNet model, ImageSplit? train, ImageSplit? test)
+    Session(TrainingConfig config, Device device, ArchSpec arch, DatasetSpec dataset, ResNet model, ImageSplit? train, ImageSplit? test,
+        ImageSplit? validation = null, string? pretrainedFile = null)
     {
         (Config, Device, Dtype, Arch, Dataset, Model, _train, _test) = (config, device, config.ScalarType, arch, dataset, model, train, test);
+        (Validation, PretrainedFile) = (validation, pretrainedFile);
     }
 
     /// <summary>Builds everything in the reference's order: seed → model (→ pretrained weights) → dtype/device → data.</summary>
@@ -66,10 +74,12 @@ public sealed class Session : IDisposable
 
         manual_seed(cfg.Seed);
         var model = new ResNet(arch, cfg.Model.InChannels, cfg.Model.NumClasses);
+        string? pretrainedFile = null;
         if (cfg.Model.Pretrained != "none" && !resuming)
         {
             // Loading copies into existing tensors and draws nothing from the generator: the draw order stays the reference's.
             var report = PretrainedWeights.Load(model, cfg.Model.Pretrained, cfg.Model.Conv1Init, progress);
+            pretrainedFile = report.File;
             log?.Invoke(report.ToString());
         }
         if (cfg.Model.InitFrom is string initFrom && !resuming)
@@ -83,14 +93,21 @@ public sealed class Session : IDisposable
         if (checkpoint is not null)
             using (var f = InputFiles.OpenRead(checkpoint, "a checkpoint file", TorchArchive.MaxFileBytes, m => new CheckpointException($"{checkpoint}: {m}"))) CheckpointStore.LoadWeights(model, f, checkpoint);
 
-        if (splits == Splits.None) return new Session(cfg, device, arch, dataset, model, null, null);
+        if (splits == Splits.None) return new Session(cfg, device, arch, dataset, model, null, null, null, pretrainedFile);
         if (cfg.Data.Download && !dataset.Files.Complete(cfg.Data.Root))
             dataset.Files.Fetch(cfg.Data.Root);
         ImageSplit Load(bool train) => ImageSplit.Load(dataset, cfg.Data.Root, train, train ? cfg.Data.TrainLimit : cfg.Data.TestLimit,
             cfg.Model.NumClasses, cfg.Data.Normalize, cfg.ScalarType, device, cfg.Model.ChannelsLast);
         var test = Load(train: false);
         var trainSplit = splits == Splits.TrainAndTest ? Load(train: true) : null;
-        return new Session(cfg, device, arch, dataset, model, trainSplit, test);
+        ImageSplit? validation = null;
+        if (trainSplit is not null && cfg.Data.ValSplit > 0)
+        {
+            // random_split draws from its own generator: the global one is untouched, as in the reference.
+            using var whole = trainSplit;
+            (trainSplit, validation) = ValidationSplit.Apply(whole, cfg.Data.ValSplit, cfg.Seed, cfg.SourcePath ?? "<config>");
+        }
+        return new Session(cfg, device, arch, dataset, model, trainSplit, test, validation, pretrainedFile);
     }
 
     public void Dispose()
@@ -98,5 +115,6 @@ public sealed class Session : IDisposable
         Model.Dispose();
         _train?.Dispose();
         _test?.Dispose();
+        Validation?.Dispose();
     }
 }

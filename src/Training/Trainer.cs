@@ -13,9 +13,11 @@ public enum RunStatus { Completed, Interrupted, Diverged }
 /// <summary>The outcome of <see cref="Trainer.Run"/>.</summary>
 /// <param name="Problem">With <see cref="RunStatus.Diverged"/>: what was not finite, where, and what was kept.</param>
 /// <param name="TrainSeconds">Training time of the whole run so far (evaluation excluded), the unfinished epoch's included.</param>
+/// <param name="BestAccuracy">The best epoch's accuracy (%) on the split that chooses it (<see cref="EpochRecord.SelectionAccuracy"/>); -1 before the first evaluation.</param>
 /// <param name="BestEpoch">The epoch (1-based) of <paramref name="BestAccuracy"/>; null before the first evaluation.</param>
+/// <param name="StoppedEarly">Training stopped before <c>train.epochs</c> because <c>train.early_stop_patience</c> epochs brought no higher validation accuracy.</param>
 public sealed record TrainResult(RunStatus Status, IReadOnlyList<StepRecord> Steps, IReadOnlyList<EpochRecord> Epochs, double BestAccuracy,
-    string? Problem = null, double TrainSeconds = 0, int? BestEpoch = null);
+    string? Problem = null, double TrainSeconds = 0, int? BestEpoch = null, bool StoppedEarly = false);
 
 /// <summary>Training stopped because the loss became NaN or infinite; the last good checkpoint is kept.</summary>
 public sealed class DivergedException(string message) : Exception(message);
@@ -51,6 +53,12 @@ public sealed class Trainer(Session session, RunDirectory run, ITrainingObserver
             // The step log is steps.csv (appended live, cut back to the checkpoint's step); the epochs are the checkpoint's own.
             if (File.Exists(run.StepsFile)) steps.AddRange(RunDirectory.ReadSteps(run.StepsFile).Where(s => s.Step <= resumeFrom.GlobalStep));
             epochs.AddRange(resumeFrom.Epochs ?? []);
+            if (resumeFrom.BatchesDone == 0 && resumeFrom.EpochsDone < _cfg.Train.Epochs && EarlyStop(epochs, resumeFrom.BestEpoch) is string stopped)
+            {
+                observer.Info(stopped);
+                return new TrainResult(RunStatus.Completed, steps, epochs, resumeFrom.BestAccuracy, TrainSeconds: epochs.Sum(e => e.EpochSeconds),
+                    BestEpoch: resumeFrom.BestEpoch, StoppedEarly: true);
+            }
             observer.Info($"resuming {run.Path} at epoch {resumeFrom.EpochsDone + 1}, batch {resumeFrom.BatchesDone + 1} (step {resumeFrom.GlobalStep})");
         }
         run.WriteConfig(ConfigSchema.ToYaml(_cfg));
@@ -81,23 +89,32 @@ public sealed class Trainer(Session session, RunDirectory run, ITrainingObserver
 
                 case EpochDone done:
                     log.Flush();
+                    // With a validation split the reference evaluates it first, then the test set (for the report only).
+                    var val = session.Validation is { } v ? Evaluator.Run(model, v, _cfg.Train.EvalBatchSize, _cfg.Model.NumClasses) : null;
                     var eval = Evaluator.Run(model, session.Test, _cfg.Train.EvalBatchSize, _cfg.Model.NumClasses);
                     loop.TrainMode();
                     // Nothing non-finite becomes a checkpoint: weights that overflowed at the epoch's last step (or stay finite
                     // but are so large that the test loss is NaN) end the run as diverged, and the previous checkpoint stays.
                     string? problem = NonFinite(model) is string weight ? $"weight {weight} is not finite"
                         : !double.IsFinite(eval.Loss) ? $"test loss is {eval.Loss.ToString(CultureInfo.InvariantCulture)}"
+                        : val is not null && !double.IsFinite(val.Loss) ? $"validation loss is {val.Loss.ToString(CultureInfo.InvariantCulture)}"
                         : !double.IsFinite(done.TrainLoss) ? $"train loss is {done.TrainLoss.ToString(CultureInfo.InvariantCulture)}"
                         : null;
                     if (problem is not null)
                         return Diverge(store, log, steps, epochs, loop.State,
                             $"{problem} after epoch {done.Epoch} (step {loop.State.GlobalStep})", Seconds(done.Seconds));
-                    bool isBest = eval.Accuracy > loop.State.BestAccuracy;
-                    if (isBest) loop.RecordBest(done.Epoch, eval.Accuracy);
-                    var er = new EpochRecord(done.Epoch, done.TrainLoss, eval.Loss, eval.Accuracy, done.Lr, done.Seconds, done.ImagesPerSecond);
+                    var er = new EpochRecord(done.Epoch, done.TrainLoss, eval.Loss, eval.Accuracy, done.Lr, done.Seconds, done.ImagesPerSecond,
+                        val?.Loss, val?.Accuracy);
+                    bool isBest = er.SelectionAccuracy > loop.State.BestAccuracy;
+                    if (isBest) loop.RecordBest(done.Epoch, er.SelectionAccuracy);
                     epochs.Add(er);
                     SaveCheckpoint(store, log, optimizer, loop.State, isBest, epochs);
                     observer.EpochFinished(er, isBest);
+                    if (done.Epoch < _cfg.Train.Epochs && EarlyStop(epochs, loop.State.BestEpoch) is string stop)
+                    {
+                        observer.Info(stop);
+                        return new TrainResult(RunStatus.Completed, steps, epochs, loop.State.BestAccuracy, TrainSeconds: Seconds(), StoppedEarly: true);
+                    }
                     break;
             }
         }
@@ -110,6 +127,19 @@ public sealed class Trainer(Session session, RunDirectory run, ITrainingObserver
         double seconds = Seconds();
         SaveCheckpoint(store, log, optimizer, loop.Paused, isBest: false, epochs);
         return new TrainResult(RunStatus.Interrupted, steps, epochs, state.BestAccuracy, TrainSeconds: seconds, BestEpoch: state.BestEpoch);
+    }
+
+    /// <summary>
+    /// The line that ends training early, when <c>train.early_stop_patience</c> is set and the last that many of
+    /// <paramref name="epochs"/> came after <paramref name="bestEpoch"/> (the highest validation accuracy) without
+    /// beating it; else null.
+    /// </summary>
+    string? EarlyStop(IReadOnlyList<EpochRecord> epochs, int? bestEpoch)
+    {
+        if (_cfg.Train.EarlyStopPatience is not int patience || epochs.Count == 0 || epochs.FirstOrDefault(e => e.Epoch == bestEpoch) is not { } best) return null;
+        int since = epochs[^1].Epoch - best.Epoch;
+        return since < patience ? null
+            : $"early stop after epoch {epochs[^1].Epoch} of {_cfg.Train.Epochs}: validation accuracy has not risen above {best.SelectionAccuracy.ToString("F2", CultureInfo.InvariantCulture)}% (epoch {best.Epoch}) for {since} epochs (train.early_stop_patience: {patience})";
     }
 
     /// <summary>The first weight or buffer of <paramref name="model"/> that holds a NaN or an infinity; null when all are finite.</summary>

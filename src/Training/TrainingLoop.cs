@@ -24,7 +24,8 @@ public sealed record EpochStarted(int Epoch, int Batches, int FirstBatch) : Loop
 public sealed record StepDone(StepRecord Record, int Batch, int Batches, int Images, double ImagesPerSecond) : LoopEvent;
 
 /// <summary>
-/// An epoch's last step is done and the test loader's draw is made: the reference evaluates now. The state already
+/// An epoch's last step is done and the evaluation loaders' draws are made (validation's, with a split, then the
+/// test loader's): the reference evaluates now. The state already
 /// stands at the next epoch (what the epoch's checkpoint records).
 /// </summary>
 /// <param name="Epoch">1-based.</param>
@@ -96,6 +97,7 @@ public sealed class TrainingLoop
     readonly ImageSplit _train;
     readonly Device _device;
     readonly CifarAugment? _augment;
+    readonly bool _validates;
     readonly Stopwatch _clock = new();
 
     /// <summary>Batches per epoch (the last one partial).</summary>
@@ -117,6 +119,7 @@ public sealed class TrainingLoop
         (_cfg, _model, _optimizer, _train, _device) = (session.Config, session.Model, optimizer, session.Train, session.Device);
         _train.RequireImages(training: true);
         _augment = _cfg.Data.Augment ? new CifarAugment() : null;
+        _validates = session.Validation is not null;
         Batches = BatchesPerEpoch(_train.Count, _cfg.Train.BatchSize);
         TotalSteps = (long)Batches * _cfg.Train.Epochs;
         State = (resumeFrom ?? TrainingState.Start(_cfg)) with { Config = ConfigSchema.ResultValues(_cfg) };
@@ -183,6 +186,7 @@ public sealed class TrainingLoop
             _clock.Stop();
             var done = new EpochDone(epoch + 1, State.EpochLossSum / Batches, lr, State.EpochSeconds + _clock.Elapsed.TotalSeconds,
                 images / Math.Max(1e-9, _clock.Elapsed.TotalSeconds));
+            if (_validates) DataLoaderOrder.DrawTestLoaderSeed(); // iter(DataLoader(validation, shuffle=False)), evaluated before the test set
             DataLoaderOrder.DrawTestLoaderSeed();
             State = State with { EpochsDone = epoch + 1, BatchesDone = 0, OrderDrawn = false, SamplerSeed = 0, EpochLossSum = 0, EpochSeconds = 0 };
             _clock.Reset();

@@ -22,16 +22,34 @@ public sealed record RunOptions(bool Resume = false, bool Force = false, string?
 /// <param name="Problem">With <c>diverged</c>: what was not finite, where, and what was kept; with <c>failed</c>: the error.</param>
 /// <param name="Epochs">Epochs finished (resumed runs count the earlier ones).</param>
 /// <param name="Steps">Optimizer steps taken.</param>
-/// <param name="BestEpoch">Epoch of <see cref="BestTestAccuracy"/> (1-based); null before the first evaluation.</param>
+/// <param name="BestEpoch">The best epoch (1-based), the one <c>best.pt</c> holds: highest validation accuracy with a
+/// validation split, else highest test accuracy (<see cref="BestChosenOn"/>); null before the first evaluation.</param>
+/// <param name="BestTestAccuracy">Test accuracy of <see cref="BestEpoch"/>. Without a validation split the best epoch
+/// was chosen on the test set itself, so this is not a held-out result; with one it is.</param>
 /// <param name="TrainSeconds">Training time so far (evaluation excluded), an unfinished epoch's included.</param>
 /// <param name="WallSeconds">This invocation's time, from start to summary.</param>
 /// <param name="StartedAt">When this invocation started (UTC, ISO 8601).</param>
-/// <param name="TrainImages">Images in the training split as used (after data.train_limit).</param>
+/// <param name="TrainImages">Images trained on (after data.train_limit, without the validation part).</param>
 /// <param name="TestImages">Images in the test split as used (after data.test_limit).</param>
+/// <param name="BestChosenOn"><c>test</c> (no validation split: the reference's behaviour) or <c>validation</c>.</param>
+/// <param name="ValImages">Images held out for validation (<c>data.val_split</c>); null without a split.</param>
+/// <param name="BestValAccuracy">Validation accuracy of <see cref="BestEpoch"/>, the highest; null without a split.</param>
+/// <param name="StoppedEarly">True when <c>train.early_stop_patience</c> ended training before <c>train.epochs</c>.</param>
+/// <param name="KernelSet">The CPU kernel set libtorch ran with (<c>default</c>, <c>avx2</c>, <c>avx512</c>; <c>ATEN_CPU_CAPABILITY</c> or the CPU's): float32 results depend on it.</param>
+/// <param name="CpuModel">The CPU's model name (<c>/proc/cpuinfo</c>).</param>
+/// <param name="PeakMemoryMib">Peak resident memory of the process (<c>VmHWM</c>), MiB.</param>
+/// <param name="WeightsSource"><c>model.pretrained</c> as configured: <c>none</c>, <c>torchvision</c>, <c>mlnet</c> or a path.</param>
+/// <param name="WeightsFile">The pretrained weights file loaded (the torch.hub file, the mlnet conversion, or the path); null with none.</param>
+/// <param name="WeightsSha256">sha256 of <see cref="WeightsFile"/>.</param>
+/// <param name="InitFrom"><c>model.init_from</c>: the warm-start file; null with none.</param>
+/// <param name="InitFromSha256">sha256 of <see cref="InitFrom"/>.</param>
 public sealed record RunSummary(string Status, string? Problem, int Epochs, long Steps, int? BestEpoch,
     double? FinalTrainLoss, double? FinalTestLoss, double? FinalTestAccuracy, double? BestTestAccuracy,
     double TrainSeconds, double WallSeconds, DateTime StartedAt, int TrainImages, int TestImages,
-    string Arch, string Dataset, string Device, int Threads, string? CommandLine, string? ToolVersion, string Torch);
+    string Arch, string Dataset, string Device, int Threads, string? CommandLine, string? ToolVersion, string Torch,
+    string BestChosenOn = "test", int? ValImages = null, double? BestValAccuracy = null, bool StoppedEarly = false,
+    string? KernelSet = null, string? CpuModel = null, double? PeakMemoryMib = null,
+    string? WeightsSource = null, string? WeightsFile = null, string? WeightsSha256 = null, string? InitFrom = null, string? InitFromSha256 = null);
 
 /// <summary>What a run did: the trainer's result, the summary written, and the run folder.</summary>
 public sealed record RunOutcome(TrainResult Result, RunSummary Summary, string RunPath)
@@ -72,6 +90,15 @@ public static class TrainingRun
         return summary;
     }
 
+    /// <summary>sha256 (lowercase hex) of <paramref name="file"/>, read now; null when there is no file.</summary>
+    static string? Sha256(string? file)
+    {
+        if (file is null || !File.Exists(file)) return null;
+        using var f = InputFiles.OpenRead(file, "a weights file", ResnetMnist.Weights.TorchArchive.MaxFileBytes,
+            m => new ResnetMnist.Weights.WeightsFileException(file, m));
+        return Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(f));
+    }
+
     public static RunOutcome Train(TrainingConfig cfg, string runPath, ITrainingObserver? observer = null, CancellationToken cancel = default,
         RunOptions? options = null)
     {
@@ -92,12 +119,12 @@ public static class TrainingRun
         session.Test.RequireImages(training: false);
         var store = new CheckpointStore(Path.Combine(Path.GetFullPath(runPath), "checkpoints"));
         var state = fromCheckpoint ? store.ReadState(cfg, session.Train.Count, options.Force) : null;
-        RunSummary Summary(string status, string? problem, IReadOnlyList<EpochRecord> epochs, long steps, double best, int? bestEpoch, double trainSeconds) =>
-            Summarize(status, problem, epochs, steps, best, bestEpoch, trainSeconds, started, session, options);
+        RunSummary Summary(string status, string? problem, IReadOnlyList<EpochRecord> epochs, long steps, int? bestEpoch, double trainSeconds,
+            bool stoppedEarly = false) => Summarize(status, problem, epochs, steps, bestEpoch, trainSeconds, stoppedEarly, started, session, options);
         if (state is not null && state.Complete(cfg))
         {
             var done = new TrainResult(RunStatus.Completed, [], state.Epochs ?? [], state.BestAccuracy, TrainSeconds: state.Epochs?.Sum(e => e.EpochSeconds) ?? 0, BestEpoch: state.BestEpoch);
-            return new RunOutcome(done, Summary("completed", null, done.Epochs, state.GlobalStep, state.BestAccuracy, state.BestEpoch, done.TrainSeconds),
+            return new RunOutcome(done, Summary("completed", null, done.Epochs, state.GlobalStep, state.BestEpoch, done.TrainSeconds),
                 Path.GetFullPath(runPath)) { AlreadyComplete = true };
         }
         using var run = RunDirectory.Open(runPath, fromCheckpoint, options.Force);
@@ -108,7 +135,7 @@ public static class TrainingRun
             run.WriteSummary(Summary("interrupted", kept is null
                     ? "abandoned (a second interrupt): stopped at once, before the first checkpoint; train it again"
                     : $"abandoned (a second interrupt): stopped at once; resume continues from the last checkpoint (epoch {kept.EpochsDone + 1}, batch {kept.BatchesDone + 1}, step {kept.GlobalStep})",
-                kept?.Epochs ?? [], kept?.GlobalStep ?? 0, kept?.BestAccuracy ?? -1, kept?.BestEpoch, kept?.Epochs?.Sum(e => e.EpochSeconds) ?? 0));
+                kept?.Epochs ?? [], kept?.GlobalStep ?? 0, kept?.BestEpoch, kept?.Epochs?.Sum(e => e.EpochSeconds) ?? 0));
             run.Dispose();
         });
         if (run.StaleLockNote is string note) observer.Info(note);
@@ -116,7 +143,7 @@ public static class TrainingRun
         else if (run.RestartedWithoutCheckpoint) observer.Info($"{run.Path}: replacing a run that stopped before its first checkpoint");
         observer.Info($"run folder: {run.Path}");
         observer.Info($"device {session.Device.type}, {TorchSharp.torch.get_num_threads()} threads, {cfg.Train.Dtype.Name()}; " +
-                      $"{session.Train.Count} train / {session.Test.Count} test images from {Path.GetDirectoryName(session.Train.Source)}");
+                      $"{session.Train.Count} train{(session.Validation is { } v ? $" / {v.Count} validation (data.val_split {cfg.Data.ValSplit.ToString(System.Globalization.CultureInfo.InvariantCulture)})" : "")} / {session.Test.Count} test images from {Path.GetDirectoryName(session.Train.Source)}");
 
         if (cfg.Train.Tensorboard) observer = new TensorBoardObserver(observer, run.File(RunDirectory.TensorBoardFolder));
         TrainResult result;
@@ -128,7 +155,7 @@ public static class TrainingRun
             try
             {
                 run.WriteSummary(Summary("failed", ResnetMnist.Weights.TorchArchive.FirstLine(e.Message), kept?.Epochs ?? [], kept?.GlobalStep ?? 0,
-                    kept?.BestAccuracy ?? -1, kept?.BestEpoch, kept?.Epochs?.Sum(x => x.EpochSeconds) ?? 0));
+                    kept?.BestEpoch, kept?.Epochs?.Sum(x => x.EpochSeconds) ?? 0));
             }
             catch (Exception w) when (w is IOException or UnauthorizedAccessException) { } // the error that ended the run is the one to report
             throw;
@@ -137,26 +164,28 @@ public static class TrainingRun
             LossPlot.Write(run.PlotFile, result.Steps, result.Epochs,
                 $"{Path.GetFileName(run.Path)}: {cfg.Model.Arch}, {cfg.Optimizer.Name.Name()} lr {cfg.Optimizer.Lr}, batch {cfg.Train.BatchSize}");
         var summary = Summary(result.Status.ToString().ToLowerInvariant(), result.Problem, result.Epochs,
-            result.Steps.Count == 0 ? 0 : result.Steps[^1].Step, result.BestAccuracy, result.BestEpoch, result.TrainSeconds);
+            result.Steps.Count == 0 ? 0 : result.Steps[^1].Step, result.BestEpoch, result.TrainSeconds, result.StoppedEarly);
         run.WriteSummary(summary);
         return new RunOutcome(result, summary, run.Path);
     }
 
     /// <summary>The <c>summary.json</c> of a run of <paramref name="session"/> that ended with <paramref name="status"/>.</summary>
-    static RunSummary Summarize(string status, string? problem, IReadOnlyList<EpochRecord> epochs, long steps, double best, int? bestEpoch,
-        double trainSeconds, DateTime started, Session session, RunOptions options)
+    static RunSummary Summarize(string status, string? problem, IReadOnlyList<EpochRecord> epochs, long steps, int? bestEpoch,
+        double trainSeconds, bool stoppedEarly, DateTime started, Session session, RunOptions options)
     {
         var last = epochs.LastOrDefault();
+        var best = epochs.FirstOrDefault(e => e.Epoch == bestEpoch);
+        var cfg = session.Config;
         return new RunSummary(
             Status: status,
             Problem: problem,
             Epochs: epochs.Count,
             Steps: steps,
-            BestEpoch: bestEpoch,
+            BestEpoch: best?.Epoch,
             FinalTrainLoss: last?.TrainLoss,
             FinalTestLoss: last?.TestLoss,
             FinalTestAccuracy: last?.TestAccuracy,
-            BestTestAccuracy: best >= 0 ? best : null,
+            BestTestAccuracy: best?.TestAccuracy,
             TrainSeconds: trainSeconds,
             WallSeconds: (DateTime.UtcNow - started).TotalSeconds,
             StartedAt: started,
@@ -168,6 +197,18 @@ public static class TrainingRun
             Threads: TorchSharp.torch.get_num_threads(),
             CommandLine: options.CommandLine,
             ToolVersion: options.ToolVersion,
-            Torch: TorchSharp.torch.__version__);
+            Torch: TorchSharp.torch.__version__,
+            BestChosenOn: session.Validation is null ? "test" : "validation",
+            ValImages: session.Validation?.Count,
+            BestValAccuracy: best?.ValAccuracy,
+            StoppedEarly: stoppedEarly,
+            KernelSet: ResnetMnist.Native.KernelSet.Current,
+            CpuModel: ResnetMnist.Native.MachineInfo.CpuModel(),
+            PeakMemoryMib: ResnetMnist.Native.MachineInfo.ProcStatusMiB("VmHWM"),
+            WeightsSource: cfg.Model.Pretrained,
+            WeightsFile: session.PretrainedFile is string wf ? Path.GetFullPath(wf) : null,
+            WeightsSha256: Sha256(session.PretrainedFile),
+            InitFrom: cfg.Model.InitFrom is string init ? Path.GetFullPath(init) : null,
+            InitFromSha256: Sha256(cfg.Model.InitFrom));
     }
 }

@@ -108,7 +108,7 @@ public sealed record TrainingState
         if (EpochsDone == epochs && (BatchesDone > 0 || OrderDrawn)) throw edited("batches_done", $"is {BatchesDone} (order_drawn {OrderDrawn}) after the last epoch");
         // With the same batches per epoch (same data and batch size) every epoch took exactly `batches` steps.
         var now = ConfigSchema.ResultValues(cfg);
-        bool sameShape = new[] { "train.batch_size", "data.train_limit", "data.dataset", "data.root" }
+        bool sameShape = new[] { "train.batch_size", "data.train_limit", "data.dataset", "data.root", "data.val_split" }
             .All(k => Config.TryGetValue(k, out var v) && v == now[k]);
         long expected = (long)EpochsDone * batches + BatchesDone;
         if (sameShape && GlobalStep != expected)

@@ -271,13 +271,5 @@ sealed class BenchCommand : Command<BenchCommand.Settings>
     }
 
     /// <summary>A <c>/proc/self/status</c> memory line (kB) in MiB; null where there is no such file.</summary>
-    internal static double? ProcStatusMiB(string key)
-    {
-        const string file = "/proc/self/status";
-        if (!File.Exists(file)) return null;
-        foreach (var line in InputFiles.ReadAllText(file, "a process status", 1 << 20, m => new IOException(m)).Split('\n'))
-            if (line.StartsWith(key + ":", StringComparison.Ordinal))
-                return double.Parse(line[(key.Length + 1)..].Trim().Split(' ')[0], CultureInfo.InvariantCulture) / 1024.0;
-        return null;
-    }
+    internal static double? ProcStatusMiB(string key) => ResnetMnist.Native.MachineInfo.ProcStatusMiB(key);
 }
