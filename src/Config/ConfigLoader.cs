@@ -182,7 +182,7 @@ public static class ConfigLoader
             foreach (var key in ConfigSchema.Keys) key.Set(cfg, Read(key));
 
             // The rules that span keys.
-            var dataset = ResnetMnist.Data.DatasetSpecs.Get(cfg.Data.Dataset);
+            var dataset = cfg.Data.Dataset;
             if (Scalar("data.root") == ResnetMnist.Data.PackagedFiles.Sample)
                 cfg = cfg with { Data = cfg.Data with { Root = SampleRoot(dataset) } };
             if (!values.ContainsKey("model.in_channels") || Scalar("model.in_channels") is null)
@@ -191,8 +191,8 @@ public static class ConfigLoader
                 throw Bad("model.in_channels", $"is {cfg.Model.InChannels}, but data.dataset {dataset.Name} has {dataset.Channels}-channel images; allowed: {dataset.Channels}");
             if (!values.ContainsKey("model.num_classes") || Scalar("model.num_classes") is null)
                 cfg = cfg with { Model = cfg.Model with { NumClasses = dataset.NumClasses } };
-            if (cfg.Data.Augment && dataset != ResnetMnist.Data.DatasetSpecs.Cifar10)
-                throw Bad("data.augment", $"applies to cifar10 only (data.dataset is {dataset.Name}); allowed: false");
+            if (cfg.Data.Augment && dataset.Augmentation is null)
+                throw Bad("data.augment", $"applies to {string.Join(", ", ResnetMnist.Data.DatasetSpecs.All.Where(d => d.Augmentation is not null).Select(d => d.Name))} only (data.dataset is {dataset.Name}); allowed: false");
             if (!values.ContainsKey("optimizer.weight_decay") && cfg.Optimizer.Name == OptimizerKind.AdamW)
                 cfg = cfg with { Optimizer = cfg.Optimizer with { WeightDecay = 0.01 } };
             if (cfg.Optimizer.Nesterov && (cfg.Optimizer.Name != OptimizerKind.Sgd || cfg.Optimizer.Momentum <= 0))
@@ -229,8 +229,8 @@ public static class ConfigLoader
             var t = k.ValueType;
             if (k.Names is { } names)
             {
-                var name = Choice(k.Path, k.Default is Enum e ? e.Name() : (string)k.Default!, names);
-                return t.IsEnum ? ConfigNames.Parse(t, name) : name;
+                var name = Choice(k.Path, k.Default is Enum e ? e.Name() : k.Default!.ToString()!, names);
+                return t.IsEnum ? ConfigNames.Parse(t, name) : t == typeof(string) ? name : ConfigSchema.Resolve(k, name);
             }
             if (t == typeof(bool)) return Bool(k.Path, (bool)k.Default!);
             if (t == typeof(long)) return Long(k.Path, (long)k.Default!);

@@ -49,7 +49,7 @@ public static class PackagedFiles
             $"{Path.Combine(BaseDirectory, "configs", "quickstart.yaml")}: the packaged quickstart config is missing (a damaged install); give a CONFIG.yaml (dotnet resnet-mnist init writes one)");
         var set = overrides.ToList();
         var cfg = ConfigLoader.Load(quickstart, set.Prepend(LocalDataRoot()));
-        if (set.Any(o => o.Split('=')[0].Trim() == "data.root") || cfg.Data.Dataset != DatasetSpecs.Mnist.Name || HoldsMnist(cfg.Data.Root))
+        if (set.Any(o => o.Split('=')[0].Trim() == "data.root") || cfg.Data.Dataset != DatasetSpecs.Mnist || HoldsMnist(cfg.Data.Root))
             return cfg;
         return ConfigLoader.Load(quickstart, set.Prepend($"data.root={Sample}"));
     }

@@ -24,7 +24,7 @@ sealed class EvaluateCommand : Command<EvaluateCommand.Settings>
         {
             Checkpoint = Path.GetFullPath(weights),
             Arch = cfg.Model.Arch,
-            Dataset = cfg.Data.Dataset,
+            Dataset = cfg.Data.Dataset.Name,
             TestImages = e.Count,
             TestLoss = e.Loss,
             TestAccuracy = e.Accuracy,
@@ -130,7 +130,7 @@ class CheckpointSettings : CommonSettings
             : [$"model.arch={m!.Arch.Name}", $"model.in_channels={m.InChannels}", $"model.num_classes={m.NumClasses}"];
         var settings = model.Append($"train.dtype={dtype}").ToList();
         var needsData = this is not PredictCommand.Settings;
-        bool mnistData = recorded is null || recorded.Value.Model.Dataset == "mnist";
+        bool mnistData = recorded is null || recorded.Value.Model.Dataset == DatasetSpecs.Mnist.Name;
         if (needsData && mnistData && !Set.Any(x => x.StartsWith("data.root=", StringComparison.Ordinal))) settings.Add(PackagedFiles.DataRootOverride());
         var cfg = ConfigLoader.Parse("", null, settings.Concat(Set));
         if (recorded is { } given && given.Model.Contradiction(cfg) is { } d)
