@@ -23,10 +23,10 @@ namespace ResnetMnist.ParityTests.Data;
 [TestFixture, Category("Data"), NonParallelizable]
 public sealed class CifarTests
 {
-    static string Fixture(params string[] parts) => Fixture("cifar10", parts);
+    static string Fixture(params string[] parts) => FixtureOf("cifar10", parts);
 
     /// <summary>A file of <paramref name="dataset"/>'s fixture (<c>parity-tests/data/&lt;dataset&gt;-fixture</c>).</summary>
-    static string Fixture(string dataset, params string[] parts) => Repo.Path(["parity-tests", "data", $"{dataset}-fixture", .. parts]);
+    static string FixtureOf(string dataset, params string[] parts) => Repo.Path(["parity-tests", "data", $"{dataset}-fixture", .. parts]);
 
     static DatasetSpec Spec(string dataset) => DatasetSpecs.Get(dataset);
     static CifarFiles Files(string dataset) => (CifarFiles)Spec(dataset).Files;
@@ -49,7 +49,7 @@ public sealed class CifarTests
         if (!LiveDirs.TryGetValue(dataset, out var dir))
         {
             dir = Directory.CreateTempSubdirectory("resnet-mnist-cifar-live-").FullName;
-            Python.Run(File.ReadAllText(Repo.Path("reference", "make_cifar_snapshots.py")), Fixture(dataset), dir);
+            Python.Run(File.ReadAllText(Repo.Path("reference", "make_cifar_snapshots.py")), FixtureOf(dataset), dir);
             LiveDirs[dataset] = dir;
         }
         return JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, name))).RootElement;
@@ -106,16 +106,16 @@ public sealed class CifarTests
 
     [TestCase("cifar10", "p2"), TestCase("cifar10", "p4"), TestCase("cifar100", "p2"), Category("Parity")]
     public void Fixture_reads_as_torchvision_reads_it(string dataset, string variant) =>
-        AssertDataset(Committed("dataset.json", dataset), Fixture(dataset, variant), dataset);
+        AssertDataset(Committed("dataset.json", dataset), FixtureOf(dataset, variant), dataset);
 
     [TestCase("cifar10"), TestCase("cifar100"), Category("Parity")]
     public void Archive_extracts_and_reads_as_torchvision_reads_it(string dataset)
     {
         using var tmp = new TempDir();
         var files = Files(dataset);
-        TarGzArchive.Extract(Fixture(dataset, files.ArchiveName), tmp.Path, files.Folder);
+        TarGzArchive.Extract(FixtureOf(dataset, files.ArchiveName), tmp.Path, files.Folder);
         Assert.That(Directory.GetFileSystemEntries(tmp.Path).Select(Path.GetFileName), Is.EqualTo(new[] { files.Folder }), "nothing but the folder is left in ROOT");
-        foreach (var f in Directory.GetFiles(Fixture(dataset, "p2", files.Folder)))
+        foreach (var f in Directory.GetFiles(FixtureOf(dataset, "p2", files.Folder)))
             Assert.That(File.ReadAllBytes(Path.Combine(tmp.Path, files.Folder, Path.GetFileName(f))), Is.EqualTo(File.ReadAllBytes(f)), f);
         AssertDataset(Committed("dataset.json", dataset), tmp.Path, dataset);
     }
@@ -143,7 +143,7 @@ public sealed class CifarTests
     {
         using var tmp = new TempDir();
         var files = Files(dataset);
-        File.Copy(Fixture(dataset, files.ArchiveName), Path.Combine(tmp.Path, files.ArchiveName));
+        File.Copy(FixtureOf(dataset, files.ArchiveName), Path.Combine(tmp.Path, files.ArchiveName));
         var e = Assert.Throws<DataException>(() => files.ExtractIfNeeded(tmp.Path))!;
         AssertOneLine(e, "md5", files.ArchiveMd5);
         Assert.That(files.ExtractIfNeeded(tmp.Path, checkMd5: false), Is.True);
@@ -232,7 +232,7 @@ public sealed class CifarTests
         var live = Live("dataset.json", dataset);
         Assert.That(live.GetRawText(), Is.EqualTo(Committed("dataset.json", dataset).GetRawText()), "the committed snapshot is what torchvision gives now");
         foreach (var variant in new[] { "p2", "p4" })
-            if (Directory.Exists(Fixture(dataset, variant))) AssertDataset(live, Fixture(dataset, variant), dataset);
+            if (Directory.Exists(FixtureOf(dataset, variant))) AssertDataset(live, FixtureOf(dataset, variant), dataset);
     }
 
     // ---------------------------------------------------------------- (b) refusals
@@ -532,7 +532,7 @@ public sealed class CifarTests
     /// <summary>The reference loop (see reference/make_cifar_snapshots.py) on the C# side: per epoch the train loader's draws, its batches augmented, then the test loader's one draw.</summary>
     static List<List<(long[] Labels, long Sum, string Sha)>> Augmented(string dataset, int seed, int batchSize, int epochs)
     {
-        using var train = Load(Fixture(dataset, "p2"), train: true, dataset: dataset);
+        using var train = Load(FixtureOf(dataset, "p2"), train: true, dataset: dataset);
         var augment = Spec(dataset).Augmentation!;
         manual_seed(seed);
         var result = new List<List<(long[], long, string)>>();
