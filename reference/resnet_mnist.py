@@ -22,10 +22,10 @@ Order of random-number use (this is what a reimplementation must follow to match
   sampler draws one more at the first batch to seed its own torch.Generator for randperm.
 
 Config keys honoured (defaults in brackets); other keys are ignored:
-  seed [0], threads [auto], data.dataset [mnist | fashion-mnist], data.root [data],
+  seed [0], threads [auto], data.dataset [mnist | fashion-mnist | cifar10 | cifar100], data.root [data],
   data.train_limit [null], data.test_limit [null], data.normalize [false], data.val_split [0],
   model.pretrained [none | path to a torchvision-layout .pth state_dict | imagenet],
-  model.in_channels [1], model.num_classes [10],
+  model.in_channels [the dataset's channels], model.num_classes [the dataset's classes: 100 for cifar100, else 10],
   train.epochs [10], train.batch_size [64], train.shuffle [true], train.dtype [float32 | float64],
   train.early_stop_patience [null],
   optimizer.name [sgd | adam | adamw], optimizer.lr [1e-3], optimizer.momentum [0],
@@ -91,14 +91,16 @@ DEFAULTS = {
 SCHEDULERS = ("none", "step", "cosine", "onecycle")
 LAYER_NAMES = ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4", "avgpool", "fc")
 
-DATASET_FOLDERS = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST", "cifar10": "cifar-10-batches-py"}
+DATASET_FOLDERS = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST", "cifar10": "cifar-10-batches-py", "cifar100": "cifar-100-python"}
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 # Normalize((mean,), (std,)) per dataset, with data.normalize: true
 NORMALIZE = {
     "mnist": ((0.1307,), (0.3081,)),
     "fashion-mnist": ((0.2860,), (0.3530,)),
     "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
+    "cifar100": ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
 }
+NUM_CLASSES = {"cifar100": 100}  # the others have 10
 
 
 # ----------------------------------------------------------------------------- config
@@ -134,7 +136,9 @@ def load_config(path, sets=()):
         apply_set(user, s)
     cfg = _merge(DEFAULTS, user)
     if "in_channels" not in (user.get("model") or {}):
-        cfg["model"]["in_channels"] = 3 if cfg["data"]["dataset"] == "cifar10" else 1  # the dataset's channels
+        cfg["model"]["in_channels"] = 3 if cfg["data"]["dataset"] in CIFAR else 1  # the dataset's channels
+    if (user.get("model") or {}).get("num_classes") is None:
+        cfg["model"]["num_classes"] = NUM_CLASSES.get(cfg["data"]["dataset"], 10)  # the dataset's classes
     base = os.path.dirname(os.path.abspath(path))
     cfg["data"]["root"] = _resolve(base, cfg["data"]["root"])
     pre = cfg["model"]["pretrained"]
@@ -226,7 +230,8 @@ def make_transform(dataset="mnist", normalize=False, augment=False):
 
 class LocalCIFAR10(torchvision.datasets.CIFAR10):
     """torchvision's CIFAR10 reading the files as they are: the tool checks md5s in `data verify`, so a local copy
-    (or a small fixture in the same format) is used without torchvision's integrity check."""
+    (or a small fixture in the same format) is used without torchvision's integrity check. LocalCIFAR100 below is
+    the same for torchvision's CIFAR100 (a subclass of CIFAR10 that only changes the file names and keys)."""
 
     def _check_integrity(self):
         return os.path.isdir(os.path.join(self.root, self.base_folder))
@@ -237,6 +242,14 @@ class LocalCIFAR10(torchvision.datasets.CIFAR10):
             data = pickle.load(f, encoding="latin1")
         self.classes = data[self.meta["key"]]
         self.class_to_idx = {c: i for i, c in enumerate(self.classes)}
+
+
+class LocalCIFAR100(torchvision.datasets.CIFAR100):
+    _check_integrity = LocalCIFAR10._check_integrity
+    _load_meta = LocalCIFAR10._load_meta
+
+
+CIFAR = {"cifar10": LocalCIFAR10, "cifar100": LocalCIFAR100}
 
 
 def _first(ds, limit):
@@ -258,12 +271,13 @@ def validation_split(train, fraction, seed):
 
 def make_datasets(cfg):
     d = cfg["data"]
-    if d["dataset"] == "cifar10":
-        train = LocalCIFAR10(d["root"], train=True, transform=make_transform("cifar10", d["normalize"], d["augment"]))
-        test = LocalCIFAR10(d["root"], train=False, transform=make_transform("cifar10", d["normalize"]))
+    if d["dataset"] in CIFAR:
+        cifar = CIFAR[d["dataset"]]
+        train = cifar(d["root"], train=True, transform=make_transform(d["dataset"], d["normalize"], d["augment"]))
+        test = cifar(d["root"], train=False, transform=make_transform(d["dataset"], d["normalize"]))
         return _first(train, d["train_limit"]), _first(test, d["test_limit"])
     if d["augment"]:
-        raise SystemExit("data.augment applies to cifar10 only")
+        raise SystemExit(f"data.augment applies to {', '.join(CIFAR)} only")
     tf = make_transform(d["dataset"], d["normalize"])
     train = MnistDataset(*load_idx(d["root"], d["dataset"], True), tf, d["train_limit"])
     test = MnistDataset(*load_idx(d["root"], d["dataset"], False), tf, d["test_limit"])

@@ -43,7 +43,7 @@ public static class ConfigLoader
             $"{Path.Combine(PackagedFiles.BaseDirectory, "configs", "quickstart.yaml")}: the packaged quickstart config is missing (a damaged install); give a CONFIG.yaml (dotnet resnet-mnist init writes one)");
         var set = overrides.ToList();
         var cfg = Load(quickstart, set.Prepend(PackagedFiles.LocalDataRoot()));
-        if (set.Any(o => o.Split('=')[0].Trim() == "data.root") || cfg.Data.Dataset != DatasetSpecs.Mnist.Name || PackagedFiles.HoldsMnist(cfg.Data.Root))
+        if (set.Any(o => o.Split('=')[0].Trim() == "data.root") || cfg.Data.Dataset != DatasetSpecs.Mnist || PackagedFiles.HoldsMnist(cfg.Data.Root))
             return cfg;
         return Load(quickstart, set.Prepend($"data.root={PackagedFiles.Sample}"));
     }
@@ -201,7 +201,7 @@ public static class ConfigLoader
             foreach (var key in ConfigSchema.Keys) key.Set(cfg, Read(key));
 
             // The rules that span keys.
-            var dataset = ResnetMnist.Data.DatasetSpecs.Get(cfg.Data.Dataset);
+            var dataset = cfg.Data.Dataset;
             if (Scalar("data.root") == ResnetMnist.Data.PackagedFiles.Sample)
                 cfg = cfg with { Data = cfg.Data with { Root = SampleRoot(dataset) } };
             if (!values.ContainsKey("model.in_channels") || Scalar("model.in_channels") is null)
@@ -210,8 +210,8 @@ public static class ConfigLoader
                 throw Bad("model.in_channels", $"is {cfg.Model.InChannels}, but data.dataset {dataset.Name} has {dataset.Channels}-channel images; allowed: {dataset.Channels}");
             if (!values.ContainsKey("model.num_classes") || Scalar("model.num_classes") is null)
                 cfg = cfg with { Model = cfg.Model with { NumClasses = dataset.NumClasses } };
-            if (cfg.Data.Augment && dataset != ResnetMnist.Data.DatasetSpecs.Cifar10)
-                throw Bad("data.augment", $"applies to cifar10 only (data.dataset is {dataset.Name}); allowed: false");
+            if (cfg.Data.Augment && dataset.Augmentation is null)
+                throw Bad("data.augment", $"applies to {string.Join(", ", ResnetMnist.Data.DatasetSpecs.All.Where(d => d.Augmentation is not null).Select(d => d.Name))} only (data.dataset is {dataset.Name}); allowed: false");
             if (!values.ContainsKey("optimizer.weight_decay") && cfg.Optimizer.Name == OptimizerKind.AdamW)
                 cfg = cfg with { Optimizer = cfg.Optimizer with { WeightDecay = 0.01 } };
             if (cfg.Optimizer.Nesterov && (cfg.Optimizer.Name != OptimizerKind.Sgd || cfg.Optimizer.Momentum <= 0))
@@ -250,8 +250,8 @@ public static class ConfigLoader
             var t = k.ValueType;
             if (k.Names is { } names)
             {
-                var name = Choice(k.Path, k.Default is Enum e ? e.Name() : (string)k.Default!, names);
-                return t.IsEnum ? ConfigNames.Parse(t, name) : name;
+                var name = Choice(k.Path, k.Default is Enum e ? e.Name() : k.Default!.ToString()!, names);
+                return t.IsEnum ? ConfigNames.Parse(t, name) : t == typeof(string) ? name : ConfigSchema.Resolve(k, name);
             }
             if (t == typeof(bool)) return Bool(k.Path, (bool)k.Default!);
             if (t == typeof(long)) return Long(k.Path, (long)k.Default!);

@@ -39,7 +39,7 @@ public sealed class ImageSplit : IDisposable
 
     /// <summary>The images at <paramref name="indices"/>, as model input (dtype of the session).</summary>
     /// <param name="augment">Applied to the bytes first, in the order of <paramref name="indices"/> (training with <c>data.augment</c>).</param>
-    public Tensor Gather(Tensor indices, CifarAugment? augment = null)
+    public Tensor Gather(Tensor indices, IAugmentation? augment = null)
     {
         using var bytes = Pixels.index_select(0, indices);
         if (augment is null) return ToInput(bytes);

@@ -62,14 +62,11 @@ public static class ParityCheck
 
     /// <summary>
     /// Reads, with the tool's own restricted readers, every file of the user's the reference program will unpickle,
-    /// so that PyTorch never runs what such a file asks for: CIFAR-10's batches and <c>batches.meta</c> (torchvision
-    /// reads them with <c>pickle.load</c>). Pretrained weights were read through the state_dict checks by the
-    /// session already; IDX files are not pickles.
+    /// so that PyTorch never runs what such a file asks for: the dataset's pickles (<see cref="IDatasetFiles.CheckPickles"/>:
+    /// CIFAR's batches and meta file, which torchvision reads with <c>pickle.load</c>; IDX files are not pickles).
+    /// Pretrained weights were read through the state_dict checks by the session already.
     /// </summary>
-    public static void CheckReferenceInputs(TrainingConfig cfg)
-    {
-        if (DatasetSpecs.Get(cfg.Data.Dataset).Files is Cifar10Files cifar) cifar.CheckPickles(cfg.Data.Root);
-    }
+    public static void CheckReferenceInputs(TrainingConfig cfg) => cfg.Data.Dataset.Files.CheckPickles(cfg.Data.Root);
 
     /// <summary>Runs the check and writes nothing; <see cref="ParityFiles.Write"/> writes parity.json/.md/.png.</summary>
     /// <param name="cfg">The config, as loaded (its device is replaced by cpu: the reference runs on the CPU).</param>

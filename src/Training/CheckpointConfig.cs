@@ -85,7 +85,7 @@ public static class CheckpointConfig
             : [$"model.arch={m!.Arch.Name}", $"model.in_channels={m.InChannels}", $"model.num_classes={m.NumClasses}"];
         var settings = model.Append($"train.dtype={dtype}").ToList();
         bool needsData = use == CheckpointUse.Evaluate;
-        bool mnistData = recorded is null || recorded.Value.Model.Dataset == "mnist";
+        bool mnistData = recorded is null || recorded.Value.Model.Dataset == DatasetSpecs.Mnist.Name;
         if (needsData && mnistData && !set.Any(x => x.StartsWith("data.root=", StringComparison.Ordinal))) settings.Add(PackagedFiles.DataRootOverride());
         var cfg = ConfigLoader.Parse("", null, settings.Concat(set));
         if (recorded is { } given && given.Model.Contradiction(cfg) is { } d)

@@ -70,7 +70,7 @@ public sealed class Session : IDisposable
         var device = Devices.Resolve(cfg.Device);
         Devices.ApplyThreads(cfg.Threads);
         var arch = ArchSpecs.Get(cfg.Model.Arch);
-        var dataset = DatasetSpecs.Get(cfg.Data.Dataset);
+        var dataset = cfg.Data.Dataset;
 
         manual_seed(cfg.Seed);
         var model = new ResNet(arch, cfg.Model.InChannels, cfg.Model.NumClasses);
@@ -95,7 +95,7 @@ public sealed class Session : IDisposable
 
         if (splits == Splits.None) return new Session(cfg, device, arch, dataset, model, null, null, null, pretrainedFile);
         if (cfg.Data.Download && !dataset.Files.Complete(cfg.Data.Root))
-            dataset.Files.Fetch(cfg.Data.Root);
+            DatasetFetcher.Fetch(dataset.Files, cfg.Data.Root);
         ImageSplit Load(bool train) => ImageSplit.Load(dataset, cfg.Data.Root, train, train ? cfg.Data.TrainLimit : cfg.Data.TestLimit,
             cfg.Model.NumClasses, cfg.Data.Normalize, cfg.ScalarType, device, cfg.Model.ChannelsLast);
         var test = Load(train: false);

@@ -96,7 +96,7 @@ public sealed class TrainingLoop
     readonly OptimizerHelper _optimizer;
     readonly ImageSplit _train;
     readonly Device _device;
-    readonly CifarAugment? _augment;
+    readonly IAugmentation? _augment;
     readonly bool _validates;
     readonly Stopwatch _clock = new();
 
@@ -118,7 +118,7 @@ public sealed class TrainingLoop
     {
         (_cfg, _model, _optimizer, _train, _device) = (session.Config, session.Model, optimizer, session.Train, session.Device);
         _train.RequireImages(training: true);
-        _augment = _cfg.Data.Augment ? new CifarAugment() : null;
+        _augment = _cfg.Data.Augmentation;
         _validates = session.Validation is not null;
         Batches = BatchesPerEpoch(_train.Count, _cfg.Train.BatchSize);
         TotalSteps = (long)Batches * _cfg.Train.Epochs;
@@ -210,7 +210,7 @@ public sealed class TrainingLoop
     /// fetches a batch before the loop body runs), then the step on it (<see cref="Step(nn.Module{Tensor, Tensor}, OptimizerHelper, Tensor, Tensor, StepHooks?)"/>).
     /// </summary>
     public static double Step(nn.Module<Tensor, Tensor> model, OptimizerHelper optimizer, ImageSplit data, Tensor indices,
-        CifarAugment? augment = null, StepHooks? hooks = null)
+        IAugmentation? augment = null, StepHooks? hooks = null)
     {
         using var scope = NewDisposeScope();
         hooks?.Times?.Start();

@@ -32,7 +32,7 @@ public sealed record CheckpointModel(string Arch, int InChannels, int NumClasses
 
     /// <summary>The record of the model <paramref name="cfg"/> trains.</summary>
     public static CheckpointModel From(TrainingConfig cfg) =>
-        new(cfg.Model.Arch, cfg.Model.InChannels, cfg.Model.NumClasses, cfg.Data.Dataset, CurrentVersion);
+        new(cfg.Model.Arch, cfg.Model.InChannels, cfg.Model.NumClasses, cfg.Data.Dataset.Name, CurrentVersion);
 
     /// <summary>The <c>--set</c> overrides that configure this model (and its dataset).</summary>
     public IEnumerable<string> Overrides() =>

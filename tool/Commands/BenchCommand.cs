@@ -223,11 +223,11 @@ sealed class BenchCommand : Command<BenchCommand.Settings>
         Devices.ApplyThreads(cfg.Threads);
         var sw = Stopwatch.StartNew();
         var dtype = cfg.ScalarType;
-        using var train = ImageSplit.Load(DatasetSpecs.Get(cfg.Data.Dataset), cfg.Data.Root, train: true, cfg.Data.TrainLimit,
+        using var train = ImageSplit.Load(cfg.Data.Dataset, cfg.Data.Root, train: true, cfg.Data.TrainLimit,
             cfg.Model.NumClasses, cfg.Data.Normalize, dtype, CPU);
         double load = sw.Elapsed.TotalSeconds;
         int n = train.Count, bs = cfg.Train.BatchSize;
-        var augment = cfg.Data.Augment ? new CifarAugment() : null;
+        var augment = cfg.Data.Augmentation;
         var (order, _) = DataLoaderOrder.TrainEpoch(n, cfg.Train.Shuffle);
         using (order)
             for (int b = 0; b < TrainingLoop.BatchesPerEpoch(n, bs); b++)

@@ -25,7 +25,7 @@ sealed class EvaluateCommand : Command<EvaluateCommand.Settings>
         {
             Checkpoint = Path.GetFullPath(weights),
             Arch = cfg.Model.Arch,
-            Dataset = cfg.Data.Dataset,
+            Dataset = cfg.Data.Dataset.Name,
             TestImages = e.Count,
             TestLoss = e.Loss,
             TestAccuracy = e.Accuracy,
