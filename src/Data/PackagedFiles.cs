@@ -43,15 +43,18 @@ public static class PackagedFiles
     /// no dataset-dependent key, so <c>model.in_channels</c>/<c>num_classes</c> follow <c>data.dataset</c>;
     /// <paramref name="overrides"/> (<c>--set</c>) win.
     /// </summary>
-    public static TrainingConfig QuickstartConfig(IEnumerable<string> overrides)
+    public static TrainingConfig QuickstartConfig(IEnumerable<string> overrides) => QuickstartConfig(ConfigOverride.Set(overrides), null);
+
+    /// <summary>As <see cref="QuickstartConfig(IEnumerable{string})"/>, with overrides that name their option (<c>--set</c>, <c>--grid</c>) and the loader's warnings.</summary>
+    public static TrainingConfig QuickstartConfig(IEnumerable<ConfigOverride> overrides, Action<string>? warn)
     {
         var quickstart = Quickstart ?? throw new DataException(
             $"{Path.Combine(BaseDirectory, "configs", "quickstart.yaml")}: the packaged quickstart config is missing (a damaged install); give a CONFIG.yaml (dotnet resnet-mnist init writes one)");
         var set = overrides.ToList();
-        var cfg = ConfigLoader.Load(quickstart, set.Prepend(LocalDataRoot()));
-        if (set.Any(o => o.Split('=')[0].Trim() == "data.root") || cfg.Data.Dataset != DatasetSpecs.Mnist.Name || HoldsMnist(cfg.Data.Root))
+        var cfg = ConfigLoader.Load(quickstart, set.Prepend(new ConfigOverride("--set", LocalDataRoot())), warn);
+        if (set.Any(o => o.Assignment.Split('=')[0].Trim() == "data.root") || cfg.Data.Dataset != DatasetSpecs.Mnist.Name || HoldsMnist(cfg.Data.Root))
             return cfg;
-        return ConfigLoader.Load(quickstart, set.Prepend($"data.root={Sample}"));
+        return ConfigLoader.Load(quickstart, set.Prepend(new ConfigOverride("--set", $"data.root={Sample}")), null); // warned above
     }
 
     /// <summary>

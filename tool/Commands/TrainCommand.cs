@@ -37,7 +37,8 @@ sealed class TrainCommand : Command<TrainCommand.Settings>
         }
         else
         {
-            cfg = s.Config is null ? PackagedFiles.QuickstartConfig(s.Set) : ConfigLoader.Load(s.Config, s.Set);
+            void Warn(string w) => Terminal.Err($"warning: {w}");
+            cfg = s.Config is null ? PackagedFiles.QuickstartConfig(ConfigOverride.Set(s.Set), Warn) : ConfigLoader.Load(s.Config, ConfigOverride.Set(s.Set), Warn);
             runPath = s.Out ?? Path.Combine("runs", $"{Path.GetFileNameWithoutExtension(s.Config ?? "quickstart")}-{DateTime.Now:yyyyMMdd-HHmmss}");
             OutputFolder.RefuseSystemFolder(runPath);
         }
