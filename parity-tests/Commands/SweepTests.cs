@@ -3,6 +3,7 @@ using NUnit.Framework;
 using ResnetMnist.Config;
 using ResnetMnist.Outputs;
 using ResnetMnist.Sweeps;
+using ResnetMnist.Training;
 using SkiaSharp;
 
 namespace ResnetMnist.ParityTests.Commands;
@@ -113,6 +114,59 @@ public sealed class SweepGridTests
             {
                 "SLURM_ARRAY_TASK_ID" => "7", "SLURM_ARRAY_TASK_MIN" => "0", "SLURM_ARRAY_TASK_COUNT" => "4", _ => null,
             }))!.Message, Does.StartWith("SLURM_ARRAY_TASK_ID=7: shard 7 of 4 does not exist"));
+    }
+}
+
+/// <summary>
+/// The sweep's resume, failure and shard policy through the library, with a stand-in for training that writes each
+/// run's <c>summary.json</c> as a run ending that way would: what runs again, what is skipped, what stops the sweep.
+/// </summary>
+[TestFixture]
+public sealed class SweepPolicyTests
+{
+    sealed class Runs(Func<double, RunStatus?> end)
+    {
+        public List<(double Lr, bool Resume, bool Force)> Calls { get; } = [];
+        public List<string> Said { get; } = [];
+        public List<string> Warned { get; } = [];
+
+        public SweepHooks Hooks => new((cfg, path, options) =>
+        {
+            Calls.Add((cfg.Optimizer.Lr, options.Resume, options.Force));
+            var status = end(cfg.Optimizer.Lr) ?? throw new IOException("disk full");
+            RunDirectory.TryWriteSummaryOutside(path, new { Status = status.ToString().ToLowerInvariant() });
+            return new RunOutcome(new TrainResult(status, [], [], -1), null!, path);
+        }, new RunOptions(), Said.Add, Warned.Add);
+    }
+
+    [Test]
+    public void Diverged_and_completed_runs_are_kept_failed_ones_resume_and_a_signal_stops_the_sweep()
+    {
+        var dir = TempDir.New("sweep-policy");
+        var cfg = Tool.WriteConfig(dir, Tool.SmallConfig());
+        SweepRequest Request(bool force = false, SweepShard? shard = null) =>
+            new(cfg, [], ["optimizer.lr=0.1,0.2,0.3"], Path.Combine(dir, "sw"), force, shard ?? SweepShard.All);
+
+        var first = new Runs(lr => lr switch { 0.1 => RunStatus.Diverged, 0.2 => null, _ => RunStatus.Completed });
+        var sweep = Sweep.Run(Request(), first.Hooks);
+        Assert.That(first.Calls.Select(c => c.Lr), Is.EqualTo(new[] { 0.1, 0.2, 0.3 }));
+        Assert.That(sweep.Rows.Select(r => r.Status), Is.EqualTo(new[] { "diverged", "failed", "completed" }));
+        Assert.That(sweep.NotCompleted, Is.EqualTo(2));
+        Assert.That(first.Warned, Has.Some.EqualTo("optimizer.lr=0.2: failed: disk full"));
+
+        var rerun = new Runs(_ => RunStatus.Completed);
+        sweep = Sweep.Run(Request(), rerun.Hooks);
+        Assert.That(rerun.Calls, Is.EqualTo(new[] { (0.2, true, false) }), "only the failed run trains again, resuming");
+        Assert.That(rerun.Said, Is.EqualTo(new[] { "== optimizer.lr=0.1: diverged earlier, skipped", "== optimizer.lr=0.2 (resuming)", "== optimizer.lr=0.3: completed earlier, skipped" }));
+        Assert.That(sweep.Rows.Select(r => r.Status), Is.EqualTo(new[] { "diverged", "completed", "completed" }));
+
+        var forced = new Runs(_ => RunStatus.Completed);
+        Sweep.Run(Request(force: true, shard: new SweepShard(1, 2)), forced.Hooks);
+        Assert.That(forced.Calls, Is.EqualTo(new[] { (0.2, false, true) }), "--force trains this shard's runs (index 1 of 2: the second) from the start");
+
+        var stopped = new Runs(_ => RunStatus.Interrupted);
+        sweep = Sweep.Run(Request(force: true), stopped.Hooks);
+        Assert.That((stopped.Calls.Count, sweep.Interrupted?.RunPath), Is.EqualTo((1, Path.Combine(dir, "sw", "optimizer.lr=0.1"))), "a signal stops the sweep after its run");
     }
 }
 
