@@ -12,7 +12,7 @@ sealed class SweepCommand : Command<SweepCommand.Settings>
         [CommandArgument(0, "[CONFIG]"), Description("Base YAML config. Without it: the packaged quickstart, as train without a config.")]
         public string? Config { get; init; }
 
-        [CommandOption("--grid <KEY=V1,V2>"), Description("A key and its YAML values, split at top-level commas (--grid \"optimizer.betas=[0.9,0.99],[0.8,0.99]\"); one run per combination of all --grid options.")]
+        [CommandOption("--grid <KEY=V1,V2>"), Description("A key and its YAML values, split at top-level commas (--grid \"optimizer.betas=[[0.9,0.99]],[[0.8,0.99]]\"); one run per combination of all --grid options.")]
         public string[] Grid { get; init; } = [];
 
         [CommandOption("--out <SWEEP_DIR>"), Description("Sweep folder. Default: runs/sweep-<yyyyMMdd-HHmmss> (required with shards).")]
