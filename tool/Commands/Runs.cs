@@ -48,11 +48,15 @@ static class Runs
     }
 
     /// <summary>One run through <see cref="TrainingRun.Train"/> with the tool's progress display; a diverged run is returned, not thrown.</summary>
-    public static RunOutcome Execute(TrainingConfig cfg, string runPath, bool resume, bool force, bool quiet, InterruptSignals signals)
+    public static RunOutcome Execute(TrainingConfig cfg, string runPath, bool resume, bool force, bool quiet, InterruptSignals signals) =>
+        Execute(cfg, runPath, Options(resume, force), quiet, signals);
+
+    /// <summary>As above, with the run's options given.</summary>
+    public static RunOutcome Execute(TrainingConfig cfg, string runPath, RunOptions options, bool quiet, InterruptSignals signals)
     {
         var observer = Progress.Create(quiet, cfg.Train.LogEvery);
         signals.Notice = observer.Interrupting;
-        var options = Options(resume, force) with { Abandon = signals.Abandoning };
+        options = options with { Abandon = signals.Abandoning };
         return observer.Wrap(() => TrainingRun.Train(cfg, runPath, observer, signals.Token, options));
     }
 

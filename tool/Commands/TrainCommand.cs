@@ -36,7 +36,8 @@ sealed class TrainCommand : Command<TrainCommand.Settings>
         }
         else
         {
-            cfg = ConfigLoader.LoadOrQuickstart(s.Config, s.Set);
+            void Warn(string w) => Terminal.Err($"warning: {w}");
+            cfg = ConfigLoader.LoadOrQuickstart(s.Config, ConfigOverride.Set(s.Set), Warn);
             runPath = s.Out ?? Path.Combine("runs", $"{Path.GetFileNameWithoutExtension(s.Config ?? "quickstart")}-{DateTime.Now:yyyyMMdd-HHmmss}");
             OutputFolder.RefuseSystemFolder(runPath);
         }
