@@ -109,7 +109,7 @@ public sealed class CheckpointStore(string folder, CheckpointModel? model = null
         if (!last)
         {
             AtomicFile.Write(BestWeights, f => WriteWeights(f, model, Model));
-            WriteBestState(state);
+            WriteBestState(state, bestEpoch);
             return;
         }
         // Streamed to their files (a checkpoint is 45–135 MB: held in memory, it raised resident memory by ~300 MB);
@@ -121,12 +121,12 @@ public sealed class CheckpointStore(string folder, CheckpointModel? model = null
         if (best)
         {
             AtomicFile.LinkOrCopy(LastWeights, BestWeights); // the same bytes: one copy on disk
-            WriteBestState(state);
+            WriteBestState(state, bestEpoch);
         }
     }
 
     /// <summary>Writes <c>best.json</c> (when the model is known): the epoch just finished is the best one.</summary>
-    void WriteBestState(TrainingState state)
+    void WriteBestState(TrainingState state, EpochRecord? bestEpoch)
     {
         if (Model is null) return;
         AtomicFile.WriteAllText(BestState, JsonSerializer.Serialize(new BestCheckpoint(Model, state.EpochsDone, bestEpoch?.TestAccuracy ?? state.BestAccuracy, bestEpoch?.ValAccuracy), Json) + "\n");
