@@ -19,6 +19,7 @@ public sealed class ConfigSchemaTests
         ["optimizer.nesterov"] = ["optimizer.name=sgd", "optimizer.momentum=0.5"],
         ["optimizer.momentum"] = ["optimizer.name=sgd"],
         ["data.augment"] = ["data.dataset=cifar10"],
+        ["train.early_stop_patience"] = ["data.val_split=0.25"],
     };
 
     /// <summary>Keys that only change together with another: model.in_channels must be the dataset's channels.</summary>
@@ -103,7 +104,7 @@ public sealed class ConfigSchemaTests
     public void The_keys_that_only_change_speed_or_output_are_the_only_ones_a_resume_may_change()
     {
         var free = ConfigSchema.Keys.Where(k => !k.ChangesResult).Select(k => k.Path);
-        Assert.That(free, Is.EquivalentTo(new[] { "device", "threads", "data.download", "train.eval_batch_size", "train.log_every", "train.save", "train.tensorboard" }));
+        Assert.That(free, Is.EquivalentTo(new[] { "device", "threads", "data.download", "train.eval_batch_size", "train.log_every", "train.save", "train.tensorboard", "train.early_stop_patience" }));
         foreach (var k in new[] { "model.bn_eval", "model.freeze", "model.channels_last", "data.test_limit" })
             Assert.That(ConfigSchema.Get(k).ChangesResult, $"{k} changes what a run computes");
     }

@@ -59,6 +59,10 @@ public sealed class EarlyStoppingTests
         Assert.That(s.GetProperty("train_images").GetInt32(), Is.EqualTo(48));
         Assert.That(s.GetProperty("best_val_accuracy").GetDouble(), Is.EqualTo(metrics[0].ValAccuracy));
         Assert.That(s.GetProperty("best_test_accuracy").GetDouble(), Is.EqualTo(metrics[0].TestAccuracy), "the test accuracy of the epoch validation chose");
+        var best = JsonDocument.Parse(File.ReadAllText(Path.Combine(run, "checkpoints", "best.json"))).RootElement;
+        Assert.That(best.GetProperty("epoch").GetInt32(), Is.EqualTo(1));
+        Assert.That(best.GetProperty("test_accuracy").GetDouble(), Is.EqualTo(metrics[0].TestAccuracy), "best.json: the chosen epoch's test accuracy");
+        Assert.That(best.GetProperty("val_accuracy").GetDouble(), Is.EqualTo(metrics[0].ValAccuracy), "best.json: the accuracy that chose it");
     }
 
     [Test]
@@ -115,6 +119,8 @@ public sealed class EarlyStoppingTests
         Assert.That(s.GetProperty("stopped_early").GetBoolean(), Is.False);
         var metrics = RunDirectory.ReadMetrics(Path.Combine(TrainedRun.Dir, "metrics.csv"));
         Assert.That(s.GetProperty("best_test_accuracy").GetDouble(), Is.EqualTo(metrics.Max(m => m.TestAccuracy)));
+        var best = JsonDocument.Parse(File.ReadAllText(Path.Combine(TrainedRun.Dir, "checkpoints", "best.json"))).RootElement;
+        Assert.That(best.TryGetProperty("val_accuracy", out _), Is.False, "best.json unchanged without a split");
         Assert.That(File.ReadLines(Path.Combine(TrainedRun.Dir, "metrics.csv")).First(),
             Is.EqualTo("epoch,train_loss,test_loss,test_accuracy,lr,epoch_seconds,train_images_per_second"), "metrics.csv unchanged without a split");
         Assert.That(s.GetProperty("peak_memory_mib").GetDouble(), Is.GreaterThan(0));

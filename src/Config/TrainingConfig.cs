@@ -125,7 +125,7 @@ public sealed record TrainConfig
     [Key("train.save", "checkpoints kept in `checkpoints/`: `both` = `last.pt` + `last.optim.pt` + `last.json` (resumable) and `best.pt` (weights only) + `best.json`; `last` = without `best.*`; `best` = `best.pt` + `best.json` only; `none` = nothing. With `best` or `none` the run cannot be resumed", Result = false)]
     public SaveKind Save { get; init; } = SaveKind.Both;
 
-    [Key("train.tensorboard", "also write TensorBoard event files to `RUN/tensorboard/`: loss and lr per step, train loss, test loss, test accuracy and lr per epoch (`tensorboard --logdir RUN`)", Result = false)]
+    [Key("train.tensorboard", "also write TensorBoard event files to `RUN/tensorboard/`: loss and lr per step, train loss, test loss, test accuracy and lr per epoch, with `data.val_split` also validation loss and accuracy (`tensorboard --logdir RUN`)", Result = false)]
     public bool Tensorboard { get; init; }
 
     [Key("train.early_stop_patience", "stop after this many epochs in a row without a higher validation accuracy (needs `data.val_split`); null = train all `train.epochs`", Min = 1, Unit = "epochs", Result = false)]

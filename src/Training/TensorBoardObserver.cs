@@ -31,6 +31,8 @@ public sealed class TensorBoardObserver(ITrainingObserver inner, string folder) 
         _writer.add_scalar("epoch/test_loss", (float)epoch.TestLoss, epoch.Epoch);
         _writer.add_scalar("epoch/test_accuracy", (float)epoch.TestAccuracy, epoch.Epoch);
         _writer.add_scalar("epoch/lr", (float)epoch.Lr, epoch.Epoch);
+        if (epoch.ValLoss is double valLoss) _writer.add_scalar("epoch/val_loss", (float)valLoss, epoch.Epoch);
+        if (epoch.ValAccuracy is double valAccuracy) _writer.add_scalar("epoch/val_accuracy", (float)valAccuracy, epoch.Epoch);
         inner.EpochFinished(epoch, best);
     }
 
