@@ -93,7 +93,7 @@ public sealed class CheckpointStore(string folder, CheckpointModel? model = null
         if (!last)
         {
             AtomicFile.Write(BestWeights, f => WriteWeights(f, model, Model));
-            WriteBestState(state, bestEpoch);
+            WriteBestState(state);
             return;
         }
         // Streamed to their files (a checkpoint is 45–135 MB: held in memory, it raised resident memory by ~300 MB);
@@ -105,12 +105,12 @@ public sealed class CheckpointStore(string folder, CheckpointModel? model = null
         if (best)
         {
             AtomicFile.LinkOrCopy(LastWeights, BestWeights); // the same bytes: one copy on disk
-            WriteBestState(state, bestEpoch);
+            WriteBestState(state);
         }
     }
 
     /// <summary>Writes <c>best.json</c> (when the model is known): the epoch just finished is the best one.</summary>
-    void WriteBestState(TrainingState state, EpochRecord? bestEpoch)
+    void WriteBestState(TrainingState state)
     {
         if (Model is null) return;
         var epoch = state.Epochs?.FirstOrDefault(e => e.Epoch == state.EpochsDone);
