@@ -148,9 +148,10 @@ public static class TrainingRun
         if (cfg.Train.Tensorboard) observer = new TensorBoardObserver(observer, run.File(RunDirectory.TensorBoardFolder));
         TrainResult result;
         try { result = new Trainer(session, run, observer).Run(cancel, state); }
-        catch (Exception e)
+        catch (Exception e) when (e is not Data.BadInputException)
         {
             // An error ends the run: the summary says so (with the epochs of its last checkpoint), the lock goes with `run`.
+            // A refused input (a checkpoint that cannot be loaded) changes nothing in the folder: no summary either.
             var kept = store.TryReadWritten() ?? state;
             try
             {
