@@ -113,7 +113,7 @@ public sealed class Trainer(Session session, RunDirectory run, ITrainingObserver
                     if (done.Epoch < _cfg.Train.Epochs && EarlyStop(epochs, loop.State.BestEpoch) is string stop)
                     {
                         observer.Info(stop);
-                        return new TrainResult(RunStatus.Completed, steps, epochs, loop.State.BestAccuracy, TrainSeconds: Seconds(), StoppedEarly: true);
+                        return new TrainResult(RunStatus.Completed, steps, epochs, loop.State.BestAccuracy, TrainSeconds: Seconds(), BestEpoch: loop.State.BestEpoch, StoppedEarly: true);
                     }
                     break;
             }
