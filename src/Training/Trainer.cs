@@ -79,7 +79,8 @@ public sealed class Trainer(Session session, RunDirectory run, ITrainingObserver
 
                 case EpochDone done:
                     log.Flush();
-                    var eval = Evaluator.Run(model, session.Test, _cfg.Train.EvalBatchSize, _cfg.Model.NumClasses);
+                    var eval = Evaluator.Run(model, session.Test, _cfg.Train.EvalBatchSize, _cfg.Model.NumClasses,
+                        images => observer.Evaluating(images, session.Test.Count));
                     loop.TrainMode();
                     // Nothing non-finite becomes a checkpoint: weights that overflowed at the epoch's last step (or stay finite
                     // but are so large that the test loss is NaN) end the run as diverged, and the previous checkpoint stays.
