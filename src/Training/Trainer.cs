@@ -13,8 +13,9 @@ public enum RunStatus { Completed, Interrupted, Diverged }
 /// <summary>The outcome of <see cref="Trainer.Run"/>.</summary>
 /// <param name="Problem">With <see cref="RunStatus.Diverged"/>: what was not finite, where, and what was kept.</param>
 /// <param name="TrainSeconds">Training time of the whole run so far (evaluation excluded), the unfinished epoch's included.</param>
+/// <param name="DivergedAtStep">With <see cref="RunStatus.Diverged"/>: the global step at which something stopped being finite.</param>
 public sealed record TrainResult(RunStatus Status, IReadOnlyList<StepRecord> Steps, IReadOnlyList<EpochRecord> Epochs, double BestAccuracy,
-    string? Problem = null, double TrainSeconds = 0);
+    string? Problem = null, double TrainSeconds = 0, long? DivergedAtStep = null);
 
 /// <summary>Training stopped because the loss became NaN or infinite; the last good checkpoint is kept.</summary>
 public sealed class DivergedException(string message) : Exception(message);
@@ -70,7 +71,7 @@ public sealed class Trainer(Session session, RunDirectory run, ITrainingObserver
                     var record = step.Record;
                     if (!double.IsFinite(record.Loss))
                         return Diverge(store, log, steps, epochs, loop.State.BestAccuracy,
-                            $"loss is {record.Loss.ToString(CultureInfo.InvariantCulture)} at step {record.Step} (epoch {record.Epoch}, batch {step.Batch})", Seconds());
+                            $"loss is {record.Loss.ToString(CultureInfo.InvariantCulture)} at step {record.Step} (epoch {record.Epoch}, batch {step.Batch})", Seconds(), record.Step);
                     steps.Add(record);
                     log.Append(record);
                     if (flushed.Elapsed.TotalSeconds >= _cfg.Train.LogEvery) { log.Flush(); flushed.Restart(); }
@@ -90,7 +91,7 @@ public sealed class Trainer(Session session, RunDirectory run, ITrainingObserver
                         : null;
                     if (problem is not null)
                         return Diverge(store, log, steps, epochs, loop.State.BestAccuracy,
-                            $"{problem} after epoch {done.Epoch} (step {loop.State.GlobalStep})", Seconds(done.Seconds));
+                            $"{problem} after epoch {done.Epoch} (step {loop.State.GlobalStep})", Seconds(done.Seconds), loop.State.GlobalStep);
                     bool isBest = eval.Accuracy > loop.State.BestAccuracy;
                     if (isBest) loop.RecordBestAccuracy(eval.Accuracy);
                     var er = new EpochRecord(done.Epoch, done.TrainLoss, eval.Loss, eval.Accuracy, done.Lr, done.Seconds, done.ImagesPerSecond);
@@ -105,7 +106,7 @@ public sealed class Trainer(Session session, RunDirectory run, ITrainingObserver
 
         if (NonFinite(model) is string nonFinite)
             return Diverge(store, log, steps, epochs, state.BestAccuracy,
-                $"weight {nonFinite} is not finite after step {state.GlobalStep} (epoch {state.EpochsDone + 1}, batch {state.BatchesDone})", Seconds());
+                $"weight {nonFinite} is not finite after step {state.GlobalStep} (epoch {state.EpochsDone + 1}, batch {state.BatchesDone})", Seconds(), state.GlobalStep);
         double seconds = Seconds();
         SaveCheckpoint(store, log, optimizer, loop.Paused, isBest: false, epochs);
         return new TrainResult(RunStatus.Interrupted, steps, epochs, state.BestAccuracy, TrainSeconds: seconds);
@@ -115,13 +116,13 @@ public sealed class Trainer(Session session, RunDirectory run, ITrainingObserver
     public static string? NonFinite(nn.Module model) => ResnetMnist.Weights.StateDictChecks.FirstNonFinite(model.state_dict());
 
     /// <summary>Ends a diverged run: steps.csv so far is written, checkpoints stay as they were.</summary>
-    TrainResult Diverge(CheckpointStore store, RunDirectory.StepsLog log, List<StepRecord> steps, List<EpochRecord> epochs, double best, string what, double seconds)
+    TrainResult Diverge(CheckpointStore store, RunDirectory.StepsLog log, List<StepRecord> steps, List<EpochRecord> epochs, double best, string what, double seconds, long step)
     {
         log.Flush();
         var kept = File.Exists(store.LastState)
             ? $"the last good checkpoint is kept in {store.Folder} (resume from it with a lower optimizer.lr and --force)"
             : "no checkpoint had been written yet";
-        return new TrainResult(RunStatus.Diverged, steps, epochs, best, $"{what}; training stopped, {kept}; try a lower optimizer.lr", seconds);
+        return new TrainResult(RunStatus.Diverged, steps, epochs, best, $"{what}; training stopped, {kept}; try a lower optimizer.lr", seconds, step);
     }
 
     /// <summary>

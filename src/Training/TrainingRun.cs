@@ -101,9 +101,9 @@ public static class TrainingRun
 
         if (cfg.Train.Tensorboard) observer = new TensorBoardObserver(observer, run.File(TensorBoardObserver.FolderName));
         var result = new Trainer(session, run, observer).Run(cancel, state);
-        if (result.Steps.Count > 0)
-            LossPlot.Write(run.PlotFile, result.Steps, result.Epochs,
-                $"{Path.GetFileName(run.Path)}: {cfg.Model.Arch}, {cfg.Optimizer.Name.Name()} lr {cfg.Optimizer.Lr}, batch {cfg.Train.BatchSize}");
+        if (result.Steps.Count > 0 || result.DivergedAtStep is not null)
+            LossPlot.Write(run.PlotFile, result.Steps, result.Epochs, $"{Path.GetFileName(run.Path)}: {LossPlot.Describe(cfg)}",
+                result.DivergedAtStep is long at ? new LossPlot.Divergence(at) : null);
         var last = result.Epochs.LastOrDefault();
         var best = result.Epochs.Where(e => e.TestAccuracy == result.BestAccuracy).Select(e => (int?)e.Epoch).FirstOrDefault();
         var summary = new RunSummary(
