@@ -28,7 +28,9 @@ public sealed record TrainingState(int EpochsDone, int BatchesDone, bool OrderDr
     double EpochSeconds = 0, CheckpointModel? Model = null);
 
 /// <summary><c>best.json</c>, written beside <c>best.pt</c>: the model it belongs to, the epoch and its test accuracy (%).</summary>
-public sealed record BestCheckpoint(CheckpointModel Model, int Epoch, double TestAccuracy);
+/// <param name="ClassNames">The name of each output, in label order (<see cref="Data.ClassNames"/>).</param>
+public sealed record BestCheckpoint(CheckpointModel Model, int Epoch, double TestAccuracy,
+    IReadOnlyList<string>? ClassNames = null);
 
 /// <summary>
 /// The one place that writes and reads checkpoints, in <c>RUN/checkpoints/</c>: <c>last.pt</c> (the model's
@@ -49,6 +51,8 @@ public sealed class CheckpointStore(string folder, CheckpointModel? model = null
     public string BestState => Path.Combine(Folder, "best.json");
     /// <summary>The model recorded in what this store writes (null: nothing recorded).</summary>
     public CheckpointModel? Model { get; } = model;
+    /// <summary>The model's class names, written into <c>best.json</c> (null: left out).</summary>
+    public IReadOnlyList<string>? ClassNames { get; init; }
 
     static readonly JsonSerializerOptions Json = new()
     {
@@ -126,7 +130,7 @@ public sealed class CheckpointStore(string folder, CheckpointModel? model = null
     void WriteBestState(TrainingState state)
     {
         if (Model is null) return;
-        AtomicFile.WriteAllText(BestState, JsonSerializer.Serialize(new BestCheckpoint(Model, state.EpochsDone, state.BestAccuracy), Json) + "\n");
+        AtomicFile.WriteAllText(BestState, JsonSerializer.Serialize(new BestCheckpoint(Model, state.EpochsDone, state.BestAccuracy, ClassNames), Json) + "\n");
     }
 
     /// <summary>

@@ -29,7 +29,8 @@ public sealed record RunOptions(bool Resume = false, bool Force = false, string?
 public sealed record RunSummary(string Status, string? Problem, int Epochs, long Steps, int? BestEpoch,
     double? FinalTrainLoss, double? FinalTestLoss, double? FinalTestAccuracy, double? BestTestAccuracy,
     double TrainSeconds, double WallSeconds, DateTime StartedAt, int TrainImages, int TestImages,
-    string Arch, string Dataset, string Device, int Threads, string? CommandLine, string? ToolVersion, string Torch);
+    string Arch, string Dataset, string Device, int Threads, string? CommandLine, string? ToolVersion, string Torch,
+    IReadOnlyList<string>? ClassNames = null);
 
 /// <summary>What a run did: the trainer's result, the summary written, and the run folder.</summary>
 public sealed record RunOutcome(TrainResult Result, RunSummary Summary, string RunPath);
@@ -127,7 +128,8 @@ public static class TrainingRun
             Threads: TorchSharp.torch.get_num_threads(),
             CommandLine: options.CommandLine,
             ToolVersion: options.ToolVersion,
-            Torch: TorchSharp.torch.__version__);
+            Torch: TorchSharp.torch.__version__,
+            ClassNames: Data.ClassNames.For(cfg));
         run.WriteSummary(summary);
         return new RunOutcome(result, summary, run.Path);
     }

@@ -47,6 +47,7 @@ sealed class PredictCommand : Command<PredictCommand.Settings>
         {
             using var session = CheckpointSettings.OpenSession(cfg, weights, Splits.None);
             session.Model.eval();
+            var names = ClassNames.For(cfg);
             using var _ = no_grad();
             for (int at = 0; at < images.Count; at++)
             {
@@ -58,10 +59,10 @@ sealed class PredictCommand : Command<PredictCommand.Settings>
                 catch (DataException e) { Fail(at, e); continue; }
                 var p = nn.functional.softmax(session.Model.forward(x), 1)[0].to_type(ScalarType.Float64).cpu().data<double>().ToArray();
                 int cls = Array.IndexOf(p, p.Max());
-                results[at] = new { Image = image, Class = cls, Probability = p[cls], Probabilities = p };
+                results[at] = new { Image = image, Class = cls, ClassName = names[cls], Probability = p[cls], Probabilities = p };
                 if (!s.Json)
                     Terminal.Out(string.Create(CultureInfo.InvariantCulture,
-                        $"{image}: {cls} ({p[cls] * 100:F1}%)  [{string.Join(" ", p.Select((v, i) => $"{i}:{v:F3}"))}]"));
+                        $"{image}: {names[cls]} ({p[cls] * 100:F1}%)  [{string.Join(" ", p.Select((v, i) => $"{i}:{v:F3}"))}]"));
             }
         }
         if (s.Json) Console.WriteLine(ResnetMnist.Outputs.RunDirectory.SummaryJson(new { Checkpoint = Path.GetFullPath(weights), Predictions = results }));
