@@ -103,9 +103,7 @@ class CheckpointSettings : CommonSettings
     public (TrainingConfig, string) Resolve()
     {
         // A run folder: its best.pt, or last.pt where train.save kept no best.pt.
-        string weights = !Directory.Exists(Checkpoint) ? Checkpoint
-            : new[] { "best.pt", "last.pt" }.Select(f => Path.Combine(Checkpoint, "checkpoints", f)).FirstOrDefault(File.Exists)
-              ?? Path.Combine(Checkpoint, "checkpoints", "best.pt");
+        string weights = RunWeights.Resolve(Checkpoint);
         if (InputFiles.KindOf(weights) is InputFiles.Kind.Missing or InputFiles.Kind.Directory) throw new UsageException($"{weights}: checkpoint not found");
         // Refused here, before anything opens it: a FIFO or device would block the reader.
         InputFiles.RequireRegularFile(weights, "a .pt state_dict (torch.save zip)", TorchArchive.MaxFileBytes, m => new UsageException($"{weights}: {m}"));
