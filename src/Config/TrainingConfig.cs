@@ -91,7 +91,7 @@ public sealed record ModelConfig
     [Key("model.freeze", "top-level modules not trained (their BatchNorm stays in eval mode)", Allowed = typeof(ResnetMnist.Weights.Freezing))]
     public IReadOnlyList<string> Freeze { get; init; } = [];
 
-    [Key("model.init_from", "warm start: a `.pt`/`.pth`/`.safetensors` state_dict (e.g. another run's `best.pt`) whose tensors are copied wherever name and shape match the model; the rest keep their fresh initialisation (listed in the log). Applied after `pretrained`; null = none", Kind = KeyKind.Path)]
+    [Key("model.init_from", "warm start: a `.pt`/`.pth`/`.safetensors` state_dict, or a run folder (its `best.pt`, else `last.pt`), whose tensors are copied wherever name and shape match the model; the rest keep their fresh initialisation (listed in the log). Applied after `pretrained`; null = none", Kind = KeyKind.Path)]
     public string? InitFrom { get; init; }
 
     [Key("model.bn_eval", "keep every BatchNorm in eval mode (fixed statistics) while training")]

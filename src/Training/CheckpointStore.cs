@@ -14,8 +14,10 @@ namespace ResnetMnist.Training;
 
 /// <summary><c>best.json</c>, written beside <c>best.pt</c>: the model it belongs to, the epoch and its test accuracy (%);
 /// with a validation split (which chose the epoch) also its validation accuracy (%), else null.</summary>
+/// <param name="ClassNames">The name of each output, in label order (<see cref="Data.ClassNames"/>).</param>
 public sealed record BestCheckpoint(CheckpointModel Model, int Epoch, double TestAccuracy,
-    [property: System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)] double? ValAccuracy = null);
+    [property: System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)] double? ValAccuracy = null,
+    IReadOnlyList<string>? ClassNames = null);
 
 /// <summary>
 /// The one place that writes and reads checkpoints, in <c>RUN/checkpoints/</c>: <c>last.pt</c> (the model's
@@ -36,6 +38,8 @@ public sealed class CheckpointStore(string folder, CheckpointModel? model = null
     public string BestState => Path.Combine(Folder, "best.json");
     /// <summary>The model recorded in what this store writes (null: nothing recorded).</summary>
     public CheckpointModel? Model { get; } = model;
+    /// <summary>The model's class names, written into <c>best.json</c> (null: left out).</summary>
+    public IReadOnlyList<string>? ClassNames { get; init; }
 
     static readonly JsonSerializerOptions Json = new()
     {
@@ -114,7 +118,7 @@ public sealed class CheckpointStore(string folder, CheckpointModel? model = null
     {
         if (Model is null) return;
         var epoch = state.Epochs?.FirstOrDefault(e => e.Epoch == state.EpochsDone);
-        AtomicFile.WriteAllText(BestState, JsonSerializer.Serialize(new BestCheckpoint(Model, state.EpochsDone, epoch?.TestAccuracy ?? state.BestAccuracy, epoch?.ValAccuracy), Json) + "\n");
+        AtomicFile.WriteAllText(BestState, JsonSerializer.Serialize(new BestCheckpoint(Model, state.EpochsDone, epoch?.TestAccuracy ?? state.BestAccuracy, epoch?.ValAccuracy, ClassNames), Json) + "\n");
     }
 
     /// <summary>

@@ -49,7 +49,8 @@ public sealed record RunSummary(string Status, string? Problem, int Epochs, long
     string Arch, string Dataset, string Device, int Threads, string? CommandLine, string? ToolVersion, string Torch,
     string BestChosenOn = "test", int? ValImages = null, double? BestValAccuracy = null, bool StoppedEarly = false,
     string? KernelSet = null, string? CpuModel = null, double? PeakMemoryMib = null,
-    string? WeightsSource = null, string? WeightsFile = null, string? WeightsSha256 = null, string? InitFrom = null, string? InitFromSha256 = null);
+    string? WeightsSource = null, string? WeightsFile = null, string? WeightsSha256 = null, string? InitFrom = null, string? InitFromSha256 = null,
+    IReadOnlyList<string>? ClassNames = null);
 
 /// <summary>What a run did: the trainer's result, the summary written, and the run folder.</summary>
 public sealed record RunOutcome(TrainResult Result, RunSummary Summary, string RunPath)
@@ -148,7 +149,7 @@ public static class TrainingRun
         if (cfg.Train.Tensorboard) observer = new TensorBoardObserver(observer, run.File(RunDirectory.TensorBoardFolder));
         TrainResult result;
         try { result = new Trainer(session, run, observer).Run(cancel, state); }
-        catch (Exception e) when (e is not Data.BadInputException)
+        catch (Exception e) when (e is not BadInputException)
         {
             // An error ends the run: the summary says so (with the epochs of its last checkpoint), the lock goes with `run`.
             // A refused input (a checkpoint that cannot be loaded) changes nothing in the folder: no summary either.
@@ -161,9 +162,9 @@ public static class TrainingRun
             catch (Exception w) when (w is IOException or UnauthorizedAccessException) { } // the error that ended the run is the one to report
             throw;
         }
-        if (result.Steps.Count > 0)
-            LossPlot.Write(run.PlotFile, result.Steps, result.Epochs,
-                $"{Path.GetFileName(run.Path)}: {cfg.Model.Arch}, {cfg.Optimizer.Name.Name()} lr {cfg.Optimizer.Lr}, batch {cfg.Train.BatchSize}");
+        if (result.Steps.Count > 0 || result.DivergedAtStep is not null)
+            LossPlot.Write(run.PlotFile, result.Steps, result.Epochs, $"{Path.GetFileName(run.Path)}: {LossPlot.Describe(cfg)}",
+                result.DivergedAtStep is long at ? new LossPlot.Divergence(at) : null);
         var summary = Summary(result.Status.ToString().ToLowerInvariant(), result.Problem, result.Epochs,
             result.Steps.Count == 0 ? 0 : result.Steps[^1].Step, result.BestEpoch, result.TrainSeconds, result.StoppedEarly);
         run.WriteSummary(summary);
@@ -210,6 +211,7 @@ public static class TrainingRun
             WeightsFile: session.PretrainedFile is string wf ? Path.GetFullPath(wf) : null,
             WeightsSha256: Sha256(session.PretrainedFile),
             InitFrom: cfg.Model.InitFrom is string init ? Path.GetFullPath(init) : null,
-            InitFromSha256: Sha256(cfg.Model.InitFrom));
+            InitFromSha256: Sha256(cfg.Model.InitFrom),
+            ClassNames: Data.ClassNames.For(cfg.Data.Dataset, cfg.Model.NumClasses));
     }
 }

@@ -23,8 +23,14 @@ sealed class WeightsImportMlnetCommand : Command<WeightsImportMlnetCommand.Setti
     public override int Execute(CommandContext context, Settings s, CancellationToken cancellation)
     {
         NativeLoader.EnsureLoaded();
+        // Says what happened: reused an earlier conversion, or converted the package's ONNX model (fetched first when no cache held it).
+        bool reused = MlnetImporter.Converted(foldPreprocessing: !s.Unfolded) is not null, fetched = false;
+        if (!reused)
+            try { MlnetImporter.FindPackageDir(); }
+            catch (FileNotFoundException) { fetched = true; }
         var pth = MlnetImporter.EnsureConverted(foldPreprocessing: !s.Unfolded);
-        Terminal.Out($"converted {MlnetImporter.OnnxModelPath()}");
+        Terminal.Out(reused ? "reused the earlier conversion of ML.NET's ResNet18.onnx (nothing fetched or converted)"
+            : $"{(fetched ? $"fetched {MlnetImporter.PackageId} {MlnetImporter.PackageVersion} from NuGet and " : "")}converted {MlnetImporter.OnnxModelPath()}");
         Terminal.Out($"  -> {pth}");
         Terminal.Out($"  -> {Path.ChangeExtension(pth, ".safetensors")}");
         if (s.Out is not null)
