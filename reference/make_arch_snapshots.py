@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Reference snapshots for resnet34 and resnet50 (init and float64 forward), per kernel set.
+"""Reference snapshots for every architecture in archs.json (init and float64 steps), per kernel set.
 
     /usr/bin/python3 reference/make_arch_snapshots.py [--out DIR] [--kernel-set all|default|avx2|avx512] [--arch NAME]
 
@@ -14,6 +14,15 @@ Each file holds, for (in_channels, num_classes) = (1, 10) and (3, 1000), under "
            INPUT(c) = torch.Generator().manual_seed(1234); torch.rand(2, c, 64, 64, generator=g, dtype=float64)
            (a private generator: the global one is not touched); per top-level layer a tensor record
            (make_snapshots.py's: shape, sum, abs_sum, max_abs, K sampled elements).
+Every architecture in archs.json (resnet18 included) also gets DIR/<kernel set>/steps_<name>.json, cheap enough
+for the deepest nets (wide_resnet101_2: 127M parameters):
+  init:    torch.manual_seed(0); m = resnet_mnist.build_model("none", 1, 10, arch); sha256 + float64 sum of every
+           state_dict tensor;
+  steps:   that same model .to(torch.float64), train mode, STEPS steps of torch.optim.SGD(lr=STEP_LR) on
+           STEP_INPUT = torch.rand(2, 1, 32, 32, dtype=float64, generator=Generator().manual_seed(1234)) with
+           labels STEP_LABELS and cross_entropy: per step the loss; for step 1 every top-level layer's output and
+           the gradients of STEP_TENSORS; after the last step those tensors' values (records of STEP_K elements).
+The arch_ files (64×64 input, both shapes, eval and train forward) exist for resnet34 and resnet50 (FORWARD_ARCHS).
 Files stay small: hashes and a few statistics, never whole tensors.
 """
 import argparse
@@ -28,7 +37,14 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import make_snapshots as ms  # noqa: E402
 import resnet_mnist as rm  # noqa: E402
 
-ARCHS = ["resnet34", "resnet50"]
+ARCHS = list(rm.ARCHS)
+FORWARD_ARCHS = ["resnet34", "resnet50"]
+STEPS = 2
+STEP_HW = 32
+STEP_LR = 0.01
+STEP_LABELS = [3, 7]
+STEP_TENSORS = ["conv1.weight", "layer1.0.conv2.weight", "layer4.0.conv2.weight", "fc.weight"]
+STEP_K = 16
 VARIANTS = [(1, 10), (3, 1000)]
 INPUT_SEED = 1234
 INPUT_HW = 64
@@ -74,6 +90,45 @@ def arch_snapshot(arch):
     }
 
 
+def steps_snapshot(arch):
+    """Init hashes, then STEPS float64 SGD steps of the same model (see the module doc)."""
+    model = build(arch, 1, 10)
+    init = {key: ms.hash_record(v) for key, v in model.state_dict().items()}
+    n_params = sum(p.numel() for p in model.parameters())
+    model = model.to(torch.float64).train()
+    g = torch.Generator().manual_seed(INPUT_SEED)
+    x = torch.rand(BATCH, 1, STEP_HW, STEP_HW, generator=g, dtype=torch.float64)
+    y = torch.tensor(STEP_LABELS)
+    opt = torch.optim.SGD(model.parameters(), lr=STEP_LR)
+    params = dict(model.named_parameters())
+    losses, layers, grads = [], {}, {}
+    for step in range(STEPS):
+        captured = {}
+        hooks = [getattr(model, n).register_forward_hook(
+            lambda mod, i, o, n=n: captured.__setitem__(n, o.detach().clone())) for n in ms.LAYERS] if step == 0 else []
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        for h in hooks:
+            h.remove()
+        if step == 0:
+            layers = {n: ms.record(captured[n], K) for n in ms.LAYERS}
+            grads = {k: ms.record(params[k].grad, STEP_K) for k in STEP_TENSORS}
+        losses.append(float(loss.item()))
+        opt.step()
+    final = {k: ms.record(params[k], STEP_K) for k in STEP_TENSORS}
+    return {
+        "meta": ms.meta(arch=arch, K=K, STEP_K=STEP_K, steps=STEPS, lr=STEP_LR, labels=STEP_LABELS,
+                        model=f"torch.manual_seed(0); resnet_mnist.build_model('none', 1, 10, '{arch}'), then "
+                              ".to(torch.float64).train()",
+                        input=f"torch.rand({BATCH}, 1, {STEP_HW}, {STEP_HW}, dtype=float64, "
+                              f"generator=torch.Generator().manual_seed({INPUT_SEED}))",
+                        step=f"torch.optim.SGD(lr={STEP_LR}); zero_grad; cross_entropy(model(x), labels).backward(); step"),
+        "parameters": n_params, "count": len(init), "init": init, "input": ms.record(x, K),
+        "losses": losses, "layers_step1": layers, "grads_step1": grads, "final": final,
+    }
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=os.path.join(ms.HERE, "snapshots"))
@@ -100,8 +155,12 @@ def main():
     torch.set_num_threads(ms.THREADS)
     for arch in archs:
         t0 = time.time()
-        path = ms.write(args.out, f"arch_{arch}.json", arch_snapshot(arch))
-        print(f"{arch}: {time.time() - t0:.1f} s -> {path}", flush=True)
+        if arch in FORWARD_ARCHS:
+            path = ms.write(args.out, f"arch_{arch}.json", arch_snapshot(arch))
+            print(f"{arch}: {time.time() - t0:.1f} s -> {path}", flush=True)
+            t0 = time.time()
+        path = ms.write(args.out, f"steps_{arch}.json", steps_snapshot(arch))
+        print(f"{arch} steps: {time.time() - t0:.1f} s -> {path}", flush=True)
     return 0
 
 

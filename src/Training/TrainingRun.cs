@@ -49,7 +49,7 @@ public static class TrainingRun
     public static RunSummary RecordFailure(TrainingConfig cfg, string runPath, string problem, DateTime started, RunOptions? options = null)
     {
         var summary = new RunSummary("failed", problem, 0, 0, null, null, null, null, null, 0, (DateTime.UtcNow - started).TotalSeconds, started,
-            0, 0, cfg.Model.Arch, cfg.Data.Dataset, cfg.Device.Name(), cfg.Threads, options?.CommandLine, options?.ToolVersion, TorchSharp.torch.__version__);
+            0, 0, cfg.Model.Arch.Name, cfg.Data.Dataset, cfg.Device.Name(), cfg.Threads, options?.CommandLine, options?.ToolVersion, TorchSharp.torch.__version__);
         var file = Path.Combine(runPath, "summary.json");
         if (File.Exists(file))
         {
