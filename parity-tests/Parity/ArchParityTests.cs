@@ -283,7 +283,7 @@ public sealed class ArchParityTests
     /// <c>torchvision.models.&lt;model.arch&gt;()</c> from the config it is given, and the tool's model matches it
     /// (init bit-exact, 2 float64 SGD steps on 16 real digits within the check's own float64 bounds).
     /// </summary>
-    [TestCase("resnet34"), TestCase("resnet50"), Category("NeedsPyTorch")]
+    [TestCase("resnet34"), TestCase("resnet50"), TestCase("resnext50_32x4d"), Category("NeedsPyTorch")]
     public void ParityCheckRunsTheReferenceWithModelArch(string arch)
     {
         Python.RequireTorch();
