@@ -346,7 +346,7 @@ public sealed class ConfigTests
     public void DefaultsAreTheReferences()
     {
         var c = ConfigLoader.Parse("", null);
-        Assert.That((c.Optimizer.Lr, c.Train.Epochs, c.Train.Shuffle, c.Data.Normalize, c.Model.Pretrained, c.Train.Dtype),
+        Assert.That((c.Optimizer.Lr, c.Train.Epochs, c.Train.Shuffle, c.Data.Normalize, c.Model.Pretrained.Text, c.Train.Dtype),
             Is.EqualTo((1e-3, 10, true, false, "none", DtypeKind.Float32)));
     }
 

@@ -112,11 +112,11 @@ public static class OnnxExport
             return output;
         }
 
-        public string Conv(string x, string prefix, int kernel, int stride, int pad)
+        public string Conv(string x, string prefix, int kernel, int stride, int pad, int groups = 1)
         {
             Init(prefix + ".weight");
             return Node("Conv", [x, prefix + ".weight"], prefix, Ints("kernel_shape", kernel, kernel), Ints("strides", stride, stride),
-                Ints("pads", pad, pad, pad, pad), Ints("dilations", 1, 1), Int("group", 1));
+                Ints("pads", pad, pad, pad, pad), Ints("dilations", 1, 1), Int("group", groups));
         }
 
         public string Bn(string x, string prefix)

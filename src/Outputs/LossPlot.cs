@@ -16,10 +16,10 @@ public static class LossPlot
     /// </summary>
     public static string Describe(TrainingConfig cfg)
     {
-        var weights = cfg.Model.Pretrained;
+        var weights = cfg.Model.Pretrained.Text;
         if (cfg.Model.InitFrom is string from) weights += $" + init_from {Path.GetFileName(Path.TrimEndingDirectorySeparator(from))}";
         return string.Create(CultureInfo.InvariantCulture,
-            $"{cfg.Model.Arch} on {cfg.Data.Dataset}, weights {weights}, {cfg.Optimizer.Name.Name()} lr {cfg.Optimizer.Lr}, scheduler {cfg.Scheduler.Name.Name()}, batch {cfg.Train.BatchSize}");
+            $"{cfg.Model.Arch.Name} on {cfg.Data.Dataset.Name}, weights {weights}, {cfg.Optimizer.Name.Name()} lr {cfg.Optimizer.Lr}, scheduler {cfg.Scheduler.Name.Name()}, batch {cfg.Train.BatchSize}");
     }
 
     /// <summary>Where a run diverged (drawn as a vertical line; why is summary.json's <c>problem</c>).</summary>

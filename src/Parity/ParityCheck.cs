@@ -56,21 +56,17 @@ public static class ParityCheck
     /// <summary>Least bound on the float32 final weights (relative): one float32 update's rounding, assert_close's atol.</summary>
     public const double FinalWeightsFloor = 1e-5;
 
-    /// <summary>The architectures reference/resnet_mnist.py's <c>build_model</c> builds (torchvision.models.&lt;arch&gt;()).</summary>
-    public static readonly IReadOnlyList<string> ReferenceArchs = ["resnet18", "resnet34", "resnet50"];
-
     /// <summary>Why the reference program cannot run this config as the tool does, or null when it can.</summary>
     public static string? Unsupported(TrainingConfig cfg)
     {
-        if (!ReferenceArchs.Contains(cfg.Model.Arch))
-            return $"model.arch: {cfg.Model.Arch}: the reference program builds {string.Join(", ", ReferenceArchs)} only";
+        // Every architecture: reference/resnet_mnist.py reads the same reference/archs.json as ArchSpecs.
         if (cfg.Model.Freeze.Count > 0) return "model.freeze: the reference program trains every module; use []";
         if (cfg.Model.BnEval) return "model.bn_eval: the reference program keeps BatchNorm in train mode; use false";
-        if (cfg.Model.Pretrained != "none" && cfg.Model.Conv1Init != Conv1Init.Random)
+        if (!cfg.Model.Pretrained.IsNone && cfg.Model.Conv1Init != Conv1Init.Random)
             return $"model.conv1_init: {cfg.Model.Conv1Init.Name()}: the reference program replaces conv1 with a fresh random one; use random";
         if (cfg.Model.InitFrom is not null)
             return "model.init_from: the reference program has no warm start; use null (compare the warm-started run with `evaluate` instead)";
-        foreach (var (key, path) in new[] { ("data.root", cfg.Data.Root), ("model.pretrained", cfg.Model.Pretrained) })
+        foreach (var (key, path) in new[] { ("data.root", cfg.Data.Root), ("model.pretrained", cfg.Model.Pretrained.Text) })
             if (path.Any(char.IsControl))
                 return $"{key}: '{Core.Printable.Escape(path, 120)}' holds a control character, which the reference program's config cannot carry; rename it";
         return null;
@@ -108,7 +104,7 @@ public static class ParityCheck
         CheckReferenceInputs(cfg);
         using var session = Session.Create(cfg, Splits.TrainAndTest, log: log);
         int threads = get_num_threads();
-        var refCfg = cfg with { Model = cfg.Model with { Pretrained = ReferenceWeights(cfg.Model.Pretrained, ArchSpecs.Get(cfg.Model.Arch), workDir) } };
+        var refCfg = cfg with { Model = cfg.Model with { Pretrained = ReferenceWeights(cfg.Model.Pretrained, workDir) } };
         var refConfig = Path.Combine(workDir, "config.yaml");
         AtomicFile.WriteAllText(refConfig, ConfigSchema.ToYaml(refCfg));
         var dumpDir = ResnetMnist.Outputs.OutputFolder.Subfolder(Path.Combine(workDir, "dump"), removeLinks: true);
@@ -167,12 +163,12 @@ public static class ParityCheck
     }
 
     /// <summary>The pretrained file the reference loads: mlnet/torchvision resolved to their .pth; safetensors re-saved as .pth.</summary>
-    static string ReferenceWeights(string source, ArchSpec arch, string workDir)
+    static PretrainedChoice ReferenceWeights(PretrainedChoice source, string workDir)
     {
-        var path = PretrainedWeights.ResolvePath(source, arch);
-        if (path is null) return "none";
+        var path = PretrainedWeights.ResolvePath(source);
+        if (path is null) return PretrainedChoice.None;
         path = Path.GetFullPath(path);
-        if (WeightsFile.DetectFormat(path) == WeightsFormat.TorchZip) return path;
+        if (WeightsFile.DetectFormat(path) == WeightsFormat.TorchZip) return new(null, path, path);
         // The reference reads torch.save files only: hand it the same tensors in that format.
         var pth = Path.Combine(workDir, "pretrained.pth");
         var sd = WeightsFile.ReadStateDict(path);
@@ -181,7 +177,7 @@ public static class ParityCheck
             AtomicFile.Write(pth, f => PyTorchPickler.PickleStateDict(f, sd, leaveOpen: true));
         }
         finally { foreach (var t in sd.Values) t.Dispose(); }
-        return pth;
+        return new(null, pth, pth);
     }
 
     /// <summary>

@@ -75,7 +75,7 @@ public static class TrainingRun
     public static RunSummary RecordFailure(TrainingConfig cfg, string runPath, string problem, DateTime started, RunOptions? options = null)
     {
         var summary = new RunSummary("failed", problem, 0, 0, null, null, null, null, null, 0, (DateTime.UtcNow - started).TotalSeconds, started,
-            0, 0, cfg.Model.Arch, cfg.Data.Dataset.Name, cfg.Device.Name(), cfg.Threads, options?.CommandLine, options?.ToolVersion, TorchSharp.torch.__version__);
+            0, 0, cfg.Model.Arch.Name, cfg.Data.Dataset.Name, cfg.Device.Name(), cfg.Threads, options?.CommandLine, options?.ToolVersion, TorchSharp.torch.__version__);
         var file = Path.Combine(runPath, "summary.json");
         if (File.Exists(file))
         {
@@ -207,7 +207,7 @@ public static class TrainingRun
             KernelSet: ResnetMnist.Native.KernelSet.Current,
             CpuModel: ResnetMnist.Native.MachineInfo.CpuModel(),
             PeakMemoryMib: ResnetMnist.Native.MachineInfo.ProcStatusMiB("VmHWM"),
-            WeightsSource: cfg.Model.Pretrained,
+            WeightsSource: cfg.Model.Pretrained.Text,
             WeightsFile: session.PretrainedFile is string wf ? Path.GetFullPath(wf) : null,
             WeightsSha256: Sha256(session.PretrainedFile),
             InitFrom: cfg.Model.InitFrom is string init ? Path.GetFullPath(init) : null,

@@ -25,7 +25,7 @@ sealed class EvaluateCommand : Command<EvaluateCommand.Settings>
         var doc = new
         {
             Checkpoint = Path.GetFullPath(weights),
-            Arch = cfg.Model.Arch,
+            Arch = cfg.Model.Arch.Name,
             Dataset = cfg.Data.Dataset.Name,
             TestImages = e.Count,
             TestLoss = e.Loss,
