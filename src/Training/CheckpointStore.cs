@@ -88,7 +88,7 @@ public sealed class CheckpointStore(string folder, CheckpointModel? model = null
         void Pickle(Stream to)
         {
             using var scope = NewDisposeScope();
-            var sd = model.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().cpu().contiguous().clone());
+            var sd = model.state_dict().ToDictionary(kv => kv.Key, kv => ResnetMnist.Model.MemoryFormat.StandardCopy(kv.Value.detach().cpu()));
             PyTorchPickler.PickleStateDict(to, sd, leaveOpen: true);
         }
     }
@@ -151,9 +151,9 @@ public sealed class CheckpointStore(string folder, CheckpointModel? model = null
             using (no_grad())
                 foreach (var state in optimizer.state_dict().State)
                     foreach (var field in state.GetType().GetFields(System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.Instance))
-                        if (field.GetValue(state) is Tensor t && (!t.is_contiguous() || t.storage_offset() != 0))
+                        if (field.GetValue(state) is Tensor t && !ResnetMnist.Model.MemoryFormat.IsStandalone(t))
                         {
-                            field.SetValue(state, t.contiguous().clone());
+                            field.SetValue(state, ResnetMnist.Model.MemoryFormat.StandardCopy(t));
                             swapped.Add((state, field, t));
                         }
             optimizer.save_py(output, leaveOpen: true);
