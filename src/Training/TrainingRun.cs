@@ -26,10 +26,13 @@ public sealed record RunOptions(bool Resume = false, bool Force = false, string?
 /// <param name="StartedAt">When this invocation started (UTC, ISO 8601).</param>
 /// <param name="TrainImages">Images in the training split as used (after data.train_limit).</param>
 /// <param name="TestImages">Images in the test split as used (after data.test_limit).</param>
+/// <param name="PeakResidentMib">Peak resident memory of this invocation (Linux <c>VmHWM</c>), MiB, read as the summary is
+/// written; null where the system does not report it.</param>
 public sealed record RunSummary(string Status, string? Problem, int Epochs, long Steps, int? BestEpoch,
     double? FinalTrainLoss, double? FinalTestLoss, double? FinalTestAccuracy, double? BestTestAccuracy,
     double TrainSeconds, double WallSeconds, DateTime StartedAt, int TrainImages, int TestImages,
-    string Arch, string Dataset, string Device, int Threads, string? CommandLine, string? ToolVersion, string Torch);
+    string Arch, string Dataset, string Device, int Threads, string? CommandLine, string? ToolVersion, string Torch,
+    double? PeakResidentMib = null);
 
 /// <summary>What a run did: the trainer's result, the summary written, and the run folder.</summary>
 public sealed record RunOutcome(TrainResult Result, RunSummary Summary, string RunPath);
@@ -127,7 +130,8 @@ public static class TrainingRun
             Threads: TorchSharp.torch.get_num_threads(),
             CommandLine: options.CommandLine,
             ToolVersion: options.ToolVersion,
-            Torch: TorchSharp.torch.__version__);
+            Torch: TorchSharp.torch.__version__,
+            PeakResidentMib: ProcessMemory.PeakResidentMiB());
         run.WriteSummary(summary);
         return new RunOutcome(result, summary, run.Path);
     }

@@ -270,14 +270,5 @@ sealed class BenchCommand : Command<BenchCommand.Settings>
         public void Info(string message) { }
     }
 
-    /// <summary>A <c>/proc/self/status</c> memory line (kB) in MiB; null where there is no such file.</summary>
-    internal static double? ProcStatusMiB(string key)
-    {
-        const string file = "/proc/self/status";
-        if (!File.Exists(file)) return null;
-        foreach (var line in ResnetMnist.Data.InputFiles.ReadAllText(file, "a process status", 1 << 20, m => new IOException(m)).Split('\n'))
-            if (line.StartsWith(key + ":", StringComparison.Ordinal))
-                return double.Parse(line[(key.Length + 1)..].Trim().Split(' ')[0], CultureInfo.InvariantCulture) / 1024.0;
-        return null;
-    }
+    internal static double? ProcStatusMiB(string key) => ProcessMemory.StatusMiB(key);
 }
