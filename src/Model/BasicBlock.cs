@@ -72,18 +72,18 @@ public sealed class BasicBlock : ResidualBlock
         using var scope = NewDisposeScope();
         var identity = x;
 
-        var @out = conv1.forward(x);
-        @out = bn1.forward(@out);
-        @out = relu.forward(@out);
+        var @out = conv1.call(x);
+        @out = bn1.call(@out);
+        @out = relu.call(@out);
 
-        @out = conv2.forward(@out);
-        @out = bn2.forward(@out);
+        @out = conv2.call(@out);
+        @out = bn2.call(@out);
 
         if (downsample is not null)
-            identity = downsample.forward(x);
+            identity = downsample.call(x);
 
         @out = @out.add_(identity);
-        @out = relu.forward(@out);
+        @out = relu.call(@out);
         return @out.MoveToOuterDisposeScope();
     }
 }

@@ -139,18 +139,18 @@ public sealed class ResNet : Module<Tensor, Tensor>
             return x = next;
         }
 
-        Next(conv1.forward(x), "conv1");
-        Next(bn1.forward(x), "bn1");
-        Next(relu.forward(x), "relu");
-        Next(maxpool.forward(x), "maxpool");
+        Next(conv1.call(x), "conv1");
+        Next(bn1.call(x), "bn1");
+        Next(relu.call(x), "relu");
+        Next(maxpool.call(x), "maxpool");
 
-        Next(layer1.forward(x), "layer1");
-        Next(layer2.forward(x), "layer2");
-        Next(layer3.forward(x), "layer3");
-        Next(layer4.forward(x), "layer4");
+        Next(layer1.call(x), "layer1");
+        Next(layer2.call(x), "layer2");
+        Next(layer3.call(x), "layer3");
+        Next(layer4.call(x), "layer4");
 
-        Next(avgpool.forward(x), "avgpool");
+        Next(avgpool.call(x), "avgpool");
         Next(flatten(x, 1), null);
-        return Next(fc.forward(x), "fc");
+        return Next(fc.call(x), "fc");
     }
 }
