@@ -43,13 +43,13 @@ public sealed class PlotTests
     {
         var cfg = ConfigLoader.Parse("""
             data: {dataset: cifar10}
-            model: {arch: resnet34, pretrained: mlnet, init_from: runs/a/checkpoints/best.pt}
+            model: {arch: resnet34, pretrained: IMAGENET1K_V1, init_from: runs/a/checkpoints/best.pt}
             optimizer: {name: sgd, lr: 0.05, momentum: 0.9}
             scheduler: {name: cosine}
             train: {batch_size: 128}
             """, null);
         Assert.That(LossPlot.Describe(cfg),
-            Is.EqualTo("resnet34 on cifar10, weights mlnet + init_from best.pt, sgd lr 0.05, scheduler cosine, batch 128"));
+            Is.EqualTo("resnet34 on cifar10, weights IMAGENET1K_V1 + init_from best.pt, sgd lr 0.05, scheduler cosine, batch 128"));
         var plot = LossPlot.Build(Steps(4), [], "run-1: " + LossPlot.Describe(cfg));
         Assert.That(plot.Axes.Title.Label.Text, Is.EqualTo("run-1: " + LossPlot.Describe(cfg)));
     }
