@@ -72,7 +72,7 @@ DEFAULTS = {
     "seed": 0,
     "threads": "auto",
     "data": {"dataset": "mnist", "root": "data", "train_limit": None, "test_limit": None,
-             "normalize": False, "augment": False},
+             "normalize": False, "augment": False, "image_size": 224, "resize_size": None},
     "model": {"arch": "resnet18", "pretrained": "none", "in_channels": 1, "num_classes": 10},
     "train": {"epochs": 10, "batch_size": 64, "shuffle": True, "dtype": "float32"},
     "optimizer": {"name": "sgd", "lr": 1e-3, "momentum": 0.0, "nesterov": False,
@@ -83,13 +83,14 @@ DEFAULTS = {
 SCHEDULERS = ("none", "step", "cosine", "onecycle")
 LAYER_NAMES = ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4", "avgpool", "fc")
 
-DATASET_FOLDERS = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST", "cifar10": "cifar-10-batches-py"}
+DATASET_FOLDERS = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST", "cifar10": "cifar-10-batches-py", "imagefolder": "train"}
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 # Normalize((mean,), (std,)) per dataset, with data.normalize: true
 NORMALIZE = {
     "mnist": ((0.1307,), (0.3081,)),
     "fashion-mnist": ((0.2860,), (0.3530,)),
     "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
+    "imagefolder": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),  # ImageNet's
 }
 
 
@@ -126,9 +127,12 @@ def load_config(path, sets=()):
         apply_set(user, s)
     cfg = _merge(DEFAULTS, user)
     if "in_channels" not in (user.get("model") or {}):
-        cfg["model"]["in_channels"] = 3 if cfg["data"]["dataset"] == "cifar10" else 1  # the dataset's channels
+        cfg["model"]["in_channels"] = 3 if cfg["data"]["dataset"] in ("cifar10", "imagefolder") else 1  # the dataset's channels
     base = os.path.dirname(os.path.abspath(path))
     cfg["data"]["root"] = _resolve(base, cfg["data"]["root"])
+    if cfg["data"]["dataset"] == "imagefolder" and "num_classes" not in (user.get("model") or {}):
+        # the classes of ROOT/train, as ImageFolder finds them
+        cfg["model"]["num_classes"] = len(torchvision.datasets.folder.find_classes(os.path.join(cfg["data"]["root"], "train"))[0])
     pre = cfg["model"]["pretrained"]
     if _is_path_like(pre):
         cfg["model"]["pretrained"] = _resolve(base, pre)
@@ -235,14 +239,31 @@ def _first(ds, limit):
     return ds if limit is None else torch.utils.data.Subset(ds, range(min(limit, len(ds))))
 
 
+def imagefolder_transform(d, train):
+    """torchvision's classification presets: training with augment RandomResizedCrop(image_size) +
+    RandomHorizontalFlip(), otherwise Resize(resize_size) + CenterCrop(image_size); then ToTensor (+ Normalize)."""
+    size = d["image_size"]
+    resize = d["resize_size"] or int(size / 0.875)
+    steps = ([transforms.RandomResizedCrop(size), transforms.RandomHorizontalFlip()] if train and d["augment"]
+             else [transforms.Resize(resize), transforms.CenterCrop(size)])
+    steps.append(transforms.ToTensor())
+    if d["normalize"]:
+        steps.append(transforms.Normalize(*NORMALIZE["imagefolder"]))
+    return transforms.Compose(steps)
+
+
 def make_datasets(cfg):
     d = cfg["data"]
+    if d["dataset"] == "imagefolder":
+        train = torchvision.datasets.ImageFolder(os.path.join(d["root"], "train"), imagefolder_transform(d, True))
+        test = torchvision.datasets.ImageFolder(os.path.join(d["root"], "val"), imagefolder_transform(d, False))
+        return _first(train, d["train_limit"]), _first(test, d["test_limit"])
     if d["dataset"] == "cifar10":
         train = LocalCIFAR10(d["root"], train=True, transform=make_transform("cifar10", d["normalize"], d["augment"]))
         test = LocalCIFAR10(d["root"], train=False, transform=make_transform("cifar10", d["normalize"]))
         return _first(train, d["train_limit"]), _first(test, d["test_limit"])
     if d["augment"]:
-        raise SystemExit("data.augment applies to cifar10 only")
+        raise SystemExit("data.augment applies to cifar10 and imagefolder only")
     tf = make_transform(d["dataset"], d["normalize"])
     train = MnistDataset(*load_idx(d["root"], d["dataset"], True), tf, d["train_limit"])
     test = MnistDataset(*load_idx(d["root"], d["dataset"], False), tf, d["test_limit"])

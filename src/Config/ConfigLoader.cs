@@ -190,9 +190,12 @@ public static class ConfigLoader
             else if (cfg.Model.InChannels != dataset.Channels)
                 throw Bad("model.in_channels", $"is {cfg.Model.InChannels}, but data.dataset {dataset.Name} has {dataset.Channels}-channel images; allowed: {dataset.Channels}");
             if (!values.ContainsKey("model.num_classes") || Scalar("model.num_classes") is null)
-                cfg = cfg with { Model = cfg.Model with { NumClasses = dataset.NumClasses } };
-            if (cfg.Data.Augment && dataset != ResnetMnist.Data.DatasetSpecs.Cifar10)
-                throw Bad("data.augment", $"applies to cifar10 only (data.dataset is {dataset.Name}); allowed: false");
+                cfg = cfg with { Model = cfg.Model with { NumClasses = dataset == ResnetMnist.Data.DatasetSpecs.ImageFolder ? FolderClasses(cfg) : dataset.NumClasses } };
+            if (cfg.Data.Augment && dataset != ResnetMnist.Data.DatasetSpecs.Cifar10 && dataset != ResnetMnist.Data.DatasetSpecs.ImageFolder)
+                throw Bad("data.augment", $"applies to cifar10 and imagefolder only (data.dataset is {dataset.Name}); allowed: false");
+            foreach (var key in new[] { "data.image_size", "data.resize_size" })
+                if (dataset != ResnetMnist.Data.DatasetSpecs.ImageFolder && values.ContainsKey(key) && Scalar(key) is not null)
+                    throw Bad(key, $"applies to imagefolder only (data.dataset is {dataset.Name}); allowed: leave it out");
             if (!values.ContainsKey("optimizer.weight_decay") && cfg.Optimizer.Name == OptimizerKind.AdamW)
                 cfg = cfg with { Optimizer = cfg.Optimizer with { WeightDecay = 0.01 } };
             if (cfg.Optimizer.Nesterov && (cfg.Optimizer.Name != OptimizerKind.Sgd || cfg.Optimizer.Momentum <= 0))
@@ -200,6 +203,15 @@ public static class ConfigLoader
             if (cfg.Optimizer.Momentum > 0 && cfg.Optimizer.Name != OptimizerKind.Sgd)
                 throw Bad("optimizer.momentum", $"applies to sgd only (optimizer.name is {cfg.Optimizer.Name.Name()}; use optimizer.betas)");
             return cfg;
+        }
+
+        /// <summary>imagefolder's classes: the sub-folders of <c>ROOT/train</c>.</summary>
+        int FolderClasses(TrainingConfig cfg)
+        {
+            var train = Path.Combine(cfg.Data.Root, "train");
+            if (!Directory.Exists(train))
+                throw Bad("data.root", $"'{cfg.Data.Root}' has no train folder; allowed: a folder holding train/<class>/… and val/<class>/… (or set model.num_classes)");
+            return ResnetMnist.Data.Images.ImageFolder.FindClasses(train).Count;
         }
 
         /// <summary>

@@ -54,8 +54,14 @@ public sealed record DataConfig
     [Key("data.test_limit", "use the first N test images (null = all)", Min = 1, Unit = "images")]
     public int? TestLimit { get; init; }
 
-    [Key("data.augment", "torchvision's `RandomCrop(32, padding=4)` then `RandomHorizontalFlip()` on every training image, drawn from the global generator exactly as torchvision draws them (cifar10 only; evaluation is never augmented)")]
+    [Key("data.augment", "torchvision's `RandomCrop(32, padding=4)` (cifar10) or `RandomResizedCrop(image_size)` (imagefolder), then `RandomHorizontalFlip()`, on every training image, drawn from the global generator exactly as torchvision draws them (cifar10 and imagefolder; evaluation is never augmented)")]
     public bool Augment { get; init; }
+
+    [Key("data.image_size", "imagefolder: side of the square the model sees (`RandomResizedCrop` in training with data.augment, `CenterCrop` otherwise)", Min = 1, Max = 4096, Unit = "pixels")]
+    public int ImageSize { get; init; } = 224;
+
+    [Key("data.resize_size", "imagefolder: the shorter side after the evaluation `Resize`, before `CenterCrop(image_size)` (null = `int(image_size / 0.875)`, torchvision's 256 for 224)", Min = 1, Max = 4096, Unit = "pixels")]
+    public int? ResizeSize { get; init; }
 
     [Key("data.normalize", "`false`: pixels = byte / 255 (`ToTensor`, as the reference); `true`: then subtract the dataset's mean and divide by its std (MNIST: 0.1307, 0.3081)")]
     public bool Normalize { get; init; }

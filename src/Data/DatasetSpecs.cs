@@ -71,7 +71,14 @@ public static class DatasetSpecs
     public static readonly DatasetSpec Cifar10 = new("cifar10", 3, 32, 32,
         ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"], [0.4914, 0.4822, 0.4465], [0.2470, 0.2435, 0.2616], Cifar10Files.Cifar10);
 
-    public static readonly IReadOnlyList<DatasetSpec> All = [Mnist, FashionMnist, Cifar10];
+    /// <summary>
+    /// The user's own images in torchvision's classification layout (<c>ROOT/train/&lt;class&gt;/…</c>,
+    /// <c>ROOT/val/&lt;class&gt;/…</c>): its classes come from the folder and its image size from <c>data.image_size</c>
+    /// (<see cref="Images.ImageFolderFiles.For"/>); mean and std are ImageNet's, as torchvision's pretrained weights use.
+    /// </summary>
+    public static readonly DatasetSpec ImageFolder = new("imagefolder", 3, 224, 224, [], [0.485, 0.456, 0.406], [0.229, 0.224, 0.225], Images.ImageFolderFiles.Instance);
+
+    public static readonly IReadOnlyList<DatasetSpec> All = [Mnist, FashionMnist, Cifar10, ImageFolder];
 
     /// <summary>Names of <see cref="All"/>: the allowed <c>data.dataset</c> values.</summary>
     public static IReadOnlyList<string> Names => All.Select(d => d.Name).ToList();

@@ -60,6 +60,7 @@ public sealed class Session : IDisposable
         Devices.ApplyThreads(cfg.Threads);
         var arch = ArchSpecs.Get(cfg.Model.Arch);
         var dataset = DatasetSpecs.Get(cfg.Data.Dataset);
+        if (dataset == DatasetSpecs.ImageFolder) dataset = Data.Images.ImageFolderFiles.For(cfg.Data.Root, cfg.Data.ImageSize, cfg.Model.NumClasses);
 
         manual_seed(cfg.Seed);
         var model = new ResNet(arch, cfg.Model.InChannels, cfg.Model.NumClasses);
@@ -83,11 +84,32 @@ public sealed class Session : IDisposable
         if (splits == Splits.None) return new Session(cfg, device, arch, dataset, model, null, null);
         if (cfg.Data.Download && !dataset.Files.Complete(cfg.Data.Root))
             dataset.Files.Fetch(cfg.Data.Root);
+        if (dataset.Files is Data.Images.ImageFolderFiles) return WithFolders(cfg, device, arch, dataset, model, splits, log);
         ImageSplit Load(bool train) => ImageSplit.Load(dataset, cfg.Data.Root, train, train ? cfg.Data.TrainLimit : cfg.Data.TestLimit,
             cfg.Model.NumClasses, cfg.Data.Normalize, cfg.ScalarType, device, cfg.Model.ChannelsLast);
         var test = Load(train: false);
         var trainSplit = splits == Splits.TrainAndTest ? Load(train: true) : null;
         return new Session(cfg, device, arch, dataset, model, trainSplit, test);
+    }
+
+    /// <summary>
+    /// imagefolder: indexes <c>ROOT/train</c> and <c>ROOT/val</c> (the validation split with the training split's
+    /// classes), logging progress while a large folder is indexed; images are decoded per batch, with every core.
+    /// </summary>
+    static Session WithFolders(TrainingConfig cfg, Device device, ArchSpec arch, DatasetSpec dataset, ResNet model, Splits splits, Action<string>? log)
+    {
+        var transforms = new Data.Images.ImageTransforms(cfg.Data.ImageSize, cfg.Data.ResizeSize ?? Data.Images.ImageTransforms.DefaultResizeSize(cfg.Data.ImageSize));
+        var train = Data.Images.ImageFolder.Index(Data.Images.ImageFolderFiles.SplitFolder(cfg.Data.Root, true), null, Indexing("train"));
+        if (train.Classes.Count > cfg.Model.NumClasses)
+            throw new DataException($"{train.Root}: {train.Classes.Count} class folders, more than model.num_classes ({cfg.Model.NumClasses}); allowed: at most {cfg.Model.NumClasses}");
+        var val = Data.Images.ImageFolder.Index(Data.Images.ImageFolderFiles.SplitFolder(cfg.Data.Root, false), train.Classes, Indexing("val"));
+        ImageSplit Split(Data.Images.ImageFolder f, int? limit) => ImageSplit.FromFolder(f, transforms, Environment.ProcessorCount,
+            cfg.Data.Normalize ? dataset.Mean : null, cfg.Data.Normalize ? dataset.Std : null, cfg.ScalarType, device, cfg.Model.ChannelsLast, limit);
+        var test = Split(val, cfg.Data.TestLimit);
+        var trainSplit = splits == Splits.TrainAndTest ? Split(train, cfg.Data.TrainLimit) : null;
+        return new Session(cfg, device, arch, dataset, model, trainSplit, test);
+
+        Action<int>? Indexing(string split) => log is null ? null : n => log($"indexing {split}: {n} images");
     }
 
     public void Dispose()

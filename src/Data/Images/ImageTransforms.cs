@@ -126,9 +126,15 @@ public sealed record ImageTransforms(int ImageSize, int ResizeSize)
     public RgbImage Train(RgbImage img)
     {
         var box = RandomResizedCropParams(img.Height, img.Width);
+        return Apply(img, box, DrawFlip());
+    }
+
+    /// <summary>The training transform's image work for drawn parameters (no draws): crop, resize, flip.</summary>
+    public RgbImage Apply(RgbImage img, CropBox box, bool flip)
+    {
         var cropped = img.Crop(box.Left, box.Top, box.Width, box.Height);
         var resized = box.Width == ImageSize && box.Height == ImageSize ? cropped : PillowResize.Resize(cropped, ImageSize, ImageSize);
-        return DrawFlip() ? resized.FlipLeftRight() : resized;
+        return flip ? resized.FlipLeftRight() : resized;
     }
 
     /// <summary>HWC bytes into <paramref name="chw"/> at <paramref name="offset"/> as C×H×W (ToTensor's layout, before scaling).</summary>

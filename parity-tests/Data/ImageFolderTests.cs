@@ -1,0 +1,129 @@
+using System.Security.Cryptography;
+using System.Text.Json;
+using NUnit.Framework;
+using ResnetMnist.Data;
+using ResnetMnist.Data.Images;
+using ResnetMnist.Training;
+using static TorchSharp.torch;
+
+namespace ResnetMnist.ParityTests.Data;
+
+/// <summary>
+/// <c>data.dataset: imagefolder</c> on the fixture (parity-tests/data/imagefolder-fixture, written by
+/// reference/make_imagefolder_fixture.py) against torchvision (reference/snapshots/imagefolder/batches.json, from
+/// reference/make_imagefolder_snapshots.py, identical under the default, avx2 and avx512 kernel sets): the index
+/// (classes, files, targets) is ImageFolder's, and the float32 batches (RandomResizedCrop + RandomHorizontalFlip +
+/// ToTensor + Normalize over DataLoader(shuffle) batches, two epochs, then the validation pass with Resize +
+/// CenterCrop) are torchvision's, byte for byte. Files that are not images are refused with one line naming them.
+/// </summary>
+[TestFixture, Category("Data"), NonParallelizable]
+public sealed class ImageFolderTests
+{
+    static string Fixture(params string[] parts) => Repo.Path(["parity-tests", "data", "imagefolder-fixture", .. parts]);
+
+    static JsonElement Committed() =>
+        JsonDocument.Parse(File.ReadAllText(Repo.Path("reference", "snapshots", "imagefolder", "batches.json"))).RootElement;
+
+    static string Sha256(Tensor float32) => Convert.ToHexStringLower(SHA256.HashData(float32.contiguous().cpu().bytes.ToArray()));
+
+    static readonly double[] Mean = DatasetSpecs.ImageFolder.Mean, Std = DatasetSpecs.ImageFolder.Std;
+
+    [Test, Category("Parity")]
+    public void IndexIsTorchvisionsImageFolder()
+    {
+        var snap = Committed().GetProperty("index");
+        IReadOnlyList<string>? classes = null;
+        foreach (var (name, train) in new[] { ("train", true), ("val", false) })
+        {
+            var index = ImageFolder.Index(ImageFolderFiles.SplitFolder(Fixture(), train), classes);
+            classes ??= index.Classes;
+            var s = snap.GetProperty(name);
+            Assert.That(index.Classes, Is.EqualTo(s.GetProperty("classes").EnumerateArray().Select(e => e.GetString())), $"{name}: classes");
+            Assert.That(index.Files.Select(f => Path.GetRelativePath(Fixture(), f)), Is.EqualTo(s.GetProperty("files").EnumerateArray().Select(e => e.GetString())), $"{name}: files in order");
+            Assert.That(index.Labels, Is.EqualTo(s.GetProperty("targets").EnumerateArray().Select(e => e.GetInt32())), $"{name}: targets");
+        }
+    }
+
+    [Test, Category("Parity")]
+    public void BatchesEqualTorchvisionsBatchForBatch()
+    {
+        var snap = Committed();
+        int s = snap.GetProperty("image_size").GetInt32(), bs = snap.GetProperty("batch_size").GetInt32();
+        var transforms = new ImageTransforms(s, ImageTransforms.DefaultResizeSize(s));
+        var trainIndex = ImageFolder.Index(ImageFolderFiles.SplitFolder(Fixture(), true));
+        var valIndex = ImageFolder.Index(ImageFolderFiles.SplitFolder(Fixture(), false), trainIndex.Classes);
+        using var train = ImageSplit.FromFolder(trainIndex, transforms, 2, Mean, Std, ScalarType.Float32, CPU);
+        using var val = ImageSplit.FromFolder(valIndex, transforms, 2, Mean, Std, ScalarType.Float32, CPU);
+        var augment = new CifarAugment();   // any augmentation: the training transform of an image folder
+        manual_seed(snap.GetProperty("seed").GetInt64());
+        int e = 0;
+        foreach (var epoch in snap.GetProperty("epochs").EnumerateArray())
+        {
+            var (order, _) = DataLoaderOrder.TrainEpoch(train.Count, shuffle: true);
+            using (order)
+            {
+                int b = 0;
+                foreach (var batch in epoch.EnumerateArray())
+                {
+                    using var idx = TrainingLoop.BatchIndices(order, b, bs);
+                    using var x = train.Gather(idx, augment);
+                    using var y = train.Labels.index_select(0, idx);
+                    Assert.That(x.shape, Is.EqualTo(new long[] { idx.shape[0], 3, s, s }));
+                    Assert.That(y.data<long>().ToArray(), Is.EqualTo(batch.GetProperty("labels").EnumerateArray().Select(v => v.GetInt64())), $"epoch {e} batch {b}: labels (sample order)");
+                    Assert.That(Sha256(x), Is.EqualTo(batch.GetProperty("sha256").GetString()), $"epoch {e} batch {b}: sha256 of the float32 batch");
+                    b++;
+                }
+                Assert.That(b, Is.EqualTo(TrainingLoop.BatchesPerEpoch(train.Count, bs)));
+            }
+            DataLoaderOrder.DrawTestLoaderSeed();
+            int v = 0;
+            foreach (var batch in snap.GetProperty("val").EnumerateArray())
+            {
+                int start = v * bs, len = Math.Min(bs, val.Count - start);
+                using var x = val.Slice(start, len);
+                using var y = val.Labels.narrow(0, start, len);
+                Assert.That(y.data<long>().ToArray(), Is.EqualTo(batch.GetProperty("labels").EnumerateArray().Select(l => l.GetInt64())), $"val batch {v}: labels");
+                Assert.That(Sha256(x), Is.EqualTo(batch.GetProperty("sha256").GetString()), $"val batch {v}: sha256 of the float32 batch");
+                v++;
+            }
+            e++;
+        }
+    }
+
+    [Test]
+    public void AFileThatIsNotAnImageIsRefusedNamingIt()
+    {
+        using var tmp = new TempDir();
+        var cls = Directory.CreateDirectory(Path.Combine(tmp.Path, "train", "cat")).FullName;
+        File.Copy(Fixture("train", "cat", "cat01.png"), Path.Combine(cls, "a.png"));
+        var fake = Path.Combine(cls, "b.png");
+        File.WriteAllText(fake, "hello, not a picture\n");
+        var index = ImageFolder.Index(Path.Combine(tmp.Path, "train"));
+        Assert.That(index.Files, Has.Count.EqualTo(2));
+        using var split = ImageSplit.FromFolder(index, new ImageTransforms(8, 9), 2, null, null, ScalarType.Float32, CPU);
+        var e = Assert.Throws<DataException>(() => split.Slice(0, 2).Dispose())!;
+        Assert.That(e.Message, Is.EqualTo($"{fake}: not a PNG or JPEG image (unknown file signature); allowed: PNG or JPEG files"));
+
+        var truncated = Path.Combine(cls, "b.png");
+        File.WriteAllBytes(truncated, File.ReadAllBytes(Fixture("train", "cat", "cat01.png"))[..60]);
+        e = Assert.Throws<DataException>(() => split.Slice(0, 2).Dispose())!;
+        Assert.That(e.Message, Does.StartWith($"{truncated}: truncated PNG file"));
+        Assert.That(e.Message, Does.Not.Contain("\n"));
+    }
+
+    [Test]
+    public void ImagesOfFormatsNotDecodedAndEmptyClassesAreRefusedWhenIndexed()
+    {
+        using var tmp = new TempDir();
+        var train = Path.Combine(tmp.Path, "train");
+        Directory.CreateDirectory(Path.Combine(train, "cat"));
+        Directory.CreateDirectory(Path.Combine(train, "dog"));
+        File.Copy(Fixture("train", "cat", "cat01.png"), Path.Combine(train, "cat", "a.png"));
+        var e = Assert.Throws<DataException>(() => ImageFolder.Index(train))!;
+        Assert.That(e.Message, Is.EqualTo($"{train}: no image in class folder dog; allowed: files named *.jpg, *.jpeg, *.png"));
+        var bmp = Path.Combine(train, "dog", "x.BMP");
+        File.WriteAllText(bmp, "BM");
+        e = Assert.Throws<DataException>(() => ImageFolder.Index(train))!;
+        Assert.That(e.Message, Is.EqualTo($"{bmp}: a .bmp image, which this tool does not decode; allowed: PNG or JPEG (.jpg, .jpeg, .png)"));
+    }
+}
