@@ -90,6 +90,24 @@ public sealed class ImageFolderTests
         }
     }
 
+    [Test, Category("Parity")]
+    public void PredictPreprocessesAsTheValidationBatches()
+    {
+        int s = Committed().GetProperty("image_size").GetInt32();
+        var transforms = ImageTransforms.For(s, null);
+        var trainIndex = ImageFolder.Index(ImageFolderFiles.SplitFolder(Fixture(), true));
+        var index = ImageFolder.Index(ImageFolderFiles.SplitFolder(Fixture(), false), trainIndex.Classes);
+        using var val = ImageSplit.FromFolder(index, transforms, 2, Mean, Std, ScalarType.Float32, CPU);
+        var spec = ImageFolderFiles.For(Fixture(), s, trainIndex.Classes.Count);
+        Assert.That(spec.ClassNames, Is.EqualTo(trainIndex.Classes));
+        for (int i = 0; i < index.Files.Count; i++)
+        {
+            using var x = InputImage.Load(index.Files[i], normalize: true, dataset: spec, transforms: transforms);
+            using var row = val.Slice(i, 1);
+            Assert.That(Sha256(x), Is.EqualTo(Sha256(row)), $"{index.Files[i]}: predict's input and the validation batch's row");
+        }
+    }
+
     [Test]
     public void AFileThatIsNotAnImageIsRefusedNamingIt()
     {

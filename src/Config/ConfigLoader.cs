@@ -193,9 +193,11 @@ public static class ConfigLoader
                 cfg = cfg with { Model = cfg.Model with { NumClasses = dataset == ResnetMnist.Data.DatasetSpecs.ImageFolder ? FolderClasses(cfg) : dataset.NumClasses } };
             if (cfg.Data.Augment && dataset != ResnetMnist.Data.DatasetSpecs.Cifar10 && dataset != ResnetMnist.Data.DatasetSpecs.ImageFolder)
                 throw Bad("data.augment", $"applies to cifar10 and imagefolder only (data.dataset is {dataset.Name}); allowed: false");
-            foreach (var key in new[] { "data.image_size", "data.resize_size" })
-                if (dataset != ResnetMnist.Data.DatasetSpecs.ImageFolder && values.ContainsKey(key) && Scalar(key) is not null)
-                    throw Bad(key, $"applies to imagefolder only (data.dataset is {dataset.Name}); allowed: leave it out");
+            // Written with their defaults into every run's config.yaml, so only a value that would change something is refused.
+            if (dataset != ResnetMnist.Data.DatasetSpecs.ImageFolder && cfg.Data.ImageSize != new DataConfig().ImageSize)
+                throw Bad("data.image_size", $"applies to imagefolder only (data.dataset is {dataset.Name}); allowed: leave it out");
+            if (dataset != ResnetMnist.Data.DatasetSpecs.ImageFolder && cfg.Data.ResizeSize is not null)
+                throw Bad("data.resize_size", $"applies to imagefolder only (data.dataset is {dataset.Name}); allowed: null or leave it out");
             if (!values.ContainsKey("optimizer.weight_decay") && cfg.Optimizer.Name == OptimizerKind.AdamW)
                 cfg = cfg with { Optimizer = cfg.Optimizer with { WeightDecay = 0.01 } };
             if (cfg.Optimizer.Nesterov && (cfg.Optimizer.Name != OptimizerKind.Sgd || cfg.Optimizer.Momentum <= 0))

@@ -38,7 +38,7 @@ public sealed record TrainingConfig
 
 public sealed record DataConfig
 {
-    [Key("data.dataset", "which dataset (torchvision's files, md5s and layout; cifar10: `ROOT/cifar-10-batches-py/` or `ROOT/cifar-10-python.tar.gz`)", Allowed = typeof(DatasetSpecs))]
+    [Key("data.dataset", "which dataset (torchvision's files, md5s and layout; cifar10: `ROOT/cifar-10-batches-py/` or `ROOT/cifar-10-python.tar.gz`; imagefolder: your own PNG/JPEG images in `ROOT/train/<class>/` and `ROOT/val/<class>/`, read as torchvision's `ImageFolder`)", Allowed = typeof(DatasetSpecs))]
     public string Dataset { get; init; } = "mnist";
 
     [Key("data.root", "folder holding torchvision's layout (`ROOT/MNIST/raw/`, `ROOT/FashionMNIST/raw/` with IDX files, `.gz` or raw; `ROOT/cifar-10-batches-py/`); relative to the config file; `sample`: the MNIST sample packaged with the tool (9,000 train / 1,000 test digits; data.dataset mnist only; a folder of that name: `./sample`)",
@@ -77,11 +77,11 @@ public sealed record ModelConfig
     public string Pretrained { get; init; } = "none";
 
     [Key("model.in_channels", "image channels, the dataset's; `conv1` is replaced by a fresh `Conv2d(in_channels, 64, 7, 2, 3)` when ≠ 3 (with 3, torchvision's own `conv1` is kept, pretrained or not)",
-        Min = 1, Max = ConfigLoader.MaxInChannels, DefaultText = "the dataset's channels: `1` (mnist, fashion-mnist), `3` (cifar10)", FollowsDataset = true)]
+        Min = 1, Max = ConfigLoader.MaxInChannels, DefaultText = "the dataset's channels: `1` (mnist, fashion-mnist), `3` (cifar10, imagefolder)", FollowsDataset = true)]
     public int InChannels { get; init; } = 1;
 
     [Key("model.num_classes", "classes; `fc` is replaced by a fresh `Linear(features, num_classes)` when ≠ 1000", Min = 2, Max = ConfigLoader.MaxClasses,
-        DefaultText = "the dataset's classes: `10` (mnist, fashion-mnist, cifar10)", FollowsDataset = true)]
+        DefaultText = "the dataset's classes: `10` (mnist, fashion-mnist, cifar10); imagefolder: the class folders of `ROOT/train`", FollowsDataset = true)]
     public int NumClasses { get; init; } = 10;
 
     [Key("model.conv1_init", "with pretrained weights and in_channels ≠ 3: `random` (the reference) or derived from the RGB filters")]

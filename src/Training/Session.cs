@@ -98,7 +98,7 @@ public sealed class Session : IDisposable
     /// </summary>
     static Session WithFolders(TrainingConfig cfg, Device device, ArchSpec arch, DatasetSpec dataset, ResNet model, Splits splits, Action<string>? log)
     {
-        var transforms = new Data.Images.ImageTransforms(cfg.Data.ImageSize, cfg.Data.ResizeSize ?? Data.Images.ImageTransforms.DefaultResizeSize(cfg.Data.ImageSize));
+        var transforms = Data.Images.ImageTransforms.For(cfg.Data.ImageSize, cfg.Data.ResizeSize);
         var train = Data.Images.ImageFolder.Index(Data.Images.ImageFolderFiles.SplitFolder(cfg.Data.Root, true), null, Indexing("train"));
         if (train.Classes.Count > cfg.Model.NumClasses)
             throw new DataException($"{train.Root}: {train.Classes.Count} class folders, more than model.num_classes ({cfg.Model.NumClasses}); allowed: at most {cfg.Model.NumClasses}");

@@ -54,7 +54,9 @@ sealed class PredictCommand : Command<PredictCommand.Settings>
                 var image = images[at];
                 using var scope = NewDisposeScope();
                 Tensor x;
-                try { x = InputImage.Load(image, invert, cfg.Data.Normalize, session.Dataset).to_type(session.Dtype).to(session.Device); }
+                var transforms = session.Dataset.Files is ResnetMnist.Data.Images.ImageFolderFiles
+                    ? ResnetMnist.Data.Images.ImageTransforms.For(cfg.Data.ImageSize, cfg.Data.ResizeSize) : null;
+                try { x = InputImage.Load(image, invert, cfg.Data.Normalize, session.Dataset, transforms).to_type(session.Dtype).to(session.Device); }
                 catch (DataException e) { Fail(at, e); continue; }
                 var p = nn.functional.softmax(session.Model.forward(x), 1)[0].to_type(ScalarType.Float64).cpu().data<double>().ToArray();
                 int cls = Array.IndexOf(p, p.Max());

@@ -21,6 +21,9 @@ public sealed record ImageTransforms(int ImageSize, int ResizeSize)
     /// </summary>
     public static int DefaultResizeSize(int imageSize) => (int)(imageSize / 0.875);
 
+    /// <summary>The transforms of <c>data.image_size</c> and <c>data.resize_size</c> (null: <see cref="DefaultResizeSize"/>).</summary>
+    public static ImageTransforms For(int imageSize, int? resizeSize) => new(imageSize, resizeSize ?? DefaultResizeSize(imageSize));
+
     /// <summary><c>RandomResizedCrop</c>'s scale range (fraction of the image area).</summary>
     public static readonly (double Min, double Max) Scale = (0.08, 1.0);
     /// <summary><c>RandomResizedCrop</c>'s aspect-ratio range (width / height), as Python floats.</summary>
