@@ -1,16 +1,21 @@
-"""What torchvision (0.14) makes of the CIFAR-10 fixture, for the C# tests.
+"""What torchvision (0.14) makes of a CIFAR fixture (CIFAR-10's or CIFAR-100's), for the C# tests.
 
     /usr/bin/python3 reference/make_cifar_snapshots.py [FIXTURE] [OUT]
         FIXTURE default: parity-tests/data/cifar10-fixture      OUT default: reference/snapshots/cifar10
+        (parity-tests/data/cifar100-fixture -> reference/snapshots/cifar100)
+
+The dataset is the one whose folder FIXTURE/p2 holds: cifar-10-batches-py (torchvision.datasets.CIFAR10) or
+cifar-100-python (CIFAR100, fine labels).
 
 OUT/dataset.json   per split (train, test): count, labels, per-image byte sums, sha256 of the N x 3 x 32 x 32 (CHW)
-                   bytes, a few pixels, and the class names; read by torchvision.datasets.CIFAR10 from the protocol-2
-                   folder, checked identical for the protocol-4 folder and for the extracted .tar.gz.
+                   bytes, a few pixels, and the class names; read by torchvision.datasets.CIFAR10 (CIFAR100) from the
+                   protocol-2 folder, checked identical for the protocol-4 folder (where there is one) and for the
+                   extracted .tar.gz.
 OUT/augment.json   torch.manual_seed(SEED); a DataLoader(batch_size=16, shuffle=True) over CIFAR10(train,
                    transform=Compose([RandomCrop(32, padding=4), RandomHorizontalFlip(), PILToTensor()])) for
                    EPOCHS epochs, a DataLoader(test, batch_size=16, shuffle=False) pass after each epoch; per batch:
                    labels, byte sum and sha256 of the uint8 N x 3 x 32 x 32 batch.
-The fixture's md5s are not the published ones, so CIFAR10's integrity check is switched off (nothing else).
+The fixture's md5s are not the published ones, so the integrity check is switched off (nothing else).
 """
 import hashlib
 import json
@@ -28,11 +33,6 @@ SEED, EPOCHS, BATCH = 7, 2, 16
 PIXELS = [0, 1, 31, 32, 1023, 1024, 2047, 2048, 3071]
 
 
-class Fixture(torchvision.datasets.CIFAR10):
-    def _check_integrity(self):
-        return True
-
-
 def load_meta_unchecked(self):
     import pickle
     path = os.path.join(self.root, self.base_folder, self.meta["filename"])
@@ -42,7 +42,13 @@ def load_meta_unchecked(self):
     self.class_to_idx = {c: i for i, c in enumerate(self.classes)}
 
 
-Fixture._load_meta = load_meta_unchecked   # the same code minus the md5 check
+def unchecked(base):
+    """torchvision's class with its integrity check off and _load_meta the same code minus the md5 check."""
+    return type(base.__name__, (base,), {"_check_integrity": lambda self: True, "_load_meta": load_meta_unchecked})
+
+
+FIXTURES = {"cifar-10-batches-py": unchecked(torchvision.datasets.CIFAR10), "cifar-100-python": unchecked(torchvision.datasets.CIFAR100)}
+Fixture = FIXTURES["cifar-10-batches-py"]   # main() picks the class from the fixture's folder
 
 
 def split(root, train):
@@ -62,9 +68,9 @@ def split(root, train):
 def dataset(fixture):
     snap = {"train": split(os.path.join(fixture, "p2"), True), "test": split(os.path.join(fixture, "p2"), False)}
     with tempfile.TemporaryDirectory() as tmp:
-        with tarfile.open(os.path.join(fixture, "cifar-10-python.tar.gz"), "r:gz") as tar:
+        with tarfile.open(os.path.join(fixture, Fixture.filename), "r:gz") as tar:
             tar.extractall(tmp)
-        for root in (os.path.join(fixture, "p4"), tmp):
+        for root in [r for r in (os.path.join(fixture, "p4"), tmp) if os.path.isdir(r)]:
             for name, train in (("train", True), ("test", False)):
                 assert split(root, train) == snap[name], f"{root} {name} differs from the protocol-2 folder"
     return snap
@@ -96,8 +102,10 @@ def augment(fixture):
 
 def main():
     here = lambda *p: os.path.join(os.path.dirname(os.path.abspath(__file__)), *p)   # noqa: E731 (also run with -c and both arguments)
+    global Fixture
     fixture = sys.argv[1] if len(sys.argv) > 1 else here("..", "parity-tests", "data", "cifar10-fixture")
     out = sys.argv[2] if len(sys.argv) > 2 else here("snapshots", "cifar10")
+    Fixture = next(cls for folder, cls in FIXTURES.items() if os.path.isdir(os.path.join(fixture, "p2", folder)))
     os.makedirs(out, exist_ok=True)
     for name, make in (("dataset.json", dataset), ("augment.json", augment)):
         with open(os.path.join(out, name), "w") as f:

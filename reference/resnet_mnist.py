@@ -22,11 +22,12 @@ Order of random-number use (this is what a reimplementation must follow to match
   sampler draws one more at the first batch to seed its own torch.Generator for randperm.
 
 Config keys honoured (defaults in brackets); other keys are ignored:
-  seed [0], threads [auto], data.dataset [mnist | fashion-mnist], data.root [data],
-  data.train_limit [null], data.test_limit [null], data.normalize [false],
+  seed [0], threads [auto], data.dataset [mnist | fashion-mnist | cifar10 | cifar100], data.root [data],
+  data.train_limit [null], data.test_limit [null], data.normalize [false], data.val_split [0],
   model.pretrained [none | path to a torchvision-layout .pth state_dict | imagenet],
-  model.in_channels [1], model.num_classes [10],
+  model.in_channels [the dataset's channels], model.num_classes [the dataset's classes: 100 for cifar100, else 10],
   train.epochs [10], train.batch_size [64], train.shuffle [true], train.dtype [float32 | float64],
+  train.early_stop_patience [null],
   optimizer.name [sgd | adam | adamw], optimizer.lr [1e-3], optimizer.momentum [0],
   optimizer.nesterov [false], optimizer.weight_decay [0], optimizer.betas [[0.9, 0.999]],
   optimizer.eps [1e-8],
@@ -37,6 +38,12 @@ Schedulers are PyTorch's own: StepLR and CosineAnnealingLR stepped once per epoc
 cosine annealing, div_factor 25, final_div_factor 1e4, momentum / Adam's beta1 cycled between 0.85 and 0.95)
 stepped once per batch.
 Relative paths in the config resolve against the config file's folder.
+
+With data.val_split = f > 0 the training set (after train_limit) is split by
+torch.utils.data.random_split(train, [n - floor(n*f), floor(n*f)], generator=torch.Generator().manual_seed(seed))
+(its own generator: the global one draws as without a split); the DataLoader shuffles the training Subset, and each
+epoch evaluates DataLoader(validation, shuffle=False) before the test loader (one more _base_seed draw per epoch).
+train.early_stop_patience stops after that many epochs without a higher validation accuracy.
 
 Outputs in --out DIR: steps.csv (step,epoch,loss,lr), metrics.csv
 (epoch,train_loss,test_loss,test_accuracy) and last.pt (the final state_dict).
@@ -53,6 +60,7 @@ the per-step losses and learning rates.
 import argparse
 import copy
 import gzip
+import math
 import os
 import struct
 import sys
@@ -72,9 +80,9 @@ DEFAULTS = {
     "seed": 0,
     "threads": "auto",
     "data": {"dataset": "mnist", "root": "data", "train_limit": None, "test_limit": None,
-             "normalize": False, "augment": False, "image_size": 224, "resize_size": None},
+             "normalize": False, "augment": False, "val_split": 0, "image_size": 224, "resize_size": None},
     "model": {"arch": "resnet18", "pretrained": "none", "in_channels": 1, "num_classes": 10},
-    "train": {"epochs": 10, "batch_size": 64, "shuffle": True, "dtype": "float32"},
+    "train": {"epochs": 10, "batch_size": 64, "shuffle": True, "dtype": "float32", "early_stop_patience": None},
     "optimizer": {"name": "sgd", "lr": 1e-3, "momentum": 0.0, "nesterov": False,
                   "weight_decay": 0.0, "betas": [0.9, 0.999], "eps": 1e-8},
     "scheduler": {"name": "none", "step_size": 3, "gamma": 0.1, "t_max": None, "eta_min": 0.0,
@@ -83,15 +91,18 @@ DEFAULTS = {
 SCHEDULERS = ("none", "step", "cosine", "onecycle")
 LAYER_NAMES = ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4", "avgpool", "fc")
 
-DATASET_FOLDERS = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST", "cifar10": "cifar-10-batches-py", "imagefolder": "train"}
+DATASET_FOLDERS = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST", "cifar10": "cifar-10-batches-py", "cifar100": "cifar-100-python",
+                   "imagefolder": "train"}
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 # Normalize((mean,), (std,)) per dataset, with data.normalize: true
 NORMALIZE = {
     "mnist": ((0.1307,), (0.3081,)),
     "fashion-mnist": ((0.2860,), (0.3530,)),
     "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
+    "cifar100": ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
     "imagefolder": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),  # ImageNet's
 }
+NUM_CLASSES = {"cifar100": 100}  # the others have 10
 
 
 # ----------------------------------------------------------------------------- config
@@ -127,10 +138,12 @@ def load_config(path, sets=()):
         apply_set(user, s)
     cfg = _merge(DEFAULTS, user)
     if "in_channels" not in (user.get("model") or {}):
-        cfg["model"]["in_channels"] = 3 if cfg["data"]["dataset"] in ("cifar10", "imagefolder") else 1  # the dataset's channels
+        cfg["model"]["in_channels"] = 3 if cfg["data"]["dataset"] in (*CIFAR, "imagefolder") else 1  # the dataset's channels
+    if (user.get("model") or {}).get("num_classes") is None:
+        cfg["model"]["num_classes"] = NUM_CLASSES.get(cfg["data"]["dataset"], 10)  # the dataset's classes
     base = os.path.dirname(os.path.abspath(path))
     cfg["data"]["root"] = _resolve(base, cfg["data"]["root"])
-    if cfg["data"]["dataset"] == "imagefolder" and "num_classes" not in (user.get("model") or {}):
+    if cfg["data"]["dataset"] == "imagefolder" and (user.get("model") or {}).get("num_classes") is None:
         # the classes of ROOT/train, as ImageFolder finds them
         cfg["model"]["num_classes"] = len(torchvision.datasets.folder.find_classes(os.path.join(cfg["data"]["root"], "train"))[0])
     pre = cfg["model"]["pretrained"]
@@ -222,7 +235,8 @@ def make_transform(dataset="mnist", normalize=False, augment=False):
 
 class LocalCIFAR10(torchvision.datasets.CIFAR10):
     """torchvision's CIFAR10 reading the files as they are: the tool checks md5s in `data verify`, so a local copy
-    (or a small fixture in the same format) is used without torchvision's integrity check."""
+    (or a small fixture in the same format) is used without torchvision's integrity check. LocalCIFAR100 below is
+    the same for torchvision's CIFAR100 (a subclass of CIFAR10 that only changes the file names and keys)."""
 
     def _check_integrity(self):
         return os.path.isdir(os.path.join(self.root, self.base_folder))
@@ -233,6 +247,14 @@ class LocalCIFAR10(torchvision.datasets.CIFAR10):
             data = pickle.load(f, encoding="latin1")
         self.classes = data[self.meta["key"]]
         self.class_to_idx = {c: i for i, c in enumerate(self.classes)}
+
+
+class LocalCIFAR100(torchvision.datasets.CIFAR100):
+    _check_integrity = LocalCIFAR10._check_integrity
+    _load_meta = LocalCIFAR10._load_meta
+
+
+CIFAR = {"cifar10": LocalCIFAR10, "cifar100": LocalCIFAR100}
 
 
 def _first(ds, limit):
@@ -252,18 +274,32 @@ def imagefolder_transform(d, train):
     return transforms.Compose(steps)
 
 
+def split_sizes(n, fraction):
+    """[n - n_val, n_val] with n_val = floor(n * fraction): the lengths random_split itself computes from the fractions
+    [1 - fraction, fraction] (each share floored, the remainder, at most 1, added to the first part)."""
+    n_val = int(math.floor(n * fraction))
+    return [n - n_val, n_val]
+
+
+def validation_split(train, fraction, seed):
+    """(training Subset, validation Subset) of `train`, as torch.utils.data.random_split draws them."""
+    return torch.utils.data.random_split(train, split_sizes(len(train), fraction),
+                                         generator=torch.Generator().manual_seed(int(seed)))
+
+
 def make_datasets(cfg):
     d = cfg["data"]
     if d["dataset"] == "imagefolder":
         train = torchvision.datasets.ImageFolder(os.path.join(d["root"], "train"), imagefolder_transform(d, True))
         test = torchvision.datasets.ImageFolder(os.path.join(d["root"], "val"), imagefolder_transform(d, False))
         return _first(train, d["train_limit"]), _first(test, d["test_limit"])
-    if d["dataset"] == "cifar10":
-        train = LocalCIFAR10(d["root"], train=True, transform=make_transform("cifar10", d["normalize"], d["augment"]))
-        test = LocalCIFAR10(d["root"], train=False, transform=make_transform("cifar10", d["normalize"]))
+    if d["dataset"] in CIFAR:
+        cifar = CIFAR[d["dataset"]]
+        train = cifar(d["root"], train=True, transform=make_transform(d["dataset"], d["normalize"], d["augment"]))
+        test = cifar(d["root"], train=False, transform=make_transform(d["dataset"], d["normalize"]))
         return _first(train, d["train_limit"]), _first(test, d["test_limit"])
     if d["augment"]:
-        raise SystemExit("data.augment applies to cifar10 and imagefolder only")
+        raise SystemExit(f"data.augment applies to {', '.join((*CIFAR, 'imagefolder'))} only")
     tf = make_transform(d["dataset"], d["normalize"])
     train = MnistDataset(*load_idx(d["root"], d["dataset"], True), tf, d["train_limit"])
     test = MnistDataset(*load_idx(d["root"], d["dataset"], False), tf, d["test_limit"])
@@ -342,6 +378,9 @@ def build_training(cfg):
     m, t, o = cfg["model"], cfg["train"], cfg["optimizer"]
     dtype = DTYPES[t["dtype"]]
     train_ds, test_ds = make_datasets(cfg)
+    val_ds = None
+    if float(cfg["data"]["val_split"]) > 0:
+        train_ds, val_ds = validation_split(train_ds, float(cfg["data"]["val_split"]), cfg["seed"])
     torch.manual_seed(int(cfg["seed"]))
     model = build_model(m["pretrained"], int(m["in_channels"]), int(m["num_classes"]), str(m.get("arch", "resnet18")))
     model = model.to(dtype)
@@ -351,7 +390,7 @@ def build_training(cfg):
     batch_size = int(t["batch_size"])
     steps_per_epoch = (len(train_ds) + batch_size - 1) // batch_size
     when, scheduler = make_scheduler(optimizer, cfg, steps_per_epoch)
-    return dtype, train_ds, test_ds, model, optimizer, when, scheduler
+    return dtype, train_ds, test_ds, val_ds, model, optimizer, when, scheduler
 
 
 # ----------------------------------------------------------------------------- loops
@@ -414,19 +453,21 @@ def set_threads(threads):
 def run(cfg, out_dir):
     os.makedirs(out_dir, exist_ok=True)
     t, o = cfg["train"], cfg["optimizer"]
-    dtype, train_ds, test_ds, model, optimizer, when, scheduler = build_training(cfg)
+    dtype, train_ds, test_ds, val_ds, model, optimizer, when, scheduler = build_training(cfg)
     criterion = nn.CrossEntropyLoss()
     batch_size = int(t["batch_size"])
     epochs = int(t["epochs"])
+    patience = t.get("early_stop_patience")
+    best_val, best_epoch = -1.0, 0
 
-    print(f"train {len(train_ds)} / test {len(test_ds)} images, {epochs} epochs, batch {batch_size}, "
+    print(f"train {len(train_ds)}{f' / validation {len(val_ds)}' if val_ds is not None else ''} / test {len(test_ds)} images, {epochs} epochs, batch {batch_size}, "
           f"{o['name']} lr {o['lr']}, {t['dtype']}, threads {torch.get_num_threads()}")
     step = 0
     accuracy = float("nan")
     with open(os.path.join(out_dir, "steps.csv"), "w") as steps_f, \
             open(os.path.join(out_dir, "metrics.csv"), "w") as metrics_f:
         steps_f.write("step,epoch,loss,lr\n")
-        metrics_f.write("epoch,train_loss,test_loss,test_accuracy\n")
+        metrics_f.write("epoch,train_loss,test_loss,test_accuracy" + (",val_loss,val_accuracy" if val_ds is not None else "") + "\n")
         for epoch in range(1, epochs + 1):
             def on_step(loss, lr):
                 nonlocal step
@@ -439,13 +480,23 @@ def run(cfg, out_dir):
                                      scheduler if when == "batch" else None)
             if when == "epoch":
                 scheduler.step()
+            val = ""
+            if val_ds is not None:
+                val_loss, val_accuracy = evaluate(model, DataLoader(val_ds, batch_size=batch_size, shuffle=False), criterion, dtype)
+                val = f",{val_loss!r},{val_accuracy!r}"
+                if val_accuracy > best_val:
+                    best_val, best_epoch = val_accuracy, epoch
             test_loader = DataLoader(test_ds, batch_size=batch_size, shuffle=False)
             test_loss, accuracy = evaluate(model, test_loader, criterion, dtype)
-            metrics_f.write(f"{epoch},{train_loss!r},{test_loss!r},{accuracy!r}\n")
+            metrics_f.write(f"{epoch},{train_loss!r},{test_loss!r},{accuracy!r}{val}\n")
             steps_f.flush()
             metrics_f.flush()
             print(f"Epoch {epoch}/{epochs}, loss: {train_loss}, test loss: {test_loss}, "
                   f"test accuracy: {accuracy:.2f}% ({time.time() - start:.1f} s)")
+            if patience is not None and val_ds is not None and epoch < epochs and epoch - best_epoch >= int(patience):
+                print(f"early stop after epoch {epoch}: no higher validation accuracy than {best_val:.2f}% (epoch {best_epoch}) "
+                      f"for {epoch - best_epoch} epochs")
+                break
     torch.save(model.state_dict(), os.path.join(out_dir, "last.pt"))
     print(f"Test accuracy: {accuracy:.2f}%")
     return accuracy
@@ -456,7 +507,7 @@ def parity_dump(cfg, out_dir, steps):
     import json
     os.makedirs(out_dir, exist_ok=True)
     t = cfg["train"]
-    dtype, train_ds, test_ds, model, optimizer, when, scheduler = build_training(cfg)
+    dtype, train_ds, test_ds, val_ds, model, optimizer, when, scheduler = build_training(cfg)
     criterion = nn.CrossEntropyLoss()
     batch_size = int(t["batch_size"])
     out = {"init." + k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -498,6 +549,8 @@ def parity_dump(cfg, out_dir, steps):
         if len(losses) < steps:  # the epoch ended inside the N steps: the program's epoch end follows
             if when == "epoch":
                 scheduler.step()
+            if val_ds is not None:
+                evaluate(model, DataLoader(val_ds, batch_size=batch_size, shuffle=False), criterion, dtype)
             evaluate(model, DataLoader(test_ds, batch_size=batch_size, shuffle=False), criterion, dtype)
     out.update({"final." + k: v.detach().clone() for k, v in model.state_dict().items()})
     torch.save(out, os.path.join(out_dir, "parity.pt"))

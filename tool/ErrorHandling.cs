@@ -78,19 +78,8 @@ static class ErrorHandling
         _ => "VALUE",
     };
 
-    /// <summary>
-    /// Messages from libraries may span lines; the error is always one line. libtorch appends its C++ stack
-    /// ("Exception raised from ...", "frame #0: ...") to the first line of its message: that part is dropped.
-    /// </summary>
-    internal static string OneLine(string m)
-    {
-        foreach (var marker in new[] { "Exception raised from ", "frame #0", "(most recent call first)" })
-        {
-            int cut = m.IndexOf(marker, StringComparison.Ordinal);
-            if (cut >= 0) m = m[..cut];
-        }
-        return string.Join("; ", m.Split(['\r', '\n'], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)).TrimEnd(';', ' ');
-    }
+    /// <summary>An error message as one line (<see cref="Printable.OneLine"/>).</summary>
+    internal static string OneLine(string m) => Printable.OneLine(m);
 
     /// <summary>
     /// Bad input carries its own exit code (<see cref="BadInputException"/>: config, data, weights, checkpoints);

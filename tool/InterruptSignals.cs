@@ -5,15 +5,19 @@ namespace ResnetMnist.Tool;
 /// <summary>
 /// SIGINT (Ctrl-C), SIGTERM (docker stop, systemd, Slurm, <c>timeout</c>) and SIGHUP (a closed terminal or SSH
 /// session) all end a run the same way: the current step finishes, a resumable checkpoint is written, and the
-/// process exits with 128 + the signal's number (130, 143, 129). A second signal abandons the run at once.
+/// process exits with 128 + the signal's number (130, 143, 129). A second signal abandons the run at once: what
+/// listens on <see cref="Abandoning"/> (the run writes its <c>summary.json</c> and releases its lock) runs first.
 /// </summary>
 sealed class InterruptSignals : IDisposable
 {
-    readonly CancellationTokenSource _cts = new();
+    readonly CancellationTokenSource _cts = new(), _abandon = new();
     readonly List<PosixSignalRegistration> _registrations = [];
     int _received; // the first signal's number, 0 while none came
 
     public CancellationToken Token => _cts.Token;
+
+    /// <summary>Fires on the second signal, just before the process ends; its callbacks run to completion first.</summary>
+    public CancellationToken Abandoning => _abandon.Token;
 
     /// <summary>Shows the "finishing the current step" note (the progress display, which knows where it can go); default: standard error.</summary>
     public Action<string>? Notice { get; set; }
@@ -41,6 +45,8 @@ sealed class InterruptSignals : IDisposable
         if (Interlocked.CompareExchange(ref _received, -(int)context.Signal, 0) != 0)
         {
             // The second signal: abandon at once; the previous checkpoint stays (every file is replaced atomically).
+            try { _abandon.Cancel(); }
+            catch (AggregateException) { } // a summary that could not be written does not keep the process alive
             Abandon(ExitCode);
             return;
         }
@@ -80,5 +86,6 @@ sealed class InterruptSignals : IDisposable
     {
         foreach (var r in _registrations) r.Dispose();
         _cts.Dispose();
+        _abandon.Dispose();
     }
 }

@@ -19,7 +19,11 @@ abstract class Progress : ITrainingObserver
 
     public virtual void EpochFinished(EpochRecord e, bool best) =>
         Say(string.Create(CultureInfo.InvariantCulture,
-            $"Epoch {e.Epoch}, loss: {e.TrainLoss:F4}, test loss: {e.TestLoss:F4}, test accuracy: {e.TestAccuracy:F2}%{(best ? " (best)" : "")}, {e.EpochSeconds:F1} s, {e.TrainImagesPerSecond:F0} img/s"));
+            $"Epoch {e.Epoch}, loss: {e.TrainLoss:F4}, {ValidationPart(e, best)}test loss: {e.TestLoss:F4}, test accuracy: {e.TestAccuracy:F2}%{(best && e.ValAccuracy is null ? " (best)" : "")}, {e.EpochSeconds:F1} s, {e.TrainImagesPerSecond:F0} img/s"));
+
+    /// <summary>"val loss: …, val accuracy: …% (best), " with a validation split (which then chooses the best epoch); "" without.</summary>
+    protected static string ValidationPart(EpochRecord e, bool best) => e.ValAccuracy is double acc
+        ? string.Create(CultureInfo.InvariantCulture, $"val loss: {e.ValLoss:F4}, val accuracy: {acc:F2}%{(best ? " (best)" : "")}, ") : "";
 
     public virtual void Info(string message) => Say(message);
 
@@ -113,7 +117,7 @@ abstract class Progress : ITrainingObserver
         {
             _task?.StopTask();
             AnsiConsole.MarkupLineInterpolated(CultureInfo.InvariantCulture,
-                $"Epoch {e.Epoch}, loss: {e.TrainLoss:F4}, test loss: {e.TestLoss:F4}, test accuracy: [bold]{e.TestAccuracy:F2}%[/]{(best ? " (best)" : "")}, {e.EpochSeconds:F1} s, {e.TrainImagesPerSecond:F0} img/s");
+                $"Epoch {e.Epoch}, loss: {e.TrainLoss:F4}, {ValidationPart(e, best)}test loss: {e.TestLoss:F4}, test accuracy: [bold]{e.TestAccuracy:F2}%[/]{(best && e.ValAccuracy is null ? " (best)" : "")}, {e.EpochSeconds:F1} s, {e.TrainImagesPerSecond:F0} img/s");
         }
 
         // Interpolated markup escapes its holes for Spectre (Markup.Escape), after Printable.Escape for the terminal.

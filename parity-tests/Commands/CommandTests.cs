@@ -157,11 +157,13 @@ public sealed class CommandTests
         Assert.That(md, Does.Contain("| 1e30 | diverged |").And.Contain("| 0.001 | completed |"), md);
 
         var before = File.ReadAllBytes(Path.Combine(completed, "checkpoints", "last.pt"));
+        var divergedBefore = Tool.FileHashes(diverged);
         var again = Tool.Run(dir, args);
-        Assert.That(again.ExitCode, Is.EqualTo(1), again.ToString());
+        Assert.That(again.ExitCode, Is.EqualTo(1), "the sweep still holds a run that did not complete\n" + again);
         Assert.That(again.Stdout, Does.Contain("optimizer.lr=0.001: completed earlier, skipped"), again.ToString());
-        Assert.That(again.Stdout, Does.Contain("== optimizer.lr=1e30 (resuming)"), again.ToString());
+        Assert.That(again.Stdout, Does.Contain("== optimizer.lr=1e30: diverged earlier, skipped"), "a diverged run is finished: training it again gives the same result\n" + again);
         Assert.That(File.ReadAllBytes(Path.Combine(completed, "checkpoints", "last.pt")), Is.EqualTo(before), "a completed run was trained again");
+        Assert.That(Tool.FileHashes(diverged), Is.EqualTo(divergedBefore), "a diverged run was trained again");
         Assert.That(Status(diverged), Is.EqualTo("diverged"));
     }
 

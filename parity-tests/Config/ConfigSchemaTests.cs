@@ -21,6 +21,7 @@ public sealed class ConfigSchemaTests
         ["data.augment"] = ["data.dataset=cifar10"],
         ["data.image_size"] = ["data.dataset=imagefolder", "model.num_classes=3"],
         ["data.resize_size"] = ["data.dataset=imagefolder", "model.num_classes=3"],
+        ["train.early_stop_patience"] = ["data.val_split=0.25"],
     };
 
     /// <summary>Keys that only change together with another: model.in_channels must be the dataset's channels.</summary>
@@ -59,7 +60,8 @@ public sealed class ConfigSchemaTests
         var key = ConfigSchema.Get(path);
         var context = Context.GetValueOrDefault(path, []);
         var before = Load(context);
-        var other = path == "model.in_channels" ? "3" : OtherValue(key);
+        // train.epochs may grow on resume (see Epochs_may_grow_on_resume_unless_the_schedule_spans_them): the change tested is a shrink.
+        var other = path == "model.in_channels" ? "3" : path == "train.epochs" ? "9" : OtherValue(key);
         var after = Load([.. context, .. AlsoChanged.GetValueOrDefault(path, []), $"{path}={other}"]);
         Assert.That(key.Format(key.Get(after)), Is.Not.EqualTo(key.Format(key.Get(before))), "the test must change the key's value");
 
@@ -67,20 +69,44 @@ public sealed class ConfigSchemaTests
         var now = ConfigSchema.ResultValues(after);
         if (key.ChangesResult)
         {
-            var e = Assert.Throws<CheckpointException>(() => Trainer.CheckResumable(saved, now, force: false))!;
+            var e = Assert.Throws<CheckpointException>(() => TrainingState.CheckResumable(saved, now, force: false))!;
             Assert.That(e.Message, Does.Contain(path + " was "), "the refusal names the key");
             Assert.That(e.ExitCode, Is.EqualTo(2));
-            Assert.DoesNotThrow(() => Trainer.CheckResumable(saved, now, force: true), "--force resumes anyway");
+            Assert.DoesNotThrow(() => TrainingState.CheckResumable(saved, now, force: true), "--force resumes anyway");
         }
         else
-            Assert.DoesNotThrow(() => Trainer.CheckResumable(saved, now, force: false), $"{path} changes nothing a run computes");
+            Assert.DoesNotThrow(() => TrainingState.CheckResumable(saved, now, force: false), $"{path} changes nothing a run computes");
+    }
+
+    [Test]
+    public void Epochs_may_grow_on_resume_unless_the_schedule_spans_them()
+    {
+        void Check(string[] context, bool allowed)
+        {
+            var saved = ConfigSchema.ResultValues(Load([.. context, "train.epochs=1"]));
+            var now = ConfigSchema.ResultValues(Load([.. context, "train.epochs=2"]));
+            if (allowed) Assert.DoesNotThrow(() => TrainingState.CheckResumable(saved, now, force: false), string.Join(" ", context));
+            else
+                Assert.That(Assert.Throws<CheckpointException>(() => TrainingState.CheckResumable(saved, now, force: false))!.Message,
+                    Does.Contain("train.epochs was '1', now '2'").And.Contain("spreads its learning rates over train.epochs"), string.Join(" ", context));
+        }
+        Check([], allowed: true);
+        Check(["scheduler.name=step", "scheduler.step_size=1"], allowed: true);
+        Check(["scheduler.name=cosine", "scheduler.t_max=5"], allowed: true);
+        Check(["scheduler.name=cosine"], allowed: false);
+        Check(["scheduler.name=onecycle"], allowed: false);
+        // Growing epochs together with another result-affecting change is refused for that change, naming only it.
+        var before = ConfigSchema.ResultValues(Load(["train.epochs=1"]));
+        var after = ConfigSchema.ResultValues(Load(["train.epochs=2", "optimizer.lr=0.5"]));
+        var e = Assert.Throws<CheckpointException>(() => TrainingState.CheckResumable(before, after, force: false))!;
+        Assert.That(e.Message, Does.Contain("optimizer.lr was").And.Not.Contain("train.epochs"));
     }
 
     [Test]
     public void The_keys_that_only_change_speed_or_output_are_the_only_ones_a_resume_may_change()
     {
         var free = ConfigSchema.Keys.Where(k => !k.ChangesResult).Select(k => k.Path);
-        Assert.That(free, Is.EquivalentTo(new[] { "device", "threads", "data.download", "train.eval_batch_size", "train.log_every", "train.save", "train.tensorboard" }));
+        Assert.That(free, Is.EquivalentTo(new[] { "device", "threads", "data.download", "train.eval_batch_size", "train.log_every", "train.save", "train.tensorboard", "train.early_stop_patience" }));
         foreach (var k in new[] { "model.bn_eval", "model.freeze", "model.channels_last", "data.test_limit" })
             Assert.That(ConfigSchema.Get(k).ChangesResult, $"{k} changes what a run computes");
     }
@@ -90,7 +116,7 @@ public sealed class ConfigSchemaTests
     {
         var now = ConfigSchema.ResultValues(new TrainingConfig());
         var saved = now.Where(kv => kv.Key != "model.bn_eval").ToDictionary();
-        var e = Assert.Throws<CheckpointException>(() => Trainer.CheckResumable(saved, now, force: false))!;
+        var e = Assert.Throws<CheckpointException>(() => TrainingState.CheckResumable(saved, now, force: false))!;
         Assert.That(e.Message, Does.Contain("model.bn_eval was not recorded"));
     }
 

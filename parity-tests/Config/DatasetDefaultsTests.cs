@@ -22,7 +22,7 @@ public sealed class DatasetDefaultsTests
             "a folder named sample is reached as ./sample");
     }
 
-    [TestCase("fashion-mnist"), TestCase("cifar10")]
+    [TestCase("fashion-mnist"), TestCase("cifar10"), TestCase("cifar100")]
     public void Root_sample_is_refused_for_a_dataset_without_a_packaged_sample(string dataset)
     {
         var file = ConfigFile;
@@ -45,12 +45,13 @@ public sealed class DatasetDefaultsTests
         finally { PackagedFiles.BaseDirectory = saved; }
     }
 
-    [TestCase("mnist", 1), TestCase("fashion-mnist", 1), TestCase("cifar10", 3)]
-    public void Unset_model_keys_follow_the_dataset(string dataset, int channels)
+    [TestCase("mnist", 1, 10), TestCase("fashion-mnist", 1, 10), TestCase("cifar10", 3, 10), TestCase("cifar100", 3, 100)]
+    public void Unset_model_keys_follow_the_dataset(string dataset, int channels, int classes)
     {
         var spec = DatasetSpecs.Get(dataset);
-        Assert.That(spec.Channels, Is.EqualTo(channels));
+        Assert.That((spec.Channels, spec.NumClasses), Is.EqualTo((channels, classes)));
         var cfg = ConfigLoader.Parse($"data:\n  dataset: {dataset}\n", ConfigFile);
+        Assert.That(cfg.Data.Dataset, Is.SameAs(spec), "the config holds the registry's spec");
         Assert.That((cfg.Model.InChannels, cfg.Model.NumClasses), Is.EqualTo((spec.Channels, spec.NumClasses)));
         var nulls = ConfigLoader.Parse($"data:\n  dataset: {dataset}\nmodel:\n  in_channels: ~\n  num_classes: ~\n", ConfigFile);
         Assert.That((nulls.Model.InChannels, nulls.Model.NumClasses), Is.EqualTo((spec.Channels, spec.NumClasses)), "null means: the dataset's");

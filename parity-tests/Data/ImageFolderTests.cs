@@ -54,7 +54,8 @@ public sealed class ImageFolderTests
         var valIndex = ImageFolder.Index(ImageFolderFiles.SplitFolder(Fixture(), false), trainIndex.Classes);
         using var train = ImageSplit.FromFolder(trainIndex, transforms, 2, Mean, Std, ScalarType.Float32, CPU);
         using var val = ImageSplit.FromFolder(valIndex, transforms, 2, Mean, Std, ScalarType.Float32, CPU);
-        var augment = new CifarAugment();   // any augmentation: the training transform of an image folder
+        var augment = DatasetSpecs.ImageFolder.Augmentation;   // data.augment's, from the registry: RandomResizedCrop + RandomHorizontalFlip
+        Assert.That(augment, Is.InstanceOf<IImageAugmentation>(), "applied as the files are decoded");
         manual_seed(snap.GetProperty("seed").GetInt64());
         int e = 0;
         foreach (var epoch in snap.GetProperty("epochs").EnumerateArray())
@@ -106,6 +107,31 @@ public sealed class ImageFolderTests
             using var row = val.Slice(i, 1);
             Assert.That(Sha256(x), Is.EqualTo(Sha256(row)), $"{index.Files[i]}: predict's input and the validation batch's row");
         }
+    }
+
+    [Test]
+    public void ValidationSplitOfAFolderHoldsTheFilesAtRandomSplitsIndices()
+    {
+        var transforms = new ImageTransforms(16, 18);
+        var index = ImageFolder.Index(ImageFolderFiles.SplitFolder(Fixture(), true));
+        using var whole = ImageSplit.FromFolder(index, transforms, 2, Mean, Std, ScalarType.Float32, CPU, limit: 10);
+        var (trainAt, valAt) = ValidationSplit.Indices(whole.Count, 0.3, seed: 7);
+        var (train, val) = ValidationSplit.Apply(whole, 0.3, seed: 7);
+        using (train)
+        using (val)
+            foreach (var (part, at) in new[] { (train, trainAt), (val, valAt) })
+            {
+                Assert.That(part.Count, Is.EqualTo(at.Length));
+                Assert.That(part.Labels.data<long>().ToArray(), Is.EqualTo(at.Select(i => (long)index.Labels[(int)i])), "labels at the split's indices");
+                for (int i = 0; i < at.Length; i++)
+                {
+                    using var row = part.Slice(i, 1);
+                    using var expected = whole.Slice(at[i], 1);
+                    Assert.That(Sha256(row), Is.EqualTo(Sha256(expected)), $"row {i}: the image at index {at[i]}");
+                }
+            }
+        Assert.That(valAt, Has.Length.EqualTo(3));
+        Assert.That(trainAt.Concat(valAt).Order(), Is.EqualTo(Enumerable.Range(0, 10).Select(i => (long)i)), "a partition of the first 10 images");
     }
 
     [Test]

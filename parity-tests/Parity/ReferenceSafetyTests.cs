@@ -1,6 +1,8 @@
 using System.Diagnostics;
 using System.Text;
 using NUnit.Framework;
+using ResnetMnist.Config;
+using ResnetMnist.Data;
 using ResnetMnist.Parity;
 using static ResnetMnist.ParityTests.Robustness.CraftedFiles;
 
@@ -78,6 +80,52 @@ public sealed class ReferenceSafetyTests
         Tool.AssertOneErrorLine(r, 2, $"{meta}: refers to global 'os.system'");
         Assert.That(File.Exists(marker), Is.False, "the payload ran");
         Assert.That(r.Stdout, Does.Not.Contain("reference:"), "the reference never started");
+    }
+
+    /// <summary>CIFAR-100's <c>meta</c> (protocol 2, as Python 2 wrote it) whose <c>coarse_label_names</c> is <c>os.system('touch MARKER')</c>.</summary>
+    static byte[] PayloadMeta100(string marker)
+    {
+        var ms = new MemoryStream();
+        void W(string latin1) => ms.Write(Encoding.Latin1.GetBytes(latin1));
+        W("\u0080\u0002}(U\u0010fine_label_names](");
+        foreach (var c in DatasetSpecs.Cifar100.ClassNames) W($"U{(char)c.Length}{c}");
+        W("eU\u0012coarse_label_names");
+        var cmd = Encoding.UTF8.GetBytes($"touch '{marker}'");
+        W("cos\nsystem\nX");
+        ms.Write(BitConverter.GetBytes(cmd.Length));
+        ms.Write(cmd);
+        W("\u0085Ru.");
+        return ms.ToArray();
+    }
+
+    /// <summary>
+    /// The pre-check is the dataset's own (<see cref="IDatasetFiles.CheckPickles"/>): for CIFAR-100 it reads
+    /// <c>train</c>, <c>test</c> and <c>meta</c>, the files torchvision's CIFAR100 unpickles. In process, without
+    /// starting the reference (the CIFAR-10 case above covers the command end to end).
+    /// </summary>
+    [Test, Category("NeedsPyTorch")]
+    public void A_CIFAR100_meta_file_that_torchvision_would_run_is_refused_by_the_pre_check()
+    {
+        Python.RequireTorch();
+        using var tmp = new TempDir();
+        var root = tmp.Sub("data");
+        var marker = tmp.Sub("PAYLOAD-RAN");
+        var dir = Directory.CreateDirectory(Path.Combine(root, "cifar-100-python")).FullName;
+        foreach (var f in Directory.GetFiles(Repo.Path("parity-tests", "data", "cifar100-fixture", "p2", "cifar-100-python")))
+            File.Copy(f, Path.Combine(dir, Path.GetFileName(f)));
+        var cfg = ConfigLoader.Parse($"data: {{dataset: cifar100, root: '{root}'}}\n", tmp.Sub("cifar100.yaml"));
+        Assert.DoesNotThrow(() => ParityCheck.CheckReferenceInputs(cfg), "the fixture itself passes");
+        var meta = Path.Combine(dir, "meta");
+        File.WriteAllBytes(meta, PayloadMeta100(marker));
+
+        var probe = "import sys; sys.path.insert(0, sys.argv[1]); import resnet_mnist as r; ds = r.LocalCIFAR100(sys.argv[2], train=False); print(len(ds), len(ds.classes))";
+        Assert.That(Python.Run(probe, Repo.Path("reference"), root).Trim(), Is.EqualTo("20 100"), "torchvision loaded the folder");
+        Assert.That(File.Exists(marker), Is.True, "torchvision ran the payload in meta");
+        File.Delete(marker);
+
+        var e = Assert.Throws<DataException>(() => ParityCheck.CheckReferenceInputs(cfg))!;
+        Assert.That(e.Message, Is.EqualTo($"{meta}: refers to global 'os.system'; a CIFAR file holds only numpy arrays, lists and dicts"));
+        Assert.That(File.Exists(marker), Is.False, "the payload ran");
     }
 
     [Test]

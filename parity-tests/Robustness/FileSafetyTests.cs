@@ -285,19 +285,19 @@ public sealed class FileSafetyTests
     {
         var run = ResumableCopy("tb-link");
         var outside = Directory.CreateDirectory(Path.Combine(Path.GetDirectoryName(run)!, "outside")).FullName;
-        File.CreateSymbolicLink(Path.Combine(run, TensorBoardObserver.FolderName), outside);
+        File.CreateSymbolicLink(Path.Combine(run, RunDirectory.TensorBoardFolder), outside);
         var before = Tool.FileHashes(run);
         var cfg = Tool.WriteConfig(Path.GetDirectoryName(run)!, Tool.SmallConfig());
         Tool.AssertOneErrorLine(Tool.Run(Path.GetDirectoryName(run)!, ["train", cfg, "--out", run, "--force", "--set", "train.tensorboard=true"]), 2,
-            $"{Path.Combine(run, TensorBoardObserver.FolderName)}: is a symbolic link (to {outside})");
+            $"{Path.Combine(run, RunDirectory.TensorBoardFolder)}: is a symbolic link (to {outside})");
         Assert.That(Directory.GetFileSystemEntries(outside), Is.Empty, "no event file outside the run");
         Assert.That(Tool.FileHashes(run), Is.EqualTo(before), "the refused run changed nothing");
 
         var run2 = ResumableCopy("tb-file");
-        File.WriteAllText(Path.Combine(run2, TensorBoardObserver.FolderName), "a file in the folder's place");
+        File.WriteAllText(Path.Combine(run2, RunDirectory.TensorBoardFolder), "a file in the folder's place");
         Tool.AssertOneErrorLine(Tool.Run(Path.GetDirectoryName(run2)!, ["train", cfg, "--out", run2, "--force", "--set", "train.tensorboard=true"]), 2,
-            $"{Path.Combine(run2, TensorBoardObserver.FolderName)}: is a file, expected a folder of the tool's output");
-        Assert.That(File.ReadAllText(Path.Combine(run2, TensorBoardObserver.FolderName)), Is.EqualTo("a file in the folder's place"));
+            $"{Path.Combine(run2, RunDirectory.TensorBoardFolder)}: is a file, expected a folder of the tool's output");
+        Assert.That(File.ReadAllText(Path.Combine(run2, RunDirectory.TensorBoardFolder)), Is.EqualTo("a file in the folder's place"));
     }
 
     [Test]

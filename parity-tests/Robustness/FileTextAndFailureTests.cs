@@ -255,20 +255,29 @@ public sealed class FileTextAndFailureTests
     }
 
     [Test]
-    public void Resume_with_a_garbage_metrics_csv_names_the_file_and_line()
+    public void Resume_with_a_garbage_steps_csv_names_the_file_and_line_and_rewrites_metrics_csv_from_the_checkpoint()
     {
         var dir = TempDir.New("metricscsv");
         var run = TrainedRun.CopyTo(Path.Combine(dir, "run"));
         var metrics = Path.Combine(run, "metrics.csv");
+        var kept = File.ReadAllText(metrics);
         File.AppendAllText(metrics, "garbage,1,2\n");
         var e = Assert.Throws<BadInputException>(() => RunDirectory.ReadMetrics(metrics))!;
         Assert.That(e.Message, Does.StartWith($"{metrics}:3: not a line this tool writes"));
-        var r = Tool.Run(dir, ["train", "--resume", run, "--force", "--set", "train.epochs=2"]);
-        Tool.AssertOneErrorLine(r, 2, "metrics.csv:3: not a line this tool writes");
 
+        // steps.csv is the step log a resume continues: a line that is not one of its own is refused, naming it.
         var steps = Path.Combine(run, "steps.csv");
         File.AppendAllText(steps, "1.5,1,2.3,0.001\n");
         Assert.That(Assert.Throws<BadInputException>(() => RunDirectory.ReadSteps(steps))!.Message, Does.Contain("steps.csv:").And.Contain("step and epoch must be integers"));
+        Tool.AssertOneErrorLine(Tool.Run(dir, ["train", "--resume", run, "--set", "train.epochs=2"]), 2, "steps.csv:4: not a line this tool writes (step and epoch must be integers)");
+
+        // The epochs' history is the checkpoint's own (last.json): a resume rewrites metrics.csv from it, garbage gone.
+        File.WriteAllText(steps, string.Join("\n", File.ReadAllLines(steps)[..^1]) + "\n");
+        var r = Tool.Run(dir, ["train", "--resume", run, "--set", "train.epochs=2"]);
+        Assert.That(r.ExitCode, Is.EqualTo(0), r.ToString());
+        var lines = File.ReadAllLines(metrics);
+        Assert.That(lines, Has.Length.EqualTo(3), "header, epoch 1 from the checkpoint, epoch 2");
+        Assert.That(lines[1], Is.EqualTo(kept.Split('\n')[1]), "epoch 1's line as the checkpoint recorded it");
     }
 
     [Test]

@@ -3,6 +3,7 @@ using System.Text.Json;
 using NUnit.Framework;
 using ResnetMnist.Config;
 using ResnetMnist.Data;
+using ResnetMnist.Outputs;
 using ResnetMnist.Training;
 using ResnetMnist.Weights;
 using static ResnetMnist.ParityTests.Robustness.CraftedFiles;
@@ -236,7 +237,11 @@ public sealed class InputBoundsTests
         File.WriteAllBytes(Path.Combine(folder, "last.pt"), [1]);
         File.WriteAllBytes(Path.Combine(folder, "last.optim.pt"), [2]);
         var sha = (string f) => Tool.Sha(Path.Combine(folder, f));
-        var good = new TrainingState(1, 0, false, 0, 0, 2, 50, CheckpointStore.RngState(), new Dictionary<string, string>(), sha("last.pt"), sha("last.optim.pt"));
+        var good = TrainingState.Start(new TrainingConfig()) with
+        {
+            EpochsDone = 1, GlobalStep = 2, BestAccuracy = 50, BestEpoch = 1, RngState = CheckpointStore.RngState(),
+            WeightsSha256 = sha("last.pt"), OptimizerSha256 = sha("last.optim.pt"), Epochs = [new EpochRecord(1, 2.0, 2.0, 50, 0.01, 1, 100)],
+        };
         File.WriteAllText(Path.Combine(folder, "last.json"), JsonSerializer.Serialize(spoil(good), Json));
         var store = new CheckpointStore(folder);
         return Assert.Throws<CheckpointException>(() => store.ReadState())!.Message;
@@ -260,9 +265,19 @@ public sealed class InputBoundsTests
     }
 
     [Test]
+    public void The_history_in_last_json_is_checked_and_an_older_layout_is_refused_in_one_line()
+    {
+        Assert.That(StateError(s => s with { Format = 0 }),
+            Does.Contain("last.json: format: absent (written by an older version of this tool); allowed: 2; finish the run with the version that started it, or train it again with --force"));
+        Assert.That(StateError(s => s with { Epochs = null }), Does.Contain("last.json: epochs: missing"));
+        Assert.That(StateError(s => s with { Epochs = [] }), Does.Contain("epochs: 0 records; allowed: one per epoch done, 1..1 in order"));
+        Assert.That(StateError(s => s with { BestEpoch = 2 }), Does.Contain("best_epoch: 2; allowed: the epoch of best_accuracy (1..1)"));
+    }
+
+    [Test]
     public void A_short_rng_state_never_reaches_libtorch()
     {
-        var e = Assert.Throws<CheckpointException>(() => CheckpointStore.RestoreRng(Convert.ToBase64String([1, 2, 3])))!;
-        Assert.That(e.Message, Does.Contain("rng_state: 3 bytes; allowed: exactly"));
+        // The generator is restored only from a state the one reader checked; a short one stops there.
+        Assert.That(StateError(s => s with { RngState = Convert.ToBase64String([1, 2, 3]) }), Does.Contain("rng_state: 3 bytes; allowed: exactly"));
     }
 }

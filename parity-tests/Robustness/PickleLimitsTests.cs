@@ -122,9 +122,9 @@ public sealed class PickleLimitsTests
         var dir = Directory.CreateDirectory(P("cifar-10-batches-py")).FullName;
         var path = Path.Combine(dir, "data_batch_1");
         File.WriteAllBytes(path, Repeat(Proto2, op, count, [(byte)'.']));
-        var e = Assert.Throws<DataException>(() => Cifar10.ReadBatch(path), what)!;
+        var e = Assert.Throws<DataException>(() => CifarFiles.Cifar10.ReadBatch(path), what)!;
         Assert.That(e.ExitCode, Is.EqualTo(2));
-        Assert.That(e.Message, Does.StartWith($"{path}: too many values (allowed: at most {RestrictedUnpickler.LimitsFor(count + 3).MaxValues} in a CIFAR-10 file) at byte "));
+        Assert.That(e.Message, Does.StartWith($"{path}: too many values (allowed: at most {RestrictedUnpickler.LimitsFor(count + 3).MaxValues} in a CIFAR file) at byte "));
         Assert.That(e.Message, Does.Not.Contain("\n"));
     }
 }

@@ -245,4 +245,61 @@ public sealed class RunLifecycleTests
             u.WaitForExit();
         }
     }
+
+    [Test]
+    public void A_second_sigint_abandons_at_once_yet_writes_the_summary_and_releases_the_lock()
+    {
+        var dir = TempDir.New("sigint2");
+        var run = Path.Combine(dir, "run");
+        ToolResult r;
+        using (var p = Tool.Start(dir, ["train", TwoEpochConfig(dir), "--out", run]))
+        {
+            // Both signals land inside the run: the first asks for a checkpoint after the current step, the second
+            // (sent as soon as the first was delivered) stops the process at once.
+            p.WaitForLine(l => l.StartsWith("epoch 1/2 step ", StringComparison.Ordinal));
+            p.Signal("INT");
+            p.Signal("INT");
+            r = p.WaitForExit();
+        }
+        Assert.That(r.ExitCode, Is.EqualTo(130), r.ToString());
+        Assert.That(r.Stderr, Does.Contain("abandoned: the run stops now"), r.ToString());
+        Assert.That(File.Exists(Path.Combine(run, ".lock")), Is.False, "the lock was left behind");
+        using var summary = JsonDocument.Parse(File.ReadAllText(Path.Combine(run, "summary.json")));
+        Assert.That(summary.RootElement.GetProperty("status").GetString(), Is.EqualTo("interrupted"));
+        Assert.That(summary.RootElement.GetProperty("problem").GetString(), Does.StartWith("abandoned (a second interrupt): stopped at once"));
+        // Whatever the first signal had written by then is a consistent checkpoint (or none): the folder resumes without --force.
+        if (File.Exists(Path.Combine(run, "checkpoints", "last.json"))) AssertCheckpointConsistent(run);
+        var resumed = Tool.Run(dir, ["train", "--resume", run]);
+        Assert.That(resumed.ExitCode, Is.EqualTo(0), resumed.ToString());
+        Assert.That(File.ReadAllText(Path.Combine(run, "steps.csv")), Is.EqualTo(ReferenceSteps), "resume after an abandoned run differs from an uninterrupted run");
+    }
+
+    [Test]
+    public void Resuming_a_finished_run_says_it_is_complete_and_changes_nothing()
+    {
+        var dir = TempDir.New("complete");
+        var run = TrainedRun.CopyTo(Path.Combine(dir, "run"));
+        var before = Tool.FileHashes(run);
+        var r = Tool.Run(dir, ["train", "--resume", run]);
+        Assert.That(r.ExitCode, Is.EqualTo(0), r.ToString());
+        Assert.That(r.Stdout, Does.Contain($"{run}: already complete at 1 epochs (train.epochs 1); to train on: dotnet resnet-mnist train --resume {run} --set train.epochs=2"), r.ToString());
+        Assert.That(r.Stdout, Does.Not.Contain("resuming").And.Not.Contain("done:"), r.ToString());
+        Assert.That(r.Stderr, Is.Empty, r.ToString());
+        Assert.That(Tool.FileHashes(run), Is.EqualTo(before), "a complete run was changed by a resume");
+        Assert.That(File.Exists(Path.Combine(run, ".lock")), Is.False);
+    }
+
+    [Test]
+    public void A_finished_run_goes_on_for_more_epochs_without_force()
+    {
+        var dir = TempDir.New("grow");
+        var run = TrainedRun.CopyTo(Path.Combine(dir, "run"));
+        var r = Tool.Run(dir, ["train", "--resume", run, "--set", "train.epochs=2"]);
+        Assert.That(r.ExitCode, Is.EqualTo(0), r.ToString());
+        Assert.That(r.Stdout, Does.Contain("done: epoch 2"), r.ToString());
+        Assert.That(File.ReadAllLines(Path.Combine(run, "metrics.csv")), Has.Length.EqualTo(3), "header, epoch 1 and epoch 2");
+        // Other result-affecting changes are still refused without --force.
+        Tool.AssertOneErrorLine(Tool.Run(dir, ["train", "--resume", run, "--set", "train.epochs=3", "--set", "optimizer.lr=0.5"]), 2,
+            "optimizer.lr was '0.001', now '0.5'");
+    }
 }

@@ -47,6 +47,8 @@ public static class Tool
         psi.Environment["NO_COLOR"] = "1";
         psi.Environment["COLUMNS"] = "200";
         foreach (var (name, value) in TestEnvironment.Clean) psi.Environment[name] = value;
+        // A sweep takes its shard from these when they are set (a test run inside a Slurm array or an Indexed Job).
+        foreach (var name in ShardVariables) psi.Environment.Remove(name);
         foreach (var (k, v) in env ?? new Dictionary<string, string>()) psi.Environment[k] = v;
         return psi;
     }
@@ -59,7 +61,12 @@ public static class Tool
         return p.WaitForExit();
     }
 
-    public static RunningTool Start(string workDir, IEnumerable<string> args) => new(Process.Start(Info(workDir, args))!);
+    /// <summary>The variables a sweep reads its shard from; removed from every tool process unless a test sets them.</summary>
+    public static readonly string[] ShardVariables =
+        ["SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_MIN", "SLURM_ARRAY_TASK_COUNT", "SLURM_ARRAY_TASK_STEP", "JOB_COMPLETION_INDEX", "RESNET_MNIST_SHARDS"];
+
+    public static RunningTool Start(string workDir, IEnumerable<string> args, IReadOnlyDictionary<string, string>? env = null) =>
+        new(Process.Start(Info(workDir, args, env))!);
 
     /// <summary>Asserts the error contract: exactly one stderr line, <c>error: ...</c>, no stack trace.</summary>
     public static void AssertOneErrorLine(ToolResult r, int expectedCode, string fragment)

@@ -56,9 +56,9 @@ public sealed class TensorBoardTests
         var cfg = ConfigLoader.Parse(Tool.SmallConfig(epochs: 2), Path.Combine(dir, "config.yaml"), ["train.tensorboard=true"]);
         var run = Path.Combine(dir, "run");
         var result = LibraryRun.Run(cfg, run);
-        var files = Directory.GetFiles(Path.Combine(run, TensorBoardObserver.FolderName));
+        var files = Directory.GetFiles(Path.Combine(run, RunDirectory.TensorBoardFolder));
         Assert.That(files, Has.Length.EqualTo(1));
-        Assert.That(Path.GetFileName(files[0]), Does.StartWith(TensorBoardObserver.FilePrefix));
+        Assert.That(Path.GetFileName(files[0]), Does.StartWith(RunDirectory.TensorBoardPrefix));
         var scalars = Read(files[0]);
 
         var losses = scalars.Where(s => s.Tag == "train/loss").ToList();
@@ -72,9 +72,9 @@ public sealed class TensorBoardTests
         Assert.That(scalars.Where(s => s.Tag == "epoch/train_loss").Select(s => s.Value), Is.EqualTo(result.Epochs.Select(e => (float)e.TrainLoss)));
 
         // --force replaces the run: the old event file goes with the other files the tool wrote; a user's file stays.
-        File.WriteAllText(Path.Combine(run, TensorBoardObserver.FolderName, "notes.txt"), "mine");
+        File.WriteAllText(Path.Combine(run, RunDirectory.TensorBoardFolder, "notes.txt"), "mine");
         LibraryRun.Run(cfg, run, force: true);
-        var after = Directory.GetFiles(Path.Combine(run, TensorBoardObserver.FolderName)).Select(Path.GetFileName).ToList();
+        var after = Directory.GetFiles(Path.Combine(run, RunDirectory.TensorBoardFolder)).Select(Path.GetFileName).ToList();
         Assert.That(after, Has.Count.EqualTo(2).And.Contain("notes.txt").And.Not.Contain(Path.GetFileName(files[0])));
     }
 
@@ -84,6 +84,6 @@ public sealed class TensorBoardTests
         var dir = TempDir.New("tensorboard-off");
         var cfg = ConfigLoader.Parse(Tool.SmallConfig(), Path.Combine(dir, "config.yaml"));
         LibraryRun.Run(cfg, Path.Combine(dir, "run"));
-        Assert.That(Directory.Exists(Path.Combine(dir, "run", TensorBoardObserver.FolderName)), Is.False);
+        Assert.That(Directory.Exists(Path.Combine(dir, "run", RunDirectory.TensorBoardFolder)), Is.False);
     }
 }

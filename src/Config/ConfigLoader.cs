@@ -1,6 +1,7 @@
 using System.Globalization;
 using YamlDotNet.Core;
 using YamlDotNet.RepresentationModel;
+using ResnetMnist.Data;
 
 namespace ResnetMnist.Config;
 
@@ -29,24 +30,55 @@ public static class ConfigLoader
     /// <summary><c>threads</c> may be at most this many times the core count.</summary>
     public const int ThreadsPerCore = 4;
 
-    /// <summary>Reads <paramref name="path"/> and applies <paramref name="overrides"/>.</summary>
-    public static TrainingConfig Load(string path, IEnumerable<string>? overrides = null)
+    /// <summary>
+    /// The config at <paramref name="path"/>, or, without a CONFIG file (<c>train</c>, <c>parity</c>, <c>sweep</c>), the
+    /// packaged quickstart with <c>data.root</c> = <c>./data</c> for every dataset, except MNIST where <c>./data</c>
+    /// holds none: then the packaged sample. The quickstart pins no dataset-dependent key, so
+    /// <c>model.in_channels</c>/<c>num_classes</c> follow <c>data.dataset</c>; <paramref name="overrides"/> (<c>--set</c>) win.
+    /// </summary>
+    public static TrainingConfig LoadOrQuickstart(string? path, IEnumerable<string> overrides) => LoadOrQuickstart(path, ConfigOverride.Set(overrides), null);
+
+    /// <summary>As above, with overrides that name their option (<c>--set</c>, <c>--grid</c>) and the loader's warnings.</summary>
+    public static TrainingConfig LoadOrQuickstart(string? path, IEnumerable<ConfigOverride> overrides, Action<string>? warn)
+    {
+        if (path is not null) return Load(path, overrides, warn);
+        var quickstart = PackagedFiles.Quickstart ?? throw new DataException(
+            $"{Path.Combine(PackagedFiles.BaseDirectory, "configs", "quickstart.yaml")}: the packaged quickstart config is missing (a damaged install); give a CONFIG.yaml (dotnet resnet-mnist init writes one)");
+        var set = overrides.ToList();
+        var cfg = Load(quickstart, set.Prepend(new ConfigOverride("--set", PackagedFiles.LocalDataRoot())), warn);
+        if (set.Any(o => o.Assignment.Split('=')[0].Trim() == "data.root") || cfg.Data.Dataset != DatasetSpecs.Mnist || PackagedFiles.HoldsMnist(cfg.Data.Root))
+            return cfg;
+        return Load(quickstart, set.Prepend(new ConfigOverride("--set", $"data.root={PackagedFiles.Sample}")), null); // warned above
+    }
+
+    /// <summary>Reads <paramref name="path"/> and applies <paramref name="overrides"/> (<c>--set</c>).</summary>
+    public static TrainingConfig Load(string path, IEnumerable<string>? overrides = null) => Load(path, ConfigOverride.Set(overrides), null);
+
+    /// <summary>
+    /// Reads <paramref name="path"/> and applies <paramref name="overrides"/> in order; errors name each override's
+    /// option. Notes on keys ignored (<see cref="IgnoredOptimizerKeys"/>) go to <paramref name="warn"/>, one line each.
+    /// </summary>
+    public static TrainingConfig Load(string path, IEnumerable<ConfigOverride> overrides, Action<string>? warn)
     {
         if (Directory.Exists(path)) throw new ConfigException($"{path}: is a directory, expected a YAML config file");
         if (!File.Exists(path)) throw new ConfigException($"{path}: config file not found");
         string text;
         try
         {
-            var bytes = ResnetMnist.Data.InputFiles.ReadAllBytes(path, "a YAML config file", MaxConfigBytes, m => new ConfigException($"{path}: {m}"));
+            var bytes = InputFiles.ReadAllBytes(path, "a YAML config file", MaxConfigBytes, m => new ConfigException($"{path}: {m}"));
             text = new System.Text.UTF8Encoding(false, throwOnInvalidBytes: true).GetString(bytes);
         }
         catch (System.Text.DecoderFallbackException) { throw new ConfigException($"{path}: is not UTF-8 text; expected a YAML config file"); }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException) { throw new ConfigException($"{path}: cannot read: {e.Message}"); }
-        return Parse(text, Path.GetFullPath(path), overrides);
+        return Parse(text, Path.GetFullPath(path), overrides, warn);
     }
 
     /// <summary>Parses YAML text; <paramref name="sourcePath"/> names it in errors and anchors relative paths (null: current folder).</summary>
-    public static TrainingConfig Parse(string yaml, string? sourcePath, IEnumerable<string>? overrides = null)
+    public static TrainingConfig Parse(string yaml, string? sourcePath, IEnumerable<string>? overrides = null) =>
+        Parse(yaml, sourcePath, ConfigOverride.Set(overrides), null);
+
+    /// <summary>As <see cref="Parse(string, string?, IEnumerable{string}?)"/>, with overrides that name their option, and <paramref name="warn"/>.</summary>
+    public static TrainingConfig Parse(string yaml, string? sourcePath, IEnumerable<ConfigOverride> overrides, Action<string>? warn)
     {
         string file = sourcePath ?? "<config>";
         var values = new Dictionary<string, Entry>();
@@ -57,13 +89,29 @@ public static class ConfigLoader
                 throw new ConfigException($"{At(file, root)}: the config must be a mapping of keys (seed, data, model, train, optimizer, scheduler)");
             Flatten(map, "", file, values);
         }
-        foreach (var o in overrides ?? []) ApplyOverride(o, values);
+        foreach (var o in overrides) ApplyOverride(o, values);
 
         var baseDir = sourcePath is null ? Directory.GetCurrentDirectory() : Path.GetDirectoryName(sourcePath)!;
-        return new Reader(values, baseDir).Build(sourcePath);
+        return new Reader(values, baseDir, warn).Build(sourcePath);
     }
 
+    /// <param name="Origin">The file's path, or <see cref="CommandLine"/> for an override.</param>
     internal sealed record Entry(YamlNode Node, string Where, string Origin);
+
+    /// <summary>The <see cref="Entry.Origin"/> of a value given on the command line (<c>--set</c>, <c>--grid</c>).</summary>
+    const string CommandLine = "--set";
+
+    /// <summary>
+    /// The optimizer keys that apply to some optimizers only, with the ones they apply to. When <c>optimizer.name</c>
+    /// comes from the command line and the file sets one of these for another optimizer, the file's value is ignored
+    /// (the key takes its default) with a warning: a sweep over <c>optimizer.name=sgd,adam</c> on a config written for
+    /// SGD. The same mismatch within the file, or within the command line, stays an error.
+    /// </summary>
+    public static readonly IReadOnlyList<(string Key, OptimizerKind[] AppliesTo)> IgnoredOptimizerKeys =
+    [
+        ("optimizer.momentum", [OptimizerKind.Sgd]), ("optimizer.nesterov", [OptimizerKind.Sgd]),
+        ("optimizer.betas", [OptimizerKind.Adam, OptimizerKind.AdamW]), ("optimizer.eps", [OptimizerKind.Adam, OptimizerKind.AdamW]),
+    ];
 
     /// <summary>
     /// Walks the YAML events (no recursion, no object graph) before anything is built: at most one document, nesting at
@@ -134,23 +182,24 @@ public static class ConfigLoader
         }
     }
 
-    static void ApplyOverride(string o, Dictionary<string, Entry> values)
+    static void ApplyOverride(ConfigOverride over, Dictionary<string, Entry> values)
     {
+        var (option, o) = (over.Option, over.Assignment);
         int eq = o.IndexOf('=');
-        if (eq <= 0) throw new ConfigException($"--set {o}: expected key.path=value (for example --set optimizer.lr=0.01)");
+        if (eq <= 0) throw new ConfigException($"{option} {o}: expected key.path=value (for example --set optimizer.lr=0.01)");
         var key = o[..eq].Trim();
         var text = o[(eq + 1)..];
-        if (ConfigSchema.Find(key) is null) throw Unknown(key, $"--set {o}");
+        if (ConfigSchema.Find(key) is null) throw Unknown(key, $"{option} {o}");
         YamlNode node;
         try
         {
-            CheckShape(text, $"--set {Clip(o)}");
+            CheckShape(text, $"{option} {Clip(o)}");
             var s = new YamlStream();
             s.Load(new StringReader(text.Length == 0 ? "null" : text));
             node = s.Documents.Count == 0 ? new YamlScalarNode("null") : s.Documents[0].RootNode;
         }
-        catch (YamlException e) { throw new ConfigException($"--set {Clip(o)}: value is not valid YAML: {Trim(e.Message)}"); }
-        values[key] = new Entry(node, $"--set {o}", "--set");
+        catch (YamlException e) { throw new ConfigException($"{option} {Clip(o)}: value is not valid YAML: {Trim(e.Message)}"); }
+        values[key] = new Entry(node, $"{option} {o}", CommandLine);
     }
 
     static ConfigException Unknown(string key, string where)
@@ -174,15 +223,16 @@ public static class ConfigLoader
     }
 
     /// <summary>Typed access to the flattened entries, with range checks and precise errors.</summary>
-    sealed class Reader(Dictionary<string, Entry> values, string baseDir)
+    sealed class Reader(Dictionary<string, Entry> values, string baseDir, Action<string>? warn)
     {
         public TrainingConfig Build(string? source)
         {
+            IgnoreOtherOptimizersKeys();
             var cfg = new TrainingConfig { SourcePath = source };
             foreach (var key in ConfigSchema.Keys) key.Set(cfg, Read(key));
 
             // The rules that span keys.
-            var dataset = ResnetMnist.Data.DatasetSpecs.Get(cfg.Data.Dataset);
+            var dataset = cfg.Data.Dataset;
             if (Scalar("data.root") == ResnetMnist.Data.PackagedFiles.Sample)
                 cfg = cfg with { Data = cfg.Data with { Root = SampleRoot(dataset) } };
             if (!values.ContainsKey("model.in_channels") || Scalar("model.in_channels") is null)
@@ -190,13 +240,13 @@ public static class ConfigLoader
             else if (cfg.Model.InChannels != dataset.Channels)
                 throw Bad("model.in_channels", $"is {cfg.Model.InChannels}, but data.dataset {dataset.Name} has {dataset.Channels}-channel images; allowed: {dataset.Channels}");
             if (!values.ContainsKey("model.num_classes") || Scalar("model.num_classes") is null)
-                cfg = cfg with { Model = cfg.Model with { NumClasses = dataset == ResnetMnist.Data.DatasetSpecs.ImageFolder ? FolderClasses(cfg) : dataset.NumClasses } };
-            if (cfg.Data.Augment && dataset != ResnetMnist.Data.DatasetSpecs.Cifar10 && dataset != ResnetMnist.Data.DatasetSpecs.ImageFolder)
-                throw Bad("data.augment", $"applies to cifar10 and imagefolder only (data.dataset is {dataset.Name}); allowed: false");
+                cfg = cfg with { Model = cfg.Model with { NumClasses = dataset.Files is ResnetMnist.Data.Images.ImageFolderFiles ? FolderClasses(cfg) : dataset.NumClasses } };
+            if (cfg.Data.Augment && dataset.Augmentation is null)
+                throw Bad("data.augment", $"applies to {string.Join(", ", ResnetMnist.Data.DatasetSpecs.All.Where(d => d.Augmentation is not null).Select(d => d.Name))} only (data.dataset is {dataset.Name}); allowed: false");
             // Written with their defaults into every run's config.yaml, so only a value that would change something is refused.
-            if (dataset != ResnetMnist.Data.DatasetSpecs.ImageFolder && cfg.Data.ImageSize != new DataConfig().ImageSize)
+            if (dataset.Files is not ResnetMnist.Data.Images.ImageFolderFiles && cfg.Data.ImageSize != new DataConfig().ImageSize)
                 throw Bad("data.image_size", $"applies to imagefolder only (data.dataset is {dataset.Name}); allowed: leave it out");
-            if (dataset != ResnetMnist.Data.DatasetSpecs.ImageFolder && cfg.Data.ResizeSize is not null)
+            if (dataset.Files is not ResnetMnist.Data.Images.ImageFolderFiles && cfg.Data.ResizeSize is not null)
                 throw Bad("data.resize_size", $"applies to imagefolder only (data.dataset is {dataset.Name}); allowed: null or leave it out");
             if (!values.ContainsKey("optimizer.weight_decay") && cfg.Optimizer.Name == OptimizerKind.AdamW)
                 cfg = cfg with { Optimizer = cfg.Optimizer with { WeightDecay = 0.01 } };
@@ -204,16 +254,36 @@ public static class ConfigLoader
                 throw Bad("optimizer.nesterov", "needs optimizer.name: sgd and optimizer.momentum > 0");
             if (cfg.Optimizer.Momentum > 0 && cfg.Optimizer.Name != OptimizerKind.Sgd)
                 throw Bad("optimizer.momentum", $"applies to sgd only (optimizer.name is {cfg.Optimizer.Name.Name()}; use optimizer.betas)");
+            if (cfg.Train.EarlyStopPatience is not null && cfg.Data.ValSplit == 0)
+                throw Bad("train.early_stop_patience", "needs a validation split (data.val_split > 0): stopping on test accuracy would select on the test set; allowed: null, or set data.val_split");
             return cfg;
         }
 
         /// <summary>imagefolder's classes: the sub-folders of <c>ROOT/train</c>.</summary>
         int FolderClasses(TrainingConfig cfg)
         {
-            var train = Path.Combine(cfg.Data.Root, "train");
+            var train = ResnetMnist.Data.Images.ImageFolderFiles.SplitFolder(cfg.Data.Root, train: true);
             if (!Directory.Exists(train))
                 throw Bad("data.root", $"'{cfg.Data.Root}' has no train folder; allowed: a folder holding train/<class>/… and val/<class>/… (or set model.num_classes)");
             return ResnetMnist.Data.Images.ImageFolder.FindClasses(train).Count;
+        }
+
+        /// <summary>
+        /// Drops the file's values of <see cref="IgnoredOptimizerKeys"/> that do not apply to an optimizer named on the
+        /// command line, with one warning per key; only values that would change something (not the default) count.
+        /// </summary>
+        void IgnoreOtherOptimizersKeys()
+        {
+            if (!values.TryGetValue("optimizer.name", out var name) || name.Origin != CommandLine) return;
+            var kind = ConfigNames.Parse<OptimizerKind>(Choice("optimizer.name", OptimizerKind.Adam.Name(), ConfigNames.Names(typeof(OptimizerKind))));
+            foreach (var (key, appliesTo) in IgnoredOptimizerKeys)
+            {
+                if (!values.TryGetValue(key, out var e) || e.Origin == CommandLine || appliesTo.Contains(kind)) continue;
+                if (e.Node is YamlScalarNode s && (s.Value is null or "" or "~" or "null" or "0" or "0.0" or "false")) continue;
+                values.Remove(key);
+                var option = name.Where[..name.Where.IndexOf(' ')];
+                warn?.Invoke($"{e.Where}: {key}: applies to {string.Join("/", appliesTo.Select(k => k.Name()))} only; ignored where {option} sets optimizer.name to another optimizer");
+            }
         }
 
         /// <summary>
@@ -243,8 +313,8 @@ public static class ConfigLoader
             var t = k.ValueType;
             if (k.Names is { } names)
             {
-                var name = Choice(k.Path, k.Default is Enum e ? e.Name() : (string)k.Default!, names);
-                return t.IsEnum ? ConfigNames.Parse(t, name) : name;
+                var name = Choice(k.Path, k.Default is Enum e ? e.Name() : k.Default!.ToString()!, names);
+                return t.IsEnum ? ConfigNames.Parse(t, name) : t == typeof(string) ? name : ConfigSchema.Resolve(k, name);
             }
             if (t == typeof(bool)) return Bool(k.Path, (bool)k.Default!);
             if (t == typeof(long)) return Long(k.Path, (long)k.Default!);

@@ -122,6 +122,14 @@ public static class ConfigSchema
         return keys;
     }
 
+    /// <summary>
+    /// The registry entry named <paramref name="name"/> (already checked against <see cref="ConfigKey.Names"/>) for a
+    /// key whose type is a spec: the static <c>Get(string)</c> of its <see cref="KeyAttribute.Allowed"/> type.
+    /// </summary>
+    public static object Resolve(ConfigKey k, string name) =>
+        k.Attr.Allowed?.GetMethod("Get", BindingFlags.Public | BindingFlags.Static, [typeof(string)])?.Invoke(null, [name])
+        ?? throw new NotSupportedException($"config key {k.Path}: {k.Attr.Allowed?.Name} has no static Get(string)");
+
     /// <summary>A double as YAML 1.1 reads it as a float: <c>0.001</c>, <c>1.0e-08</c>, <c>10.0</c> (PyYAML reads <c>1E-08</c> as a string).</summary>
     public static string Number(double d)
     {

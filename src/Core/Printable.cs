@@ -15,6 +15,21 @@ public static class Printable
     public const int DefaultMaxChars = 512;
 
     /// <summary>
+    /// Messages from libraries may span lines; an error is always one line (lines joined with <c>; </c>). libtorch
+    /// appends its C++ stack ("Exception raised from ...", "frame #0: ...") to the first line of its message: that part
+    /// is dropped. Not escaped: pass the result through <see cref="Escape"/> before showing it.
+    /// </summary>
+    public static string OneLine(string m)
+    {
+        foreach (var marker in new[] { "Exception raised from ", "frame #0", "(most recent call first)" })
+        {
+            int cut = m.IndexOf(marker, StringComparison.Ordinal);
+            if (cut >= 0) m = m[..cut];
+        }
+        return string.Join("; ", m.Split(['\r', '\n'], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)).TrimEnd(';', ' ');
+    }
+
+    /// <summary>
     /// <paramref name="text"/> with every unsafe character escaped; longer than <paramref name="maxChars"/> characters,
     /// the rest is replaced by <c>…(N more characters)</c>. Backslashes are kept as they are (Linux paths may hold them).
     /// </summary>

@@ -13,7 +13,7 @@ namespace ResnetMnist.Data;
 /// </summary>
 /// <param name="Padding">Zero padding on every side (CIFAR: 4).</param>
 /// <param name="FlipP">Probability of a horizontal flip (0.5).</param>
-public sealed record CifarAugment(int Padding = 4, double FlipP = 0.5)
+public sealed record CifarAugment(int Padding = 4, double FlipP = 0.5) : IAugmentation
 {
     /// <summary>Per-sample parameters: crop offsets in the padded image and whether to flip.</summary>
     public sealed record Draws(long[] Top, long[] Left, bool[] Flip);

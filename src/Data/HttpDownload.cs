@@ -17,7 +17,7 @@ public static class HttpDownload
         Func<string, bool> accept, IProgress<(long Done, long? Total)>? progress = null, CancellationToken cancel = default)
     {
         string hex = "";
-        bool accepted = ResnetMnist.Outputs.AtomicFile.WriteIf(target, output =>
+        bool accepted = AtomicFile.WriteIf(target, output =>
         {
             using var hasher = IncrementalHash.CreateHash(hash);
             using (var response = http.GetAsync(url, HttpCompletionOption.ResponseHeadersRead, cancel).GetAwaiter().GetResult())

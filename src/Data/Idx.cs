@@ -129,7 +129,7 @@ public static class Idx
     static void Write(string path, byte[] header, ReadOnlySpan<byte> body)
     {
         var bytes = body.ToArray();
-        ResnetMnist.Outputs.AtomicFile.Write(path, file =>
+        AtomicFile.Write(path, file =>
         {
             using Stream s = path.EndsWith(".gz", StringComparison.Ordinal) ? new GZipStream(file, CompressionLevel.Optimal, leaveOpen: true) : file;
             s.Write(header);

@@ -1,4 +1,3 @@
-using ResnetMnist.Model;
 using static TorchSharp.torch;
 
 namespace ResnetMnist.Data;
@@ -42,9 +41,9 @@ public sealed class ImageSplit : IDisposable
     }
 
     /// <summary>
-    /// A split of image files (<see cref="Images.ImageFolder"/>) decoded per batch: <see cref="Gather"/> with an
-    /// augmentation applies torchvision's training transform (RandomResizedCrop + RandomHorizontalFlip), without one
-    /// (and <see cref="Slice"/>) the evaluation transform (Resize + CenterCrop).
+    /// A split of image files (<see cref="Images.ImageFolder"/>) decoded per batch: <see cref="Gather"/> with the
+    /// dataset's augmentation applies torchvision's training transform (<see cref="Images.ResizedCropFlip"/>), without
+    /// one (and <see cref="Slice"/>) the evaluation transform (Resize + CenterCrop).
     /// </summary>
     /// <param name="workers">Images decoded at once.</param>
     public static ImageSplit FromFolder(Images.ImageFolder folder, Images.ImageTransforms transforms, int workers,
@@ -57,13 +56,13 @@ public sealed class ImageSplit : IDisposable
     }
 
     /// <summary>The images at <paramref name="indices"/>, as model input (dtype of the session).</summary>
-    /// <param name="augment">Applied to the bytes first, in the order of <paramref name="indices"/> (training with <c>data.augment</c>);
-    /// for a split of image files, any augmentation means torchvision's training transform.</param>
-    public Tensor Gather(Tensor indices, CifarAugment? augment = null)
+    /// <param name="augment">Applied to the bytes first, in the order of <paramref name="indices"/> (training with
+    /// <c>data.augment</c>); a split of image files applies it as it decodes them (<see cref="Images.ImageFolderBatches.Batch"/>).</param>
+    public Tensor Gather(Tensor indices, IAugmentation? augment = null)
     {
         if (_folder is not null)
         {
-            using var batch = _folder.Batch(indices, train: augment is not null);
+            using var batch = _folder.Batch(indices, augment);
             return ToInput(batch.to(Labels.device));
         }
         using var bytes = Pixels.index_select(0, indices);
@@ -78,7 +77,7 @@ public sealed class ImageSplit : IDisposable
         if (_folder is not null)
         {
             using var indices = arange(start, start + length, dtype: ScalarType.Int64);
-            using var batch = _folder.Batch(indices, train: false);
+            using var batch = _folder.Batch(indices);
             return ToInput(batch.to(Labels.device));
         }
         using var bytes = Pixels.narrow(0, start, length);
@@ -122,6 +121,19 @@ public sealed class ImageSplit : IDisposable
         var y = tensor(raw.Labels.AsSpan(0, n).ToArray(), new long[] { n }).to_type(ScalarType.Int64);
         return new ImageSplit(x.to(device).MoveToOuterDisposeScope(), y.to(device).MoveToOuterDisposeScope(), raw.Source,
             normalize ? spec.Mean : null, normalize ? spec.Std : null, dtype, channelsLast);
+    }
+
+    /// <summary>
+    /// The images at <paramref name="indices"/>, in that order, as a split of their own (what <c>Subset(dataset,
+    /// indices)</c> yields), from the same <see cref="Source"/> and converted the same way.
+    /// </summary>
+    public ImageSplit Subset(long[] indices)
+    {
+        using var scope = NewDisposeScope();
+        var at = tensor(indices, dtype: ScalarType.Int64).to(Pixels.device);
+        var pixels = _folder is null ? Pixels.index_select(0, at) : Pixels.clone();
+        return new ImageSplit(pixels.MoveToOuterDisposeScope(), Labels.index_select(0, at.to(Labels.device)).MoveToOuterDisposeScope(),
+            Source, _mean, _std, _dtype, _channelsLast, _folder?.Subset(indices));
     }
 
     /// <summary>No images (for sessions that only predict).</summary>

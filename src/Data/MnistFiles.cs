@@ -1,7 +1,11 @@
 namespace ResnetMnist.Data;
 
-/// <summary>torchvision's IDX file names, folders, mirrors and md5 sums for MNIST and Fashion-MNIST, and their reader.</summary>
-public sealed record MnistFiles(string Dataset, string Folder, string[] Mirrors, IReadOnlyDictionary<string, string> Md5) : IDatasetFiles
+/// <summary>
+/// torchvision's IDX file names, folders, mirrors and md5 sums for MNIST and Fashion-MNIST, and their reader. The
+/// files are downloaded as <c>.gz</c> and read as they are (the reader takes <c>.gz</c> or raw IDX).
+/// </summary>
+/// <param name="PackagedSample">The tool package carries a sample of this dataset (<see cref="PackagedFiles.Sample"/>): suggested when a download fails.</param>
+public sealed record MnistFiles(string Dataset, string Folder, string[] Mirrors, IReadOnlyDictionary<string, string> Md5, bool PackagedSample = false) : IDatasetFiles
 {
     public const string TrainImages = "train-images-idx3-ubyte";
     public const string TrainLabels = "train-labels-idx1-ubyte";
@@ -17,7 +21,7 @@ public sealed record MnistFiles(string Dataset, string Folder, string[] Mirrors,
             [TrainLabels] = "d53e105ee54ea40749a09fcbcd1e9432",
             [TestImages] = "9fb629c4189551a2d022fa330f9573f3",
             [TestLabels] = "ec29112dd5afa0611ce80d1b7f02629c",
-        });
+        }, PackagedSample: true);
 
     public static readonly MnistFiles FashionMnist = new("fashion-mnist", "FashionMNIST",
         ["http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"],
@@ -48,10 +52,36 @@ public sealed record MnistFiles(string Dataset, string Folder, string[] Mirrors,
 
     public bool Complete(string root) => All.All(name => Find(root, name) is not null);
 
-    public void Fetch(string root, IProgress<(string File, long Done, long? Total)>? progress = null, HttpClient? client = null, CancellationToken cancel = default) =>
-        Downloader.Fetch(this, root, progress, client, cancel);
+    /// <summary>The four <c>.gz</c> files into <c>ROOT/&lt;Folder&gt;/raw/</c>, each from every mirror in order.</summary>
+    public IReadOnlyList<RemoteFile> Downloads =>
+        All.Select(name => new RemoteFile(Path.Combine(Folder, "raw", name + ".gz"), Md5[name], Mirrors.Select(m => m + name + ".gz").ToList())).ToList();
 
-    public List<(string File, bool Ok, string Detail)> Verify(string root) => Downloader.Verify(this, root);
+    /// <summary>A file is needed when neither its <c>.gz</c> nor its raw form is there.</summary>
+    public bool Needs(string root, RemoteFile file) => Find(root, Path.GetFileNameWithoutExtension(file.Target)) is null;
+
+    public string ByHand(string root) =>
+        $"copy the files into {RawDir(root)} by hand (torchvision's layout)" +
+        (PackagedSample && PackagedFiles.SampleRoot is not null ? $", or use the packaged sample (data.root: {PackagedFiles.Sample}; `dotnet resnet-mnist train` with no config uses it)" : "");
+
+    /// <summary>Checks each file: present, md5 (for torchvision's originals) and readable IDX. Returns one line per file.</summary>
+    public List<(string File, bool Ok, string Detail)> Verify(string root)
+    {
+        var result = new List<(string, bool, string)>();
+        foreach (var name in All)
+        {
+            var path = Find(root, name);
+            if (path is null) { result.Add((Path.Combine(RawDir(root), name + ".gz"), false, "missing")); continue; }
+            try
+            {
+                string count = name.Contains("images") ? $"{Idx.ReadImages(path).Count} images" : $"{Idx.ReadLabels(path).Length} labels";
+                string md5 = path.EndsWith(".gz") ? DatasetFetcher.Md5Of(path) : "";
+                string origin = md5 == Md5[name] ? "md5 matches torchvision's" : path.EndsWith(".gz") ? "md5 differs from torchvision's (not the original file: a sample or a re-compression)" : "raw file";
+                result.Add((path, true, $"{count}, {origin}"));
+            }
+            catch (DataException e) { result.Add((path, false, e.Message)); }
+        }
+        return result;
+    }
 
     /// <summary>Reads a split's IDX images and labels; the images must be <paramref name="height"/>×<paramref name="width"/>.</summary>
     public RawSplit Read(string root, bool train, int channels, int height, int width)

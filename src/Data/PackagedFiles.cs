@@ -1,5 +1,3 @@
-using ResnetMnist.Config;
-
 namespace ResnetMnist.Data;
 
 /// <summary>
@@ -33,26 +31,9 @@ public static class PackagedFiles
 
     /// <summary>
     /// The <c>data.root</c> value that names the packaged MNIST sample (resolved, and refused for other datasets, by
-    /// <see cref="ConfigLoader"/>).
+    /// the config loader).
     /// </summary>
     public const string Sample = "sample";
-
-    /// <summary>
-    /// The config of <c>train</c> without a CONFIG file: the packaged quickstart with <c>data.root</c> = <c>./data</c>
-    /// for every dataset, except MNIST where <c>./data</c> holds none: then the packaged sample. The quickstart pins
-    /// no dataset-dependent key, so <c>model.in_channels</c>/<c>num_classes</c> follow <c>data.dataset</c>;
-    /// <paramref name="overrides"/> (<c>--set</c>) win.
-    /// </summary>
-    public static TrainingConfig QuickstartConfig(IEnumerable<string> overrides)
-    {
-        var quickstart = Quickstart ?? throw new DataException(
-            $"{Path.Combine(BaseDirectory, "configs", "quickstart.yaml")}: the packaged quickstart config is missing (a damaged install); give a CONFIG.yaml (dotnet resnet-mnist init writes one)");
-        var set = overrides.ToList();
-        var cfg = ConfigLoader.Load(quickstart, set.Prepend(LocalDataRoot()));
-        if (set.Any(o => o.Split('=')[0].Trim() == "data.root") || cfg.Data.Dataset != DatasetSpecs.Mnist.Name || HoldsMnist(cfg.Data.Root))
-            return cfg;
-        return ConfigLoader.Load(quickstart, set.Prepend($"data.root={Sample}"));
-    }
 
     /// <summary>
     /// <c>data.root</c> for MNIST where no config file names one, as a <c>--set</c> override: <c>./data</c> when it
@@ -61,5 +42,5 @@ public static class PackagedFiles
     public static string DataRootOverride() => HoldsMnist(Path.GetFullPath("data")) ? LocalDataRoot() : $"data.root={Sample}";
 
     /// <summary><c>./data</c> (the current folder's) as a <c>--set data.root</c> override.</summary>
-    static string LocalDataRoot() => $"data.root='{Path.GetFullPath("data").Replace("'", "''")}'";
+    public static string LocalDataRoot() => $"data.root='{Path.GetFullPath("data").Replace("'", "''")}'";
 }

@@ -19,7 +19,7 @@ public sealed class NdArrayU8
 }
 
 /// <summary>
-/// The CIFAR policy of the one <see cref="PickleMachine"/>, for the files CIFAR-10 ships (<c>pickle.load(f,
+/// The CIFAR policy of the one <see cref="PickleMachine"/>, for the files CIFAR-10 and CIFAR-100 ship (<c>pickle.load(f,
 /// encoding="latin1")</c> of dicts of numpy arrays, lists, ints and strings), written by Python 2 (protocol 2: py2
 /// <c>str</c> as BINSTRING/SHORT_BINSTRING) or re-pickled by Python 3 (protocols 2 to 5). It builds real values
 /// (dicts as <see cref="PyDict"/>, lists, tuples as <c>object?[]</c>, <c>long</c>, <c>bool</c>, <c>null</c>,
@@ -31,7 +31,7 @@ public sealed class NdArrayU8
 public sealed class RestrictedUnpickler : PicklePolicy
 {
     /// <summary>
-    /// Globals a CIFAR-10 file may name: those of the published files (Python 2's cPickle, protocol 2:
+    /// Globals a CIFAR file may name: those of the published files (Python 2's cPickle, protocol 2:
     /// <c>numpy.core.multiarray._reconstruct</c>, <c>numpy.ndarray</c>, <c>numpy.dtype</c>) and of the same objects
     /// pickled by Python 3 with numpy, listed by pickletools for protocols 2 to 5 (numpy 1.24, Python 3.11):
     /// protocol 2 writes bytes as <c>_codecs.encode(text, 'latin1')</c> and empty bytes as <c>__builtin__.bytes()</c>
@@ -45,7 +45,7 @@ public sealed class RestrictedUnpickler : PicklePolicy
         "numpy.core.numeric._frombuffer", "numpy._core.numeric._frombuffer",
     };
 
-    /// <summary>Largest pickle file read (a published CIFAR-10 batch is about 31 MB).</summary>
+    /// <summary>Largest pickle file read (a published CIFAR-10 batch is about 31 MB, CIFAR-100's <c>train</c> about 155 MB).</summary>
     public const long MaxFileBytes = 256L << 20;
     /// <summary>Most dimensions an array may have.</summary>
     public const int MaxDims = 32;
@@ -56,7 +56,7 @@ public sealed class RestrictedUnpickler : PicklePolicy
     /// (50,000 images, two label lists) about 200,000 values. Text and bytes can be at most twice the file (bytes
     /// written as latin1 text are decoded once more).
     /// </summary>
-    public static PickleLimits LimitsFor(long length) => new("a CIFAR-10 file", MaxOpcodes: 4 << 20, MaxValues: 1 << 20,
+    public static PickleLimits LimitsFor(long length) => new("a CIFAR file", MaxOpcodes: 4 << 20, MaxValues: 1 << 20,
         MaxMemo: 1 << 20, MaxItems: 1 << 20, MaxBytes: 2 * length + 4096, MaxDepth: 32, MaxGlobals: 16, MaxNameLength: 64);
 
     readonly PickleLimits _limits;
@@ -101,7 +101,7 @@ public sealed class RestrictedUnpickler : PicklePolicy
     }
 
     public override object Global(string name) => AllowedGlobals.Contains(name) ? new PyGlobal(name)
-        : throw Refuse($"refers to global '{Printable.Escape(name, 80)}'; a CIFAR-10 batch file holds only numpy arrays, lists and dicts");
+        : throw Refuse($"refers to global '{Printable.Escape(name, 80)}'; a CIFAR file holds only numpy arrays, lists and dicts");
 
     public override object? Key(object? k) =>
         k is string or long or bool or null ? k : throw Malformed($"dict key of type {Describe(k)}");

@@ -80,7 +80,7 @@ public static class OnnxExport
         proto.OpsetImport.Add(new OperatorSetIdProto { Domain = "", Version = Opset });
         foreach (var (key, value) in metadata ?? new Dictionary<string, string>())
             proto.MetadataProps.Add(new StringStringEntryProto { Key = key, Value = value });
-        ResnetMnist.Outputs.AtomicFile.Write(path, proto.WriteTo);
+        AtomicFile.Write(path, proto.WriteTo);
     }
 
     /// <summary>The graph being written: nodes named <c>{hint}_{n}</c>, each state_dict tensor an initializer once.</summary>

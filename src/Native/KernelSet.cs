@@ -90,7 +90,7 @@ public static class KernelSet
         string flags = "";
         try
         {
-            flags = ResnetMnist.Data.InputFiles.ReadAllText("/proc/cpuinfo", "the CPU list", 16L << 20, m => new IOException(m)).Split('\n').FirstOrDefault(l => l.StartsWith("flags", StringComparison.Ordinal)) ?? "";
+            flags = InputFiles.ReadAllText("/proc/cpuinfo", "the CPU list", 16L << 20, m => new IOException(m)).Split('\n').FirstOrDefault(l => l.StartsWith("flags", StringComparison.Ordinal)) ?? "";
         }
         catch (IOException) { }
         var set = flags.Split([' ', '\t', ':'], StringSplitOptions.RemoveEmptyEntries).ToHashSet();

@@ -1,7 +1,6 @@
 using System.Reflection;
 using System.Runtime.InteropServices;
 using System.Security.Cryptography;
-using ResnetMnist.Outputs;
 using TorchSharp;
 
 namespace ResnetMnist.Native;
@@ -164,7 +163,7 @@ public static class NativeLoader
     /// </summary>
     public static string PatchedCopy(string stock)
     {
-        var bytes = ResnetMnist.Data.InputFiles.ReadAllBytes(stock, "a native library", 1L << 30, m => new IOException($"{stock}: {m}"));
+        var bytes = InputFiles.ReadAllBytes(stock, "a native library", 1L << 30, m => new IOException($"{stock}: {m}"));
         var hash = Convert.ToHexStringLower(SHA256.HashData(bytes))[..16];
         foreach (var root in CacheRoots())
         {

@@ -53,7 +53,9 @@ public static class OutputFolder
         RefuseSystemFolder(path);
         RequireNoLink(path, what, option);
         if (File.Exists(path)) throw new RunDirectoryException($"{path}: is a file, expected {what}; pick another {option}");
-        if (Directory.Exists(path) && !File.Exists(Path.Combine(path, marker)) && Directory.EnumerateFileSystemEntries(path).Any())
+        // Another process claiming the same folder at once (the shards of a sweep) may be writing the marker: its temp file does not count.
+        if (Directory.Exists(path) && !File.Exists(Path.Combine(path, marker))
+            && Directory.EnumerateFileSystemEntries(path).Any(e => !Path.GetFileName(e).StartsWith($".{marker}.", StringComparison.Ordinal)))
             throw new RunDirectoryException($"{path}: is not empty and is not {what} of this tool (no {marker}); nothing in it is changed: pick a new or empty {option}");
         Create(path);
         var markerFile = Path.Combine(path, marker);

@@ -1,7 +1,5 @@
 using System.Globalization;
 using System.Text.Json;
-using ResnetMnist.Config;
-using ResnetMnist.Data;
 
 namespace ResnetMnist.Outputs;
 
@@ -30,6 +28,10 @@ public sealed class RunDirectory : IDisposable
 
     /// <summary>Marks a folder as created by this tool: <c>--force</c> and re-runs touch only folders that carry it.</summary>
     public const string MarkerName = ".resnet-mnist-run";
+    /// <summary>The folder under a run that holds TensorBoard's event files (<c>train.tensorboard</c>).</summary>
+    public const string TensorBoardFolder = "tensorboard";
+    /// <summary>The prefix of every TensorBoard event file name; <c>--force</c> deletes only these.</summary>
+    public const string TensorBoardPrefix = "events.out.tfevents.";
 
     /// <summary>The files this tool writes in a run folder (<see cref="CheckpointFileNames"/> in <c>checkpoints/</c>): the only ones it ever deletes.</summary>
     public static readonly string[] RunFileNames = ["config.yaml", "steps.csv", "metrics.csv", "summary.json", "loss_curve.png", "eval.json"];
@@ -38,7 +40,7 @@ public sealed class RunDirectory : IDisposable
     /// <summary>What the marker file says.</summary>
     static string MarkerText =>
         $"run folder of resnet-mnist: --force and re-runs delete only {string.Join(", ", RunFileNames)}, checkpoints/{{{string.Join(", ", CheckpointFileNames)}}}, " +
-        $"{TensorBoardObserver.FolderName}/{TensorBoardObserver.FilePrefix}* and their temp files\n";
+        $"{TensorBoardFolder}/{TensorBoardPrefix}* and their temp files\n";
 
     RunDirectory(string path, FileStream lockFile) { Path = path; _lock = lockFile; }
 
@@ -85,7 +87,7 @@ public sealed class RunDirectory : IDisposable
             throw new RunDirectoryException($"{checkpoints}: is a symbolic link (to {target}); the tool writes only inside the run folder: remove the link or pick another --out");
         if (System.IO.File.Exists(checkpoints))
             throw new RunDirectoryException($"{checkpoints}: is a file, expected the run's checkpoint folder");
-        OutputFolder.CheckSubfolder(System.IO.Path.Combine(path, TensorBoardObserver.FolderName));
+        OutputFolder.CheckSubfolder(System.IO.Path.Combine(path, TensorBoardFolder));
         var lockPath = System.IO.Path.Combine(path, ".lock");
         if (new FileInfo(lockPath).LinkTarget is string lockTarget) // opening it would truncate the link's target
             throw new RunDirectoryException($"{lockPath}: is a symbolic link (to {lockTarget}); the tool writes only inside the run folder: remove the link");
@@ -167,10 +169,10 @@ public sealed class RunDirectory : IDisposable
         DeleteOwn(Path, RunFileNames);
         DeleteOwn(Checkpoints, CheckpointFileNames);
         // TensorBoard's event files (train.tensorboard), by their prefix; the folder goes when nothing else is in it.
-        var board = File(TensorBoardObserver.FolderName);
+        var board = File(TensorBoardFolder);
         if (Directory.Exists(board) && new DirectoryInfo(board).LinkTarget is null)
         {
-            foreach (var f in Directory.EnumerateFiles(board, TensorBoardObserver.FilePrefix + "*"))
+            foreach (var f in Directory.EnumerateFiles(board, TensorBoardPrefix + "*"))
                 System.IO.File.Delete(f);
             if (!Directory.EnumerateFileSystemEntries(board).Any()) Directory.Delete(board);
         }
@@ -187,7 +189,8 @@ public sealed class RunDirectory : IDisposable
         }
     }
 
-    public void WriteConfig(TrainingConfig cfg) => AtomicFile.WriteAllText(ConfigFile, ConfigSchema.ToYaml(cfg));
+    /// <summary>Writes the run's resolved config (<c>config.yaml</c>, YAML text as the config schema prints it).</summary>
+    public void WriteConfig(string yaml) => AtomicFile.WriteAllText(ConfigFile, yaml);
 
     /// <summary>Rewrites <c>steps.csv</c> with every step so far (atomic; a few hundred KB at most).</summary>
     public void WriteSteps(IReadOnlyList<StepRecord> steps)
@@ -228,9 +231,12 @@ public sealed class RunDirectory : IDisposable
     public void WriteMetrics(IReadOnlyList<EpochRecord> epochs)
     {
         var w = new StringWriter(CultureInfo.InvariantCulture) { NewLine = "\n" };
-        w.WriteLine("epoch,train_loss,test_loss,test_accuracy,lr,epoch_seconds,train_images_per_second");
+        // With a validation split (data.val_split) two columns follow; without one the file is as it always was.
+        bool val = epochs.Any(e => e.ValAccuracy is not null);
+        w.WriteLine("epoch,train_loss,test_loss,test_accuracy,lr,epoch_seconds,train_images_per_second" + (val ? ",val_loss,val_accuracy" : ""));
         foreach (var e in epochs)
-            w.WriteLine($"{e.Epoch},{R(e.TrainLoss)},{R(e.TestLoss)},{R(e.TestAccuracy)},{R(e.Lr)},{e.EpochSeconds.ToString("F3", CultureInfo.InvariantCulture)},{e.TrainImagesPerSecond.ToString("F1", CultureInfo.InvariantCulture)}");
+            w.WriteLine($"{e.Epoch},{R(e.TrainLoss)},{R(e.TestLoss)},{R(e.TestAccuracy)},{R(e.Lr)},{e.EpochSeconds.ToString("F3", CultureInfo.InvariantCulture)},{e.TrainImagesPerSecond.ToString("F1", CultureInfo.InvariantCulture)}"
+                        + (val ? $",{R(e.ValLoss ?? double.NaN)},{R(e.ValAccuracy ?? double.NaN)}" : ""));
         AtomicFile.WriteAllText(MetricsFile, w.ToString());
     }
 
@@ -306,17 +312,21 @@ public sealed class RunDirectory : IDisposable
                 ? new StepRecord(step, epoch, double.Parse(x.Fields[2], CultureInfo.InvariantCulture), double.Parse(x.Fields[3], CultureInfo.InvariantCulture))
                 : throw BadCsvLine(file, x.Number, "step and epoch must be integers")).ToList();
 
-    /// <summary>Reads <c>metrics.csv</c> back; a line that is not an epoch number and six numbers is a <see cref="BadInputException"/> naming the file and line.</summary>
+    /// <summary>
+    /// Reads <c>metrics.csv</c> back; a line that is not an epoch number and six numbers (eight with a validation split's
+    /// <c>val_loss,val_accuracy</c>) is a <see cref="BadInputException"/> naming the file and line.
+    /// </summary>
     public static List<EpochRecord> ReadMetrics(string file) =>
         Lines(file, "a metrics.csv of this tool").Select((l, i) => (Line: l, Number: i + 2)).Where(x => x.Line.Length > 0)
             .Select(x =>
             {
                 var f = x.Line.Split(',');
                 var p = new double[f.Length];
-                if (f.Length != 7 || !int.TryParse(f[0], NumberStyles.Integer, CultureInfo.InvariantCulture, out var epoch) || epoch < 1
-                    || Enumerable.Range(1, 6).Any(i => !double.TryParse(f[i], NumberStyles.Float, CultureInfo.InvariantCulture, out p[i])))
-                    throw BadCsvLine(file, x.Number, "expected epoch (an integer >= 1), train_loss, test_loss, test_accuracy, lr, epoch_seconds, train_images_per_second");
-                return new EpochRecord(epoch, p[1], p[2], p[3], p[4], p[5], p[6]);
+                if (f.Length is not (7 or 9) || !int.TryParse(f[0], NumberStyles.Integer, CultureInfo.InvariantCulture, out var epoch) || epoch < 1
+                    || Enumerable.Range(1, f.Length - 1).Any(i => !double.TryParse(f[i], NumberStyles.Float, CultureInfo.InvariantCulture, out p[i])))
+                    throw BadCsvLine(file, x.Number, "expected epoch (an integer >= 1), train_loss, test_loss, test_accuracy, lr, epoch_seconds, train_images_per_second[, val_loss, val_accuracy]");
+                return f.Length == 9 ? new EpochRecord(epoch, p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8])
+                    : new EpochRecord(epoch, p[1], p[2], p[3], p[4], p[5], p[6]);
             }).ToList();
 
     static BadInputException BadCsvLine(string file, int line, string problem) =>

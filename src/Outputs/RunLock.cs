@@ -98,7 +98,7 @@ public static class RunLock
     {
         string stat;
         var file = $"/proc/{pid.ToString(CultureInfo.InvariantCulture)}/stat";
-        try { stat = ResnetMnist.Data.InputFiles.ReadAllText(file, "a process status", 1 << 16, m => new IOException(m)); }
+        try { stat = InputFiles.ReadAllText(file, "a process status", 1 << 16, m => new IOException(m)); }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return null; }
         // The command name (field 2) is in parentheses and may hold spaces: fields after it start at the last ')'.
         int close = stat.LastIndexOf(')');
@@ -111,7 +111,7 @@ public static class RunLock
 
     static string? BootId()
     {
-        try { return ResnetMnist.Data.InputFiles.ReadAllText("/proc/sys/kernel/random/boot_id", "the boot id", 1 << 10, m => new IOException(m)).Trim(); }
+        try { return InputFiles.ReadAllText("/proc/sys/kernel/random/boot_id", "the boot id", 1 << 10, m => new IOException(m)).Trim(); }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return null; }
     }
 }

@@ -31,10 +31,17 @@ public sealed record SweepRow(IReadOnlyList<(string Key, string Value)> Combo, s
     }
 }
 
+/// <summary>Where a sweep's runs got their config, as <c>sweep.md</c> records it.</summary>
+/// <param name="Keys">The grid's keys, in <c>--grid</c> order.</param>
+/// <param name="BaseConfig">The base config file's full path.</param>
+/// <param name="BaseConfigSha256">Its sha256 (hex), so that a later edit of the file shows.</param>
+/// <param name="Set">The <c>--set</c> overrides applied to every run, as given.</param>
+public sealed record SweepHeader(IReadOnlyList<string> Keys, string BaseConfig, string BaseConfigSha256, IReadOnlyList<string> Set);
+
 /// <summary>
-/// A sweep's run folders and its two tables, <c>sweep.md</c> and <c>sweep.csv</c>: one row per run (every grid key,
-/// status, final and best test accuracy, final train loss, train seconds, run folder), rewritten atomically after
-/// every run so that they are live.
+/// A sweep's run folders and its tables, <c>sweep.md</c> and <c>sweep.csv</c> (one row per run: every grid key,
+/// status, final and best test accuracy, final train loss, train seconds, run folder), and <c>sweep.png</c> (the runs'
+/// loss curves), rebuilt from the runs' records after every run so that they are live.
 /// </summary>
 public static class SweepTable
 {
@@ -58,9 +65,41 @@ public static class SweepTable
         return r is "." or ".." ? r.Replace('.', '-') : r;
     }
 
-    /// <summary>Rewrites <c>sweep.md</c> and <c>sweep.csv</c> in <paramref name="root"/>.</summary>
-    public static void Write(string root, IReadOnlyList<string> keys, IReadOnlyList<SweepRow> rows, string baseConfig)
+    /// <summary>The lock file that orders table rebuilds of processes sharing a sweep folder (never removed: waiters hold it open).</summary>
+    public const string TableLockName = ".sweep.lock";
+
+    /// <summary>Most runs drawn in <c>sweep.png</c> (the first ones in grid order): beyond that a legend cannot be read.</summary>
+    public const int MaxPlotted = 24;
+
+    /// <summary>
+    /// Rebuilds <c>sweep.csv</c>, <c>sweep.md</c> and <c>sweep.png</c> from the runs' own records (<c>summary.json</c>,
+    /// <c>steps.csv</c>), whoever wrote them: several processes (the shards of a sweep) may run the grid into one folder.
+    /// Rebuilds take turns under <see cref="TableLockName"/>, and each reads the records after taking it, so the last
+    /// rebuild sees every run that finished before it: the tables end complete. Returns the rows, in grid order.
+    /// </summary>
+    public static IReadOnlyList<SweepRow> Rebuild(string root, SweepHeader header, IReadOnlyList<(IReadOnlyList<(string Key, string Value)> Combo, string Folder)> runs)
     {
+        using var turn = TakeTurn(Path.Combine(root, TableLockName));
+        var rows = runs.Select(r => SweepRow.FromSummary(r.Combo, root, r.Folder)).ToList();
+        Write(root, header, rows);
+        WritePlot(root, header, rows);
+        return rows;
+    }
+
+    /// <summary>Waits for the table lock (held for the milliseconds a rebuild takes), polling every 20 ms.</summary>
+    static FileStream TakeTurn(string lockPath)
+    {
+        while (true)
+        {
+            if (RunLock.TryOpen(lockPath, create: true) is FileStream held) return held;
+            Thread.Sleep(20);
+        }
+    }
+
+    /// <summary>Rewrites <c>sweep.md</c> and <c>sweep.csv</c> in <paramref name="root"/>.</summary>
+    public static void Write(string root, SweepHeader header, IReadOnlyList<SweepRow> rows)
+    {
+        var keys = header.Keys;
         static string N(double? v, string format) => v is double d && double.IsFinite(d) ? d.ToString(format, CultureInfo.InvariantCulture) : "";
         var csv = new StringWriter(CultureInfo.InvariantCulture) { NewLine = "\n" };
         csv.WriteLine(string.Join(",", keys.Select(Csv).Concat(["status", "final_test_accuracy", "best_test_accuracy", "final_train_loss", "train_seconds", "run"])));
@@ -72,10 +111,13 @@ public static class SweepTable
         var md = new StringBuilder();
         md.AppendLine($"# Sweep over {string.Join(", ", keys)}");
         md.AppendLine();
-        md.AppendLine($"Base config: `{baseConfig}`. {rows.Count(r => r.Status == "completed")} of {rows.Count} runs completed. " +
+        md.AppendLine($"Base config: `{Md(header.BaseConfig)}` (sha256 `{header.BaseConfigSha256}`). " +
+                      $"Overrides for every run: {(header.Set.Count == 0 ? "none" : string.Join(" ", header.Set.Select(o => $"`--set {Md(o)}`")))}.");
+        md.AppendLine();
+        md.AppendLine($"{rows.Count(r => r.Status == "completed")} of {rows.Count} runs completed. " +
                       "Final-epoch train loss (mean of the epoch's batch losses), final and best test accuracy, training time; `sweep.csv` holds the same rows.");
         md.AppendLine();
-        md.AppendLine($"| {string.Join(" | ", keys)} | status | final train loss | test accuracy (%) | best test accuracy (%) | train time (s) | run |");
+        md.AppendLine($"| {string.Join(" | ", keys.Select(Md))} | status | final train loss | test accuracy (%) | best test accuracy (%) | train time (s) | run |");
         md.AppendLine($"|{string.Concat(keys.Select(_ => "---|"))}---|---:|---:|---:|---:|---|");
         foreach (var r in rows)
             md.AppendLine($"| {string.Join(" | ", r.Combo.Select(kv => Md(kv.Value)))} | {r.Status} | {N(r.FinalTrainLoss, "F4")} | {N(r.FinalTestAccuracy, "F2")} | " +
@@ -86,7 +128,28 @@ public static class SweepTable
             md.AppendLine();
             foreach (var r in problems) md.AppendLine($"- `{r.Folder}` ({r.Status}): {Md(r.Problem!)}");
         }
+        md.AppendLine();
+        md.AppendLine(rows.Count > MaxPlotted
+            ? $"![train loss per step of the first {MaxPlotted} runs](sweep.png)"
+            : "![train loss per step of each run](sweep.png)");
         AtomicFile.WriteAllText(Path.Combine(root, "sweep.md"), md.ToString());
+    }
+
+    /// <summary><c>sweep.png</c>: the train loss per step of the runs that have steps (the first <see cref="MaxPlotted"/>).</summary>
+    static void WritePlot(string root, SweepHeader header, IReadOnlyList<SweepRow> rows)
+    {
+        var curves = new List<(string, IReadOnlyList<StepRecord>, bool)>();
+        foreach (var r in rows.Take(MaxPlotted))
+        {
+            var file = Path.Combine(root, r.Folder, "steps.csv");
+            if (!File.Exists(file)) continue;
+            List<StepRecord> steps;
+            try { steps = RunDirectory.ReadSteps(file); }
+            catch (Exception e) when (e is BadInputException or RunDirectoryException or IOException or UnauthorizedAccessException) { continue; }
+            var label = string.Join(", ", r.Combo.Select(kv => $"{kv.Key}={kv.Value}"));
+            curves.Add((r.Status == "completed" ? label : $"{label} ({r.Status})", steps, r.Status == "diverged"));
+        }
+        LossPlot.WriteComparison(Path.Combine(root, "sweep.png"), curves, $"sweep over {string.Join(", ", header.Keys)}: train loss per step");
     }
 
     static string Csv(string s) => s.IndexOfAny([',', '"', '\n', '\r']) >= 0 ? "\"" + s.Replace("\"", "\"\"") + "\"" : s;

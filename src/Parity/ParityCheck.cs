@@ -62,14 +62,11 @@ public static class ParityCheck
 
     /// <summary>
     /// Reads, with the tool's own restricted readers, every file of the user's the reference program will unpickle,
-    /// so that PyTorch never runs what such a file asks for: CIFAR-10's batches and <c>batches.meta</c> (torchvision
-    /// reads them with <c>pickle.load</c>). Pretrained weights were read through the state_dict checks by the
-    /// session already; IDX files are not pickles.
+    /// so that PyTorch never runs what such a file asks for: the dataset's pickles (<see cref="IDatasetFiles.CheckPickles"/>:
+    /// CIFAR's batches and meta file, which torchvision reads with <c>pickle.load</c>; IDX files are not pickles).
+    /// Pretrained weights were read through the state_dict checks by the session already.
     /// </summary>
-    public static void CheckReferenceInputs(TrainingConfig cfg)
-    {
-        if (DatasetSpecs.Get(cfg.Data.Dataset).Files is Cifar10Files cifar) cifar.CheckPickles(cfg.Data.Root);
-    }
+    public static void CheckReferenceInputs(TrainingConfig cfg) => cfg.Data.Dataset.Files.CheckPickles(cfg.Data.Root);
 
     /// <summary>Runs the check and writes nothing; <see cref="ParityFiles.Write"/> writes parity.json/.md/.png.</summary>
     /// <param name="cfg">The config, as loaded (its device is replaced by cpu: the reference runs on the CPU).</param>
@@ -97,7 +94,7 @@ public static class ParityCheck
         int threads = get_num_threads();
         var refCfg = cfg with { Model = cfg.Model with { Pretrained = ReferenceWeights(cfg.Model.Pretrained, ArchSpecs.Get(cfg.Model.Arch), workDir) } };
         var refConfig = Path.Combine(workDir, "config.yaml");
-        ResnetMnist.Outputs.AtomicFile.WriteAllText(refConfig, ConfigSchema.ToYaml(refCfg));
+        AtomicFile.WriteAllText(refConfig, ConfigSchema.ToYaml(refCfg));
         var dumpDir = ResnetMnist.Outputs.OutputFolder.Subfolder(Path.Combine(workDir, "dump"), removeLinks: true);
         log?.Invoke($"reference: {reference.Python} (torch {reference.TorchVersion}), {steps} steps, {threads} threads");
         reference.Run([refConfig, "--parity-dump", dumpDir, "--steps", steps.ToString(CultureInfo.InvariantCulture)],
@@ -130,7 +127,7 @@ public static class ParityCheck
         var sd = WeightsFile.ReadStateDict(path);
         try
         {
-            ResnetMnist.Outputs.AtomicFile.Write(pth, f => PyTorchPickler.PickleStateDict(f, sd, leaveOpen: true));
+            AtomicFile.Write(pth, f => PyTorchPickler.PickleStateDict(f, sd, leaveOpen: true));
         }
         finally { foreach (var t in sd.Values) t.Dispose(); }
         return pth;

@@ -84,7 +84,7 @@ public sealed class ReferenceProgram
         all.Add("--threads");
         all.Add(threads.ToString(System.Globalization.CultureInfo.InvariantCulture));
         var r = Execute(Python, all, env, Timeout.InfiniteTimeSpan);
-        ResnetMnist.Outputs.AtomicFile.WriteAllText(log, $"$ {Python} {string.Join(' ', all)}\n{r.Stdout}{r.Stderr}");
+        AtomicFile.WriteAllText(log, $"$ {Python} {string.Join(' ', all)}\n{r.Stdout}{r.Stderr}");
         if (r.Code is null) throw new ReferenceFailedException($"the reference program could not be started: {Printable.Escape(r.Stderr, 200)}");
         if (r.Overflow)
             throw new ReferenceFailedException($"the reference program wrote more than {MaxOutputBytes >> 20} MiB of output and was stopped (the end of it is in {log})");

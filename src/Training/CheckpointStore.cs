@@ -12,23 +12,10 @@ using static TorchSharp.torch;
 
 namespace ResnetMnist.Training;
 
-/// <summary>Where training stands, saved next to the weights so that a run can resume exactly.</summary>
-/// <param name="EpochsDone">Epochs finished (and evaluated).</param>
-/// <param name="BatchesDone">Batches of epoch <c>EpochsDone + 1</c> already trained (0 at an epoch boundary).</param>
-/// <param name="OrderDrawn">Whether epoch <c>EpochsDone + 1</c>'s DataLoader draws were made (then its order is rebuilt from SamplerSeed).</param>
-/// <param name="SamplerSeed">Seed of that epoch's permutation (RandomSampler's generator), when OrderDrawn.</param>
-/// <param name="EpochLossSum">Sum of that epoch's batch losses so far.</param>
-/// <param name="GlobalStep">Optimizer steps so far.</param>
-/// <param name="RngState">The global generator's state (torch.get_rng_state), base64.</param>
-/// <param name="Config">Result-affecting config values, to refuse a resume that would change them.</param>
-/// <param name="EpochSeconds">Training time of epoch <c>EpochsDone + 1</c> so far (before an interrupt), so that a resumed epoch's time is whole.</param>
-/// <param name="Model">The model the checkpoint belongs to (absent from files written before it was recorded).</param>
-public sealed record TrainingState(int EpochsDone, int BatchesDone, bool OrderDrawn, long SamplerSeed, double EpochLossSum, long GlobalStep,
-    double BestAccuracy, string RngState, IReadOnlyDictionary<string, string> Config, string WeightsSha256, string OptimizerSha256,
-    double EpochSeconds = 0, CheckpointModel? Model = null);
-
-/// <summary><c>best.json</c>, written beside <c>best.pt</c>: the model it belongs to, the epoch and its test accuracy (%).</summary>
-public sealed record BestCheckpoint(CheckpointModel Model, int Epoch, double TestAccuracy);
+/// <summary><c>best.json</c>, written beside <c>best.pt</c>: the model it belongs to, the epoch and its test accuracy (%);
+/// with a validation split (which chose the epoch) also its validation accuracy (%), else null.</summary>
+public sealed record BestCheckpoint(CheckpointModel Model, int Epoch, double TestAccuracy,
+    [property: System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)] double? ValAccuracy = null);
 
 /// <summary>
 /// The one place that writes and reads checkpoints, in <c>RUN/checkpoints/</c>: <c>last.pt</c> (the model's
@@ -126,7 +113,8 @@ public sealed class CheckpointStore(string folder, CheckpointModel? model = null
     void WriteBestState(TrainingState state)
     {
         if (Model is null) return;
-        AtomicFile.WriteAllText(BestState, JsonSerializer.Serialize(new BestCheckpoint(Model, state.EpochsDone, state.BestAccuracy), Json) + "\n");
+        var epoch = state.Epochs?.FirstOrDefault(e => e.Epoch == state.EpochsDone);
+        AtomicFile.WriteAllText(BestState, JsonSerializer.Serialize(new BestCheckpoint(Model, state.EpochsDone, epoch?.TestAccuracy ?? state.BestAccuracy, epoch?.ValAccuracy), Json) + "\n");
     }
 
     /// <summary>
@@ -168,11 +156,15 @@ public sealed class CheckpointStore(string folder, CheckpointModel? model = null
         }
     }
 
-    /// <summary>Largest <c>last.json</c> accepted (it is about 2 KB).</summary>
-    public const long MaxStateBytes = 1L << 20;
+    /// <summary>Largest <c>last.json</c> accepted (about 2 KB plus ~250 bytes per epoch).</summary>
+    public const long MaxStateBytes = 16L << 20;
 
-    /// <summary>Reads <c>last.json</c>, checks every field, and checks that <c>last.pt</c>/<c>last.optim.pt</c> are the files it describes.</summary>
-    public TrainingState ReadState()
+    /// <summary>
+    /// Reads <c>last.json</c> whole, checks it (<see cref="TrainingState.Validate"/>: every field; with
+    /// <paramref name="cfg"/> also against the run it continues, its <paramref name="trainImages"/> and
+    /// <paramref name="force"/>), and checks that <c>last.pt</c>/<c>last.optim.pt</c> are the files it describes.
+    /// </summary>
+    public TrainingState ReadState(TrainingConfig? cfg = null, int trainImages = 0, bool force = false)
     {
         if (!File.Exists(LastState) && !Directory.Exists(LastState)) throw new CheckpointException($"{LastState}: no checkpoint to resume from");
         var bytes = InputFiles.ReadAllBytes(LastState, "a checkpoint state (last.json)", MaxStateBytes, m => new CheckpointException($"{LastState}: {m}"));
@@ -180,35 +172,23 @@ public sealed class CheckpointStore(string folder, CheckpointModel? model = null
         try { state = JsonSerializer.Deserialize<TrainingState>(bytes, Json); }
         catch (JsonException e) { throw new CheckpointException($"{LastState}: corrupt checkpoint state ({TorchArchiveFirstLine(e.Message)})"); }
         if (state is null) throw new CheckpointException($"{LastState}: empty checkpoint state");
-        Validate(state);
+        state.Validate(LastState, cfg, trainImages, force);
         Verify(LastWeights, state.WeightsSha256);
         Verify(LastOptimizer, state.OptimizerSha256);
         return state;
     }
 
-    static string TorchArchiveFirstLine(string m) => ResnetMnist.Weights.TorchArchive.FirstLine(m);
-
-    void Validate(TrainingState s)
+    /// <summary>
+    /// The state this run's own process wrote last, for a summary written while the run ends (no checks: it is not
+    /// resumed from); null when there is none or it cannot be read.
+    /// </summary>
+    public TrainingState? TryReadWritten()
     {
-        CheckpointException Bad(string field, string what) => new($"{LastState}: {field}: {what}; the checkpoint state is corrupt or was modified");
-        if (s.EpochsDone < 0) throw Bad("epochs_done", $"{s.EpochsDone}; allowed: an integer >= 0");
-        if (s.BatchesDone < 0) throw Bad("batches_done", $"{s.BatchesDone}; allowed: an integer >= 0");
-        if (s.GlobalStep < 0) throw Bad("global_step", $"{s.GlobalStep}; allowed: an integer >= 0");
-        if (s.GlobalStep < s.BatchesDone) throw Bad("global_step", $"{s.GlobalStep} is less than batches_done {s.BatchesDone}");
-        if (!double.IsFinite(s.EpochLossSum) || s.EpochLossSum < 0) throw Bad("epoch_loss_sum", $"{s.EpochLossSum}; allowed: a finite number >= 0");
-        if (!(s.BestAccuracy >= -1 && s.BestAccuracy <= 100)) throw Bad("best_accuracy", $"{s.BestAccuracy}; allowed: -1 (none yet) to 100");
-        if (s.Config is null) throw Bad("config", "missing");
-        foreach (var (name, sha) in new[] { ("weights_sha256", s.WeightsSha256), ("optimizer_sha256", s.OptimizerSha256) })
-            if (sha is null || sha.Length != 64 || !sha.All(char.IsAsciiHexDigitLower))
-                throw Bad(name, "not a sha256; allowed: 64 lowercase hex digits");
-        if (s.Model?.Problem() is string modelProblem) throw Bad("model", modelProblem);
-        if (s.RngState is null) throw Bad("rng_state", "missing");
-        byte[] rng;
-        try { rng = Convert.FromBase64String(s.RngState); }
-        catch (FormatException) { throw Bad("rng_state", "not base64"); }
-        int expected = RngStateLength();
-        if (rng.Length != expected) throw Bad("rng_state", $"{rng.Length} bytes; allowed: exactly {expected} (torch.get_rng_state())");
+        try { return File.Exists(LastState) ? JsonSerializer.Deserialize<TrainingState>(File.ReadAllBytes(LastState), Json) : null; }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or JsonException or NotSupportedException) { return null; }
     }
+
+    static string TorchArchiveFirstLine(string m) => ResnetMnist.Weights.TorchArchive.FirstLine(m);
 
     /// <summary>Bytes of the CPU generator's state (<c>torch.get_rng_state()</c>).</summary>
     public static int RngStateLength()
@@ -300,12 +280,10 @@ public sealed class CheckpointStore(string folder, CheckpointModel? model = null
         return Convert.ToBase64String(s.bytes.ToArray());
     }
 
-    public static void RestoreRng(string base64)
+    /// <summary>Sets the global generator to a state read by <see cref="ReadState"/> (whose length it checked).</summary>
+    internal static void RestoreRng(TrainingState validated)
     {
-        var bytes = Convert.FromBase64String(base64);
-        if (bytes.Length != RngStateLength())
-            throw new CheckpointException($"rng_state: {bytes.Length} bytes; allowed: exactly {RngStateLength()} (torch.get_rng_state())");
-        using var t = tensor(bytes, dtype: ScalarType.Byte);
+        using var t = tensor(Convert.FromBase64String(validated.RngState), dtype: ScalarType.Byte);
         set_rng_state(t);
     }
 }

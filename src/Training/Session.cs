@@ -28,6 +28,12 @@ public sealed class Session : IDisposable
 {
     readonly ImageSplit? _train, _test;
 
+    /// <summary>The validation part of the training images (<c>data.val_split</c>); null without a split.</summary>
+    public ImageSplit? Validation { get; }
+
+    /// <summary>The pretrained weights file loaded (<c>model.pretrained</c> resolved: the torch.hub file, the mlnet conversion, or the path); null: none.</summary>
+    public string? PretrainedFile { get; }
+
     public TrainingConfig Config { get; }
     public Device Device { get; }
     public ScalarType Dtype { get; }
@@ -40,9 +46,11 @@ public sealed class Session : IDisposable
     /// <summary>The test split; not with <see cref="Splits.None"/>.</summary>
     public ImageSplit Test => _test ?? throw new InvalidOperationException("this session was created without the test split");
 
-    Session(TrainingConfig config, Device device, ArchSpec arch, DatasetSpec dataset, ResNet model, ImageSplit? train, ImageSplit? test)
+    Session(TrainingConfig config, Device device, ArchSpec arch, DatasetSpec dataset, ResNet model, ImageSplit? train, ImageSplit? test,
+        ImageSplit? validation = null, string? pretrainedFile = null)
     {
         (Config, Device, Dtype, Arch, Dataset, Model, _train, _test) = (config, device, config.ScalarType, arch, dataset, model, train, test);
+        (Validation, PretrainedFile) = (validation, pretrainedFile);
     }
 
     /// <summary>Builds everything in the reference's order: seed → model (→ pretrained weights) → dtype/device → data.</summary>
@@ -51,26 +59,32 @@ public sealed class Session : IDisposable
     /// <param name="checkpoint">A trained state_dict (.pt) to evaluate or predict with: it replaces pretrained weights and
     /// freezing, and is checked against the model before any data is read, so that a checkpoint of another model is
     /// reported as such.</param>
+    /// <param name="resuming">The run resumes from its own checkpoint, which holds every weight: <c>model.pretrained</c>
+    /// and <c>model.init_from</c> are not read again (so a resume needs neither file, nor a download); loading them
+    /// draws nothing from the generator, so the model is built in the reference's order all the same.</param>
     public static Session Create(TrainingConfig cfg, Splits splits = Splits.TrainAndTest,
-        IProgress<(long done, long? total)>? progress = null, Action<string>? log = null, string? checkpoint = null)
+        IProgress<(long done, long? total)>? progress = null, Action<string>? log = null, string? checkpoint = null, bool resuming = false)
     {
         if (checkpoint is not null) cfg = cfg with { Model = cfg.Model with { Pretrained = "none", InitFrom = null, Freeze = [] } };
         NativeLoader.EnsureLoaded();
         var device = Devices.Resolve(cfg.Device);
         Devices.ApplyThreads(cfg.Threads);
         var arch = ArchSpecs.Get(cfg.Model.Arch);
-        var dataset = DatasetSpecs.Get(cfg.Data.Dataset);
-        if (dataset == DatasetSpecs.ImageFolder) dataset = Data.Images.ImageFolderFiles.For(cfg.Data.Root, cfg.Data.ImageSize, cfg.Model.NumClasses);
+        var dataset = cfg.Data.Dataset;
+        // imagefolder's image size and class names are the run's: data.image_size and the class folders of ROOT/train.
+        if (dataset.Files is Data.Images.ImageFolderFiles) dataset = Data.Images.ImageFolderFiles.For(cfg.Data.Root, cfg.Data.ImageSize, cfg.Model.NumClasses);
 
         manual_seed(cfg.Seed);
         var model = new ResNet(arch, cfg.Model.InChannels, cfg.Model.NumClasses);
-        if (cfg.Model.Pretrained != "none")
+        string? pretrainedFile = null;
+        if (cfg.Model.Pretrained != "none" && !resuming)
         {
             // Loading copies into existing tensors and draws nothing from the generator: the draw order stays the reference's.
             var report = PretrainedWeights.Load(model, cfg.Model.Pretrained, cfg.Model.Conv1Init, progress);
+            pretrainedFile = report.File;
             log?.Invoke(report.ToString());
         }
-        if (cfg.Model.InitFrom is string initFrom)
+        if (cfg.Model.InitFrom is string initFrom && !resuming)
         {
             var warm = WarmStart.Load(model, initFrom);                     // copies only, no draws: the seed's order holds
             log?.Invoke(warm.ToString());
@@ -81,22 +95,28 @@ public sealed class Session : IDisposable
         if (checkpoint is not null)
             using (var f = InputFiles.OpenRead(checkpoint, "a checkpoint file", TorchArchive.MaxFileBytes, m => new CheckpointException($"{checkpoint}: {m}"))) CheckpointStore.LoadWeights(model, f, checkpoint);
 
-        if (splits == Splits.None) return new Session(cfg, device, arch, dataset, model, null, null);
+        if (splits == Splits.None) return new Session(cfg, device, arch, dataset, model, null, null, null, pretrainedFile);
         if (cfg.Data.Download && !dataset.Files.Complete(cfg.Data.Root))
-            dataset.Files.Fetch(cfg.Data.Root);
-        if (dataset.Files is Data.Images.ImageFolderFiles) return WithFolders(cfg, device, arch, dataset, model, splits, log);
+            DatasetFetcher.Fetch(dataset.Files, cfg.Data.Root);
         ImageSplit Load(bool train) => ImageSplit.Load(dataset, cfg.Data.Root, train, train ? cfg.Data.TrainLimit : cfg.Data.TestLimit,
             cfg.Model.NumClasses, cfg.Data.Normalize, cfg.ScalarType, device, cfg.Model.ChannelsLast);
-        var test = Load(train: false);
-        var trainSplit = splits == Splits.TrainAndTest ? Load(train: true) : null;
-        return new Session(cfg, device, arch, dataset, model, trainSplit, test);
+        var (test, trainSplit) = dataset.Files is Data.Images.ImageFolderFiles ? FolderSplits(cfg, device, dataset, splits, log)
+            : (Load(train: false), splits == Splits.TrainAndTest ? Load(train: true) : null);
+        ImageSplit? validation = null;
+        if (trainSplit is not null && cfg.Data.ValSplit > 0)
+        {
+            // random_split draws from its own generator: the global one is untouched, as in the reference.
+            using var whole = trainSplit;
+            (trainSplit, validation) = ValidationSplit.Apply(whole, cfg.Data.ValSplit, cfg.Seed, cfg.SourcePath ?? "<config>");
+        }
+        return new Session(cfg, device, arch, dataset, model, trainSplit, test, validation, pretrainedFile);
     }
 
     /// <summary>
-    /// imagefolder: indexes <c>ROOT/train</c> and <c>ROOT/val</c> (the validation split with the training split's
+    /// imagefolder: indexes <c>ROOT/train</c> and <c>ROOT/val</c> (the latter with the training folder's
     /// classes), logging progress while a large folder is indexed; images are decoded per batch, with every core.
     /// </summary>
-    static Session WithFolders(TrainingConfig cfg, Device device, ArchSpec arch, DatasetSpec dataset, ResNet model, Splits splits, Action<string>? log)
+    static (ImageSplit Test, ImageSplit? Train) FolderSplits(TrainingConfig cfg, Device device, DatasetSpec dataset, Splits splits, Action<string>? log)
     {
         var transforms = Data.Images.ImageTransforms.For(cfg.Data.ImageSize, cfg.Data.ResizeSize);
         var train = Data.Images.ImageFolder.Index(Data.Images.ImageFolderFiles.SplitFolder(cfg.Data.Root, true), null, Indexing("train"));
@@ -105,9 +125,7 @@ public sealed class Session : IDisposable
         var val = Data.Images.ImageFolder.Index(Data.Images.ImageFolderFiles.SplitFolder(cfg.Data.Root, false), train.Classes, Indexing("val"));
         ImageSplit Split(Data.Images.ImageFolder f, int? limit) => ImageSplit.FromFolder(f, transforms, Environment.ProcessorCount,
             cfg.Data.Normalize ? dataset.Mean : null, cfg.Data.Normalize ? dataset.Std : null, cfg.ScalarType, device, cfg.Model.ChannelsLast, limit);
-        var test = Split(val, cfg.Data.TestLimit);
-        var trainSplit = splits == Splits.TrainAndTest ? Split(train, cfg.Data.TrainLimit) : null;
-        return new Session(cfg, device, arch, dataset, model, trainSplit, test);
+        return (Split(val, cfg.Data.TestLimit), splits == Splits.TrainAndTest ? Split(train, cfg.Data.TrainLimit) : null);
 
         Action<int>? Indexing(string split) => log is null ? null : n => log($"indexing {split}: {n} images");
     }
@@ -117,5 +135,6 @@ public sealed class Session : IDisposable
         Model.Dispose();
         _train?.Dispose();
         _test?.Dispose();
+        Validation?.Dispose();
     }
 }

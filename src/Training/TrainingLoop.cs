@@ -24,7 +24,8 @@ public sealed record EpochStarted(int Epoch, int Batches, int FirstBatch) : Loop
 public sealed record StepDone(StepRecord Record, int Batch, int Batches, int Images, double ImagesPerSecond) : LoopEvent;
 
 /// <summary>
-/// An epoch's last step is done and the test loader's draw is made: the reference evaluates now. The state already
+/// An epoch's last step is done and the evaluation loaders' draws are made (validation's, with a split, then the
+/// test loader's): the reference evaluates now. The state already
 /// stands at the next epoch (what the epoch's checkpoint records).
 /// </summary>
 /// <param name="Epoch">1-based.</param>
@@ -95,7 +96,8 @@ public sealed class TrainingLoop
     readonly OptimizerHelper _optimizer;
     readonly ImageSplit _train;
     readonly Device _device;
-    readonly CifarAugment? _augment;
+    readonly IAugmentation? _augment;
+    readonly bool _validates;
     readonly Stopwatch _clock = new();
 
     /// <summary>Batches per epoch (the last one partial).</summary>
@@ -116,12 +118,11 @@ public sealed class TrainingLoop
     {
         (_cfg, _model, _optimizer, _train, _device) = (session.Config, session.Model, optimizer, session.Train, session.Device);
         _train.RequireImages(training: true);
-        _augment = _cfg.Data.Augment ? new CifarAugment() : null;
+        _augment = _cfg.Data.Augmentation;
+        _validates = session.Validation is not null;
         Batches = BatchesPerEpoch(_train.Count, _cfg.Train.BatchSize);
         TotalSteps = (long)Batches * _cfg.Train.Epochs;
-        var config = ConfigSchema.ResultValues(_cfg);
-        // best accuracy in %; -1 = no epoch evaluated yet
-        State = (resumeFrom ?? new TrainingState(0, 0, false, 0, 0, 0, -1, "", config, "", "")) with { Config = config };
+        State = (resumeFrom ?? TrainingState.Start(_cfg)) with { Config = ConfigSchema.ResultValues(_cfg) };
     }
 
     /// <summary>The unfinished epoch's training time so far (time before a resume included); 0 between epochs.</summary>
@@ -130,8 +131,8 @@ public sealed class TrainingLoop
     /// <summary>The state to write into a checkpoint now: <see cref="State"/> with the unfinished epoch's time so far.</summary>
     public TrainingState Paused => State with { EpochSeconds = EpochSecondsSoFar };
 
-    /// <summary>Records the best test accuracy so far (%), which the next checkpoints carry.</summary>
-    public void RecordBestAccuracy(double accuracy) => State = State with { BestAccuracy = accuracy };
+    /// <summary>Records the best test accuracy so far (%) and its epoch (1-based), which the next checkpoints carry.</summary>
+    public void RecordBest(int epoch, double accuracy) => State = State with { BestAccuracy = accuracy, BestEpoch = epoch };
 
     /// <summary>Train mode, with frozen modules' BatchNorm (all of it with <c>model.bn_eval</c>) kept in eval; again after every evaluation.</summary>
     public void TrainMode()
@@ -185,6 +186,7 @@ public sealed class TrainingLoop
             _clock.Stop();
             var done = new EpochDone(epoch + 1, State.EpochLossSum / Batches, lr, State.EpochSeconds + _clock.Elapsed.TotalSeconds,
                 images / Math.Max(1e-9, _clock.Elapsed.TotalSeconds));
+            if (_validates) DataLoaderOrder.DrawTestLoaderSeed(); // iter(DataLoader(validation, shuffle=False)), evaluated before the test set
             DataLoaderOrder.DrawTestLoaderSeed();
             State = State with { EpochsDone = epoch + 1, BatchesDone = 0, OrderDrawn = false, SamplerSeed = 0, EpochLossSum = 0, EpochSeconds = 0 };
             _clock.Reset();
@@ -208,7 +210,7 @@ public sealed class TrainingLoop
     /// fetches a batch before the loop body runs), then the step on it (<see cref="Step(nn.Module{Tensor, Tensor}, OptimizerHelper, Tensor, Tensor, StepHooks?)"/>).
     /// </summary>
     public static double Step(nn.Module<Tensor, Tensor> model, OptimizerHelper optimizer, ImageSplit data, Tensor indices,
-        CifarAugment? augment = null, StepHooks? hooks = null)
+        IAugmentation? augment = null, StepHooks? hooks = null)
     {
         using var scope = NewDisposeScope();
         hooks?.Times?.Start();

@@ -32,7 +32,7 @@ public sealed record CheckpointModel(string Arch, int InChannels, int NumClasses
 
     /// <summary>The record of the model <paramref name="cfg"/> trains.</summary>
     public static CheckpointModel From(TrainingConfig cfg) =>
-        new(cfg.Model.Arch, cfg.Model.InChannels, cfg.Model.NumClasses, cfg.Data.Dataset, CurrentVersion);
+        new(cfg.Model.Arch, cfg.Model.InChannels, cfg.Model.NumClasses, cfg.Data.Dataset.Name, CurrentVersion);
 
     /// <summary>The <c>--set</c> overrides that configure this model (and its dataset).</summary>
     public IEnumerable<string> Overrides() =>
@@ -195,8 +195,8 @@ public sealed record CheckpointModel(string Arch, int InChannels, int NumClasses
 
     static readonly JsonSerializerOptions Json = new() { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
 
-    /// <summary>Largest companion JSON read (<c>last.json</c> is about 2 KB).</summary>
-    public const long MaxJsonBytes = 1L << 20;
+    /// <summary>Largest companion JSON read (<c>last.json</c> is about 2 KB plus ~250 bytes per epoch of history).</summary>
+    public const long MaxJsonBytes = 16L << 20;
 
     /// <summary>The companion JSON of <paramref name="pt"/>: the same name with <c>.json</c> (<c>best.pt</c> → <c>best.json</c>).</summary>
     public static string CompanionJson(string pt) => Path.ChangeExtension(pt, ".json");

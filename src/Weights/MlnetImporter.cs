@@ -2,7 +2,6 @@ using ResnetMnist.Model;
 using System.Reflection;
 using Onnx;
 using ResnetMnist.Data;
-using ResnetMnist.Outputs;
 using TorchSharp.PyBridge;
 using static TorchSharp.torch;
 

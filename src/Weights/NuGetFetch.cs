@@ -109,7 +109,7 @@ public static class NuGetFetch
             done.WaitOne(5000);
             throw new TimeoutException($"the source {what}");
         }
-        if (to.TooLarge) throw new InvalidDataException($"the package is larger than the {ResnetMnist.Data.InputFiles.Size(limits.MaxPackageBytes)} allowed (refused)");
+        if (to.TooLarge) throw new InvalidDataException($"the package is larger than the {InputFiles.Size(limits.MaxPackageBytes)} allowed (refused)");
         return task.GetAwaiter().GetResult();
     }
 
@@ -128,7 +128,7 @@ public static class NuGetFetch
             if (_done + buffer.Length > maxBytes)
             {
                 TooLarge = true;
-                throw new IOException($"the package is larger than the {ResnetMnist.Data.InputFiles.Size(maxBytes)} allowed");
+                throw new IOException($"the package is larger than the {InputFiles.Size(maxBytes)} allowed");
             }
             inner.Write(buffer);
             hash.AppendData(buffer);

@@ -81,7 +81,7 @@ sealed class BenchCommand : Command<BenchCommand.Settings>
         result["vm_rss_mib"] = ProcStatusMiB("VmRSS");
         var json = JsonSerializer.Serialize(result, new JsonSerializerOptions { WriteIndented = true });
         if (s.Json is null) Console.WriteLine(json);
-        else ResnetMnist.Outputs.AtomicFile.WriteAllText(ResnetMnist.Outputs.OutputFolder.ForFile(s.Json, "--json", create: false), json);
+        else AtomicFile.WriteAllText(ResnetMnist.Outputs.OutputFolder.ForFile(s.Json, "--json", create: false), json);
         return 0;
     }
 
@@ -223,7 +223,7 @@ sealed class BenchCommand : Command<BenchCommand.Settings>
         Devices.ApplyThreads(cfg.Threads);
         var sw = Stopwatch.StartNew();
         var dtype = cfg.ScalarType;
-        var spec = DatasetSpecs.Get(cfg.Data.Dataset);
+        var spec = cfg.Data.Dataset;
         // An image folder is indexed here and decoded per batch, so its batches_s holds the decoding and transforms.
         using var train = spec.Files is ResnetMnist.Data.Images.ImageFolderFiles
             ? ImageSplit.FromFolder(ResnetMnist.Data.Images.ImageFolder.Index(ResnetMnist.Data.Images.ImageFolderFiles.SplitFolder(cfg.Data.Root, true)),
@@ -232,7 +232,7 @@ sealed class BenchCommand : Command<BenchCommand.Settings>
             : ImageSplit.Load(spec, cfg.Data.Root, train: true, cfg.Data.TrainLimit, cfg.Model.NumClasses, cfg.Data.Normalize, dtype, CPU);
         double load = sw.Elapsed.TotalSeconds;
         int n = train.Count, bs = cfg.Train.BatchSize;
-        var augment = cfg.Data.Augment ? new CifarAugment() : null;
+        var augment = cfg.Data.Augmentation;
         var (order, _) = DataLoaderOrder.TrainEpoch(n, cfg.Train.Shuffle);
         using (order)
             for (int b = 0; b < TrainingLoop.BatchesPerEpoch(n, bs); b++)
@@ -276,13 +276,5 @@ sealed class BenchCommand : Command<BenchCommand.Settings>
     }
 
     /// <summary>A <c>/proc/self/status</c> memory line (kB) in MiB; null where there is no such file.</summary>
-    internal static double? ProcStatusMiB(string key)
-    {
-        const string file = "/proc/self/status";
-        if (!File.Exists(file)) return null;
-        foreach (var line in ResnetMnist.Data.InputFiles.ReadAllText(file, "a process status", 1 << 20, m => new IOException(m)).Split('\n'))
-            if (line.StartsWith(key + ":", StringComparison.Ordinal))
-                return double.Parse(line[(key.Length + 1)..].Trim().Split(' ')[0], CultureInfo.InvariantCulture) / 1024.0;
-        return null;
-    }
+    internal static double? ProcStatusMiB(string key) => ResnetMnist.Native.MachineInfo.ProcStatusMiB(key);
 }

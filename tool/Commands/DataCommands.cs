@@ -18,14 +18,14 @@ sealed class DataFetchCommand : Command<DataSettings>
     public override int Execute(CommandContext context, DataSettings s, CancellationToken cancellation)
     {
         var cfg = s.Load();
-        var files = DatasetSpecs.Get(cfg.Data.Dataset).Files;
+        var files = cfg.Data.Dataset.Files;
         string last = "";
         var progress = new Progress<(string File, long Done, long? Total)>(p =>
         {
             var line = p.Total is long t ? $"{p.File}: {p.Done * 100 / Math.Max(1, t)}%" : $"{p.File}: {p.Done / 1024} KiB";
             if (line != last && !Console.IsErrorRedirected) { Console.Error.Write("\r" + Terminal.Safe(line) + "   "); last = line; }
         });
-        files.Fetch(cfg.Data.Root, progress, cancel: cancellation);
+        DatasetFetcher.Fetch(files, cfg.Data.Root, progress, cancel: cancellation);
         if (!Console.IsErrorRedirected) Console.Error.WriteLine();
         return Verify(files, cfg.Data.Root);
     }
@@ -51,6 +51,6 @@ sealed class DataVerifyCommand : Command<DataSettings>
     public override int Execute(CommandContext context, DataSettings s, CancellationToken cancellation)
     {
         var cfg = s.Load();
-        return DataFetchCommand.Verify(DatasetSpecs.Get(cfg.Data.Dataset).Files, cfg.Data.Root);
+        return DataFetchCommand.Verify(cfg.Data.Dataset.Files, cfg.Data.Root);
     }
 }

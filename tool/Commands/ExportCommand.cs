@@ -21,9 +21,10 @@ sealed class ExportCommand : Command<ExportCommand.Settings>
     public override int Execute(CommandContext context, Settings s, CancellationToken cancellation)
     {
         if (s.Format != "onnx") throw new UsageException($"--format {s.Format}: allowed: onnx");
-        var (cfg, weights) = s.Resolve();
+        var checkpoint = s.Resolve(CheckpointUse.Predict);
+        var (cfg, weights) = (checkpoint.Config, checkpoint.Weights!);
         OutputFolder.CheckForFile(s.Out, "--out");   // refused before the model is loaded; the folder is made once it loaded
-        using var session = CheckpointSettings.OpenSession(cfg, weights, Splits.None);
+        using var session = checkpoint.Open(Splits.None);
         session.Model.eval();
         var metadata = OnnxExport.Metadata(session.Dataset, cfg.Data.Normalize, session.Model.NumClasses, CheckpointStore.ShaOfFile(weights));
         OutputFolder.ForFile(s.Out, "--out", create: true);

@@ -39,7 +39,7 @@ sealed class ParityCommand : Command<ParityCommand.Settings>
         if (s.Steps < 1) throw new UsageException($"--steps {s.Steps}: give at least 1");
         var dtype = ConfigNames.Parse(typeof(DtypeKind), s.Dtype) as DtypeKind?
             ?? throw new UsageException($"--dtype {s.Dtype}: allowed: {string.Join(", ", ConfigNames.Names(typeof(DtypeKind)))}");
-        var cfg = s.Config is null ? ResnetMnist.Data.PackagedFiles.QuickstartConfig(s.Set) : ConfigLoader.Load(s.Config, s.Set);
+        var cfg = ConfigLoader.LoadOrQuickstart(s.Config, s.Set);
         var name = Path.GetFileNameWithoutExtension(s.Config ?? "quickstart");
         if (ParityCheck.Unsupported(cfg) is string why) throw new UsageException($"{s.Config ?? "quickstart"}: {why}");
         ReferenceProgram reference;

@@ -20,7 +20,8 @@ sealed class PredictCommand : Command<PredictCommand.Settings>
 
     public override int Execute(CommandContext context, Settings s, CancellationToken cancellation)
     {
-        var (cfg, weights) = s.Resolve();
+        var checkpoint = s.Resolve(CheckpointUse.Predict);
+        var (cfg, weights) = (checkpoint.Config, checkpoint.Weights!);
         bool? invert = s.Invert switch
         {
             "auto" => null, "true" => true, "false" => false,
@@ -45,7 +46,7 @@ sealed class PredictCommand : Command<PredictCommand.Settings>
             catch (BadInputException e) { Fail(at, e); }
         if (failed < images.Count)
         {
-            using var session = CheckpointSettings.OpenSession(cfg, weights, Splits.None);
+            using var session = checkpoint.Open(Splits.None);
             session.Model.eval();
             using var _ = no_grad();
             for (int at = 0; at < images.Count; at++)

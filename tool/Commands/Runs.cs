@@ -26,7 +26,14 @@ static class Runs
     public static int Train(TrainingConfig cfg, string runPath, bool resume, bool force, bool quiet)
     {
         using var signals = new InterruptSignals();
-        var (result, _, path) = Execute(cfg, runPath, resume, force, quiet, signals);
+        var outcome = Execute(cfg, runPath, resume, force, quiet, signals);
+        var (result, summary, path) = outcome;
+        if (outcome.AlreadyComplete)
+        {
+            Terminal.Out($"{path}: already complete at {summary.Epochs} epochs (train.epochs {cfg.Train.Epochs}); to train on: " +
+                         $"dotnet resnet-mnist train --resume {path} --set train.epochs={cfg.Train.Epochs + 1}");
+            return ErrorHandling.Ok;
+        }
         if (result.Status == RunStatus.Diverged)
             throw new DivergedException(result.Problem!);
         if (result.Status == RunStatus.Interrupted)
@@ -41,11 +48,15 @@ static class Runs
     }
 
     /// <summary>One run through <see cref="TrainingRun.Train"/> with the tool's progress display; a diverged run is returned, not thrown.</summary>
-    public static RunOutcome Execute(TrainingConfig cfg, string runPath, bool resume, bool force, bool quiet, InterruptSignals signals)
+    public static RunOutcome Execute(TrainingConfig cfg, string runPath, bool resume, bool force, bool quiet, InterruptSignals signals) =>
+        Execute(cfg, runPath, Options(resume, force), quiet, signals);
+
+    /// <summary>As above, with the run's options given.</summary>
+    public static RunOutcome Execute(TrainingConfig cfg, string runPath, RunOptions options, bool quiet, InterruptSignals signals)
     {
         var observer = Progress.Create(quiet, cfg.Train.LogEvery);
         signals.Notice = observer.Interrupting;
-        var options = Options(resume, force);
+        options = options with { Abandon = signals.Abandoning };
         return observer.Wrap(() => TrainingRun.Train(cfg, runPath, observer, signals.Token, options));
     }
 

@@ -32,12 +32,12 @@ sealed class TrainCommand : Command<TrainCommand.Settings>
         {
             runPath = s.Resume;
             RunDirectory.Check(runPath, resume: true, s.Force); // a folder that is not a run is reported as such, before its config is read
-            var configPath = s.Config ?? Path.Combine(s.Resume, "config.yaml");
-            cfg = ConfigLoader.Load(configPath, s.Set);
+            cfg = CheckpointConfig.Resolve(s.Resume, s.Config, s.Set, CheckpointUse.Resume).Config;
         }
         else
         {
-            cfg = s.Config is null ? PackagedFiles.QuickstartConfig(s.Set) : ConfigLoader.Load(s.Config, s.Set);
+            void Warn(string w) => Terminal.Err($"warning: {w}");
+            cfg = ConfigLoader.LoadOrQuickstart(s.Config, ConfigOverride.Set(s.Set), Warn);
             runPath = s.Out ?? Path.Combine("runs", $"{Path.GetFileNameWithoutExtension(s.Config ?? "quickstart")}-{DateTime.Now:yyyyMMdd-HHmmss}");
             OutputFolder.RefuseSystemFolder(runPath);
         }

@@ -31,8 +31,8 @@ sealed class WeightsImportMlnetCommand : Command<WeightsImportMlnetCommand.Setti
         {
             var outPth = ResnetMnist.Outputs.OutputFolder.ForFile(s.Out, "--out", create: true);
             // Replaced by rename: a link at either name is replaced, never written through.
-            ResnetMnist.Outputs.AtomicFile.Copy(pth, outPth, TorchArchive.MaxFileBytes);
-            ResnetMnist.Outputs.AtomicFile.Copy(Path.ChangeExtension(pth, ".safetensors"), Path.ChangeExtension(outPth, ".safetensors"), TorchArchive.MaxFileBytes);
+            AtomicFile.Copy(pth, outPth, TorchArchive.MaxFileBytes);
+            AtomicFile.Copy(Path.ChangeExtension(pth, ".safetensors"), Path.ChangeExtension(outPth, ".safetensors"), TorchArchive.MaxFileBytes);
             Terminal.Out($"  copied to {outPth} (+ .safetensors)");
         }
         return 0;

@@ -33,6 +33,10 @@ public sealed class ImageFolder
     ImageFolder(string root, IReadOnlyList<string> classes, IReadOnlyList<string> files, IReadOnlyList<int> labels) =>
         (Root, Classes, Files, Labels) = (root, classes, files, labels);
 
+    /// <summary>The images at <paramref name="indices"/>, in that order, with the same root and classes.</summary>
+    public ImageFolder Subset(long[] indices) =>
+        new(Root, Classes, indices.Select(i => Files[checked((int)i)]).ToList(), indices.Select(i => Labels[checked((int)i)]).ToList());
+
     /// <summary>The class names under <paramref name="root"/> (torchvision's <c>find_classes</c>), refusing a missing or empty folder.</summary>
     public static IReadOnlyList<string> FindClasses(string root)
     {

@@ -25,8 +25,13 @@ public sealed class ImageFolderFiles : IDatasetFiles
     public RawSplit Read(string root, bool train, int channels, int height, int width) =>
         throw new InvalidOperationException("an image folder is decoded per batch (ImageSplit.FromFolder), not read whole");
 
-    public void Fetch(string root, IProgress<(string File, long Done, long? Total)>? progress = null, HttpClient? client = null, CancellationToken cancel = default) =>
-        throw new DataException($"{root}: data.dataset imagefolder holds your own images, there is nothing to download; allowed: put them in {Path.Combine(root, TrainFolder, "<class>")}/ and {Path.Combine(root, ValFolder, "<class>")}/");
+    /// <summary>Nothing: the images are the user's own.</summary>
+    public IReadOnlyList<RemoteFile> Downloads => [];
+
+    public bool Needs(string root, RemoteFile file) => false;
+
+    public string ByHand(string root) =>
+        $"data.dataset imagefolder holds your own images, there is nothing to download; put them in {Path.Combine(root, TrainFolder, "<class>")}/ and {Path.Combine(root, ValFolder, "<class>")}/";
 
     public List<(string File, bool Ok, string Detail)> Verify(string root)
     {

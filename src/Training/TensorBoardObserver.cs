@@ -1,7 +1,7 @@
-using ResnetMnist.Training;
+using ResnetMnist.Outputs;
 using TorchSharp.Modules;
 
-namespace ResnetMnist.Outputs;
+namespace ResnetMnist.Training;
 
 /// <summary>
 /// <c>train.tensorboard</c>: passes everything on to <paramref name="inner"/> and writes TensorBoard event files to
@@ -13,11 +13,6 @@ namespace ResnetMnist.Outputs;
 /// </summary>
 public sealed class TensorBoardObserver(ITrainingObserver inner, string folder) : ITrainingObserver
 {
-    /// <summary>The folder under a run that holds the event files.</summary>
-    public const string FolderName = "tensorboard";
-    /// <summary>The prefix of every event file name (TensorBoard's convention); <c>--force</c> deletes only these.</summary>
-    public const string FilePrefix = "events.out.tfevents.";
-
     readonly SummaryWriter _writer = TorchSharp.torch.utils.tensorboard.SummaryWriter(OutputFolder.Subfolder(folder, removeLinks: true));
 
     public void EpochStarted(int epoch, int epochs, int batches, int firstBatch) => inner.EpochStarted(epoch, epochs, batches, firstBatch);
@@ -36,6 +31,8 @@ public sealed class TensorBoardObserver(ITrainingObserver inner, string folder) 
         _writer.add_scalar("epoch/test_loss", (float)epoch.TestLoss, epoch.Epoch);
         _writer.add_scalar("epoch/test_accuracy", (float)epoch.TestAccuracy, epoch.Epoch);
         _writer.add_scalar("epoch/lr", (float)epoch.Lr, epoch.Epoch);
+        if (epoch.ValLoss is double valLoss) _writer.add_scalar("epoch/val_loss", (float)valLoss, epoch.Epoch);
+        if (epoch.ValAccuracy is double valAccuracy) _writer.add_scalar("epoch/val_accuracy", (float)valAccuracy, epoch.Epoch);
         inner.EpochFinished(epoch, best);
     }
 

@@ -12,45 +12,71 @@ using static TorchSharp.torch;
 namespace ResnetMnist.ParityTests.Data;
 
 /// <summary>
-/// CIFAR-10: the fixture (parity-tests/data/cifar10-fixture, written by reference/make_cifar_fixture.py) reads to what
-/// torchvision.datasets.CIFAR10 gives (reference/snapshots/cifar10/dataset.json, from reference/make_cifar_snapshots.py);
+/// CIFAR-10 and CIFAR-100: each fixture (parity-tests/data/cifar10-fixture and cifar100-fixture, written by
+/// reference/make_cifar_fixture.py and make_cifar100_fixture.py) reads to what torchvision.datasets.CIFAR10/CIFAR100
+/// gives (reference/snapshots/&lt;dataset&gt;/dataset.json, from reference/make_cifar_snapshots.py);
 /// foreign or malformed pickles and unsafe archives are refused with one line; RandomCrop(32, 4) + RandomHorizontalFlip
 /// over DataLoader(shuffle) batches equals torchvision's, byte for byte (augment.json). The comparisons with
 /// torchvision (reading, augmentation) are in the Parity category, so that they run under every kernel set; the
 /// refusals and the batched-work check are Robustness.
 /// </summary>
 [TestFixture, Category("Data"), NonParallelizable]
-public sealed class Cifar10Tests
+public sealed class CifarTests
 {
-    static string Fixture(params string[] parts) => Repo.Path(["parity-tests", "data", "cifar10-fixture", .. parts]);
+    static string Fixture(params string[] parts) => FixtureOf("cifar10", parts);
 
-    static JsonElement Committed(string name) =>
-        JsonDocument.Parse(File.ReadAllText(Repo.Path("reference", "snapshots", "cifar10", name))).RootElement;
+    /// <summary>A file of <paramref name="dataset"/>'s fixture (<c>parity-tests/data/&lt;dataset&gt;-fixture</c>).</summary>
+    static string FixtureOf(string dataset, params string[] parts) => Repo.Path(["parity-tests", "data", $"{dataset}-fixture", .. parts]);
 
-    static readonly Lazy<string> LiveDir = new(() =>
-    {
-        var dir = Directory.CreateTempSubdirectory("resnet-mnist-cifar-live-").FullName;
-        Python.Run(File.ReadAllText(Repo.Path("reference", "make_cifar_snapshots.py")), Fixture(), dir);
-        return dir;
-    });
+    static DatasetSpec Spec(string dataset) => DatasetSpecs.Get(dataset);
+    static CifarFiles Files(string dataset) => (CifarFiles)Spec(dataset).Files;
+
+    static JsonElement Committed(string name, string dataset = "cifar10") =>
+        JsonDocument.Parse(File.ReadAllText(Repo.Path("reference", "snapshots", dataset, name))).RootElement;
+
+    static readonly Dictionary<string, string> LiveDirs = [];
 
     [OneTimeTearDown]
-    public void RemoveLiveDir()
+    public void RemoveLiveDirs()
     {
-        if (LiveDir.IsValueCreated) try { Directory.Delete(LiveDir.Value, recursive: true); } catch (IOException) { }
+        foreach (var dir in LiveDirs.Values) try { Directory.Delete(dir, recursive: true); } catch (IOException) { }
     }
 
-    static JsonElement Live(string name)
+    /// <summary>What make_cifar_snapshots.py writes now, with the real torchvision, for <paramref name="dataset"/>'s fixture.</summary>
+    static JsonElement Live(string name, string dataset = "cifar10")
     {
         Python.RequireTorch();
-        return JsonDocument.Parse(File.ReadAllText(Path.Combine(LiveDir.Value, name))).RootElement;
+        if (!LiveDirs.TryGetValue(dataset, out var dir))
+        {
+            dir = Directory.CreateTempSubdirectory("resnet-mnist-cifar-live-").FullName;
+            Python.Run(File.ReadAllText(Repo.Path("reference", "make_cifar_snapshots.py")), FixtureOf(dataset), dir);
+            LiveDirs[dataset] = dir;
+        }
+        return JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, name))).RootElement;
+    }
+
+    /// <summary>A split as the tool reads it (<see cref="ImageSplit.Load"/>: bytes N×3×32×32, int64 labels) and the meta file's class names.</summary>
+    sealed class CifarSplit(ImageSplit data, IReadOnlyList<string> classes) : IDisposable
+    {
+        public Tensor Pixels => data.Pixels;
+        public Tensor Labels => data.Labels;
+        public int Count => data.Count;
+        public IReadOnlyList<string> Classes { get; } = classes;
+        public void Dispose() => data.Dispose();
+    }
+
+    static CifarSplit Load(string root, bool train, int? numClasses = null, int? limit = null, string dataset = "cifar10")
+    {
+        var split = ImageSplit.Load(Spec(dataset), root, train, limit, numClasses ?? Spec(dataset).NumClasses, normalize: false, ScalarType.Float32, CPU);
+        try { return new CifarSplit(split, Files(dataset).ReadClasses(root)); }
+        catch { split.Dispose(); throw; }
     }
 
     static string Sha256(Tensor uint8) => Convert.ToHexStringLower(SHA256.HashData(uint8.contiguous().data<byte>().ToArray()));
 
     // ---------------------------------------------------------------- (a) reading
 
-    static void AssertSplit(JsonElement snap, Cifar10Split split, string what)
+    static void AssertSplit(JsonElement snap, CifarSplit split, string what)
     {
         Assert.That(split.Count, Is.EqualTo(snap.GetProperty("count").GetInt32()), $"{what}: count");
         Assert.That(split.Pixels.shape, Is.EqualTo(new long[] { split.Count, 3, 32, 32 }), $"{what}: shape");
@@ -69,34 +95,36 @@ public sealed class Cifar10Tests
         Assert.That(split.Classes, Is.EqualTo(snap.GetProperty("classes").EnumerateArray().Select(e => e.GetString()).ToArray()), $"{what}: classes");
     }
 
-    static void AssertDataset(JsonElement snap, string root)
+    static void AssertDataset(JsonElement snap, string root, string dataset = "cifar10")
     {
         foreach (var (name, train) in new[] { ("train", true), ("test", false) })
         {
-            using var split = Cifar10.Load(root, train);
+            using var split = Load(root, train, dataset: dataset);
             AssertSplit(snap.GetProperty(name), split, $"{root} {name}");
         }
     }
 
-    [TestCase("p2"), TestCase("p4"), Category("Parity")]
-    public void Fixture_reads_as_torchvision_reads_it(string variant) => AssertDataset(Committed("dataset.json"), Fixture(variant));
+    [TestCase("cifar10", "p2"), TestCase("cifar10", "p4"), TestCase("cifar100", "p2"), Category("Parity")]
+    public void Fixture_reads_as_torchvision_reads_it(string dataset, string variant) =>
+        AssertDataset(Committed("dataset.json", dataset), FixtureOf(dataset, variant), dataset);
 
-    [Test, Category("Parity")]
-    public void Archive_extracts_and_reads_as_torchvision_reads_it()
+    [TestCase("cifar10"), TestCase("cifar100"), Category("Parity")]
+    public void Archive_extracts_and_reads_as_torchvision_reads_it(string dataset)
     {
         using var tmp = new TempDir();
-        Cifar10.Extract(Fixture("cifar-10-python.tar.gz"), tmp.Path);
-        Assert.That(Directory.GetFileSystemEntries(tmp.Path).Select(Path.GetFileName), Is.EqualTo(new[] { "cifar-10-batches-py" }), "nothing but the folder is left in ROOT");
-        foreach (var f in Directory.GetFiles(Fixture("p2", "cifar-10-batches-py")))
-            Assert.That(File.ReadAllBytes(Path.Combine(tmp.Path, "cifar-10-batches-py", Path.GetFileName(f))), Is.EqualTo(File.ReadAllBytes(f)), f);
-        AssertDataset(Committed("dataset.json"), tmp.Path);
+        var files = Files(dataset);
+        TarGzArchive.Extract(FixtureOf(dataset, files.ArchiveName), tmp.Path, files.Folder);
+        Assert.That(Directory.GetFileSystemEntries(tmp.Path).Select(Path.GetFileName), Is.EqualTo(new[] { files.Folder }), "nothing but the folder is left in ROOT");
+        foreach (var f in Directory.GetFiles(FixtureOf(dataset, "p2", files.Folder)))
+            Assert.That(File.ReadAllBytes(Path.Combine(tmp.Path, files.Folder, Path.GetFileName(f))), Is.EqualTo(File.ReadAllBytes(f)), f);
+        AssertDataset(Committed("dataset.json", dataset), tmp.Path, dataset);
     }
 
     [Test, Category("Parity")]
     public void Limit_keeps_the_first_images_across_batches()
     {
-        using var all = Cifar10.Load(Fixture("p2"), train: true);
-        using var some = Cifar10.Load(Fixture("p2"), train: true, limit: 25);
+        using var all = Load(Fixture("p2"), train: true);
+        using var some = Load(Fixture("p2"), train: true, limit: 25);
         Assert.That(some.Count, Is.EqualTo(25));
         using var head = all.Pixels.narrow(0, 0, 25);
         Assert.That(some.Pixels.data<byte>().ToArray(), Is.EqualTo(head.data<byte>().ToArray()));
@@ -106,30 +134,31 @@ public sealed class Cifar10Tests
     [Test, Category("Parity")]
     public void Label_outside_the_classes_is_refused()
     {
-        var e = Assert.Throws<DataException>(() => Cifar10.Load(Fixture("p2"), train: true, numClasses: 5))!;
+        var e = Assert.Throws<DataException>(() => Load(Fixture("p2"), train: true, numClasses: 5))!;
         AssertOneLine(e, "data_batch_1: label", "outside 0..4", "model.num_classes: 5");
     }
 
-    [Test, Category("Parity")]
-    public void Archive_in_root_is_extracted_when_the_folder_is_missing()
+    [TestCase("cifar10"), TestCase("cifar100"), Category("Parity")]
+    public void Archive_in_root_is_extracted_when_the_folder_is_missing(string dataset)
     {
         using var tmp = new TempDir();
-        File.Copy(Fixture("cifar-10-python.tar.gz"), Path.Combine(tmp.Path, "cifar-10-python.tar.gz"));
-        var e = Assert.Throws<DataException>(() => Cifar10.ExtractIfNeeded(tmp.Path))!;
-        AssertOneLine(e, "md5", Cifar10Files.Cifar10.ArchiveMd5);
-        Assert.That(Cifar10.ExtractIfNeeded(tmp.Path, checkMd5: false), Is.True);
-        Assert.That(Cifar10.ExtractIfNeeded(tmp.Path, checkMd5: false), Is.False, "already extracted");
-        AssertDataset(Committed("dataset.json"), tmp.Path);
+        var files = Files(dataset);
+        File.Copy(FixtureOf(dataset, files.ArchiveName), Path.Combine(tmp.Path, files.ArchiveName));
+        var e = Assert.Throws<DataException>(() => files.ExtractIfNeeded(tmp.Path))!;
+        AssertOneLine(e, "md5", files.ArchiveMd5);
+        Assert.That(files.ExtractIfNeeded(tmp.Path, checkMd5: false), Is.True);
+        Assert.That(files.ExtractIfNeeded(tmp.Path, checkMd5: false), Is.False, "already extracted");
+        AssertDataset(Committed("dataset.json", dataset), tmp.Path, dataset);
     }
 
     [Test, Category("Parity")]
     public void Archive_md5_is_checked_when_asked()
     {
         using var tmp = new TempDir();
-        var e = Assert.Throws<DataException>(() => Cifar10.Extract(Fixture("cifar-10-python.tar.gz"), tmp.Path, Cifar10Files.Cifar10.ArchiveMd5))!;
+        var e = Assert.Throws<DataException>(() => TarGzArchive.Extract(Fixture("cifar-10-python.tar.gz"), tmp.Path, "cifar-10-batches-py", CifarFiles.Cifar10.ArchiveMd5))!;
         AssertOneLine(e, "cifar-10-python.tar.gz", "md5");
         Assert.That(Directory.Exists(Path.Combine(tmp.Path, "cifar-10-batches-py")), Is.False);
-        Cifar10.Extract(Fixture("cifar-10-python.tar.gz"), tmp.Path, Cifar10Files.Md5Of(Fixture("cifar-10-python.tar.gz")));
+        TarGzArchive.Extract(Fixture("cifar-10-python.tar.gz"), tmp.Path, "cifar-10-batches-py", DatasetFetcher.Md5Of(Fixture("cifar-10-python.tar.gz")));
         Assert.That(File.Exists(Path.Combine(tmp.Path, "cifar-10-batches-py", "test_batch")));
     }
 
@@ -137,8 +166,8 @@ public sealed class Cifar10Tests
     public void Python3_repickled_batches_read_the_same(string file)
     {
         // Protocol 2 from Python 3 carries bytes as _codecs.encode(text, 'latin1'); 3 and 5 as BINBYTES.
-        var reference = Cifar10.ReadBatch(Fixture("p2", "cifar-10-batches-py", "test_batch"));
-        var b = Cifar10.ReadBatch(Fixture("extra", file));
+        var reference = CifarFiles.Cifar10.ReadBatch(Fixture("p2", "cifar-10-batches-py", "test_batch"));
+        var b = CifarFiles.Cifar10.ReadBatch(Fixture("extra", file));
         Assert.That(b.Count, Is.EqualTo(4));
         Assert.That(b.Labels, Is.EqualTo(reference.Labels.Take(4).ToArray()));
         Assert.That(b.Pixels, Is.EqualTo(reference.Pixels.Take(4 * 3072).ToArray()));
@@ -153,7 +182,7 @@ public sealed class Cifar10Tests
         Assert.That(edited.Length, Is.EqualTo(p2.Length + 1));
         using var tmp = new TempDir();
         File.WriteAllBytes(tmp.Sub("test_batch"), edited);
-        Assert.That(Cifar10.ReadBatch(tmp.Sub("test_batch")).Pixels, Is.EqualTo(Cifar10.ReadBatch(Fixture("p2", "cifar-10-batches-py", "test_batch")).Pixels));
+        Assert.That(CifarFiles.Cifar10.ReadBatch(tmp.Sub("test_batch")).Pixels, Is.EqualTo(CifarFiles.Cifar10.ReadBatch(Fixture("p2", "cifar-10-batches-py", "test_batch")).Pixels));
     }
 
     [Test, Category("Parity")]
@@ -170,7 +199,7 @@ public sealed class Cifar10Tests
     [Test, Category("Parity")]
     public void File_list_and_md5s_are_torchvisions()
     {
-        var f = Cifar10Files.Cifar10;
+        var f = CifarFiles.Cifar10;
         Assert.That(f.Url, Is.EqualTo("https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"));
         Assert.That(f.ArchiveMd5, Is.EqualTo("c58f30108f718f92721af3b95e74349a"));
         Assert.That(f.Batches(true), Is.EqualTo(new[] { "data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5" }));
@@ -179,13 +208,31 @@ public sealed class Cifar10Tests
         Assert.That(f.Md5, Has.Count.EqualTo(7));
     }
 
-    [Test, Category("NeedsPyTorch"), Category("Parity")]
-    public void Fixture_reads_as_live_torchvision_reads_it()
+    [Test, Category("Parity")]
+    public void Cifar100_file_list_md5s_and_classes_are_torchvisions()
     {
-        var live = Live("dataset.json");
-        Assert.That(live.GetRawText(), Is.EqualTo(Committed("dataset.json").GetRawText()), "the committed snapshot is what torchvision gives now");
-        AssertDataset(live, Fixture("p2"));
-        AssertDataset(live, Fixture("p4"));
+        // torchvision 0.14's CIFAR100 (datasets/cifar.py): base_folder, url, filename, tgz_md5, train_list, test_list, meta.
+        var f = CifarFiles.Cifar100;
+        Assert.That((f.Folder, f.Url, f.ArchiveName, f.ArchiveMd5), Is.EqualTo(("cifar-100-python",
+            "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz", "cifar-100-python.tar.gz", "eb9058c3a382ffc7106e4002c42a8d85")));
+        Assert.That(f.Md5, Is.EqualTo(new Dictionary<string, string>
+        {
+            ["train"] = "16019d7e3df5f24257cddd939b257f8d", ["test"] = "f0ef6b0ae62326f3e7ffdfab6717acfc", ["meta"] = "7973b15100ade9c7d40fb424638fde48",
+        }));
+        Assert.That((f.MetaKey, f.LabelKey), Is.EqualTo(("fine_label_names", "fine_labels")));
+        var spec = DatasetSpecs.Cifar100;
+        Assert.That((spec.NumClasses, spec.Channels, spec.Height, spec.Width), Is.EqualTo((100, 3, 32, 32)));
+        Assert.That(spec.ClassNames, Is.Unique.And.Ordered, "CIFAR-100's fine label names are listed alphabetically");
+        Assert.That(spec.Augmentation, Is.EqualTo(DatasetSpecs.Cifar10.Augmentation), "the same augmentation as CIFAR-10");
+    }
+
+    [TestCase("cifar10"), TestCase("cifar100"), Category("NeedsPyTorch"), Category("Parity")]
+    public void Fixture_reads_as_live_torchvision_reads_it(string dataset)
+    {
+        var live = Live("dataset.json", dataset);
+        Assert.That(live.GetRawText(), Is.EqualTo(Committed("dataset.json", dataset).GetRawText()), "the committed snapshot is what torchvision gives now");
+        foreach (var variant in new[] { "p2", "p4" })
+            if (Directory.Exists(FixtureOf(dataset, variant))) AssertDataset(live, FixtureOf(dataset, variant), dataset);
     }
 
     // ---------------------------------------------------------------- (b) refusals
@@ -227,10 +274,10 @@ public sealed class Cifar10Tests
         var dir = Directory.CreateDirectory(tmp.Sub("cifar-10-batches-py")).FullName;
         var path = Path.Combine(dir, "data_batch_1");
         File.WriteAllBytes(path, ForeignPickle(how, marker));
-        var e = Assert.Throws<DataException>(() => Cifar10.ReadBatch(path))!;
-        Assert.That(e.Message, Is.EqualTo($"{path}: refers to global '{global}'; a CIFAR-10 batch file holds only numpy arrays, lists and dicts"));
+        var e = Assert.Throws<DataException>(() => CifarFiles.Cifar10.ReadBatch(path))!;
+        Assert.That(e.Message, Is.EqualTo($"{path}: refers to global '{global}'; a CIFAR file holds only numpy arrays, lists and dicts"));
         Assert.That(e.ExitCode, Is.EqualTo(2));
-        var e2 = Assert.Throws<DataException>(() => Cifar10.Load(tmp.Path, train: true))!;
+        var e2 = Assert.Throws<DataException>(() => Load(tmp.Path, train: true))!;
         AssertOneLine(e2, path, global);
         Assert.That(File.Exists(marker), Is.False, "the pickle's payload ran");
     }
@@ -263,7 +310,7 @@ public sealed class Cifar10Tests
         {
             var path = tmp.Sub($"cut{keep}");
             File.WriteAllBytes(path, full.AsSpan(0, keep).ToArray());
-            var e = Assert.Throws<DataException>(() => Cifar10.ReadBatch(path), $"cut at {keep}")!;
+            var e = Assert.Throws<DataException>(() => CifarFiles.Cifar10.ReadBatch(path), $"cut at {keep}")!;
             AssertOneLine(e, path);
         }
     }
@@ -294,7 +341,7 @@ public sealed class Cifar10Tests
         using var tmp = new TempDir();
         var path = tmp.Sub("ok");
         File.WriteAllBytes(path, NumpyBatch([2, 3072], "u1", new byte[2 * 3072], 2));
-        var b = Cifar10.ReadBatch(path);
+        var b = CifarFiles.Cifar10.ReadBatch(path);
         Assert.That((b.Count, b.Labels), Is.EqualTo((2, new long[] { 1, 1 })));
     }
 
@@ -307,7 +354,7 @@ public sealed class Cifar10Tests
         var colMajor = new byte[rowMajor.Length];
         for (int n = 0; n < 3; n++) for (int k = 0; k < 3072; k++) colMajor[k * 3 + n] = rowMajor[n * 3072 + k];
         File.WriteAllBytes(path, NumpyBatch([3, 3072], "u1", colMajor, 3, fortran: true));
-        Assert.That(Cifar10.ReadBatch(path).Pixels, Is.EqualTo(rowMajor));
+        Assert.That(CifarFiles.Cifar10.ReadBatch(path).Pixels, Is.EqualTo(rowMajor));
     }
 
     [TestCase(new long[] { 2, 1024 }, "u1", 2 * 1024, 2, "shape (2, 1024)")]
@@ -323,7 +370,7 @@ public sealed class Cifar10Tests
         using var tmp = new TempDir();
         var path = tmp.Sub("data_batch_1");
         File.WriteAllBytes(path, NumpyBatch(shape, dtype, new byte[bytes], labels));
-        var e = Assert.Throws<DataException>(() => Cifar10.ReadBatch(path))!;
+        var e = Assert.Throws<DataException>(() => CifarFiles.Cifar10.ReadBatch(path))!;
         AssertOneLine(e, path, expected);
     }
 
@@ -372,7 +419,7 @@ public sealed class Cifar10Tests
         var dir = FixtureCopy(tmp);
         var batch3 = Path.Combine(dir, "data_batch_3");
         File.WriteAllBytes(batch3, NumpyBatch([3, 3072], "u1", new byte[3 * 3072], [0L, 1L, label]));
-        var e = Assert.Throws<DataException>(() => Cifar10.Load(tmp.Path, train: true, numClasses: 10))!;
+        var e = Assert.Throws<DataException>(() => Load(tmp.Path, train: true, numClasses: 10))!;
         AssertOneLine(e, $"{batch3}: label {label} at index 2 is {expected}");
         Assert.That(e.ExitCode, Is.EqualTo(2));
     }
@@ -393,7 +440,7 @@ public sealed class Cifar10Tests
         Assert.That(File.ReadAllText(tmp.Sub("p2-nofix")), Does.Contain("builtins\nbytes"));
         foreach (var name in new[] { "p2", "p3", "p4", "p5", "p2-nofix" })
         {
-            var b = Cifar10.ReadBatch(tmp.Sub(name));
+            var b = CifarFiles.Cifar10.ReadBatch(tmp.Sub(name));
             Assert.That((b.Count, b.Labels.Length, b.Pixels.Length), Is.EqualTo((0, 0, 0)), name);
         }
     }
@@ -401,7 +448,7 @@ public sealed class Cifar10Tests
     [TestCase("p2"), TestCase("p4")]
     public void Batches_meta_is_read_whole(string variant)
     {
-        var meta = Cifar10.ReadMeta(Fixture(variant, "cifar-10-batches-py", "batches.meta"));
+        var meta = CifarFiles.Cifar10.ReadMeta(Fixture(variant, "cifar-10-batches-py", "batches.meta"));
         Assert.That(meta.LabelNames, Is.EqualTo(new[] { "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck" }));
         Assert.That((meta.NumCasesPerBatch, meta.NumVis), Is.EqualTo(((long?)18, (long?)3072)));
     }
@@ -416,7 +463,7 @@ public sealed class Cifar10Tests
         using var tmp = new TempDir();
         var path = tmp.Sub("batches.meta");
         File.WriteAllBytes(path, Cat(pickle));
-        var e = Assert.Throws<DataException>(() => Cifar10.ReadMeta(path))!;
+        var e = Assert.Throws<DataException>(() => CifarFiles.Cifar10.ReadMeta(path))!;
         AssertOneLine(e, $"{path}: {expected}");
     }
 
@@ -450,7 +497,7 @@ public sealed class Cifar10Tests
                 case "fifo": tar.WriteEntry(new GnuTarEntry(TarEntryType.Fifo, "cifar-10-batches-py/data_batch_1")); break;
             }
         });
-        var e = Assert.Throws<DataException>(() => Cifar10.Extract(archive, root))!;
+        var e = Assert.Throws<DataException>(() => TarGzArchive.Extract(archive, root, "cifar-10-batches-py"))!;
         AssertOneLine(e, archive, "refused");
         Assert.That(Directory.GetFileSystemEntries(root), Is.Empty, "a refused archive leaves nothing in ROOT");
         Assert.That(File.Exists(tmp.Sub("escaped")), Is.False);
@@ -466,27 +513,27 @@ public sealed class Cifar10Tests
             var root = Directory.CreateDirectory(tmp.Sub($"root{keep}")).FullName;
             var path = tmp.Sub($"cut{keep}.tar.gz");
             File.WriteAllBytes(path, full.AsSpan(0, keep).ToArray());
-            var e = Assert.Throws<DataException>(() => Cifar10.Extract(path, root), $"cut at {keep}")!;
+            var e = Assert.Throws<DataException>(() => TarGzArchive.Extract(path, root, "cifar-10-batches-py"), $"cut at {keep}")!;
             AssertOneLine(e, path);
             Assert.That(Directory.GetFileSystemEntries(root), Is.Empty);
         }
     }
 
-    [Test, Category("Robustness")]
-    public void Missing_folder_names_the_file_and_the_archive()
+    [TestCase("cifar10", "data_batch_1"), TestCase("cifar100", "train"), Category("Robustness")]
+    public void Missing_folder_names_the_file_and_the_archive(string dataset, string first)
     {
         using var tmp = new TempDir();
-        var e = Assert.Throws<DataException>(() => Cifar10.Load(tmp.Path, train: true))!;
-        AssertOneLine(e, "data_batch_1", "file not found", "cifar-10-python.tar.gz");
+        var e = Assert.Throws<DataException>(() => Load(tmp.Path, train: true, dataset: dataset))!;
+        AssertOneLine(e, Path.Combine(tmp.Path, Files(dataset).Folder, first), "file not found", Files(dataset).ArchiveName);
     }
 
     // ---------------------------------------------------------------- (c) augmentation, draw for draw
 
     /// <summary>The reference loop (see reference/make_cifar_snapshots.py) on the C# side: per epoch the train loader's draws, its batches augmented, then the test loader's one draw.</summary>
-    static List<List<(long[] Labels, long Sum, string Sha)>> Augmented(int seed, int batchSize, int epochs)
+    static List<List<(long[] Labels, long Sum, string Sha)>> Augmented(string dataset, int seed, int batchSize, int epochs)
     {
-        using var train = Cifar10.Load(Fixture("p2"), train: true);
-        var augment = new CifarAugment();
+        using var train = Load(FixtureOf(dataset, "p2"), train: true, dataset: dataset);
+        var augment = Spec(dataset).Augmentation!;
         manual_seed(seed);
         var result = new List<List<(long[], long, string)>>();
         for (int epoch = 0; epoch < epochs; epoch++)
@@ -512,9 +559,9 @@ public sealed class Cifar10Tests
         return result;
     }
 
-    static void AssertAugment(JsonElement snap)
+    static void AssertAugment(JsonElement snap, string dataset)
     {
-        var got = Augmented(snap.GetProperty("seed").GetInt32(), snap.GetProperty("batch_size").GetInt32(), snap.GetProperty("epochs").GetArrayLength());
+        var got = Augmented(dataset, snap.GetProperty("seed").GetInt32(), snap.GetProperty("batch_size").GetInt32(), snap.GetProperty("epochs").GetArrayLength());
         int e = 0;
         foreach (var epoch in snap.GetProperty("epochs").EnumerateArray())
         {
@@ -532,15 +579,15 @@ public sealed class Cifar10Tests
         }
     }
 
-    [Test, Category("Parity")]
-    public void Augmentation_matches_torchvision_batch_for_batch() => AssertAugment(Committed("augment.json"));
+    [TestCase("cifar10"), TestCase("cifar100"), Category("Parity")]
+    public void Augmentation_matches_torchvision_batch_for_batch(string dataset) => AssertAugment(Committed("augment.json", dataset), dataset);
 
-    [Test, Category("NeedsPyTorch"), Category("Parity")]
-    public void Augmentation_matches_live_torchvision_batch_for_batch()
+    [TestCase("cifar10"), TestCase("cifar100"), Category("NeedsPyTorch"), Category("Parity")]
+    public void Augmentation_matches_live_torchvision_batch_for_batch(string dataset)
     {
-        var live = Live("augment.json");
-        Assert.That(live.GetRawText(), Is.EqualTo(Committed("augment.json").GetRawText()), "the committed snapshot is what torchvision gives now");
-        AssertAugment(live);
+        var live = Live("augment.json", dataset);
+        Assert.That(live.GetRawText(), Is.EqualTo(Committed("augment.json", dataset).GetRawText()), "the committed snapshot is what torchvision gives now");
+        AssertAugment(live, dataset);
     }
 
     /// <summary>Per-image reference of the transform (managed loops, test only).</summary>

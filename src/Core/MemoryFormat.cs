@@ -1,6 +1,6 @@
 using static TorchSharp.torch;
 
-namespace ResnetMnist.Model;
+namespace ResnetMnist.Core;
 
 /// <summary>
 /// Channels-last (NHWC in memory, shape still N×C×H×W) without a memory-format API: TorchSharp 0.107 has no

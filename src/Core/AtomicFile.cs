@@ -1,6 +1,6 @@
 using System.Text.RegularExpressions;
 
-namespace ResnetMnist.Outputs;
+namespace ResnetMnist.Core;
 
 /// <summary>
 /// The one way the tool writes a file. The bytes go to a temp file in the target's folder, created exclusively
@@ -94,7 +94,7 @@ public static partial class AtomicFile
         try
         {
             if (!OperatingSystem.IsWindows() && link(source, tmp) == 0) File.Move(tmp, path, overwrite: true);
-            else Write(path, f => { using var from = ResnetMnist.Data.InputFiles.OpenRead(source, "a file to copy", long.MaxValue, m => new IOException($"{source}: {m}")); from.CopyTo(f); });
+            else Write(path, f => { using var from = InputFiles.OpenRead(source, "a file to copy", long.MaxValue, m => new IOException($"{source}: {m}")); from.CopyTo(f); });
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -104,12 +104,12 @@ public static partial class AtomicFile
     }
 
     /// <summary>
-    /// Copies <paramref name="source"/> (read with <see cref="ResnetMnist.Data.InputFiles"/>' checks) to
+    /// Copies <paramref name="source"/> (read with <see cref="InputFiles"/>' checks) to
     /// <paramref name="path"/> through <see cref="Write"/>.
     /// </summary>
     public static void Copy(string source, string path, long maxBytes)
     {
-        using var from = ResnetMnist.Data.InputFiles.OpenRead(source, "a file to copy", maxBytes, m => new IOException($"{source}: {m}"));
+        using var from = InputFiles.OpenRead(source, "a file to copy", maxBytes, m => new IOException($"{source}: {m}"));
         Write(path, f => from.CopyTo(f, 1 << 16));
     }
 

@@ -1,6 +1,4 @@
-using ResnetMnist.Core;
-
-namespace ResnetMnist.Data;
+namespace ResnetMnist.Core;
 
 /// <summary>
 /// Bad input from the user (a file or a value): the message is one line, <c>&lt;where&gt;: &lt;what&gt;; &lt;what is allowed&gt;</c>,
