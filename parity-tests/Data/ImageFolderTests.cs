@@ -109,6 +109,40 @@ public sealed class ImageFolderTests
         }
     }
 
+    /// <summary>
+    /// The registry's augmentation on images already decoded into a square batch: each image as a PIL image of those
+    /// bytes through torchvision's <c>RandomResizedCrop(S)</c> + <c>RandomHorizontalFlip()</c>, draw for draw.
+    /// </summary>
+    [Test, Category("Parity"), Category("NeedsPyTorch")]
+    public void AugmentationOfADecodedBatchEqualsTorchvisionOnThoseImages()
+    {
+        Python.RequireTorch();
+        using var tmp = new TempDir();
+        const int n = 6, s = 13;
+        var after = Python.Run("""
+            import sys, os, numpy as np, torch
+            from PIL import Image
+            from torchvision import transforms
+            out, n, s = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+            x = np.random.default_rng(3).integers(0, 256, size=(n, s, s, 3), dtype=np.uint8)
+            torch.manual_seed(5)
+            t = transforms.Compose([transforms.RandomResizedCrop(s), transforms.RandomHorizontalFlip()])
+            y = np.stack([np.asarray(t(Image.fromarray(x[i]))) for i in range(n)])
+            open(os.path.join(out, "in.raw"), "wb").write(x.tobytes())
+            open(os.path.join(out, "out.raw"), "wb").write(y.tobytes())
+            print(repr(float(torch.rand(1))))
+            """, tmp.Path, n.ToString(System.Globalization.CultureInfo.InvariantCulture), s.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        using var nhwc = tensor(File.ReadAllBytes(Path.Combine(tmp.Path, "in.raw")), new long[] { n, s, s, 3 });
+        using var batch = nhwc.permute(0, 3, 1, 2).contiguous();
+        manual_seed(5);
+        using var augmented = DatasetSpecs.ImageFolder.Augmentation!.Apply(batch);
+        Assert.That(augmented.shape, Is.EqualTo(new long[] { n, 3, s, s }));
+        using var back = augmented.permute(0, 2, 3, 1).contiguous();
+        Assert.That(back.bytes.ToArray(), Is.EqualTo(File.ReadAllBytes(Path.Combine(tmp.Path, "out.raw"))), "augmented bytes");
+        using var next = rand(1);
+        Assert.That((double)next.item<float>(), Is.EqualTo(double.Parse(after.Trim(), System.Globalization.CultureInfo.InvariantCulture)), "the generator after the draws");
+    }
+
     [Test]
     public void ValidationSplitOfAFolderHoldsTheFilesAtRandomSplitsIndices()
     {
