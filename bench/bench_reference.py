@@ -183,10 +183,45 @@ def mode_epoch(cfg, a, r):
     model, optimizer = build(cfg, a.channels_last)
     setup = time.perf_counter() - t_start
     bs = int(cfg["train"]["batch_size"])
+    phases = {"data": 0.0, "forward": 0.0, "backward": 0.0, "optimizer": 0.0}
+    steps = [0]
+
+    class TimedLoader:
+        """The DataLoader, with the time spent fetching each batch (PIL + ToTensor + collate) added to "data"."""
+        def __init__(self, loader):
+            self.loader = loader
+
+        def __iter__(self):
+            it = iter(self.loader)
+            while True:
+                t = time.perf_counter()
+                try:
+                    batch = next(it)
+                except StopIteration:
+                    return
+                phases["data"] += time.perf_counter() - t
+                steps[0] += 1
+                yield batch
+
+    # The reference's own train_epoch runs unchanged; forward is timed by module hooks, the step by wrapping it, and
+    # "backward" is the rest of the epoch (zero_grad, loss, backward, loss.item()).
+    mark = [0.0]
+    model.register_forward_pre_hook(lambda m, i: mark.__setitem__(0, time.perf_counter()))
+    model.register_forward_hook(lambda m, i, o: phases.__setitem__("forward", phases["forward"] + time.perf_counter() - mark[0]))
+    own_step = optimizer.step
+
+    def timed_step(*args, **kwargs):
+        t = time.perf_counter()
+        out = own_step(*args, **kwargs)
+        phases["optimizer"] += time.perf_counter() - t
+        return out
+    optimizer.step = timed_step
     t0 = time.perf_counter()
     loader = DataLoader(train_ds, batch_size=bs, shuffle=bool(cfg["train"]["shuffle"]))
-    ref.train_epoch(model, loader, nn.CrossEntropyLoss(), optimizer, dtype)
+    ref.train_epoch(model, TimedLoader(loader), nn.CrossEntropyLoss(), optimizer, dtype)
     end = time.perf_counter()
+    phases["backward"] = (end - t0) - phases["data"] - phases["forward"] - phases["optimizer"]
+    r["breakdown_s"] = {k: v / max(1, steps[0]) for k, v in phases.items()}
     r["train_images"] = len(train_ds)
     r["batch_size"] = bs
     r["setup_s"] = setup

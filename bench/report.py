@@ -48,6 +48,25 @@ def ratio(a, b, higher_is_better=True):
     return f"{(a / b) if higher_is_better else (b / a):.2f}×"
 
 
+def phase_table(w, cells, title):
+    """Seconds per step of each phase (data / forward / backward / optimizer), tool and reference, per grid cell.
+    The reference's are measured around its own train_epoch: its DataLoader, the model's forward (module hooks), the
+    optimizer step (wrapped); its "backward" is the rest (zero_grad, loss, backward, loss.item())."""
+    cells = [c for c in cells if c[2].get("breakdown_s") and c[3].get("breakdown_s")]
+    if not cells:
+        return
+    w(f"{title}, ms per step (data / forward / backward / optimizer):")
+    w("")
+    w("| optimizer | batch | tool | reference | forward tool / ref | backward tool / ref | optimizer tool / ref |")
+    w("|---|---:|---|---|---:|---:|---:|")
+    for o, b, t, r, _ in cells:
+        tb, rb = t["breakdown_s"], r["breakdown_s"]
+        ms = lambda x: " / ".join(f"{1e3 * x[k]:.1f}" for k in ("data", "forward", "backward", "optimizer"))
+        q = lambda k: f"{rb[k] / tb[k]:.2f}×" if tb[k] > 0 else "–"
+        w(f"| {o} | {b} | {ms(tb)} | {ms(rb)} | {q('forward')} | {q('backward')} | {q('optimizer')} |")
+    w("")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("dir")
@@ -162,6 +181,24 @@ def main():
             w(f"| {o} | {b} | {t['epoch_train_s']:.2f} | {f(tp['epoch_train_s'] if tp else None, 2)} | {r['epoch_train_s']:.2f} | "
               f"{n / t['epoch_train_s']:,.1f} | {n / r['epoch_train_s']:,.1f} | {q:.2f}× | {'yes' if q >= 1.25 else 'no'} |")
         w("")
+        phase_table(w, matrix, "Each cell's phases")
+        busy = [(o, b, load(d, f"busy_tool_epoch_{o}_{b}"), load(d, f"busy_ref_epoch_{o}_{b}"), None) for o, b, _, _, _ in matrix]
+        busy = [m for m in busy if m[2] and m[3]]
+        if busy:
+            w(f"## The same grid with one core busy (another process spinning on core 1: `taskset -c 1 yes`)")
+            w("")
+            w("Both programs at their configured 2 threads; the tool with its default libgomp wait policy (PASSIVE), the "
+              "reference as it runs (libgomp's spinning default). \"quiet\" is the grid above, from the same run.")
+            w("")
+            w("| optimizer | batch | tool, s | reference, s | tool / reference | tool busy / quiet | reference busy / quiet |")
+            w("|---|---:|---:|---:|---:|---:|---:|")
+            quiet = {(o, b): (t, r) for o, b, t, r, _ in matrix}
+            for o, b, t, r, _ in busy:
+                qt, qr = quiet[(o, b)]
+                w(f"| {o} | {b} | {t['epoch_train_s']:.2f} | {r['epoch_train_s']:.2f} | {r['epoch_train_s'] / t['epoch_train_s']:.2f}× | "
+                  f"{t['epoch_train_s'] / qt['epoch_train_s']:.2f}× | {r['epoch_train_s'] / qr['epoch_train_s']:.2f}× |")
+            w("")
+            phase_table(w, busy, "Phases with one core busy")
 
     if red or rsd:
         w("## The reference as it ran originally (torch's default thread count)")
@@ -245,7 +282,8 @@ def main():
     w("")
     w("| run | load after | process wall, s | maxrss, MiB |")
     w("|---|---:|---:|---:|")
-    grid = [f"{p}_epoch_{o}_{b}{x}" for o in ("adam", "sgd") for b in (16, 64, 256) for p, x in (("tool", ""), ("ref", ""), ("tool", "_per_tensor"))]
+    grid = [f"{p}_epoch_{o}_{b}{x}" for o in ("adam", "sgd") for b in (16, 64, 256)
+            for p, x in (("tool", ""), ("ref", ""), ("tool", "_per_tensor"), ("busy_tool", ""), ("busy_ref", ""))]
     for name in ["tool_steps", "ref_steps", "tool_steps_cl", "ref_steps_cl", "tool_epoch", "ref_epoch"] + grid + [
                  "ref_epoch_default", "ref_steps_default", "tool_data", "ref_data", "tool_memory"]:
         r = load(d, name)

@@ -36,7 +36,7 @@ if [ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then
   trap 'rm -rf "$FASHION"' EXIT
   mkdir -p "$FASHION/FashionMNIST/raw"
   for f in train-images-idx3-ubyte.gz train-labels-idx1-ubyte.gz t10k-images-idx3-ubyte.gz t10k-labels-idx1-ubyte.gz; do
-    ln -s "/usr/share/datasets/fashion-mnist/$f" "$FASHION/FashionMNIST/raw/$f"
+    cp "/usr/share/datasets/fashion-mnist/$f" "$FASHION/FashionMNIST/raw/$f"   # copies: the tool refuses a linked dataset
   done
 fi
 
@@ -81,6 +81,22 @@ for opt in adam sgd; do
     T "tool_epoch_${opt}_${b}_per_tensor" "${m[@]}" --per-tensor-optimizer
   done
 done
+# The same grid with one core kept busy by another process (`taskset -c 1 yes`, as bench/busy_machine.sh does), each
+# program at its configured 2 threads (the tool's default wait policy; the reference as it runs). BENCH_BUSY_GRID=0
+# skips it (it takes as long as the grid above).
+if [ "${BENCH_BUSY_GRID:-1}" != 0 ]; then
+  taskset -c 1 yes >/dev/null &
+  BUSY_PID=$!
+  for opt in adam sgd; do
+    o=(--set optimizer.name=$opt); [ "$opt" = sgd ] && o+=(--set optimizer.momentum=0.9)
+    for b in 16 64 256; do
+      m=(--mode epoch --set train.batch_size=$b --set data.train_limit=$EPOCH_IMAGES "${o[@]}")
+      T "busy_tool_epoch_${opt}_$b" "${m[@]}"
+      R "busy_ref_epoch_${opt}_$b" "${m[@]}"
+    done
+  done
+  kill "$BUSY_PID"; wait "$BUSY_PID" 2>/dev/null || true
+fi
 # The reference as it ran originally: torch's default thread count.
 R ref_epoch_default --mode epoch --set threads=auto
 R ref_steps_default --mode steps --warmup 2 --steps 5 --batch-sizes "" --set threads=auto

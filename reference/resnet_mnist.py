@@ -60,6 +60,7 @@ the per-step losses and learning rates.
 import argparse
 import copy
 import gzip
+import json
 import math
 import os
 import struct
@@ -308,14 +309,21 @@ def make_datasets(cfg):
 
 # ----------------------------------------------------------------------------- model
 
-ARCHS = {"resnet18": "ResNet18_Weights", "resnet34": "ResNet34_Weights", "resnet50": "ResNet50_Weights"}
+def load_archs():
+    """archs.json beside this file: the architectures (and their weights) the tool and this program share."""
+    with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "archs.json"), encoding="utf-8") as f:
+        return {a["name"]: a for a in json.load(f)["archs"]}
+
+
+ARCHS = load_archs()
 
 
 def build_model(pretrained="none", in_channels=1, num_classes=10, arch="resnet18"):
     """torchvision <arch> (3 channels, 1000 classes), optional weights, then conv1 and fc replaced.
 
-    arch: resnet18 | resnet34 | resnet50 (torchvision.models.<arch>()).
-    pretrained: none | imagenet (torchvision's IMAGENET1K_V1 via the torch.hub cache) |
+    arch: a name in archs.json (torchvision.models.<arch>()).
+    pretrained: none | imagenet, torchvision (torchvision's IMAGENET1K_V1 via the torch.hub cache) |
+    a weights enum member of the arch (IMAGENET1K_V2, ...) |
     path to a .pth state_dict in torchvision layout (loaded before the replacements;
     fc.* may be missing or of another shape, every other key must match).
     """
@@ -325,7 +333,9 @@ def build_model(pretrained="none", in_channels=1, num_classes=10, arch="resnet18
     if pretrained in (None, False, "none", "None", ""):
         model = ctor()
     elif pretrained in (True, "imagenet", "torchvision"):
-        model = ctor(weights=getattr(torchvision.models, ARCHS[arch]).IMAGENET1K_V1)
+        model = ctor(weights=torchvision.models.get_model_weights(arch).IMAGENET1K_V1)
+    elif pretrained in torchvision.models.get_model_weights(arch).__members__:
+        model = ctor(weights=torchvision.models.get_model_weights(arch)[pretrained])
     else:
         model = ctor()
         state = torch.load(pretrained, map_location="cpu")

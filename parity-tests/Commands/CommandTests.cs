@@ -118,7 +118,37 @@ public sealed class CommandTests
                 .Select(t => double.Parse(t.Split(':')[1], CultureInfo.InvariantCulture)).ToArray();
             for (int k = 0; k < 10; k++)
                 Assert.That(probs[k], Is.EqualTo(p[k]).Within(0.0005 + 1e-9), $"image {i}, class {k}: the PNG path gives the tensor path's probabilities (printed to 3 decimals)");
+            // classes by name: CIFAR-10's label_names as batches.meta holds them
+            int cls = Array.IndexOf(p, p.Max());
+            Assert.That(lines[i], Does.StartWith($"{files[i]}: {Labels[cls]} ("), "predict names the class");
         }
+        var json = Tool.Run(dir, ["predict", run, files[0], "--json"]);
+        using (var doc = System.Text.Json.JsonDocument.Parse(json.Stdout))
+        {
+            var first = doc.RootElement.GetProperty("predictions")[0];
+            Assert.That(first.GetProperty("class_name").GetString(), Is.EqualTo(Labels[first.GetProperty("class").GetInt32()]));
+        }
+        Assert.That(e.Stdout, Does.Contain("3 cat").And.Contain("9 truck"), "confusion-matrix rows carry the class names\n" + e.Stdout);
+        foreach (var file in new[] { Path.Combine(run, "summary.json"), Path.Combine(run, "checkpoints", "best.json") })
+        {
+            using var doc = System.Text.Json.JsonDocument.Parse(File.ReadAllText(file));
+            Assert.That(doc.RootElement.GetProperty("class_names").EnumerateArray().Select(x => x.GetString()), Is.EqualTo(Labels), file);
+        }
+    }
+
+    /// <summary>label_names of the fixture's batches.meta (torchvision's CIFAR-10, md5-checked), read by the tool's own reader.</summary>
+    static IReadOnlyList<string> Labels => ResnetMnist.Data.Cifar.ReadMeta(ResnetMnist.Data.CifarFiles.Cifar10,
+        Repo.Path("parity-tests", "data", "cifar10-fixture", "p2", "cifar-10-batches-py", "batches.meta")).LabelNames;
+
+    [Test]
+    public void ClassNamesAreTheDatasetsAndTheLabelNumberBeyondThem()
+    {
+        Assert.That(ResnetMnist.Data.DatasetSpecs.Cifar10.ClassNames, Is.EqualTo(Labels), "CIFAR-10's names are batches.meta's label_names");
+        var cfg = ConfigLoader.Parse("data: {dataset: fashion-mnist}\nmodel: {num_classes: 12}", null);
+        Assert.That(ResnetMnist.Data.ClassNames.For(cfg.Data.Dataset, cfg.Model.NumClasses), Is.EqualTo(ResnetMnist.Data.DatasetSpecs.FashionMnist.ClassNames.Concat(["10", "11"])));
+        var mnistCfg = ConfigLoader.Parse("", null);
+        var mnist = ResnetMnist.Data.ClassNames.For(mnistCfg.Data.Dataset, mnistCfg.Model.NumClasses);
+        Assert.That(mnist, Is.EqualTo(Enumerable.Range(0, 10).Select(i => i.ToString(CultureInfo.InvariantCulture))));
     }
 
     [Test]
@@ -316,7 +346,7 @@ public sealed class ConfigTests
     public void DefaultsAreTheReferences()
     {
         var c = ConfigLoader.Parse("", null);
-        Assert.That((c.Optimizer.Lr, c.Train.Epochs, c.Train.Shuffle, c.Data.Normalize, c.Model.Pretrained, c.Train.Dtype),
+        Assert.That((c.Optimizer.Lr, c.Train.Epochs, c.Train.Shuffle, c.Data.Normalize, c.Model.Pretrained.Text, c.Train.Dtype),
             Is.EqualTo((1e-3, 10, true, false, "none", DtypeKind.Float32)));
     }
 

@@ -103,7 +103,8 @@ public sealed class ImageFolderTests
         Assert.That(spec.ClassNames, Is.EqualTo(trainIndex.Classes));
         for (int i = 0; i < index.Files.Count; i++)
         {
-            using var x = InputImage.Load(index.Files[i], normalize: true, dataset: spec, transforms: transforms);
+            using var input = PredictInput.Load(index.Files[i], invert: null, spec, transforms);   // as predict: load, then data.normalize
+            using var x = PredictInput.Normalize(input, spec);
             using var row = val.Slice(i, 1);
             Assert.That(Sha256(x), Is.EqualTo(Sha256(row)), $"{index.Files[i]}: predict's input and the validation batch's row");
         }

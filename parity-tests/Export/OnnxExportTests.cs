@@ -65,6 +65,7 @@ public sealed class OnnxExportTests
 
     [TestCase("resnet34", 3, 10)]
     [TestCase("resnet50", 3, 10)]
+    [TestCase("resnext50_32x4d", 3, 10)]
     public void Deeper_architectures_export_too(string arch, int inChannels, int classes)
     {
         manual_seed(0);

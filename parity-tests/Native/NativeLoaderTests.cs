@@ -14,7 +14,7 @@ public sealed class NativeLoaderTests
     static string StockBridge()
     {
         var dir = NativeLoader.FindNativeDir();
-        Assert.That(dir, Is.Not.Null, "libLibTorchSharp.so not found beside TorchSharp.dll (restore the TorchSharp-cpu package)");
+        Assert.That(dir, Is.Not.Null, "libLibTorchSharp.so not found beside TorchSharp.dll (restore the TorchSharp and libtorch-cpu-linux-x64 packages)");
         return Path.Combine(dir!, "libLibTorchSharp.so");
     }
 

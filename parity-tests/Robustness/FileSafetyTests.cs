@@ -345,13 +345,16 @@ public sealed class FileSafetyTests
         var outDir = Directory.CreateDirectory(Path.Combine(dir, "out")).FullName;
         File.CreateSymbolicLink(Path.Combine(outDir, "r18.pth"), victim);
         File.CreateSymbolicLink(Path.Combine(outDir, "r18.safetensors"), victim2);
-        var r = Tool.Run(dir, ["weights", "import-mlnet", "--out", Path.Combine(outDir, "r18.pth")],
-            env: new()
-            {
-                ["XDG_CACHE_HOME"] = Path.Combine(dir, "cache"),
-                ["NUGET_PACKAGES"] = Path.GetFullPath(Path.Combine(ResnetMnist.Weights.MlnetImporter.FindPackageDir(), "..", "..")),
-            });
+        var env = new Dictionary<string, string>
+        {
+            ["XDG_CACHE_HOME"] = Path.Combine(dir, "cache"),
+            ["NUGET_PACKAGES"] = Path.GetFullPath(Path.Combine(ResnetMnist.Weights.MlnetImporter.FindPackageDir(), "..", "..")),
+        };
+        var r = Tool.Run(dir, ["weights", "import-mlnet", "--out", Path.Combine(outDir, "r18.pth")], env: env);
         Assert.That(r.ExitCode, Is.EqualTo(0), r.ToString());
+        Assert.That(r.Stdout, Does.StartWith("converted "), "the package was in the cache: converted, not fetched\n" + r);
+        var again = Tool.Run(dir, ["weights", "import-mlnet"], env: env);
+        Assert.That(again.Stdout, Does.StartWith("reused the earlier conversion"), again.ToString());
         Assert.That(File.ReadAllText(victim), Is.EqualTo("not the tool's"));
         Assert.That(File.ReadAllText(victim2), Is.EqualTo("not the tool's"));
         Assert.That(new FileInfo(Path.Combine(outDir, "r18.pth")).LinkTarget, Is.Null);

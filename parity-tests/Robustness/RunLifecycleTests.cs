@@ -288,18 +288,4 @@ public sealed class RunLifecycleTests
         Assert.That(Tool.FileHashes(run), Is.EqualTo(before), "a complete run was changed by a resume");
         Assert.That(File.Exists(Path.Combine(run, ".lock")), Is.False);
     }
-
-    [Test]
-    public void A_finished_run_goes_on_for_more_epochs_without_force()
-    {
-        var dir = TempDir.New("grow");
-        var run = TrainedRun.CopyTo(Path.Combine(dir, "run"));
-        var r = Tool.Run(dir, ["train", "--resume", run, "--set", "train.epochs=2"]);
-        Assert.That(r.ExitCode, Is.EqualTo(0), r.ToString());
-        Assert.That(r.Stdout, Does.Contain("done: epoch 2"), r.ToString());
-        Assert.That(File.ReadAllLines(Path.Combine(run, "metrics.csv")), Has.Length.EqualTo(3), "header, epoch 1 and epoch 2");
-        // Other result-affecting changes are still refused without --force.
-        Tool.AssertOneErrorLine(Tool.Run(dir, ["train", "--resume", run, "--set", "train.epochs=3", "--set", "optimizer.lr=0.5"]), 2,
-            "optimizer.lr was '0.001', now '0.5'");
-    }
 }

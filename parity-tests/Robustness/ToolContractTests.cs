@@ -174,7 +174,15 @@ public sealed class ToolContractTests
         var dir = TempDir.New("predict-folder");
         var images = Directory.CreateDirectory(Path.Combine(dir, "images")).FullName;
         WritePng(Path.Combine(images, "b.PNG"), 28, 28);
-        WritePng(Path.Combine(images, "a.png"), 30, 30);
+        using (var bmp = new SKBitmap(30, 30)) // not 28×28: prepared as MNIST's digits were, so it needs a stroke
+        using (var canvas = new SKCanvas(bmp))
+        using (var fs = File.Create(Path.Combine(images, "a.png")))
+        {
+            canvas.Clear(SKColors.Black);
+            canvas.DrawRect(12, 5, 4, 20, new SKPaint { Color = SKColors.White });
+            canvas.Flush();
+            bmp.Encode(fs, SKEncodedImageFormat.Png, 100);
+        }
         using (var bmp = new SKBitmap(28, 28))
         using (var fs = File.Create(Path.Combine(images, "c.jpeg")))
             bmp.Encode(fs, SKEncodedImageFormat.Jpeg, 90);

@@ -41,6 +41,17 @@ public sealed class WarmStartTests
     }
 
     [Test]
+    public void Init_from_a_run_folder_takes_its_best_pt()
+    {
+        var dir = TempDir.New("init-from-run");
+        var cfg = ConfigLoader.Parse(Tool.SmallConfig(), System.IO.Path.Combine(dir, "config.yaml"), [$"model.init_from={TrainedRun.Dir}"]);
+        using var session = Session.Create(cfg, Splits.None);
+        var file = File(TrainedRun.BestPt);
+        foreach (var (key, t) in session.Model.state_dict())
+            Assert.That(t.eq(file[key]).all().item<bool>(), $"{key} copied from the run's best.pt");
+    }
+
+    [Test]
     public void A_file_that_shares_nothing_with_the_model_is_refused()
     {
         var dir = TempDir.New("init-from-none");

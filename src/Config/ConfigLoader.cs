@@ -229,7 +229,7 @@ public static class ConfigLoader
         {
             IgnoreOtherOptimizersKeys();
             var cfg = new TrainingConfig { SourcePath = source };
-            foreach (var key in ConfigSchema.Keys) key.Set(cfg, Read(key));
+            foreach (var key in ConfigSchema.Keys) key.Set(cfg, Read(key, cfg));
 
             // The rules that span keys.
             var dataset = cfg.Data.Dataset;
@@ -299,14 +299,14 @@ public static class ConfigLoader
         }
 
         /// <summary>One key's value: by its kind, else by its type; its default when absent or null.</summary>
-        object? Read(ConfigKey k)
+        object? Read(ConfigKey k, TrainingConfig cfg)
         {
             var a = k.Attr;
             switch (a.Kind)
             {
                 case KeyKind.Threads: return Threads();
                 case KeyKind.Path: return k.Default is null && Scalar(k.Path) is null ? null : PathValue(k.Path, (string?)k.Default ?? "");
-                case KeyKind.Pretrained: return Pretrained();
+                case KeyKind.Pretrained: return Pretrained(cfg.Model.Arch);
             }
             if (k.Type == typeof(IReadOnlyList<string>)) return ChoiceList(k.Path, k.Names!);
             if (k.Type == typeof(IReadOnlyList<double>)) return NumberList(k);
@@ -448,14 +448,11 @@ public static class ConfigLoader
             return Path.GetFullPath(Path.Combine(origin, s));
         }
 
-        string Pretrained()
+        /// <summary><c>model.pretrained</c>, resolved against the architecture already read (<see cref="ResnetMnist.Model.PretrainedChoice.Parse"/>).</summary>
+        ResnetMnist.Model.PretrainedChoice Pretrained(ResnetMnist.Model.ArchSpec arch)
         {
-            var s = Scalar("model.pretrained");
-            if (s is null || s.Equals("false", StringComparison.OrdinalIgnoreCase)) return "none";
-            if (ResnetMnist.Weights.PretrainedWeights.NamedSources.Contains(s.ToLowerInvariant())) return s.ToLowerInvariant();
-            if (s.EndsWith(".pth") || s.EndsWith(".pt") || s.EndsWith(".safetensors") || s.Contains('/'))
-                return PathValue("model.pretrained", s);
-            throw Bad("model.pretrained", $"'{s}' is not allowed; allowed: none, torchvision, mlnet, or a path to a .pth/.safetensors file");
+            try { return ResnetMnist.Model.PretrainedChoice.Parse(Scalar("model.pretrained"), arch, s => PathValue("model.pretrained", s)); }
+            catch (ConfigException e) { throw Bad("model.pretrained", e.Message); }
         }
 
         List<double> NumberList(ConfigKey k)

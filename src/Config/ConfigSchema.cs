@@ -48,7 +48,8 @@ public sealed class ConfigKey
         Enum e => e.Name(),
         double d => ConfigSchema.Number(d),
         IFormattable f => f.ToString(null, CultureInfo.InvariantCulture),
-        string s when Attr.Kind is KeyKind.Path or KeyKind.Pretrained => "'" + s.Replace("'", "''") + "'",
+        string s when Attr.Kind is KeyKind.Path => "'" + s.Replace("'", "''") + "'",
+        _ when Attr.Kind is KeyKind.Pretrained => "'" + v.ToString()!.Replace("'", "''") + "'",
         string s => s,
         System.Collections.IEnumerable list => "[" + string.Join(", ", list.Cast<object?>().Select(Format)) + "]",
         _ => v.ToString() ?? "null",
@@ -64,7 +65,7 @@ public sealed class ConfigKey
             {
                 KeyKind.Threads => "auto, or an integer from 1 to " + ConfigLoader.ThreadsPerCore + " × the cores",
                 KeyKind.Path => "a path",
-                KeyKind.Pretrained => "none, torchvision, mlnet, or a path to a .pth/.safetensors file",
+                KeyKind.Pretrained => "none, torchvision, a weights name of model.arch (IMAGENET1K_V1, IMAGENET1K_V2, mlnet: see docs/pretrained.md), or a path to a .pth/.safetensors file",
                 _ when ValueType == typeof(bool) => "true, false",
                 _ when ValueType == typeof(long) => "an integer",
                 _ when ValueType == typeof(int) => "an integer" + Range() + (IsNullable ? ", or null" : ""),
@@ -155,7 +156,12 @@ public static class ConfigSchema
 
     /// <summary>The values of every key that changes a run's result, formatted: what a checkpoint records and a resume compares.</summary>
     public static Dictionary<string, string> ResultValues(TrainingConfig c) =>
-        Keys.Where(k => k.ChangesResult).ToDictionary(k => k.Path, k => k.Get(c) is string s ? s : k.Format(k.Get(c)));
+        Keys.Where(k => k.ChangesResult).ToDictionary(k => k.Path, k => k.Get(c) switch
+        {
+            string s => s,
+            ResnetMnist.Model.PretrainedChoice p => p.Text,
+            var v => k.Format(v),
+        });
 
     /// <summary>The resolved config as YAML, every key with its value; with <paramref name="comments"/> each key carries its meaning and default.</summary>
     public static string ToYaml(TrainingConfig c, bool comments = false)

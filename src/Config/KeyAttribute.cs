@@ -9,7 +9,7 @@ public enum KeyKind
     Path,
     /// <summary><c>auto</c> (stored as 0) or a thread count from 1 to <see cref="ConfigLoader.ThreadsPerCore"/> × cores.</summary>
     Threads,
-    /// <summary>A named weights source (<c>none</c>, <c>torchvision</c>, <c>mlnet</c>) or a path to a weights file.</summary>
+    /// <summary><c>none</c>, a weights name of <c>model.arch</c> (<see cref="ResnetMnist.Model.PretrainedChoice"/>) or a path to a weights file.</summary>
     Pretrained,
 }
 
@@ -34,7 +34,8 @@ public sealed class KeyAttribute(string path, string doc) : Attribute
     public bool MaxExclusive { get; init; }
     /// <summary>For lists of numbers: exactly this many items; 0 = any.</summary>
     public int Count { get; init; }
-    /// <summary>For names: a type with a static <c>Names</c> property (<see cref="IReadOnlyList{T}"/> of string) listing what is allowed.</summary>
+    /// <summary>For names: a type with a static <c>Names</c> property (<see cref="IReadOnlyList{T}"/> of string) listing what is allowed,
+    /// and, where the key's type is not a string, a static <c>Get(string)</c> that returns the value a name stands for.</summary>
     public Type? Allowed { get; init; }
     public KeyKind Kind { get; init; }
     /// <summary>Unit of the value, for the docs (<c>epochs</c>, <c>images</c>, <c>s</c>).</summary>

@@ -77,11 +77,11 @@ public sealed record DataConfig
 public sealed record ModelConfig
 {
     [Key("model.arch", "the network, as `torchvision.models` builds it", Allowed = typeof(ArchSpecs))]
-    public string Arch { get; init; } = "resnet18";
+    public ArchSpec Arch { get; init; } = ArchSpecs.Resnet18;
 
-    [Key("model.pretrained", "`none` · `torchvision` (ImageNet, torch.hub cache/download) · `mlnet` (ImageNet, offline) · path to a `.pth`/`.safetensors` file; see docs/pretrained.md",
+    [Key("model.pretrained", "`none` · a weights name of `model.arch`, as torchvision's weight enums: `IMAGENET1K_V1` (alias `torchvision`; torch.hub cache/download), `IMAGENET1K_V2` where torchvision has it, `mlnet` (resnet18, ImageNet, offline) · path to a `.pth`/`.safetensors` file; see docs/pretrained.md",
         Kind = KeyKind.Pretrained)]
-    public string Pretrained { get; init; } = "none";
+    public PretrainedChoice Pretrained { get; init; } = PretrainedChoice.None;
 
     [Key("model.in_channels", "image channels, the dataset's; `conv1` is replaced by a fresh `Conv2d(in_channels, 64, 7, 2, 3)` when ≠ 3 (with 3, torchvision's own `conv1` is kept, pretrained or not)",
         Min = 1, Max = ConfigLoader.MaxInChannels, DefaultText = "the dataset's channels: `1` (mnist, fashion-mnist), `3` (cifar10, cifar100, imagefolder)", FollowsDataset = true)]
@@ -97,7 +97,7 @@ public sealed record ModelConfig
     [Key("model.freeze", "top-level modules not trained (their BatchNorm stays in eval mode)", Allowed = typeof(ResnetMnist.Weights.Freezing))]
     public IReadOnlyList<string> Freeze { get; init; } = [];
 
-    [Key("model.init_from", "warm start: a `.pt`/`.pth`/`.safetensors` state_dict (e.g. another run's `best.pt`) whose tensors are copied wherever name and shape match the model; the rest keep their fresh initialisation (listed in the log). Applied after `pretrained`; null = none", Kind = KeyKind.Path)]
+    [Key("model.init_from", "warm start: a `.pt`/`.pth`/`.safetensors` state_dict, or a run folder (its `best.pt`, else `last.pt`), whose tensors are copied wherever name and shape match the model; the rest keep their fresh initialisation (listed in the log). Applied after `pretrained`; null = none", Kind = KeyKind.Path)]
     public string? InitFrom { get; init; }
 
     [Key("model.bn_eval", "keep every BatchNorm in eval mode (fixed statistics) while training")]

@@ -65,6 +65,22 @@ public static class InputImage
         catch { codec.Dispose(); throw; }
     }
 
+    /// <summary>The whole image as grey values 0..1 (ITU-R 601 luma, as PIL's <c>convert("L")</c>), row-major; NaN where fully transparent.</summary>
+    public static (float[] Grey, int Width, int Height) DecodeGrey(string path)
+    {
+        using var data = Read(path);
+        using var codec = OpenChecked(path, data);
+        using var bitmap = SKBitmap.Decode(codec) ?? throw new DataException($"{path}: not a PNG or JPEG image this tool can decode (corrupt data)");
+        var colours = bitmap.Pixels;
+        var grey = new float[colours.Length];
+        for (int i = 0; i < grey.Length; i++)
+        {
+            var px = colours[i];
+            grey[i] = px.Alpha == 0 ? float.NaN : (0.299f * px.Red + 0.587f * px.Green + 0.114f * px.Blue) / 255f;
+        }
+        return (grey, bitmap.Width, bitmap.Height);
+    }
+
     /// <param name="invert">Grey images only: true/false, or null = auto: invert when the image is mostly light (a dark digit on paper).</param>
     /// <param name="dataset">The dataset the model was trained on (channels, image size, normalisation); default MNIST.
     /// 1 channel: grey (ITU-R 601 luma) as MNIST's white-on-black digits; 3 channels: RGB as is, like CIFAR-10's images.</param>

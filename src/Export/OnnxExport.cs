@@ -30,9 +30,10 @@ public static class OnnxExport
     /// </summary>
     /// <param name="numClasses">The model's outputs (<c>model.num_classes</c>).</param>
     /// <param name="sourceSha256">The checkpoint file's sha256, lower-case hex.</param>
-    public static Dictionary<string, string> Metadata(DatasetSpec dataset, bool normalize, int numClasses, string sourceSha256)
+    /// <param name="classNames">The names to record (<see cref="ClassNames.For(DatasetSpec, int)"/>); null: the dataset's.</param>
+    public static Dictionary<string, string> Metadata(DatasetSpec dataset, bool normalize, int numClasses, string sourceSha256, IReadOnlyList<string>? classNames = null)
     {
-        var names = Enumerable.Range(0, numClasses).Select(i => i < dataset.ClassNames.Count ? dataset.ClassNames[i] : i.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        var names = ClassNames.For(classNames ?? dataset.ClassNames, numClasses);
         return new()
         {
             ["class_names"] = JsonSerializer.Serialize(names),
@@ -111,11 +112,11 @@ public static class OnnxExport
             return output;
         }
 
-        public string Conv(string x, string prefix, int kernel, int stride, int pad)
+        public string Conv(string x, string prefix, int kernel, int stride, int pad, int groups = 1)
         {
             Init(prefix + ".weight");
             return Node("Conv", [x, prefix + ".weight"], prefix, Ints("kernel_shape", kernel, kernel), Ints("strides", stride, stride),
-                Ints("pads", pad, pad, pad, pad), Ints("dilations", 1, 1), Int("group", 1));
+                Ints("pads", pad, pad, pad, pad), Ints("dilations", 1, 1), Int("group", groups));
         }
 
         public string Bn(string x, string prefix)

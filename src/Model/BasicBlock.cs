@@ -11,14 +11,21 @@ namespace ResnetMnist.Model;
 /// </summary>
 public sealed class BasicBlock : ResidualBlock
 {
-    /// <summary>The type: expansion 1; conv1, bn1, conv2, bn2 (3×3, the stride on conv1).</summary>
+    /// <summary>The type: expansion 1; conv1, bn1, conv2, bn2 (3×3, the stride on conv1); groups 1 and base width 64 only.</summary>
     public static readonly BlockType Type = new(nameof(BasicBlock), Expansion: 1,
-        (inplanes, planes, stride, downsample) => new BasicBlock(inplanes, planes, stride, downsample),
-        (layout, p, inC, planes) =>
+        (inplanes, planes, stride, downsample, shape) => new BasicBlock(inplanes, planes, stride, downsample, shape),
+        (layout, p, inC, planes, shape) =>
         {
+            Check(shape);
             layout.Conv(p + ".conv1", inC, planes, 3); layout.Bn(p + ".bn1", planes);
             layout.Conv(p + ".conv2", planes, planes, 3); layout.Bn(p + ".bn2", planes);
         });
+
+    /// <summary>torchvision's own refusal: <c>BasicBlock only supports groups=1 and base_width=64</c>.</summary>
+    static void Check(BlockShape shape)
+    {
+        if (shape != BlockShape.Plain) throw new ArgumentException($"BasicBlock only supports groups=1 and base_width=64, not {shape.Groups} and {shape.BaseWidth}");
+    }
 
     readonly Conv2d conv1;
     readonly BatchNorm2d bn1;
@@ -32,8 +39,9 @@ public sealed class BasicBlock : ResidualBlock
     /// Builds the block. <paramref name="downsample"/> is built by the caller <em>before</em> this block, as
     /// torchvision's <c>_make_layer</c> does: constructors draw from the RNG, so the order decides the init.
     /// </summary>
-    public BasicBlock(int inplanes, int planes, int stride = 1, Sequential? downsample = null) : base(nameof(BasicBlock))
+    public BasicBlock(int inplanes, int planes, int stride = 1, Sequential? downsample = null, BlockShape? shape = null) : base(nameof(BasicBlock))
     {
+        Check(shape ?? BlockShape.Plain);
         conv1 = Layers.Conv3x3(inplanes, planes, stride);
         bn1 = BatchNorm2d(planes);
         relu = ReLU(inplace: true);
@@ -64,18 +72,18 @@ public sealed class BasicBlock : ResidualBlock
         using var scope = NewDisposeScope();
         var identity = x;
 
-        var @out = conv1.forward(x);
-        @out = bn1.forward(@out);
-        @out = relu.forward(@out);
+        var @out = conv1.call(x);
+        @out = bn1.call(@out);
+        @out = relu.call(@out);
 
-        @out = conv2.forward(@out);
-        @out = bn2.forward(@out);
+        @out = conv2.call(@out);
+        @out = bn2.call(@out);
 
         if (downsample is not null)
-            identity = downsample.forward(x);
+            identity = downsample.call(x);
 
         @out = @out.add_(identity);
-        @out = relu.forward(@out);
+        @out = relu.call(@out);
         return @out.MoveToOuterDisposeScope();
     }
 }

@@ -13,7 +13,7 @@ namespace ResnetMnist.Model;
 /// <remarks>
 /// Construction reproduces, draw for draw from the global generator, what this does in PyTorch:
 /// <code>
-/// m = torchvision.models.resnet18()  # or resnet34, resnet50: 3 channels, 1000 classes, kaiming_normal_ init
+/// m = torchvision.models.resnet18()  # or any other of reference/archs.json: 3 channels, 1000 classes, kaiming_normal_ init
 /// m.conv1 = nn.Conv2d(in_channels, 64, 7, 2, 3, bias=False)   # only when in_channels != 3
 /// m.fc = nn.Linear(m.fc.in_features, num_classes)             # only when num_classes != 1000 (512, or 2048 for Bottleneck)
 /// </code>
@@ -40,7 +40,7 @@ public sealed class ResNet : Module<Tensor, Tensor>
     /// <summary>The architecture it was built from.</summary>
     public ArchSpec Spec { get; }
 
-    /// <param name="spec">Block type and blocks per stage (<see cref="ArchSpecs"/>).</param>
+    /// <param name="spec">Block type, blocks per stage, groups and width per group (<see cref="ArchSpecs"/>).</param>
     /// <param name="inChannels">Image channels (1 for MNIST).</param>
     /// <param name="numClasses">Classes (10 for MNIST).</param>
     public ResNet(ArchSpec spec, int inChannels = 3, int numClasses = 1000) : base(nameof(ResNet))
@@ -83,16 +83,16 @@ public sealed class ResNet : Module<Tensor, Tensor>
     static Sequential MakeLayer(ArchSpec spec, ref int inplanes, int planes, int blocks, int stride)
     {
         var block = spec.Block;
+        var shape = new BlockShape(spec.Groups, spec.WidthPerGroup);
+        int outC = planes * block.Expansion;
         Sequential? downsample = null;
-        if (stride != 1 || inplanes != planes * block.Expansion)
-            downsample = Sequential(
-                ("0", Layers.Conv1x1(inplanes, planes * block.Expansion, stride)),
-                ("1", BatchNorm2d(planes * block.Expansion)));
+        if (stride != 1 || inplanes != outC)
+            downsample = Sequential(("0", Layers.Conv1x1(inplanes, outC, stride)), ("1", BatchNorm2d(outC)));
 
-        var list = new List<(string, Module<Tensor, Tensor>)> { ("0", block.Create(inplanes, planes, stride, downsample)) };
-        inplanes = planes * block.Expansion;
+        var list = new List<(string, Module<Tensor, Tensor>)> { ("0", block.Create(inplanes, planes, stride, downsample, shape)) };
+        inplanes = outC;
         for (int i = 1; i < blocks; i++)
-            list.Add((i.ToString(), block.Create(inplanes, planes, 1, null)));
+            list.Add((i.ToString(), block.Create(inplanes, planes, 1, null, shape)));
         return Sequential(list);
     }
 
@@ -139,18 +139,18 @@ public sealed class ResNet : Module<Tensor, Tensor>
             return x = next;
         }
 
-        Next(conv1.forward(x), "conv1");
-        Next(bn1.forward(x), "bn1");
-        Next(relu.forward(x), "relu");
-        Next(maxpool.forward(x), "maxpool");
+        Next(conv1.call(x), "conv1");
+        Next(bn1.call(x), "bn1");
+        Next(relu.call(x), "relu");
+        Next(maxpool.call(x), "maxpool");
 
-        Next(layer1.forward(x), "layer1");
-        Next(layer2.forward(x), "layer2");
-        Next(layer3.forward(x), "layer3");
-        Next(layer4.forward(x), "layer4");
+        Next(layer1.call(x), "layer1");
+        Next(layer2.call(x), "layer2");
+        Next(layer3.call(x), "layer3");
+        Next(layer4.call(x), "layer4");
 
-        Next(avgpool.forward(x), "avgpool");
+        Next(avgpool.call(x), "avgpool");
         Next(flatten(x, 1), null);
-        return Next(fc.forward(x), "fc");
+        return Next(fc.call(x), "fc");
     }
 }

@@ -1,5 +1,4 @@
 using System.Globalization;
-using ResnetMnist.Data;
 
 namespace ResnetMnist.Native;
 

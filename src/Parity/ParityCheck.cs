@@ -32,29 +32,41 @@ public static class ParityCheck
     public static readonly ParityBounds Float64 = new(Loss: 1e-9, Layer: 1e-10, Gradient: 1e-10, FinalWeights: 1e-8, Lr: 1e-12, FirstStepOnly: false);
 
     /// <summary>
-    /// Bounds, float32: the first step only (float32 training of this network is chaotic: PyTorch differs from
-    /// itself by 1e-2 relative within 10 Adam steps when only the thread count changes, so later losses and the
-    /// final weights are reported, not judged). Layer outputs: 1e-5 of the largest magnitude (measured 1.7e-6 abs on
-    /// values ~1.5 in train mode; assert_close's float32 atol is 1e-5); gradients: 1e-4 (TorchSharp's own tests' rtol:
-    /// a gradient sums many products); first loss 1e-5 (measured 8.7e-8).
+    /// Bounds, float32. The first step is judged by fixed bounds: layer outputs 1e-5 of the largest magnitude (measured
+    /// 1.7e-6 abs on values ~1.5 in train mode; assert_close's float32 atol is 1e-5); gradients 1e-4 (TorchSharp's own
+    /// tests' rtol: a gradient sums many products); first loss 1e-5 (measured 8.7e-8). Later steps and the final
+    /// weights are chaotic (PyTorch differs from itself by 1e-2 relative within 10 Adam steps when only the thread
+    /// count changes), so they are judged against PyTorch's own noise floor for the same config (<see cref="NoiseFloor"/>):
+    /// within <see cref="NoiseFactor"/> times it, and never tighter than these first-step bounds
+    /// (<see cref="FinalWeightsFloor"/> for the weights).
     /// </summary>
     public static readonly ParityBounds Float32 = new(Loss: 1e-5, Layer: 1e-5, Gradient: 1e-4, FinalWeights: double.PositiveInfinity, Lr: 1e-12, FirstStepOnly: true);
 
-    /// <summary>The architectures reference/resnet_mnist.py's <c>build_model</c> builds (torchvision.models.&lt;arch&gt;()).</summary>
-    public static readonly IReadOnlyList<string> ReferenceArchs = ["resnet18", "resnet34", "resnet50"];
+    /// <summary>
+    /// How far above PyTorch's own spread (the reference against itself with another thread count) the tool may be in
+    /// float32. The tool and the reference differ by summation order as PyTorch's two runs do, but not by the same
+    /// amount at the start, and chaotic growth carries whatever difference there is. Measured ratios of
+    /// tool-vs-PyTorch over PyTorch-vs-itself: at most 5.0 over 30 steps of SGD and Adam with batch 32 (README, "Why
+    /// float64 for curves"), 19.5 at step 2 of Adam with batch 4 (2.54e-4 against 1.3e-5; ParityNoiseFloorTests'
+    /// config, AVX-512, 2 threads). 30 is 1.5 times the largest. A real difference (a wrong batch, scheduler value or
+    /// optimizer detail) changes the loss by 1e-3 relative or more from the step it first acts.
+    /// </summary>
+    public const double NoiseFactor = 30;
+
+    /// <summary>Least bound on the float32 final weights (relative): one float32 update's rounding, assert_close's atol.</summary>
+    public const double FinalWeightsFloor = 1e-5;
 
     /// <summary>Why the reference program cannot run this config as the tool does, or null when it can.</summary>
     public static string? Unsupported(TrainingConfig cfg)
     {
-        if (!ReferenceArchs.Contains(cfg.Model.Arch))
-            return $"model.arch: {cfg.Model.Arch}: the reference program builds {string.Join(", ", ReferenceArchs)} only";
+        // Every architecture: reference/resnet_mnist.py reads the same reference/archs.json as ArchSpecs.
         if (cfg.Model.Freeze.Count > 0) return "model.freeze: the reference program trains every module; use []";
         if (cfg.Model.BnEval) return "model.bn_eval: the reference program keeps BatchNorm in train mode; use false";
-        if (cfg.Model.Pretrained != "none" && cfg.Model.Conv1Init != Conv1Init.Random)
+        if (!cfg.Model.Pretrained.IsNone && cfg.Model.Conv1Init != Conv1Init.Random)
             return $"model.conv1_init: {cfg.Model.Conv1Init.Name()}: the reference program replaces conv1 with a fresh random one; use random";
         if (cfg.Model.InitFrom is not null)
             return "model.init_from: the reference program has no warm start; use null (compare the warm-started run with `evaluate` instead)";
-        foreach (var (key, path) in new[] { ("data.root", cfg.Data.Root), ("model.pretrained", cfg.Model.Pretrained) })
+        foreach (var (key, path) in new[] { ("data.root", cfg.Data.Root), ("model.pretrained", cfg.Model.Pretrained.Text) })
             if (path.Any(char.IsControl))
                 return $"{key}: '{Core.Printable.Escape(path, 120)}' holds a control character, which the reference program's config cannot carry; rename it";
         return null;
@@ -92,7 +104,7 @@ public static class ParityCheck
         CheckReferenceInputs(cfg);
         using var session = Session.Create(cfg, Splits.TrainAndTest, log: log);
         int threads = get_num_threads();
-        var refCfg = cfg with { Model = cfg.Model with { Pretrained = ReferenceWeights(cfg.Model.Pretrained, ArchSpecs.Get(cfg.Model.Arch), workDir) } };
+        var refCfg = cfg with { Model = cfg.Model with { Pretrained = ReferenceWeights(cfg.Model.Pretrained, workDir) } };
         var refConfig = Path.Combine(workDir, "config.yaml");
         AtomicFile.WriteAllText(refConfig, ConfigSchema.ToYaml(refCfg));
         var dumpDir = ResnetMnist.Outputs.OutputFolder.Subfolder(Path.Combine(workDir, "dump"), removeLinks: true);
@@ -109,19 +121,54 @@ public static class ParityCheck
             var (refLosses, refLrs) = ReadReferenceLosses(Path.Combine(dumpDir, "parity.json"));
             log?.Invoke($"tool: {steps} steps");
             var tool = RunTool(session, steps);
-            try { return Compare(cfg, bounds, threads, reference.TorchVersion, tool, refTensors, refLosses, refLrs); }
+            try
+            {
+                var noise = cfg.Train.Dtype == DtypeKind.Float32
+                    ? MeasureNoiseFloor(reference, refConfig, workDir, steps, threads, refLosses, refTensors, log) : null;
+                return Compare(cfg, bounds, threads, reference.TorchVersion, tool, refTensors, refLosses, refLrs, noise) with { RequestedSteps = steps };
+            }
             finally { tool.Dispose(); }
         }
         finally { foreach (var t in refTensors.Values) t.Dispose(); }
     }
 
-    /// <summary>The pretrained file the reference loads: mlnet/torchvision resolved to their .pth; safetensors re-saved as .pth.</summary>
-    static string ReferenceWeights(string source, ArchSpec arch, string workDir)
+    /// <summary>
+    /// PyTorch's own float32 spread for this config: the reference program run again, identical but for the thread
+    /// count (1 when the check runs more, else 2), which changes only the order of parallel sums, as a different CPU, BLAS
+    /// or library version does. Its per-step losses and final weights are compared with the first reference run's.
+    /// (Changing the kernel set instead would change the initial weights themselves: a different run, not noise.)
+    /// </summary>
+    static NoiseFloor MeasureNoiseFloor(ReferenceProgram reference, string refConfig, string workDir, int steps, int threads,
+        List<double> refLosses, Dictionary<string, Tensor> refTensors, Action<string>? log)
     {
-        var path = PretrainedWeights.ResolvePath(source, arch);
-        if (path is null) return "none";
+        int other = threads == 1 ? 2 : 1;
+        var dumpDir = ResnetMnist.Outputs.OutputFolder.Subfolder(Path.Combine(workDir, "noise-dump"), removeLinks: true);
+        log?.Invoke($"noise floor: the reference again with {other} thread{(other == 1 ? "" : "s")} instead of {threads}");
+        reference.Run([refConfig, "--parity-dump", dumpDir, "--steps", steps.ToString(CultureInfo.InvariantCulture)],
+            other, Path.Combine(workDir, "noise-log.txt"));
+        foreach (var file in new[] { "parity.pt", "parity.json" })
+            if (!File.Exists(Path.Combine(dumpDir, file)))
+                throw new ReferenceFailedException($"the reference program exited 0 but wrote no {Path.Combine(dumpDir, file)} (its output is in {Path.Combine(workDir, "noise-log.txt")})");
+        var (losses, _) = ReadReferenceLosses(Path.Combine(dumpDir, "parity.json"));
+        var again = WeightsFile.ReadStateDict(Path.Combine(dumpDir, "parity.pt"));
+        try
+        {
+            static Dictionary<string, Tensor> Final(Dictionary<string, Tensor> d) => d.Where(kv => kv.Key.StartsWith("final.", StringComparison.Ordinal))
+                .ToDictionary(kv => kv.Key["final.".Length..], kv => kv.Value);
+            var (worst, name, _) = Worst(Final(again), Final(refTensors), "noise floor final weights", []);
+            var rel = Enumerable.Range(0, Math.Min(losses.Count, refLosses.Count)).Select(i => Rel(losses[i], refLosses[i])).ToList();
+            return new NoiseFloor(other, rel, worst, name);
+        }
+        finally { foreach (var t in again.Values) t.Dispose(); }
+    }
+
+    /// <summary>The pretrained file the reference loads: mlnet/torchvision resolved to their .pth; safetensors re-saved as .pth.</summary>
+    static PretrainedChoice ReferenceWeights(PretrainedChoice source, string workDir)
+    {
+        var path = PretrainedWeights.ResolvePath(source);
+        if (path is null) return PretrainedChoice.None;
         path = Path.GetFullPath(path);
-        if (WeightsFile.DetectFormat(path) == WeightsFormat.TorchZip) return path;
+        if (WeightsFile.DetectFormat(path) == WeightsFormat.TorchZip) return new(null, path, path);
         // The reference reads torch.save files only: hand it the same tensors in that format.
         var pth = Path.Combine(workDir, "pretrained.pth");
         var sd = WeightsFile.ReadStateDict(path);
@@ -130,7 +177,7 @@ public static class ParityCheck
             AtomicFile.Write(pth, f => PyTorchPickler.PickleStateDict(f, sd, leaveOpen: true));
         }
         finally { foreach (var t in sd.Values) t.Dispose(); }
-        return pth;
+        return new(null, pth, pth);
     }
 
     /// <summary>
@@ -209,8 +256,27 @@ public static class ParityCheck
         return run;
     }
 
+    /// <summary>
+    /// The relative loss difference allowed at each step: the fixed bound, or with a float32 <paramref name="noise"/>
+    /// floor, from step 2 on <see cref="NoiseFactor"/> times the largest spread PyTorch showed up to that step (never
+    /// less than the fixed bound); float32 without a noise floor judges step 1 only (later steps: infinity).
+    /// </summary>
+    public static List<double> AllowedLossDifferences(ParityBounds bounds, int steps, NoiseFloor? noise)
+    {
+        var allowed = new List<double>(steps);
+        double spread = 0;
+        for (int i = 0; i < steps; i++)
+        {
+            if (noise is not null && i < noise.LossDifferences.Count) spread = Math.Max(spread, noise.LossDifferences[i]);
+            allowed.Add(!bounds.FirstStepOnly || i == 0 ? bounds.Loss
+                : noise is null ? double.PositiveInfinity
+                : Math.Max(bounds.Loss, NoiseFactor * spread));
+        }
+        return allowed;
+    }
+
     static ParityReport Compare(TrainingConfig cfg, ParityBounds bounds, int threads, string torchVersion, ToolRun tool,
-        Dictionary<string, Tensor> reference, List<double> refLosses, List<double> refLrs)
+        Dictionary<string, Tensor> reference, List<double> refLosses, List<double> refLrs, NoiseFloor? noise)
     {
         var failures = new List<string>();
         Dictionary<string, Tensor> Prefixed(string prefix) => reference.Where(kv => kv.Key.StartsWith(prefix, StringComparison.Ordinal))
@@ -245,7 +311,9 @@ public static class ParityCheck
 
         // Integer buffers (num_batches_tracked) must agree exactly; float tensors are measured relative to their largest magnitude.
         var (finalWorst, finalName, finalAbs) = Worst(tool.Final, Prefixed("final."), "final weights", failures);
-        if (!(finalWorst <= bounds.FinalWeights)) failures.Add($"final weights, {finalName}: relative difference {Fmt(finalWorst)} > {Fmt(bounds.FinalWeights)}");
+        double finalAllowed = noise is null ? bounds.FinalWeights : Math.Max(FinalWeightsFloor, NoiseFactor * noise.FinalWeights);
+        if (!(finalWorst <= finalAllowed))
+            failures.Add($"final weights, {finalName}: relative difference {Fmt(finalWorst)} > {Fmt(finalAllowed)}{(noise is null ? "" : $" ({NoiseFactor} × PyTorch's own {Fmt(noise.FinalWeights)})")}");
 
         if (tool.Losses.Count != refLosses.Count) failures.Add($"steps: the tool ran {tool.Losses.Count}, the reference {refLosses.Count}");
         int count = Math.Min(tool.Losses.Count, refLosses.Count);
@@ -253,9 +321,13 @@ public static class ParityCheck
         var lrRel = Enumerable.Range(0, Math.Min(tool.Lrs.Count, refLrs.Count)).Select(i => Rel(tool.Lrs[i], refLrs[i])).ToList();
         double worstLoss = lossRel.DefaultIfEmpty(0).Max();
         int worstStep = lossRel.Count == 0 ? 0 : lossRel.IndexOf(worstLoss) + 1;
-        double judgedLoss = bounds.FirstStepOnly ? lossRel.Take(1).DefaultIfEmpty(0).Max() : worstLoss;
-        if (!(judgedLoss <= bounds.Loss))
-            failures.Add($"loss{(bounds.FirstStepOnly ? " at step 1" : $" at step {worstStep}")}: relative difference {Fmt(judgedLoss)} > {Fmt(bounds.Loss)}");
+        var allowed = AllowedLossDifferences(bounds, count, noise);
+        for (int i = 0; i < count; i++)
+            if (!(lossRel[i] <= allowed[i]))
+            {
+                failures.Add($"loss at step {i + 1}: relative difference {Fmt(lossRel[i])} > {Fmt(allowed[i])}{(bounds.FirstStepOnly && i > 0 ? $" ({NoiseFactor} × PyTorch's own spread so far)" : "")}");
+                break;
+            }
         double worstLr = lrRel.DefaultIfEmpty(0).Max();
         if (!(worstLr <= bounds.Lr)) failures.Add($"learning rate: relative difference {Fmt(worstLr)} > {Fmt(bounds.Lr)}");
 
@@ -286,6 +358,9 @@ public static class ParityCheck
             FinalWeightsWorstTensor = finalName,
             FinalWeightsMaxAbsDifference = finalAbs,
             Bounds = bounds,
+            AllowedLossDifferences = allowed,
+            FinalWeightsAllowed = finalAllowed,
+            NoiseFloor = noise,
             Failures = failures,
         };
     }

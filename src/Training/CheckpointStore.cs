@@ -14,8 +14,10 @@ namespace ResnetMnist.Training;
 
 /// <summary><c>best.json</c>, written beside <c>best.pt</c>: the model it belongs to, the epoch and its test accuracy (%);
 /// with a validation split (which chose the epoch) also its validation accuracy (%), else null.</summary>
+/// <param name="ClassNames">The name of each output, in label order (<see cref="Data.ClassNames"/>).</param>
 public sealed record BestCheckpoint(CheckpointModel Model, int Epoch, double TestAccuracy,
-    [property: System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)] double? ValAccuracy = null);
+    [property: System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)] double? ValAccuracy = null,
+    IReadOnlyList<string>? ClassNames = null);
 
 /// <summary>
 /// The one place that writes and reads checkpoints, in <c>RUN/checkpoints/</c>: <c>last.pt</c> (the model's
@@ -36,6 +38,8 @@ public sealed class CheckpointStore(string folder, CheckpointModel? model = null
     public string BestState => Path.Combine(Folder, "best.json");
     /// <summary>The model recorded in what this store writes (null: nothing recorded).</summary>
     public CheckpointModel? Model { get; } = model;
+    /// <summary>The model's class names, written into <c>best.json</c> (null: left out).</summary>
+    public IReadOnlyList<string>? ClassNames { get; init; }
 
     static readonly JsonSerializerOptions Json = new()
     {
@@ -66,8 +70,7 @@ public sealed class CheckpointStore(string folder, CheckpointModel? model = null
             Pickle(output);
             return;
         }
-        using var scratch = new FileStream(Path.Combine(Path.GetTempPath(), $"resnet-mnist-{Environment.ProcessId}-{Guid.NewGuid():N}.zip"),
-            FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, 1 << 16, FileOptions.DeleteOnClose);
+        using var scratch = ResnetMnist.Core.ScratchFile.Create();
         Pickle(scratch);
         scratch.Position = 0;
         record.Embed(scratch, output);
@@ -75,7 +78,7 @@ public sealed class CheckpointStore(string folder, CheckpointModel? model = null
         void Pickle(Stream to)
         {
             using var scope = NewDisposeScope();
-            var sd = model.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().cpu().contiguous().clone());
+            var sd = model.state_dict().ToDictionary(kv => kv.Key, kv => MemoryFormat.StandardCopy(kv.Value.detach().cpu()));
             PyTorchPickler.PickleStateDict(to, sd, leaveOpen: true);
         }
     }
@@ -114,7 +117,7 @@ public sealed class CheckpointStore(string folder, CheckpointModel? model = null
     {
         if (Model is null) return;
         var epoch = state.Epochs?.FirstOrDefault(e => e.Epoch == state.EpochsDone);
-        AtomicFile.WriteAllText(BestState, JsonSerializer.Serialize(new BestCheckpoint(Model, state.EpochsDone, epoch?.TestAccuracy ?? state.BestAccuracy, epoch?.ValAccuracy), Json) + "\n");
+        AtomicFile.WriteAllText(BestState, JsonSerializer.Serialize(new BestCheckpoint(Model, state.EpochsDone, epoch?.TestAccuracy ?? state.BestAccuracy, epoch?.ValAccuracy, ClassNames), Json) + "\n");
     }
 
     /// <summary>
@@ -139,9 +142,9 @@ public sealed class CheckpointStore(string folder, CheckpointModel? model = null
             using (no_grad())
                 foreach (var state in optimizer.state_dict().State)
                     foreach (var field in state.GetType().GetFields(System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.Instance))
-                        if (field.GetValue(state) is Tensor t && (!t.is_contiguous() || t.storage_offset() != 0))
+                        if (field.GetValue(state) is Tensor t && !MemoryFormat.IsStandalone(t))
                         {
-                            field.SetValue(state, t.contiguous().clone());
+                            field.SetValue(state, MemoryFormat.StandardCopy(t));
                             swapped.Add((state, field, t));
                         }
             optimizer.save_py(output, leaveOpen: true);
@@ -205,15 +208,32 @@ public sealed class CheckpointStore(string folder, CheckpointModel? model = null
         try
         {
             LoadWeights(model, LastWeights);
+            ReleaseReadBuffers();
             file = LastOptimizer;
-            using var optim = ReadArchive(LastOptimizer).SanitizedZip();
-            optimizer.load_py(optim);
+            using (var optim = ReadArchive(LastOptimizer).SanitizedZip())
+            {
+                ReleaseReadBuffers(); // the archive's copy of the state, now in the scratch file
+                optimizer.load_py(optim);
+            }
+            (optimizer as IFlatStep)?.AdoptLoadedState();
+            ReleaseReadBuffers();
         }
         catch (Exception e) when (e is not CheckpointException and not IOException)
         {
             // libtorch and PyBridge errors on the file's contents (a state of another shape, a missing entry): named by file.
             throw new CheckpointException($"{file}: cannot load the checkpoint ({TorchArchiveFirstLine(e.Message)})");
         }
+    }
+
+    /// <summary>
+    /// Returns what reading a checkpoint left behind (the archive's storages and the unpickler's per-tensor arrays: as
+    /// large as the tensors, in the large-object heap, which only a full collection frees) before the next file is
+    /// read and before training allocates: measured, a resumed ResNet-18 Adam run peaked at 1,012 MiB resident
+    /// without these collections and the changes around them, against 632 MiB for the same run started fresh.
+    /// </summary>
+    static void ReleaseReadBuffers()
+    {
+        GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
     }
 
     static TorchArchive ReadArchive(string path)

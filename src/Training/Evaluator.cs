@@ -29,8 +29,9 @@ public static class Evaluator
     /// Evaluates <paramref name="model"/> on <paramref name="data"/> in batches of <paramref name="batchSize"/>
     /// (the batch size changes no result), under inference mode. Leaves the model in eval mode; the caller restores train mode.
     /// </summary>
+    /// <param name="progress">Called after each batch with the number of images scored so far.</param>
     /// <exception cref="DataException">The split has no images: accuracy is undefined, not 0%.</exception>
-    public static Evaluation Run(nn.Module<Tensor, Tensor> model, ImageSplit data, int batchSize, int numClasses)
+    public static Evaluation Run(nn.Module<Tensor, Tensor> model, ImageSplit data, int batchSize, int numClasses, Action<int>? progress = null)
     {
         data.RequireImages(training: false);
         model.eval();
@@ -51,6 +52,7 @@ public static class Evaluator
             correct += pred.eq(y).sum().item<long>();
             var pairs = (y * numClasses + pred).bincount(null, numClasses * numClasses).cpu().data<long>().ToArray();
             for (int i = 0; i < pairs.Length; i++) confusion[i / numClasses, i % numClasses] += pairs[i];
+            progress?.Invoke(start + len);
         }
         int n = Math.Max(1, data.Count);
         return new Evaluation(lossSum / n, 100.0 * correct / n, confusion, data.Count);

@@ -21,6 +21,10 @@ public interface IFlatStep
 
     /// <summary>Whether the latest <c>step()</c> ran as one fused pass (<see cref="FusedOptimizerKernels"/>) over the flat buffers.</summary>
     bool LastStepFused { get; }
+
+    /// <summary>Copies state that replaced the flat slices (<c>load_py</c> puts its own tensors in) into the flat
+    /// buffers now and frees it, instead of at the next step: a resume then holds the optimizer state once.</summary>
+    void AdoptLoadedState();
 }
 
 /// <summary><see cref="Adam"/> (L2 weight decay added to the gradient), updated over flat buffers.</summary>
@@ -45,6 +49,8 @@ sealed class FlatAdam : Adam, IFlatStep
     }
 
     public override void zero_grad() { if (_flat.GradsBound()) _flat.Grads.zero_(); else base.zero_grad(); }
+
+    public void AdoptLoadedState() => FlatAdamStep.Rebind(_flat, _state);
 
     protected override void Dispose(bool disposing) { base.Dispose(disposing); if (disposing) _flat.Dispose(); }
 }
@@ -72,6 +78,8 @@ sealed class FlatAdamW : AdamW, IFlatStep
 
     public override void zero_grad() { if (_flat.GradsBound()) _flat.Grads.zero_(); else base.zero_grad(); }
 
+    public void AdoptLoadedState() => FlatAdamStep.Rebind(_flat, _state);
+
     protected override void Dispose(bool disposing) { base.Dispose(disposing); if (disposing) _flat.Dispose(); }
 }
 
@@ -95,6 +103,10 @@ static class FlatAdamStep
         flat.Bind((p, i) => Moment(stateOf[p.Handle], i), createGrads: true);
         return flat;
     }
+
+    /// <summary>Re-points the moments at their flat slices (copying in any that a load replaced).</summary>
+    public static void Rebind(FlatParameters flat, OrderedDict<nint, OptimizerState> stateOf) =>
+        flat.Bind((p, i) => Moment(stateOf[p.Handle], i));
 
     /// <summary>One Adam/AdamW step over the flat buffers, fused where <paramref name="fused"/> and the kernels cover
     /// them; <see cref="FlatPath.None"/> (nothing changed) when the flat path does not apply.</summary>
@@ -182,6 +194,14 @@ sealed class FlatSgd : SGD, IFlatStep
     }
 
     public override void zero_grad() { if (_flat.GradsBound()) _flat.Grads.zero_(); else base.zero_grad(); }
+
+    public void AdoptLoadedState()
+    {
+        // Momentum buffers all present or all absent, as the flat step requires; a mix stays for the per-tensor step.
+        var states = _parameter_groups.SelectMany(g => g.Parameters).Select(p => (State)_state[p.Handle]).ToList();
+        if (states.All(s => s.momentum_buffer is not null) || states.All(s => s.momentum_buffer is null))
+            _flat.Bind((p, _) => ((State)_state[p.Handle]).momentum_buffer);
+    }
 
     FlatPath FlatStep()
     {

@@ -89,7 +89,7 @@ static unsafe class FusedOptimizerKernels
             L2: !s.Decoupled && s.WeightDecay != 0.0, Decoupled: s.Decoupled, Fma: LibtorchFuses,
             Sqrt: typeof(T) == typeof(float) ? VmsSqrt : VmdSqrt);
         T* pw = (T*)w.DataPtr(), pg = (T*)g.DataPtr(), pm = (T*)m.DataPtr(), pv = (T*)v.DataPtr();
-        ForEachBlock(w.shape[0], (start, length) =>
+        ForEachBlock(w.shape[0], mklSingleThread: true, (start, length) =>
         {
             if (Vector512.IsHardwareAccelerated) AdamBlock<Lanes512<T>, T>(k, pw + start, pg + start, pm + start, pv + start, length);
             else if (Vector256.IsHardwareAccelerated) AdamBlock<Lanes256<T>, T>(k, pw + start, pg + start, pm + start, pv + start, length);
@@ -102,7 +102,7 @@ static unsafe class FusedOptimizerKernels
         var k = new SgdScalars<T>(T.CreateChecked(-s.Lr), T.CreateChecked(s.Momentum), T.CreateChecked(1.0 - s.Dampening),
             T.CreateChecked(s.WeightDecay), s.WeightDecay != 0.0, buf is not null, s.Nesterov, s.FirstMomentumStep, LibtorchFuses);
         T* pw = (T*)w.DataPtr(), pg = (T*)g.DataPtr(), pb = buf is null ? null : (T*)buf.DataPtr();
-        ForEachBlock(w.shape[0], (start, length) =>
+        ForEachBlock(w.shape[0], mklSingleThread: false, (start, length) =>
         {
             T* b = pb is null ? null : pb + start;
             if (Vector512.IsHardwareAccelerated) SgdRange<Lanes512<T>, T>(k, pw + start, pg + start, b, 0, length);
@@ -111,18 +111,34 @@ static unsafe class FusedOptimizerKernels
         });
     }
 
-    /// <summary>Runs <paramref name="body"/> over [0, total) in blocks of <see cref="Block"/>, on libtorch's intra-op thread count.</summary>
-    static void ForEachBlock(long total, Action<long, long> body)
+    /// <summary>
+    /// Runs <paramref name="body"/> over [0, total) in blocks of <see cref="Block"/>, on libtorch's intra-op thread
+    /// count: that many workers (the calling thread one of them) each take the next block until none is left, so a
+    /// worker whose core is busy with another process simply takes fewer blocks. With <paramref name="mklSingleThread"/>
+    /// each worker sets MKL's thread count for itself to 1 once (not once per block), so that MKL runs its square roots
+    /// on that worker instead of starting its own thread team from inside ours, as ATen's parallel loops do.
+    /// </summary>
+    static void ForEachBlock(long total, bool mklSingleThread, Action<long, long> body)
     {
         long blocks = (total + Block - 1) / Block;
-        int threads = Math.Max(1, get_num_threads());
-        if (threads == 1 || blocks == 1)
+        int workers = (int)Math.Min(Math.Max(1, get_num_threads()), blocks);
+        var next = new long[] { -1 };
+        void Work()
         {
-            for (long b = 0; b < blocks; b++) body(b * Block, Math.Min(Block, total - b * Block));
-            return;
+            var setThreads = (delegate* unmanaged<int, int>)MklSetNumThreadsLocal;
+            int previous = mklSingleThread ? setThreads(1) : 0;
+            try
+            {
+                for (long b; (b = Interlocked.Increment(ref next[0])) < blocks;)
+                    body(b * Block, Math.Min(Block, total - b * Block));
+            }
+            finally { if (mklSingleThread) setThreads(previous); }
         }
-        Parallel.For(0L, blocks, new ParallelOptions { MaxDegreeOfParallelism = threads },
-            b => body(b * Block, Math.Min(Block, total - b * Block)));
+        if (workers <= 1) { Work(); return; }
+        var others = new Task[workers - 1];
+        for (int i = 0; i < others.Length; i++) others[i] = Task.Factory.StartNew(Work, CancellationToken.None, TaskCreationOptions.None, TaskScheduler.Default);
+        Work();
+        Task.WaitAll(others);
     }
 
     readonly record struct AdamScalars<T>(T Beta1, T OneMinusBeta1, T Beta2, T OneMinusBeta2, T Bc2Sqrt, T Eps, T NegStepSize,
@@ -141,8 +157,6 @@ static unsafe class FusedOptimizerKernels
         where TV : struct, ILanes<TV, T> where T : unmanaged, IFloatingPointIeee754<T>
     {
         T* sq = stackalloc T[SqrtChunk];
-        var setThreads = (delegate* unmanaged<int, int>)MklSetNumThreadsLocal;
-        int previous = setThreads(1);
         for (long start = 0; start < length; start += SqrtChunk)
         {
             int n = (int)Math.Min(SqrtChunk, length - start);
@@ -154,7 +168,6 @@ static unsafe class FusedOptimizerKernels
             AdamUpdate<TV, T>(k, w + start, m + start, sq, 0, body);
             AdamUpdate<Lane1<T>, T>(k, w + start, m + start, sq, body, n);
         }
-        setThreads(previous);
     }
 
     /// <summary>AdamW's decay of the weights, L2 decay of the gradient, then <c>m = b1·m + (1-b1)·g</c>, <c>v = b2·v + (1-b2)·g·g</c>.</summary>

@@ -13,6 +13,8 @@ public interface ITrainingObserver
     void StepFinished(StepRecord step, int batch, int batches, double imagesPerSecond);
     void EpochFinished(EpochRecord epoch, bool best);
     void Info(string message);
+    /// <summary>The end-of-epoch evaluation has scored <paramref name="images"/> of <paramref name="total"/> test images (called after each evaluation batch).</summary>
+    void Evaluating(int images, int total) { }
 }
 
 /// <summary>An observer that ignores everything (library use and tests).</summary>

@@ -65,11 +65,11 @@ public sealed class Session : IDisposable
     public static Session Create(TrainingConfig cfg, Splits splits = Splits.TrainAndTest,
         IProgress<(long done, long? total)>? progress = null, Action<string>? log = null, string? checkpoint = null, bool resuming = false)
     {
-        if (checkpoint is not null) cfg = cfg with { Model = cfg.Model with { Pretrained = "none", InitFrom = null, Freeze = [] } };
+        if (checkpoint is not null) cfg = cfg with { Model = cfg.Model with { Pretrained = PretrainedChoice.None, InitFrom = null, Freeze = [] } };
         NativeLoader.EnsureLoaded();
         var device = Devices.Resolve(cfg.Device);
         Devices.ApplyThreads(cfg.Threads);
-        var arch = ArchSpecs.Get(cfg.Model.Arch);
+        var arch = cfg.Model.Arch;
         var dataset = cfg.Data.Dataset;
         // imagefolder's image size and class names are the run's: data.image_size and the class folders of ROOT/train.
         if (dataset.Files is Data.Images.ImageFolderFiles) dataset = Data.Images.ImageFolderFiles.For(cfg.Data.Root, cfg.Data.ImageSize, cfg.Model.NumClasses);
@@ -77,7 +77,7 @@ public sealed class Session : IDisposable
         manual_seed(cfg.Seed);
         var model = new ResNet(arch, cfg.Model.InChannels, cfg.Model.NumClasses);
         string? pretrainedFile = null;
-        if (cfg.Model.Pretrained != "none" && !resuming)
+        if (!cfg.Model.Pretrained.IsNone && !resuming)
         {
             // Loading copies into existing tensors and draws nothing from the generator: the draw order stays the reference's.
             var report = PretrainedWeights.Load(model, cfg.Model.Pretrained, cfg.Model.Conv1Init, progress);

@@ -37,4 +37,6 @@ public sealed class TensorBoardObserver(ITrainingObserver inner, string folder) 
     }
 
     public void Info(string message) => inner.Info(message);
+
+    public void Evaluating(int images, int total) => inner.Evaluating(images, total);
 }

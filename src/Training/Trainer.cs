@@ -15,9 +15,10 @@ public enum RunStatus { Completed, Interrupted, Diverged }
 /// <param name="TrainSeconds">Training time of the whole run so far (evaluation excluded), the unfinished epoch's included.</param>
 /// <param name="BestAccuracy">The best epoch's accuracy (%) on the split that chooses it (<see cref="EpochRecord.SelectionAccuracy"/>); -1 before the first evaluation.</param>
 /// <param name="BestEpoch">The epoch (1-based) of <paramref name="BestAccuracy"/>; null before the first evaluation.</param>
+/// <param name="DivergedAtStep">With <see cref="RunStatus.Diverged"/>: the global step at which something stopped being finite.</param>
 /// <param name="StoppedEarly">Training stopped before <c>train.epochs</c> because <c>train.early_stop_patience</c> epochs brought no higher validation accuracy.</param>
 public sealed record TrainResult(RunStatus Status, IReadOnlyList<StepRecord> Steps, IReadOnlyList<EpochRecord> Epochs, double BestAccuracy,
-    string? Problem = null, double TrainSeconds = 0, int? BestEpoch = null, bool StoppedEarly = false);
+    string? Problem = null, double TrainSeconds = 0, int? BestEpoch = null, bool StoppedEarly = false, long? DivergedAtStep = null);
 
 /// <summary>Training stopped because the loss became NaN or infinite; the last good checkpoint is kept.</summary>
 public sealed class DivergedException(string message) : Exception(message);
@@ -40,7 +41,7 @@ public sealed class Trainer(Session session, RunDirectory run, ITrainingObserver
         var model = session.Model;
         var parameters = model.parameters().Where(p => p.requires_grad).ToList();
         using var optimizer = Optimizers.Create(_cfg.Optimizer, parameters);
-        var store = new CheckpointStore(run.Checkpoints, Weights.CheckpointModel.From(_cfg));
+        var store = new CheckpointStore(run.Checkpoints, Weights.CheckpointModel.From(_cfg)) { ClassNames = Data.ClassNames.For(session.Dataset, _cfg.Model.NumClasses) };
 
         var steps = new List<StepRecord>();
         var epochs = new List<EpochRecord>();
@@ -80,7 +81,7 @@ public sealed class Trainer(Session session, RunDirectory run, ITrainingObserver
                     var record = step.Record;
                     if (!double.IsFinite(record.Loss))
                         return Diverge(store, log, steps, epochs, loop.State,
-                            $"loss is {record.Loss.ToString(CultureInfo.InvariantCulture)} at step {record.Step} (epoch {record.Epoch}, batch {step.Batch})", Seconds());
+                            $"loss is {record.Loss.ToString(CultureInfo.InvariantCulture)} at step {record.Step} (epoch {record.Epoch}, batch {step.Batch})", Seconds(), record.Step);
                     steps.Add(record);
                     log.Append(record);
                     if (flushed.Elapsed.TotalSeconds >= _cfg.Train.LogEvery) { log.Flush(); flushed.Restart(); }
@@ -91,7 +92,8 @@ public sealed class Trainer(Session session, RunDirectory run, ITrainingObserver
                     log.Flush();
                     // With a validation split the reference evaluates it first, then the test set (for the report only).
                     var val = session.Validation is { } v ? Evaluator.Run(model, v, _cfg.Train.EvalBatchSize, _cfg.Model.NumClasses) : null;
-                    var eval = Evaluator.Run(model, session.Test, _cfg.Train.EvalBatchSize, _cfg.Model.NumClasses);
+                    var eval = Evaluator.Run(model, session.Test, _cfg.Train.EvalBatchSize, _cfg.Model.NumClasses,
+                        images => observer.Evaluating(images, session.Test.Count));
                     loop.TrainMode();
                     // Nothing non-finite becomes a checkpoint: weights that overflowed at the epoch's last step (or stay finite
                     // but are so large that the test loss is NaN) end the run as diverged, and the previous checkpoint stays.
@@ -102,7 +104,7 @@ public sealed class Trainer(Session session, RunDirectory run, ITrainingObserver
                         : null;
                     if (problem is not null)
                         return Diverge(store, log, steps, epochs, loop.State,
-                            $"{problem} after epoch {done.Epoch} (step {loop.State.GlobalStep})", Seconds(done.Seconds));
+                            $"{problem} after epoch {done.Epoch} (step {loop.State.GlobalStep})", Seconds(done.Seconds), loop.State.GlobalStep);
                     var er = new EpochRecord(done.Epoch, done.TrainLoss, eval.Loss, eval.Accuracy, done.Lr, done.Seconds, done.ImagesPerSecond,
                         val?.Loss, val?.Accuracy);
                     bool isBest = er.SelectionAccuracy > loop.State.BestAccuracy;
@@ -113,7 +115,7 @@ public sealed class Trainer(Session session, RunDirectory run, ITrainingObserver
                     if (done.Epoch < _cfg.Train.Epochs && EarlyStop(epochs, loop.State.BestEpoch) is string stop)
                     {
                         observer.Info(stop);
-                        return new TrainResult(RunStatus.Completed, steps, epochs, loop.State.BestAccuracy, TrainSeconds: Seconds(), StoppedEarly: true);
+                        return new TrainResult(RunStatus.Completed, steps, epochs, loop.State.BestAccuracy, TrainSeconds: Seconds(), BestEpoch: loop.State.BestEpoch, StoppedEarly: true);
                     }
                     break;
             }
@@ -123,7 +125,7 @@ public sealed class Trainer(Session session, RunDirectory run, ITrainingObserver
 
         if (NonFinite(model) is string nonFinite)
             return Diverge(store, log, steps, epochs, state,
-                $"weight {nonFinite} is not finite after step {state.GlobalStep} (epoch {state.EpochsDone + 1}, batch {state.BatchesDone})", Seconds());
+                $"weight {nonFinite} is not finite after step {state.GlobalStep} (epoch {state.EpochsDone + 1}, batch {state.BatchesDone})", Seconds(), state.GlobalStep);
         double seconds = Seconds();
         SaveCheckpoint(store, log, optimizer, loop.Paused, isBest: false, epochs);
         return new TrainResult(RunStatus.Interrupted, steps, epochs, state.BestAccuracy, TrainSeconds: seconds, BestEpoch: state.BestEpoch);
@@ -146,13 +148,13 @@ public sealed class Trainer(Session session, RunDirectory run, ITrainingObserver
     public static string? NonFinite(nn.Module model) => ResnetMnist.Weights.StateDictChecks.FirstNonFinite(model.state_dict());
 
     /// <summary>Ends a diverged run: steps.csv so far is written, checkpoints stay as they were.</summary>
-    TrainResult Diverge(CheckpointStore store, RunDirectory.StepsLog log, List<StepRecord> steps, List<EpochRecord> epochs, TrainingState best, string what, double seconds)
+    TrainResult Diverge(CheckpointStore store, RunDirectory.StepsLog log, List<StepRecord> steps, List<EpochRecord> epochs, TrainingState best, string what, double seconds, long step)
     {
         log.Flush();
         var kept = File.Exists(store.LastState)
             ? $"the last good checkpoint is kept in {store.Folder} (resume from it with a lower optimizer.lr and --force)"
             : "no checkpoint had been written yet";
-        return new TrainResult(RunStatus.Diverged, steps, epochs, best.BestAccuracy, $"{what}; training stopped, {kept}; try a lower optimizer.lr", seconds, best.BestEpoch);
+        return new TrainResult(RunStatus.Diverged, steps, epochs, best.BestAccuracy, $"{what}; training stopped, {kept}; try a lower optimizer.lr", seconds, best.BestEpoch, DivergedAtStep: step);
     }
 
     void SaveCheckpoint(CheckpointStore store, RunDirectory.StepsLog log, OptimizerHelper optimizer, TrainingState state, bool isBest, List<EpochRecord> epochs)

@@ -49,7 +49,8 @@ public sealed record RunSummary(string Status, string? Problem, int Epochs, long
     string Arch, string Dataset, string Device, int Threads, string? CommandLine, string? ToolVersion, string Torch,
     string BestChosenOn = "test", int? ValImages = null, double? BestValAccuracy = null, bool StoppedEarly = false,
     string? KernelSet = null, string? CpuModel = null, double? PeakMemoryMib = null,
-    string? WeightsSource = null, string? WeightsFile = null, string? WeightsSha256 = null, string? InitFrom = null, string? InitFromSha256 = null);
+    string? WeightsSource = null, string? WeightsFile = null, string? WeightsSha256 = null, string? InitFrom = null, string? InitFromSha256 = null,
+    IReadOnlyList<string>? ClassNames = null);
 
 /// <summary>What a run did: the trainer's result, the summary written, and the run folder.</summary>
 public sealed record RunOutcome(TrainResult Result, RunSummary Summary, string RunPath)
@@ -74,7 +75,7 @@ public static class TrainingRun
     public static RunSummary RecordFailure(TrainingConfig cfg, string runPath, string problem, DateTime started, RunOptions? options = null)
     {
         var summary = new RunSummary("failed", problem, 0, 0, null, null, null, null, null, 0, (DateTime.UtcNow - started).TotalSeconds, started,
-            0, 0, cfg.Model.Arch, cfg.Data.Dataset.Name, cfg.Device.Name(), cfg.Threads, options?.CommandLine, options?.ToolVersion, TorchSharp.torch.__version__);
+            0, 0, cfg.Model.Arch.Name, cfg.Data.Dataset.Name, cfg.Device.Name(), cfg.Threads, options?.CommandLine, options?.ToolVersion, TorchSharp.torch.__version__);
         var file = Path.Combine(runPath, "summary.json");
         if (File.Exists(file))
         {
@@ -161,9 +162,9 @@ public static class TrainingRun
             catch (Exception w) when (w is IOException or UnauthorizedAccessException) { } // the error that ended the run is the one to report
             throw;
         }
-        if (result.Steps.Count > 0)
-            LossPlot.Write(run.PlotFile, result.Steps, result.Epochs,
-                $"{Path.GetFileName(run.Path)}: {cfg.Model.Arch}, {cfg.Optimizer.Name.Name()} lr {cfg.Optimizer.Lr}, batch {cfg.Train.BatchSize}");
+        if (result.Steps.Count > 0 || result.DivergedAtStep is not null)
+            LossPlot.Write(run.PlotFile, result.Steps, result.Epochs, $"{Path.GetFileName(run.Path)}: {LossPlot.Describe(cfg)}",
+                result.DivergedAtStep is long at ? new LossPlot.Divergence(at) : null);
         var summary = Summary(result.Status.ToString().ToLowerInvariant(), result.Problem, result.Epochs,
             result.Steps.Count == 0 ? 0 : result.Steps[^1].Step, result.BestEpoch, result.TrainSeconds, result.StoppedEarly);
         run.WriteSummary(summary);
@@ -206,10 +207,11 @@ public static class TrainingRun
             KernelSet: ResnetMnist.Native.KernelSet.Current,
             CpuModel: ResnetMnist.Native.MachineInfo.CpuModel(),
             PeakMemoryMib: ResnetMnist.Native.MachineInfo.ProcStatusMiB("VmHWM"),
-            WeightsSource: cfg.Model.Pretrained,
+            WeightsSource: cfg.Model.Pretrained.Text,
             WeightsFile: session.PretrainedFile is string wf ? Path.GetFullPath(wf) : null,
             WeightsSha256: Sha256(session.PretrainedFile),
             InitFrom: cfg.Model.InitFrom is string init ? Path.GetFullPath(init) : null,
-            InitFromSha256: Sha256(cfg.Model.InitFrom));
+            InitFromSha256: Sha256(cfg.Model.InitFrom),
+            ClassNames: Data.ClassNames.For(session.Dataset, cfg.Model.NumClasses));
     }
 }

@@ -32,7 +32,7 @@ public sealed record CheckpointModel(string Arch, int InChannels, int NumClasses
 
     /// <summary>The record of the model <paramref name="cfg"/> trains.</summary>
     public static CheckpointModel From(TrainingConfig cfg) =>
-        new(cfg.Model.Arch, cfg.Model.InChannels, cfg.Model.NumClasses, cfg.Data.Dataset.Name, CurrentVersion);
+        new(cfg.Model.Arch.Name, cfg.Model.InChannels, cfg.Model.NumClasses, cfg.Data.Dataset.Name, CurrentVersion);
 
     /// <summary>The <c>--set</c> overrides that configure this model (and its dataset).</summary>
     public IEnumerable<string> Overrides() =>
@@ -48,7 +48,7 @@ public sealed record CheckpointModel(string Arch, int InChannels, int NumClasses
     /// </summary>
     public (string Key, string Configured, string Recorded)? Contradiction(TrainingConfig cfg)
     {
-        if (cfg.Model.Arch != Arch) return ("model.arch", cfg.Model.Arch, Arch);
+        if (cfg.Model.Arch.Name != Arch) return ("model.arch", cfg.Model.Arch.Name, Arch);
         if (cfg.Model.InChannels != InChannels) return ("model.in_channels", cfg.Model.InChannels.ToString(CultureInfo.InvariantCulture), InChannels.ToString(CultureInfo.InvariantCulture));
         if (cfg.Model.NumClasses != NumClasses) return ("model.num_classes", cfg.Model.NumClasses.ToString(CultureInfo.InvariantCulture), NumClasses.ToString(CultureInfo.InvariantCulture));
         return null;

@@ -104,6 +104,13 @@ public static class MlnetImporter
         return Path.Combine(cache, "resnet-mnist", "weights");
     }
 
+    /// <summary>The cached <c>.pth</c> of an earlier conversion (with its <c>.safetensors</c> twin), or null when there is none.</summary>
+    public static string? Converted(bool foldPreprocessing = true, string? cacheDir = null)
+    {
+        var stem = Path.Combine(cacheDir ?? CacheDir(), foldPreprocessing ? "resnet18-mlnet" : "resnet18-mlnet-unfolded");
+        return File.Exists(stem + ".pth") && File.Exists(stem + ".safetensors") ? stem + ".pth" : null;
+    }
+
     /// <summary>
     /// Returns the cached <c>resnet18-mlnet.pth</c> (folded) or <c>resnet18-mlnet-unfolded.pth</c>, converting first
     /// (and writing the <c>.safetensors</c> twin) when absent. Files are written to temporary names and renamed.
@@ -111,9 +118,9 @@ public static class MlnetImporter
     public static string EnsureConverted(bool foldPreprocessing = true, string? cacheDir = null)
     {
         cacheDir ??= CacheDir();
+        if (Converted(foldPreprocessing, cacheDir) is string cached) return cached;
         var stem = Path.Combine(cacheDir, foldPreprocessing ? "resnet18-mlnet" : "resnet18-mlnet-unfolded");
         string pth = stem + ".pth", st = stem + ".safetensors";
-        if (File.Exists(pth) && File.Exists(st)) return pth;
         Directory.CreateDirectory(cacheDir);
         var sd = Convert(foldPreprocessing);
         try

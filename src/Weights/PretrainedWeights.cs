@@ -7,7 +7,7 @@ using static TorchSharp.torch;
 namespace ResnetMnist.Weights;
 
 /// <summary>What <see cref="PretrainedWeights.Load(ResNet, string?, Conv1Init, IProgress{ValueTuple{long, long?}}?)"/> did.</summary>
-/// <param name="Source">The <c>model.pretrained</c> value.</param>
+/// <param name="Source">The <c>model.pretrained</c> value as written.</param>
 /// <param name="File">The file read (null for <c>none</c>).</param>
 /// <param name="Loaded">Keys copied from the file into the model.</param>
 /// <param name="KeptFresh">Model keys left at their fresh initialisation (replaced conv1/fc).</param>
@@ -20,9 +20,10 @@ public sealed record LoadReport(string Source, string? File, IReadOnlyList<strin
 }
 
 /// <summary>
-/// The one place that turns a <c>model.pretrained</c> value into weights in a <see cref="ResNet"/>:
-/// <c>none</c>, <c>torchvision</c> (torch.hub's file, downloaded once), <c>mlnet</c> (converted once from the ML.NET
-/// ImageNet ONNX model, offline) or a path to a <c>.pth</c> / <c>.safetensors</c> state_dict in torchvision's layout.
+/// The one place that turns a <c>model.pretrained</c> value (<see cref="PretrainedChoice"/>) into weights in a
+/// <see cref="ResNet"/>: none, named weights of the architecture (a torch.hub file, downloaded once; <c>mlnet</c>,
+/// converted once from the ML.NET ImageNet ONNX model, offline) or a path to a <c>.pth</c> / <c>.safetensors</c>
+/// state_dict in torchvision's layout.
 /// </summary>
 /// <remarks>
 /// Tensors are copied (under <c>no_grad</c>, converting dtype) into the model's own parameters and buffers, so the
@@ -33,9 +34,6 @@ public sealed record LoadReport(string Source, string? File, IReadOnlyList<strin
 /// </remarks>
 public static class PretrainedWeights
 {
-    /// <summary>Named sources; any other value is a file path.</summary>
-    public static readonly string[] NamedSources = ["none", "torchvision", "mlnet"];
-
     /// <summary>torch.hub's checkpoint folder: <c>$TORCH_HOME/hub/checkpoints</c>, default <c>~/.cache/torch/hub/checkpoints</c>.</summary>
     public static string TorchHubCheckpointDir()
     {
@@ -49,43 +47,45 @@ public static class PretrainedWeights
         return Path.Combine(torchHome, "hub", "checkpoints");
     }
 
-    /// <summary>
-    /// Loads <paramref name="source"/> into <paramref name="model"/> (nothing for <c>none</c> or null).
-    /// </summary>
+    /// <summary>Loads <paramref name="source"/> into <paramref name="model"/> (nothing for none).</summary>
     /// <param name="model">A freshly built ResNet.</param>
-    /// <param name="source"><c>none</c>, <c>torchvision</c> (the architecture's default weights), <c>mlnet</c> (resnet18 only) or a file path.</param>
+    /// <param name="source">What <c>model.pretrained</c> resolved to, for the model's architecture.</param>
     /// <param name="init">What conv1 becomes when the model's channels are not 3.</param>
-    /// <param name="progress">Download progress (bytes done, total if known) for <c>torchvision</c>.</param>
-    public static LoadReport Load(ResNet model, string? source, Conv1Init init = Conv1Init.Random, IProgress<(long done, long? total)>? progress = null)
+    /// <param name="progress">Download progress (bytes done, total if known) for torch.hub weights.</param>
+    public static LoadReport Load(ResNet model, PretrainedChoice source, Conv1Init init = Conv1Init.Random, IProgress<(long done, long? total)>? progress = null)
     {
-        var path = ResolvePath(source, model.Spec, progress);
-        if (path is null) return new LoadReport(source ?? "none", null, [], [], "fresh");
+        var path = ResolvePath(source, progress);
+        if (path is null) return new LoadReport(source.Text, null, [], [], "fresh");
         var sd = WeightsFile.ReadStateDict(path);
-        try { return LoadStateDict(model, sd, init, path, source!); }
+        try { return LoadStateDict(model, sd, init, path, source.Text); }
         finally { foreach (var t in sd.Values) t.Dispose(); }
     }
 
-    /// <summary>The file a source stands for (downloading or converting it first when needed); null for <c>none</c>.</summary>
-    public static string? ResolvePath(string? source, ArchSpec arch, IProgress<(long done, long? total)>? progress = null) => source switch
+    /// <summary>Loads a <c>model.pretrained</c> text (a weights name of the model's architecture or a file path; see
+    /// <see cref="PretrainedChoice.Parse"/>) into <paramref name="model"/>.</summary>
+    public static LoadReport Load(ResNet model, string source, Conv1Init init = Conv1Init.Random, IProgress<(long done, long? total)>? progress = null) =>
+        Load(model, PretrainedChoice.Parse(source, model.Spec, Path.GetFullPath), init, progress);
+
+    /// <summary>The file a choice stands for (downloading or converting it first when needed); null for none.</summary>
+    public static string? ResolvePath(PretrainedChoice source, IProgress<(long done, long? total)>? progress = null) => source switch
     {
-        null or "" or "none" => null,
-        "torchvision" => EnsureTorchvisionFile(TorchHubCheckpointDir(), arch.DefaultWeights, progress),
-        "mlnet" when arch != MlnetArch => throw new ConfigException(
-            $"model.pretrained: mlnet holds ImageNet {MlnetArch.Name} weights; model.arch is {arch.Name}: use torchvision or a weights file for it"),
-        "mlnet" => MlnetImporter.EnsureConverted(),
-        _ => source,
+        { File: string file } => file,
+        { Weights: { IsMlnet: true } } => MlnetImporter.EnsureConverted(),
+        { Weights: WeightsSpec w } => EnsureTorchvisionFile(TorchHubCheckpointDir(), w, progress),
+        _ => null,
     };
 
-    /// <summary>The one architecture <c>mlnet</c> holds weights for (ML.NET's ImageNet ResNet-18).</summary>
-    public static ArchSpec MlnetArch => ArchSpecs.Resnet18;
-
     /// <summary>
-    /// What to do without network for <paramref name="weights"/>: <c>mlnet</c> only where it holds that architecture's
-    /// weights, otherwise a weights file or no pretrained weights.
+    /// What to do without network for <paramref name="weights"/>, from the registry: the weights of the same
+    /// architecture that need no download (<c>mlnet</c> for resnet18), else a weights file or none.
     /// </summary>
-    static string OfflineAdvice(WeightsSpec weights) =>
-        MlnetArch.Weights.Contains(weights) ? "or use `pretrained: mlnet`, which works offline"
-        : $"or set model.pretrained to the path of a {weights.FileName} copied from elsewhere, or to none";
+    static string OfflineAdvice(WeightsSpec weights)
+    {
+        var arch = ArchSpecs.All.First(a => a.Weights.Contains(weights));
+        var offline = arch.Weights.Where(w => w.IsMlnet).Select(w => $"`pretrained: {w.Name}`").ToList();
+        return offline.Count > 0 ? $"or use {string.Join(" or ", offline)} ({arch.Name} weights that work offline)"
+            : $"or set model.pretrained to the path of a {weights.FileName} copied from elsewhere, or to none ({arch.Name} has no weights that work offline)";
+    }
 
     /// <summary>
     /// Returns <c>dir/</c><paramref name="weights"/>' file name (<c>resnet18-f37072fd.pth</c>), downloading it first if
@@ -94,7 +94,7 @@ public static class PretrainedWeights
     /// <param name="url">Where to download from; default: the weights' own URL.</param>
     public static string EnsureTorchvisionFile(string dir, WeightsSpec weights, IProgress<(long done, long? total)>? progress = null, string? url = null)
     {
-        url ??= weights.Url;
+        url ??= weights.Url ?? throw new ArgumentException($"{weights.Name}: converted offline, not downloaded", nameof(weights));
         var target = Path.Combine(dir, weights.FileName);
         if (File.Exists(target)) return target;
         Directory.CreateDirectory(dir);

@@ -30,8 +30,10 @@ public sealed record WarmStartReport(string File, IReadOnlyList<string> Copied, 
 /// </remarks>
 public static class WarmStart
 {
+    /// <param name="path">A state_dict file, or a run folder (its best.pt, else last.pt: <see cref="RunWeights.Resolve"/>).</param>
     public static WarmStartReport Load(ResNet model, string path)
     {
+        path = RunWeights.Resolve(path);
         var sd = WeightsFile.ReadStateDict(path);
         try
         {

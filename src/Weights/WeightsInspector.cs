@@ -23,9 +23,12 @@ public sealed record TensorInfo(string Key, long[] Shape, string DType)
 /// <param name="Inferred">Whether the model checked against was read off the file's shapes.</param>
 /// <param name="Recorded">The model the file records (<see cref="CheckpointModel.Find"/>), if any.</param>
 /// <param name="RecordedIn">Where that record was found: the file's metadata or the JSON beside it.</param>
+/// <param name="Backbone">True when the file is pretrained weights without <c>fc</c> (a backbone, as <c>weights
+/// import-mlnet</c> writes): it fits <see cref="Arch"/> as <c>model.pretrained</c>, for any <c>model.in_channels</c> and
+/// any <c>model.num_classes</c> but 1000 (<see cref="NumClasses"/> is then 0).</param>
 public sealed record WeightsReport(string Path, WeightsFormat Format, IReadOnlyList<TensorInfo> Tensors, long ParameterCount,
     string Arch, int InChannels, int NumClasses, IReadOnlyList<string> Problems, IReadOnlyList<string> Notes, bool Inferred = false,
-    CheckpointModel? Recorded = null, string? RecordedIn = null)
+    CheckpointModel? Recorded = null, string? RecordedIn = null, bool Backbone = false)
 {
     /// <summary>True when <see cref="PretrainedWeights"/> would load it into Arch(InChannels, NumClasses) with conv1_init sum-rgb/mean-rgb.</summary>
     public bool Fits => Problems.Count == 0;
@@ -48,7 +51,10 @@ public sealed record WeightsReport(string Path, WeightsFormat Format, IReadOnlyL
         var how = Inferred ? " as a checkpoint (model inferred from the file's shapes)"
             : Recorded is not null && Recorded.Arch == Arch && Recorded.InChannels == InChannels && Recorded.NumClasses == NumClasses && Notes.Count == 0
                 ? " as a checkpoint (the recorded model)" : "";
-        sb.AppendLine($"  fits {Arch}(in_channels={InChannels}, num_classes={NumClasses}){how}: {(Fits ? "yes" : "no")}");
+        if (Backbone)
+            sb.AppendLine($"  pretrained weights (a backbone: no fc) of {Arch}, {InChannels}-channel conv1: fits model.arch {Arch} as model.pretrained, " +
+                "with any model.in_channels (other than the file's: conv1 derived by conv1_init, or fresh) and any model.num_classes but 1000 (fc is fresh)");
+        else sb.AppendLine($"  fits {Arch}(in_channels={InChannels}, num_classes={NumClasses}){how}: {(Fits ? "yes" : "no")}");
         foreach (var n in Notes) sb.AppendLine($"    note: {E(n)}");
         foreach (var p in Problems) sb.AppendLine($"    {E(p)}");
         return sb.ToString().TrimEnd();
@@ -79,10 +85,29 @@ public static class WeightsInspector
     }
 
     /// <summary>
+    /// The architecture whose state_dict, without <c>fc.weight</c> and <c>fc.bias</c>, <paramref name="tensors"/> is exactly
+    /// (keys and shapes, conv1 with any input channels), and conv1's input channels; null when none is.
+    /// </summary>
+    public static (ArchSpec Arch, int InChannels)? BackboneOf(IReadOnlyList<TensorInfo> tensors)
+    {
+        var conv1 = tensors.FirstOrDefault(t => t.Key == "conv1.weight");
+        if (conv1 is not { Shape.Length: 4 } || conv1.Shape[1] is < 1 or > int.MaxValue || tensors.Any(t => t.Key.StartsWith("fc.", StringComparison.Ordinal))) return null;
+        int inChannels = (int)conv1.Shape[1];
+        var found = tensors.Select(t => (t.Key, ArchSpec.Shape(t.Shape))).ToHashSet();
+        var arch = ArchSpecs.All.FirstOrDefault(a =>
+        {
+            var layout = a.StateDictLayout(inChannels).Where(e => !e.Key.StartsWith("fc.", StringComparison.Ordinal)).Select(e => (e.Key, ArchSpec.Shape(e.Shape))).ToList();
+            return layout.Count == tensors.Count && found.SetEquals(layout);
+        });
+        return arch is null ? null : (arch, inChannels);
+    }
+
+    /// <summary>
     /// Inspects <paramref name="path"/> as a checkpoint with no config: the model is the one the file records
     /// (<see cref="CheckpointModel.Find"/>: its metadata, else the JSON beside it), else inferred from the file
-    /// (<see cref="Infer"/>), and the file must match its state_dict exactly. Without either, as pretrained
-    /// weights for resnet18(3, 1000).
+    /// (<see cref="Infer"/>), and the file must match its state_dict exactly; a file without <c>fc</c> that is exactly an
+    /// architecture's backbone is reported as pretrained weights for it (<see cref="BackboneOf"/>). Otherwise, as
+    /// pretrained weights for resnet18(3, 1000).
     /// </summary>
     public static WeightsReport InspectInferred(string path)
     {
@@ -98,7 +123,10 @@ public static class WeightsInspector
             return new WeightsReport(path, format, tensors, count, r.Arch, r.InChannels, r.NumClasses, recordedProblems, [],
                 Recorded: r, RecordedIn: found.Source);
         }
-        if (Infer(tensors) is not InferredModel m) return Inspect(path);
+        if (Infer(tensors) is not InferredModel m)
+            return BackboneOf(tensors) is { } backbone
+                ? new WeightsReport(path, format, tensors, count, backbone.Arch.Name, backbone.InChannels, 0, [], [], Backbone: true)
+                : Inspect(path);
         var problems = PretrainedWeights.Compare(m.Arch.StateDictLayout(m.InChannels, m.NumClasses), tensors.Select(t => (t.Key, t.Shape)).ToList(),
             replaceConv1: false, needConv1: false, replaceFc: false);
         return new WeightsReport(path, format, tensors, count, m.Arch.Name, m.InChannels, m.NumClasses, problems, [], Inferred: true);

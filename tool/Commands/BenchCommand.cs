@@ -199,16 +199,24 @@ sealed class BenchCommand : Command<BenchCommand.Settings>
         r["fused"] = optimizer is IFlatStep { LastStepFused: true };
     }
 
-    /// <summary>What <c>train</c> does for its first epoch (<see cref="TrainingLoop"/>, evaluation excluded), timed from reading the dataset's files to the last step.</summary>
+    /// <summary>What <c>train</c> does for its first epoch (<see cref="TrainingLoop"/>, evaluation excluded), timed from
+    /// reading the dataset's files to the last step, with each phase's seconds per step (<c>breakdown_s</c>).</summary>
     static void Epoch(TrainingConfig cfg, Settings s, Dictionary<string, object?> r)
     {
         var total = Stopwatch.StartNew();
         using var session = Session.Create(cfg);
         double load = total.Elapsed.TotalSeconds;
         using var optimizer = Optimizer(session, s);
+        // Phase times cost two clock reads per phase and leave every step bit-identical (TrainingLoopTests).
+        var hooks = new StepHooks { Times = new PhaseTimes() };
         var epoch = Stopwatch.StartNew();
-        foreach (var e in new TrainingLoop(session, optimizer).Run())
+        foreach (var e in new TrainingLoop(session, optimizer) { Hooks = hooks }.Run())
             if (e is EpochDone) break;
+        var t = hooks.Times;
+        r["breakdown_s"] = new Dictionary<string, double>
+        {
+            ["data"] = t.Data / t.Steps, ["forward"] = t.Forward / t.Steps, ["backward"] = t.Backward / t.Steps, ["optimizer"] = t.Optimizer / t.Steps,
+        };
         r["train_images"] = session.Train.Count;
         r["batch_size"] = cfg.Train.BatchSize;
         r["setup_s"] = load;

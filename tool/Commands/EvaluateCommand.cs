@@ -21,20 +21,22 @@ sealed class EvaluateCommand : Command<EvaluateCommand.Settings>
         using var session = checkpoint.Open(Splits.Test);
         var e = Evaluator.Run(session.Model, session.Test, cfg.Train.EvalBatchSize, cfg.Model.NumClasses);
         int classes = cfg.Model.NumClasses;
+        var names = ClassNames.For(session.Dataset, cfg.Model.NumClasses);
         var doc = new
         {
             Checkpoint = Path.GetFullPath(weights),
-            Arch = cfg.Model.Arch,
+            Arch = cfg.Model.Arch.Name,
             Dataset = cfg.Data.Dataset.Name,
             TestImages = e.Count,
             TestLoss = e.Loss,
             TestAccuracy = e.Accuracy,
+            ClassNames = names,
             PerClassAccuracy = e.PerClassAccuracy(),
             Confusion = Enumerable.Range(0, classes).Select(i => Enumerable.Range(0, classes).Select(j => e.Confusion[i, j]).ToArray()).ToArray(),
         };
         var json = RunDirectory.SummaryJson(doc);
         if (s.Json) Console.WriteLine(json); // JSON-encoded: System.Text.Json escapes control characters
-        else Print(weights, e, classes);
+        else Print(weights, e, names);
         // evaluate RUN keeps the result beside the run's other files; a folder that cannot be written (read-only) does
         // not cost the results printed above: a warning says that eval.json was not written.
         if (Directory.Exists(s.Checkpoint) && File.Exists(Path.Combine(s.Checkpoint, RunDirectory.MarkerName)))
@@ -49,8 +51,10 @@ sealed class EvaluateCommand : Command<EvaluateCommand.Settings>
         return 0;
     }
 
-    static void Print(string weights, Evaluation e, int k)
+    /// <summary>The results and the confusion matrix: a row per true class, named (<c>3 cat</c>, or <c>7</c> where the name is the number), a column per predicted label.</summary>
+    static void Print(string weights, Evaluation e, IReadOnlyList<string> names)
     {
+        int k = names.Count;
         Terminal.Out($"checkpoint: {weights}");
         Terminal.Out(string.Create(CultureInfo.InvariantCulture, $"test images: {e.Count}, test loss: {e.Loss:F4}, test accuracy: {e.Accuracy:F2}%"));
         var table = new Table().AddColumn("true \\ predicted");
@@ -59,7 +63,8 @@ sealed class EvaluateCommand : Command<EvaluateCommand.Settings>
         var per = e.PerClassAccuracy();
         for (int i = 0; i < k; i++)
         {
-            var row = new List<string> { i.ToString(CultureInfo.InvariantCulture) };
+            var label = i.ToString(CultureInfo.InvariantCulture);
+            var row = new List<string> { Markup.Escape(Terminal.Safe(names[i] == label ? label : $"{label} {names[i]}")) };
             for (int j = 0; j < k; j++) row.Add(e.Confusion[i, j].ToString(CultureInfo.InvariantCulture));
             row.Add(per[i].ToString("F2", CultureInfo.InvariantCulture));
             table.AddRow(row.ToArray());

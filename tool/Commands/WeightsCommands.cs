@@ -23,8 +23,14 @@ sealed class WeightsImportMlnetCommand : Command<WeightsImportMlnetCommand.Setti
     public override int Execute(CommandContext context, Settings s, CancellationToken cancellation)
     {
         NativeLoader.EnsureLoaded();
+        // Says what happened: reused an earlier conversion, or converted the package's ONNX model (fetched first when no cache held it).
+        bool reused = MlnetImporter.Converted(foldPreprocessing: !s.Unfolded) is not null, fetched = false;
+        if (!reused)
+            try { MlnetImporter.FindPackageDir(); }
+            catch (FileNotFoundException) { fetched = true; }
         var pth = MlnetImporter.EnsureConverted(foldPreprocessing: !s.Unfolded);
-        Terminal.Out($"converted {MlnetImporter.OnnxModelPath()}");
+        Terminal.Out(reused ? "reused the earlier conversion of ML.NET's ResNet18.onnx (nothing fetched or converted)"
+            : $"{(fetched ? $"fetched {MlnetImporter.PackageId} {MlnetImporter.PackageVersion} from NuGet and " : "")}converted {MlnetImporter.OnnxModelPath()}");
         Terminal.Out($"  -> {pth}");
         Terminal.Out($"  -> {Path.ChangeExtension(pth, ".safetensors")}");
         if (s.Out is not null)
@@ -65,7 +71,7 @@ sealed class WeightsInspectCommand : Command<WeightsInspectCommand.Settings>
             Console.WriteLine(ResnetMnist.Outputs.RunDirectory.SummaryJson(new
             {
                 report.Path, Format = report.Format.ToString(), report.Arch, report.InChannels, report.NumClasses, report.ParameterCount, report.Fits,
-                report.Problems, report.Notes, report.Inferred, Model = report.Recorded, ModelSource = report.RecordedIn, Tensors = report.Tensors.Select(t => new { t.Key, t.Shape, Dtype = t.DType }),
+                report.Problems, report.Notes, report.Inferred, report.Backbone, Model = report.Recorded, ModelSource = report.RecordedIn, Tensors = report.Tensors.Select(t => new { t.Key, t.Shape, Dtype = t.DType }),
             }));
         else Terminal.OutLines(report.ToString());
         return report.Fits ? 0 : ErrorHandling.Usage;
@@ -73,7 +79,7 @@ sealed class WeightsInspectCommand : Command<WeightsInspectCommand.Settings>
 
     static WeightsReport Inspect(TrainingConfig cfg, string file, string? configPath)
     {
-        var report = WeightsInspector.Inspect(file, cfg.Model.InChannels, cfg.Model.NumClasses, ResnetMnist.Model.ArchSpecs.Get(cfg.Model.Arch));
+        var report = WeightsInspector.Inspect(file, cfg.Model.InChannels, cfg.Model.NumClasses, cfg.Model.Arch);
         // A config given must configure the model the file records, if it records one.
         if (configPath is not null && report.Recorded?.Contradiction(cfg) is { } c)
             throw new ResnetMnist.Training.CheckpointException($"{file}: {c.Key} is {c.Configured} in {configPath} but {c.Recorded} in the checkpoint ({report.RecordedIn}); pass a config for that model, or leave it out");
