@@ -57,7 +57,7 @@ public sealed class FreezingTests
     public void UnknownNamesListTheAllowedOnes()
     {
         using var m = Models.resnet18(1, 10);
-        var e = Assert.Throws<ResnetMnist.Config.ConfigException>(() => Freezing.Apply(m, ["layer5", "conv1"]))!;
+        var e = Assert.Throws<ConfigException>(() => Freezing.Apply(m, ["layer5", "conv1"]))!;
         Assert.That(e.Message, Does.Contain("layer5").And.Contain("conv1, bn1, layer1, layer2, layer3, layer4, fc"));
     }
 }

@@ -204,22 +204,10 @@ public static class ConfigLoader
 
     static ConfigException Unknown(string key, string where)
     {
-        var best = Keys.Concat(Sections).Select(k => (k, d: Distance(key, k))).Concat(Keys.Select(k => (k, d: Distance(key, k[(k.IndexOf('.') + 1)..]) + 1)))
+        var best = Keys.Concat(Sections).Select(k => (k, d: DidYouMean.Distance(key, k))).Concat(Keys.Select(k => (k, d: DidYouMean.Distance(key, k[(k.IndexOf('.') + 1)..]) + 1)))
             .OrderBy(t => t.d).First();
         var hint = best.d <= Math.Max(2, key.Length / 3) ? $" (did you mean '{best.k}'?)" : "";
         return new ConfigException($"{where}: unknown key '{key}'{hint}; see the README's configuration reference for every key");
-    }
-
-    /// <summary>Levenshtein distance (for did-you-mean suggestions).</summary>
-    public static int Distance(string a, string b)
-    {
-        var d = new int[a.Length + 1, b.Length + 1];
-        for (int i = 0; i <= a.Length; i++) d[i, 0] = i;
-        for (int j = 0; j <= b.Length; j++) d[0, j] = j;
-        for (int i = 1; i <= a.Length; i++)
-            for (int j = 1; j <= b.Length; j++)
-                d[i, j] = Math.Min(Math.Min(d[i - 1, j] + 1, d[i, j - 1] + 1), d[i - 1, j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1));
-        return d[a.Length, b.Length];
     }
 
     /// <summary>Typed access to the flattened entries, with range checks and precise errors.</summary>
@@ -404,9 +392,7 @@ public static class ConfigLoader
             if (s is null) return def;
             var v = s.ToLowerInvariant();
             if (allowed.Contains(v)) return v;
-            var near = allowed.OrderBy(a => Distance(a, v)).First();
-            var hint = Distance(near, v) <= 2 ? $" (did you mean '{near}'?)" : "";
-            throw Bad(key, $"'{s}' is not allowed{hint}; allowed: {string.Join(", ", allowed)}");
+            throw Bad(key, $"'{s}' is not allowed{DidYouMean.Hint(allowed, v)}; allowed: {string.Join(", ", allowed)}");
         }
 
         List<string> ChoiceList(string key, IReadOnlyList<string> allowed)

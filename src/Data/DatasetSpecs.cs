@@ -130,7 +130,7 @@ public static class DatasetSpecs
     /// <summary>Names of <see cref="All"/>: the allowed <c>data.dataset</c> values.</summary>
     public static IReadOnlyList<string> Names => All.Select(d => d.Name).ToList();
 
-    /// <summary>The spec named <paramref name="name"/>; <see cref="Config.ConfigException"/> naming the allowed ones otherwise.</summary>
+    /// <summary>The spec named <paramref name="name"/>; <see cref="ConfigException"/> naming the allowed ones otherwise.</summary>
     public static DatasetSpec Get(string name) => All.FirstOrDefault(d => d.Name == name)
-        ?? throw new Config.ConfigException($"data.dataset: '{name}' is not allowed; allowed: {string.Join(", ", Names)}");
+        ?? throw new ConfigException($"data.dataset: '{name}' is not allowed; allowed: {string.Join(", ", Names)}");
 }

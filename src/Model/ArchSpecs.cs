@@ -117,7 +117,7 @@ public static class ArchSpecs
 
     /// <summary>The spec named <paramref name="name"/> (a validated value).</summary>
     public static ArchSpec Get(string name) => Find(name)
-        ?? throw new Config.ConfigException($"model.arch: '{name}' is not allowed; allowed: {string.Join(", ", Names)}");
+        ?? throw new ConfigException($"model.arch: '{name}' is not allowed; allowed: {string.Join(", ", Names)}");
 
     /// <summary>The architectures whose weights named <paramref name="weights"/> exist (for advice).</summary>
     public static IEnumerable<ArchSpec> WithWeights(string weights) => All.Where(a => a.FindWeights(weights) is not null);

@@ -1,4 +1,3 @@
-using ResnetMnist.Config;
 
 namespace ResnetMnist.Model;
 
@@ -43,9 +42,7 @@ public sealed record PretrainedChoice(WeightsSpec? Weights, string? File, string
         if (elsewhere.Count > 0)
             throw new ConfigException($"'{text}' holds no weights for model.arch {arch.Name} (only for {string.Join(", ", elsewhere)}); allowed for {arch.Name}: {Allowed(arch)}");
         var names = new[] { "none", TorchvisionAlias }.Concat(arch.Weights.Select(x => x.Name)).ToList();
-        var near = names.MinBy(n => ConfigLoader.Distance(n.ToLowerInvariant(), text.ToLowerInvariant()))!;
-        var hint = ConfigLoader.Distance(near.ToLowerInvariant(), text.ToLowerInvariant()) <= 2 ? $" (did you mean '{near}'?)" : "";
-        throw new ConfigException($"'{text}' is not allowed{hint}; allowed for {arch.Name}: {Allowed(arch)}");
+        throw new ConfigException($"'{text}' is not allowed{DidYouMean.Hint(names, text)}; allowed for {arch.Name}: {Allowed(arch)}");
     }
 
     public override string ToString() => Text;

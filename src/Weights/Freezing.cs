@@ -14,12 +14,12 @@ public static class Freezing
     /// <summary>Top-level names that can be frozen (the modules with parameters).</summary>
     public static IReadOnlyList<string> Names { get; } = ["conv1", "bn1", "layer1", "layer2", "layer3", "layer4", "fc"];
 
-    /// <summary>Throws <see cref="Config.ConfigException"/> listing the allowed names if any name is unknown.</summary>
+    /// <summary>Throws <see cref="ConfigException"/> listing the allowed names if any name is unknown.</summary>
     public static void Validate(IEnumerable<string> names)
     {
         var bad = names.Where(n => !Names.Contains(n)).ToList();
         if (bad.Count > 0)
-            throw new Config.ConfigException($"model.freeze: unknown module name(s) {string.Join(", ", bad)}; allowed: {string.Join(", ", Names)}");
+            throw new ConfigException($"model.freeze: unknown module name(s) {string.Join(", ", bad)}; allowed: {string.Join(", ", Names)}");
     }
 
     /// <summary>Sets <c>requires_grad = false</c> on every parameter of the named top-level modules. Call once, before building the optimizer.</summary>

@@ -1,5 +1,5 @@
-using System.Security.Cryptography;
 using ResnetMnist.Config;
+using System.Security.Cryptography;
 using ResnetMnist.Data;
 using ResnetMnist.Model;
 using static TorchSharp.torch;
