@@ -81,7 +81,7 @@ DEFAULTS = {
     "seed": 0,
     "threads": "auto",
     "data": {"dataset": "mnist", "root": "data", "train_limit": None, "test_limit": None,
-             "normalize": False, "augment": False, "val_split": 0},
+             "normalize": False, "augment": False, "val_split": 0, "image_size": 224, "resize_size": None},
     "model": {"arch": "resnet18", "pretrained": "none", "in_channels": 1, "num_classes": 10},
     "train": {"epochs": 10, "batch_size": 64, "shuffle": True, "dtype": "float32", "early_stop_patience": None},
     "optimizer": {"name": "sgd", "lr": 1e-3, "momentum": 0.0, "nesterov": False,
@@ -92,7 +92,8 @@ DEFAULTS = {
 SCHEDULERS = ("none", "step", "cosine", "onecycle")
 LAYER_NAMES = ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4", "avgpool", "fc")
 
-DATASET_FOLDERS = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST", "cifar10": "cifar-10-batches-py", "cifar100": "cifar-100-python"}
+DATASET_FOLDERS = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST", "cifar10": "cifar-10-batches-py", "cifar100": "cifar-100-python",
+                   "imagefolder": "train"}
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 # Normalize((mean,), (std,)) per dataset, with data.normalize: true
 NORMALIZE = {
@@ -100,6 +101,7 @@ NORMALIZE = {
     "fashion-mnist": ((0.2860,), (0.3530,)),
     "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
     "cifar100": ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
+    "imagefolder": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),  # ImageNet's
 }
 NUM_CLASSES = {"cifar100": 100}  # the others have 10
 
@@ -137,11 +139,14 @@ def load_config(path, sets=()):
         apply_set(user, s)
     cfg = _merge(DEFAULTS, user)
     if "in_channels" not in (user.get("model") or {}):
-        cfg["model"]["in_channels"] = 3 if cfg["data"]["dataset"] in CIFAR else 1  # the dataset's channels
+        cfg["model"]["in_channels"] = 3 if cfg["data"]["dataset"] in (*CIFAR, "imagefolder") else 1  # the dataset's channels
     if (user.get("model") or {}).get("num_classes") is None:
         cfg["model"]["num_classes"] = NUM_CLASSES.get(cfg["data"]["dataset"], 10)  # the dataset's classes
     base = os.path.dirname(os.path.abspath(path))
     cfg["data"]["root"] = _resolve(base, cfg["data"]["root"])
+    if cfg["data"]["dataset"] == "imagefolder" and (user.get("model") or {}).get("num_classes") is None:
+        # the classes of ROOT/train, as ImageFolder finds them
+        cfg["model"]["num_classes"] = len(torchvision.datasets.folder.find_classes(os.path.join(cfg["data"]["root"], "train"))[0])
     pre = cfg["model"]["pretrained"]
     if _is_path_like(pre):
         cfg["model"]["pretrained"] = _resolve(base, pre)
@@ -257,6 +262,19 @@ def _first(ds, limit):
     return ds if limit is None else torch.utils.data.Subset(ds, range(min(limit, len(ds))))
 
 
+def imagefolder_transform(d, train):
+    """torchvision's classification presets: training with augment RandomResizedCrop(image_size) +
+    RandomHorizontalFlip(), otherwise Resize(resize_size) + CenterCrop(image_size); then ToTensor (+ Normalize)."""
+    size = d["image_size"]
+    resize = d["resize_size"] or int(size / 0.875)
+    steps = ([transforms.RandomResizedCrop(size), transforms.RandomHorizontalFlip()] if train and d["augment"]
+             else [transforms.Resize(resize), transforms.CenterCrop(size)])
+    steps.append(transforms.ToTensor())
+    if d["normalize"]:
+        steps.append(transforms.Normalize(*NORMALIZE["imagefolder"]))
+    return transforms.Compose(steps)
+
+
 def split_sizes(n, fraction):
     """[n - n_val, n_val] with n_val = floor(n * fraction): the lengths random_split itself computes from the fractions
     [1 - fraction, fraction] (each share floored, the remainder, at most 1, added to the first part)."""
@@ -272,13 +290,17 @@ def validation_split(train, fraction, seed):
 
 def make_datasets(cfg):
     d = cfg["data"]
+    if d["dataset"] == "imagefolder":
+        train = torchvision.datasets.ImageFolder(os.path.join(d["root"], "train"), imagefolder_transform(d, True))
+        test = torchvision.datasets.ImageFolder(os.path.join(d["root"], "val"), imagefolder_transform(d, False))
+        return _first(train, d["train_limit"]), _first(test, d["test_limit"])
     if d["dataset"] in CIFAR:
         cifar = CIFAR[d["dataset"]]
         train = cifar(d["root"], train=True, transform=make_transform(d["dataset"], d["normalize"], d["augment"]))
         test = cifar(d["root"], train=False, transform=make_transform(d["dataset"], d["normalize"]))
         return _first(train, d["train_limit"]), _first(test, d["test_limit"])
     if d["augment"]:
-        raise SystemExit(f"data.augment applies to {', '.join(CIFAR)} only")
+        raise SystemExit(f"data.augment applies to {', '.join((*CIFAR, 'imagefolder'))} only")
     tf = make_transform(d["dataset"], d["normalize"])
     train = MnistDataset(*load_idx(d["root"], d["dataset"], True), tf, d["train_limit"])
     test = MnistDataset(*load_idx(d["root"], d["dataset"], False), tf, d["test_limit"])

@@ -136,6 +136,43 @@ public sealed class CommandTests
         }
     }
 
+    /// <summary>
+    /// An image-folder model through the tool: a one-epoch run on the fixture, then predict and evaluate name
+    /// the classes by the folders of ROOT/train (sorted), as summary.json and the checkpoint's best.json record them.
+    /// </summary>
+    [Test]
+    public void ImageFolderModelNamesItsClassesByTheFolders()
+    {
+        var dir = TempDir.New("imagefolder");
+        var root = Repo.Path("parity-tests", "data", "imagefolder-fixture");
+        var cfg = Tool.WriteConfig(dir, $$"""
+            seed: 1
+            threads: 2
+            data: {dataset: imagefolder, root: '{{root}}', augment: true, normalize: true, image_size: 32}
+            train: {epochs: 1, batch_size: 6}
+            """);
+        var run = Path.Combine(dir, "run");
+        var t = Tool.Run(dir, ["train", cfg, "--out", run]);
+        Assert.That(t.ExitCode, Is.EqualTo(0), t.ToString());
+        string[] folders = ["cat", "dog", "emu"];
+        foreach (var file in new[] { Path.Combine(run, "summary.json"), Path.Combine(run, "checkpoints", "best.json") })
+        {
+            using var doc = System.Text.Json.JsonDocument.Parse(File.ReadAllText(file));
+            Assert.That(doc.RootElement.GetProperty("class_names").EnumerateArray().Select(x => x.GetString()), Is.EqualTo(folders), file);
+        }
+        var image = Path.Combine(root, "val", "dog", "dog01.jpg");
+        var json = Tool.Run(dir, ["predict", run, image, "--json"]);
+        Assert.That(json.ExitCode, Is.EqualTo(0), json.ToString());
+        using (var doc = System.Text.Json.JsonDocument.Parse(json.Stdout))
+        {
+            var first = doc.RootElement.GetProperty("predictions")[0];
+            Assert.That(first.GetProperty("class_name").GetString(), Is.EqualTo(folders[first.GetProperty("class").GetInt32()]));
+        }
+        var e = Tool.Run(dir, ["evaluate", run]);
+        Assert.That(e.ExitCode, Is.EqualTo(0), e.ToString());
+        Assert.That(e.Stdout, Does.Contain("0 cat").And.Contain("1 dog").And.Contain("2 emu"), "confusion-matrix rows carry the folder names\n" + e.Stdout);
+    }
+
     /// <summary>label_names of the fixture's batches.meta (torchvision's CIFAR-10, md5-checked), read by the tool's own reader.</summary>
     static IReadOnlyList<string> Labels => ResnetMnist.Data.Cifar.ReadMeta(ResnetMnist.Data.CifarFiles.Cifar10,
         Repo.Path("parity-tests", "data", "cifar10-fixture", "p2", "cifar-10-batches-py", "batches.meta")).LabelNames;

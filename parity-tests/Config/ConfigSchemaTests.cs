@@ -19,6 +19,8 @@ public sealed class ConfigSchemaTests
         ["optimizer.nesterov"] = ["optimizer.name=sgd", "optimizer.momentum=0.5"],
         ["optimizer.momentum"] = ["optimizer.name=sgd"],
         ["data.augment"] = ["data.dataset=cifar10"],
+        ["data.image_size"] = ["data.dataset=imagefolder", "model.num_classes=3"],
+        ["data.resize_size"] = ["data.dataset=imagefolder", "model.num_classes=3"],
         ["train.early_stop_patience"] = ["data.val_split=0.25"],
     };
 

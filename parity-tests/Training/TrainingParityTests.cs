@@ -32,6 +32,7 @@ public sealed class TrainingParityTests
     [TestCase("train-adam-onecycle-float64")]
     [TestCase("train-sgd-onecycle-float64")]
     [TestCase("train-cifar10-augment-float64")]
+    [TestCase("train-imagefolder-augment-float64")]
     [TestCase("train-cifar100-augment-float64")]
     public void PerStepLossesMatchTheReferenceProgram(string name)
     {

@@ -228,9 +228,14 @@ public static class ConfigLoader
             else if (cfg.Model.InChannels != dataset.Channels)
                 throw Bad("model.in_channels", $"is {cfg.Model.InChannels}, but data.dataset {dataset.Name} has {dataset.Channels}-channel images; allowed: {dataset.Channels}");
             if (!values.ContainsKey("model.num_classes") || Scalar("model.num_classes") is null)
-                cfg = cfg with { Model = cfg.Model with { NumClasses = dataset.NumClasses } };
+                cfg = cfg with { Model = cfg.Model with { NumClasses = dataset.Files is ResnetMnist.Data.Images.ImageFolderFiles ? FolderClasses(cfg) : dataset.NumClasses } };
             if (cfg.Data.Augment && dataset.Augmentation is null)
                 throw Bad("data.augment", $"applies to {string.Join(", ", ResnetMnist.Data.DatasetSpecs.All.Where(d => d.Augmentation is not null).Select(d => d.Name))} only (data.dataset is {dataset.Name}); allowed: false");
+            // Written with their defaults into every run's config.yaml, so only a value that would change something is refused.
+            if (dataset.Files is not ResnetMnist.Data.Images.ImageFolderFiles && cfg.Data.ImageSize != new DataConfig().ImageSize)
+                throw Bad("data.image_size", $"applies to imagefolder only (data.dataset is {dataset.Name}); allowed: leave it out");
+            if (dataset.Files is not ResnetMnist.Data.Images.ImageFolderFiles && cfg.Data.ResizeSize is not null)
+                throw Bad("data.resize_size", $"applies to imagefolder only (data.dataset is {dataset.Name}); allowed: null or leave it out");
             if (!values.ContainsKey("optimizer.weight_decay") && cfg.Optimizer.Name == OptimizerKind.AdamW)
                 cfg = cfg with { Optimizer = cfg.Optimizer with { WeightDecay = 0.01 } };
             if (cfg.Optimizer.Nesterov && (cfg.Optimizer.Name != OptimizerKind.Sgd || cfg.Optimizer.Momentum <= 0))
@@ -240,6 +245,15 @@ public static class ConfigLoader
             if (cfg.Train.EarlyStopPatience is not null && cfg.Data.ValSplit == 0)
                 throw Bad("train.early_stop_patience", "needs a validation split (data.val_split > 0): stopping on test accuracy would select on the test set; allowed: null, or set data.val_split");
             return cfg;
+        }
+
+        /// <summary>imagefolder's classes: the sub-folders of <c>ROOT/train</c>.</summary>
+        int FolderClasses(TrainingConfig cfg)
+        {
+            var train = ResnetMnist.Data.Images.ImageFolderFiles.SplitFolder(cfg.Data.Root, train: true);
+            if (!Directory.Exists(train))
+                throw Bad("data.root", $"'{cfg.Data.Root}' has no train folder; allowed: a folder holding train/<class>/… and val/<class>/… (or set model.num_classes)");
+            return ResnetMnist.Data.Images.ImageFolder.FindClasses(train).Count;
         }
 
         /// <summary>

@@ -38,7 +38,7 @@ public sealed record TrainingConfig
 
 public sealed record DataConfig
 {
-    [Key("data.dataset", "which dataset (torchvision's files, md5s and layout; cifar10: `ROOT/cifar-10-batches-py/` or `ROOT/cifar-10-python.tar.gz`; cifar100: `ROOT/cifar-100-python/` or `ROOT/cifar-100-python.tar.gz`)", Allowed = typeof(DatasetSpecs))]
+    [Key("data.dataset", "which dataset (torchvision's files, md5s and layout; cifar10: `ROOT/cifar-10-batches-py/` or `ROOT/cifar-10-python.tar.gz`; cifar100: `ROOT/cifar-100-python/` or `ROOT/cifar-100-python.tar.gz`; imagefolder: your own PNG/JPEG images in `ROOT/train/<class>/` and `ROOT/val/<class>/`, read as torchvision's `ImageFolder`)", Allowed = typeof(DatasetSpecs))]
     public DatasetSpec Dataset { get; init; } = DatasetSpecs.Mnist;
 
     [Key("data.root", "folder holding torchvision's layout (`ROOT/MNIST/raw/`, `ROOT/FashionMNIST/raw/` with IDX files, `.gz` or raw; `ROOT/cifar-10-batches-py/`); relative to the config file; `sample`: the MNIST sample packaged with the tool (9,000 train / 1,000 test digits; data.dataset mnist only; a folder of that name: `./sample`)",
@@ -54,11 +54,17 @@ public sealed record DataConfig
     [Key("data.test_limit", "use the first N test images (null = all)", Min = 1, Unit = "images")]
     public int? TestLimit { get; init; }
 
-    [Key("data.augment", "torchvision's `RandomCrop(32, padding=4)` then `RandomHorizontalFlip()` on every training image, drawn from the global generator exactly as torchvision draws them (cifar10, cifar100; evaluation is never augmented)")]
+    [Key("data.augment", "torchvision's `RandomCrop(32, padding=4)` (cifar10, cifar100) or `RandomResizedCrop(image_size)` (imagefolder), then `RandomHorizontalFlip()`, on every training image, drawn from the global generator exactly as torchvision draws them (cifar10, cifar100, imagefolder; evaluation is never augmented)")]
     public bool Augment { get; init; }
 
     /// <summary>What training batches go through: the dataset's augmentation with <c>data.augment</c>, else null.</summary>
     public IAugmentation? Augmentation => Augment ? Dataset.Augmentation : null;
+
+    [Key("data.image_size", "imagefolder: side of the square the model sees (`RandomResizedCrop` in training with data.augment, `CenterCrop` otherwise)", Min = 1, Max = 4096, Unit = "pixels")]
+    public int ImageSize { get; init; } = 224;
+
+    [Key("data.resize_size", "imagefolder: the shorter side after the evaluation `Resize`, before `CenterCrop(image_size)` (null = `int(image_size / 0.875)`, torchvision's 256 for 224)", Min = 1, Max = 4096, Unit = "pixels")]
+    public int? ResizeSize { get; init; }
 
     [Key("data.normalize", "`false`: pixels = byte / 255 (`ToTensor`, as the reference); `true`: then subtract the dataset's mean and divide by its std (MNIST: 0.1307, 0.3081)")]
     public bool Normalize { get; init; }
@@ -78,11 +84,11 @@ public sealed record ModelConfig
     public PretrainedChoice Pretrained { get; init; } = PretrainedChoice.None;
 
     [Key("model.in_channels", "image channels, the dataset's; `conv1` is replaced by a fresh `Conv2d(in_channels, 64, 7, 2, 3)` when ≠ 3 (with 3, torchvision's own `conv1` is kept, pretrained or not)",
-        Min = 1, Max = ConfigLoader.MaxInChannels, DefaultText = "the dataset's channels: `1` (mnist, fashion-mnist), `3` (cifar10, cifar100)", FollowsDataset = true)]
+        Min = 1, Max = ConfigLoader.MaxInChannels, DefaultText = "the dataset's channels: `1` (mnist, fashion-mnist), `3` (cifar10, cifar100, imagefolder)", FollowsDataset = true)]
     public int InChannels { get; init; } = 1;
 
     [Key("model.num_classes", "classes; `fc` is replaced by a fresh `Linear(features, num_classes)` when ≠ 1000", Min = 2, Max = ConfigLoader.MaxClasses,
-        DefaultText = "the dataset's classes: `10` (mnist, fashion-mnist, cifar10), `100` (cifar100)", FollowsDataset = true)]
+        DefaultText = "the dataset's classes: `10` (mnist, fashion-mnist, cifar10), `100` (cifar100); imagefolder: the class folders of `ROOT/train`", FollowsDataset = true)]
     public int NumClasses { get; init; } = 10;
 
     [Key("model.conv1_init", "with pretrained weights and in_channels ≠ 3: `random` (the reference) or derived from the RGB filters")]

@@ -116,7 +116,16 @@ public static class DatasetSpecs
     public static readonly DatasetSpec Cifar100 = new("cifar100", 3, 32, 32, CifarFiles.Cifar100FineLabelNames,
         [0.5071, 0.4865, 0.4409], [0.2673, 0.2564, 0.2762], CifarFiles.Cifar100, new CifarAugment());
 
-    public static readonly IReadOnlyList<DatasetSpec> All = [Mnist, FashionMnist, Cifar10, Cifar100];
+    /// <summary>
+    /// The user's own images in torchvision's classification layout (<c>ROOT/train/&lt;class&gt;/…</c>,
+    /// <c>ROOT/val/&lt;class&gt;/…</c>): its classes come from the folder and its image size from <c>data.image_size</c>
+    /// (<see cref="Images.ImageFolderFiles.For"/>); mean and std are ImageNet's, as torchvision's pretrained weights use;
+    /// <c>RandomResizedCrop(image_size)</c> + <c>RandomHorizontalFlip()</c> with <c>data.augment</c>, applied as the files are decoded.
+    /// </summary>
+    public static readonly DatasetSpec ImageFolder = new("imagefolder", 3, 224, 224, [], [0.485, 0.456, 0.406], [0.229, 0.224, 0.225],
+        Images.ImageFolderFiles.Instance, Images.ResizedCropFlip.Instance);
+
+    public static readonly IReadOnlyList<DatasetSpec> All = [Mnist, FashionMnist, Cifar10, Cifar100, ImageFolder];
 
     /// <summary>Names of <see cref="All"/>: the allowed <c>data.dataset</c> values.</summary>
     public static IReadOnlyList<string> Names => All.Select(d => d.Name).ToList();

@@ -30,17 +30,41 @@ public sealed class ImageSplit : IDisposable
     readonly double[]? _mean, _std;
     readonly bool _channelsLast;
     readonly ScalarType _dtype;
+    readonly Images.ImageFolderBatches? _folder;
 
     /// <param name="mean">Per-channel mean to subtract (with <paramref name="std"/>); null: no normalisation.</param>
-    ImageSplit(Tensor pixels, Tensor labels, string source, double[]? mean, double[]? std, ScalarType dtype, bool channelsLast)
+    /// <param name="folder">Images decoded per batch from files (<see cref="Pixels"/> is then empty).</param>
+    ImageSplit(Tensor pixels, Tensor labels, string source, double[]? mean, double[]? std, ScalarType dtype, bool channelsLast,
+        Images.ImageFolderBatches? folder = null)
     {
-        (Pixels, Labels, Source, _mean, _std, _dtype, _channelsLast) = (pixels, labels, source, mean, std, dtype, channelsLast);
+        (Pixels, Labels, Source, _mean, _std, _dtype, _channelsLast, _folder) = (pixels, labels, source, mean, std, dtype, channelsLast, folder);
+    }
+
+    /// <summary>
+    /// A split of image files (<see cref="Images.ImageFolder"/>) decoded per batch: <see cref="Gather"/> with the
+    /// dataset's augmentation applies torchvision's training transform (<see cref="Images.ResizedCropFlip"/>), without
+    /// one (and <see cref="Slice"/>) the evaluation transform (Resize + CenterCrop).
+    /// </summary>
+    /// <param name="workers">Images decoded at once.</param>
+    public static ImageSplit FromFolder(Images.ImageFolder folder, Images.ImageTransforms transforms, int workers,
+        double[]? mean, double[]? std, ScalarType dtype, Device device, bool channelsLast = false, int? limit = null)
+    {
+        int n = Math.Min(limit ?? folder.Files.Count, folder.Files.Count);
+        var labels = tensor(folder.Labels.Take(n).Select(l => (long)l).ToArray(), new long[] { n }).to(device);
+        var none = zeros(new long[] { 0, 3, transforms.ImageSize, transforms.ImageSize }, dtype: ScalarType.Byte, device: device);
+        return new ImageSplit(none, labels, folder.Root, mean, std, dtype, channelsLast, new Images.ImageFolderBatches(folder, transforms, workers));
     }
 
     /// <summary>The images at <paramref name="indices"/>, as model input (dtype of the session).</summary>
-    /// <param name="augment">Applied to the bytes first, in the order of <paramref name="indices"/> (training with <c>data.augment</c>).</param>
+    /// <param name="augment">Applied to the bytes first, in the order of <paramref name="indices"/> (training with
+    /// <c>data.augment</c>); a split of image files applies it as it decodes them (<see cref="Images.ImageFolderBatches.Batch"/>).</param>
     public Tensor Gather(Tensor indices, IAugmentation? augment = null)
     {
+        if (_folder is not null)
+        {
+            using var batch = _folder.Batch(indices, augment);
+            return ToInput(batch.to(Labels.device));
+        }
         using var bytes = Pixels.index_select(0, indices);
         if (augment is null) return ToInput(bytes);
         using var augmented = augment.Apply(bytes);
@@ -50,6 +74,12 @@ public sealed class ImageSplit : IDisposable
     /// <summary>Images <paramref name="start"/> .. start+<paramref name="length"/>-1, as model input.</summary>
     public Tensor Slice(long start, long length)
     {
+        if (_folder is not null)
+        {
+            using var indices = arange(start, start + length, dtype: ScalarType.Int64);
+            using var batch = _folder.Batch(indices);
+            return ToInput(batch.to(Labels.device));
+        }
         using var bytes = Pixels.narrow(0, start, length);
         return ToInput(bytes);
     }
@@ -101,8 +131,9 @@ public sealed class ImageSplit : IDisposable
     {
         using var scope = NewDisposeScope();
         var at = tensor(indices, dtype: ScalarType.Int64).to(Pixels.device);
-        return new ImageSplit(Pixels.index_select(0, at).MoveToOuterDisposeScope(), Labels.index_select(0, at).MoveToOuterDisposeScope(),
-            Source, _mean, _std, _dtype, _channelsLast);
+        var pixels = _folder is null ? Pixels.index_select(0, at) : Pixels.clone();
+        return new ImageSplit(pixels.MoveToOuterDisposeScope(), Labels.index_select(0, at.to(Labels.device)).MoveToOuterDisposeScope(),
+            Source, _mean, _std, _dtype, _channelsLast, _folder?.Subset(indices));
     }
 
     /// <summary>No images (for sessions that only predict).</summary>

@@ -84,12 +84,24 @@ public static class InputImage
     /// <param name="invert">Grey images only: true/false, or null = auto: invert when the image is mostly light (a dark digit on paper).</param>
     /// <param name="dataset">The dataset the model was trained on (channels, image size, normalisation); default MNIST.
     /// 1 channel: grey (ITU-R 601 luma) as MNIST's white-on-black digits; 3 channels: RGB as is, like CIFAR-10's images.</param>
-    public static Tensor Load(string path, bool? invert = null, bool normalize = false, DatasetSpec? dataset = null)
+    /// <param name="transforms">An image-folder model's evaluation transform: the image is then read as Pillow reads it
+    /// (<see cref="Images.ImageFile"/>) and transformed as the validation images were (Resize, CenterCrop).</param>
+    public static Tensor Load(string path, bool? invert = null, bool normalize = false, DatasetSpec? dataset = null,
+        Images.ImageTransforms? transforms = null)
     {
         dataset ??= DatasetSpecs.Mnist;
         int h = dataset.Height, w = dataset.Width, c = dataset.Channels;
         if (c is not (1 or 3))
             throw new DataException($"{path}: {dataset.Name} models take {c}-channel images; prediction reads grey (1) or RGB (3) images");
+        if (transforms is not null && c == 3)
+        {
+            var img = transforms.Eval(Images.ImageFile.Read(path));
+            var bytes = new byte[3L * img.Width * img.Height];
+            Images.ImageTransforms.ToChw(img, bytes, 0);
+            using var b = tensor(bytes, new long[] { 1, 3, img.Height, img.Width });
+            var x = b.to_type(ScalarType.Float32).div_(255.0f);   // ToTensor, in float32
+            return normalize ? Normalized(x, dataset) : x;
+        }
         using var data = Read(path);
         using var codec = OpenChecked(path, data);
         using var bitmap = SKBitmap.Decode(codec) ?? throw new DataException($"{path}: not a PNG or JPEG image this tool can decode (corrupt data)");
@@ -122,8 +134,13 @@ public static class InputImage
             }
         }
         var t = tensor(pixels, new long[] { 1, c, h, w });
-        if (!normalize) return t;
-        var shape = new long[] { 1, c, 1, 1 };
+        return normalize ? Normalized(t, dataset) : t;
+    }
+
+    /// <summary><c>Normalize(mean, std)</c> in float32, in place.</summary>
+    static Tensor Normalized(Tensor t, DatasetSpec dataset)
+    {
+        var shape = new long[] { 1, dataset.Channels, 1, 1 };
         using var mean = tensor(dataset.Mean.Select(m => (float)m).ToArray(), shape);
         using var std = tensor(dataset.Std.Select(v => (float)v).ToArray(), shape);
         return t.sub_(mean).div_(std);

@@ -14,9 +14,10 @@ public static class PredictInput
 {
     /// <summary>1×C×H×W pixels in 0..1 (<c>ToTensor</c>'s scale), before <c>data.normalize</c>.</summary>
     /// <param name="invert">Grey images: true/false, or null = auto (MNIST: decided by the image's border).</param>
-    public static Tensor Load(string path, bool? invert, DatasetSpec dataset)
+    /// <param name="transforms">An image-folder model's evaluation transform (<see cref="InputImage.Load"/>).</param>
+    public static Tensor Load(string path, bool? invert, DatasetSpec dataset, Images.ImageTransforms? transforms = null)
     {
-        if (dataset != DatasetSpecs.Mnist) return InputImage.Load(path, invert, normalize: false, dataset);
+        if (dataset != DatasetSpecs.Mnist) return InputImage.Load(path, invert, normalize: false, dataset, transforms);
         var (grey, width, height) = InputImage.DecodeGrey(path);
         if (width == MnistDigit.Side && height == MnistDigit.Side) return InputImage.Load(path, invert, normalize: false, dataset);
         var digit = MnistDigit.Preprocess(grey, width, height, invert)

@@ -71,6 +71,8 @@ public sealed class Session : IDisposable
         Devices.ApplyThreads(cfg.Threads);
         var arch = cfg.Model.Arch;
         var dataset = cfg.Data.Dataset;
+        // imagefolder's image size and class names are the run's: data.image_size and the class folders of ROOT/train.
+        if (dataset.Files is Data.Images.ImageFolderFiles) dataset = Data.Images.ImageFolderFiles.For(cfg.Data.Root, cfg.Data.ImageSize, cfg.Model.NumClasses);
 
         manual_seed(cfg.Seed);
         var model = new ResNet(arch, cfg.Model.InChannels, cfg.Model.NumClasses);
@@ -98,8 +100,8 @@ public sealed class Session : IDisposable
             DatasetFetcher.Fetch(dataset.Files, cfg.Data.Root);
         ImageSplit Load(bool train) => ImageSplit.Load(dataset, cfg.Data.Root, train, train ? cfg.Data.TrainLimit : cfg.Data.TestLimit,
             cfg.Model.NumClasses, cfg.Data.Normalize, cfg.ScalarType, device, cfg.Model.ChannelsLast);
-        var test = Load(train: false);
-        var trainSplit = splits == Splits.TrainAndTest ? Load(train: true) : null;
+        var (test, trainSplit) = dataset.Files is Data.Images.ImageFolderFiles ? FolderSplits(cfg, device, dataset, splits, log)
+            : (Load(train: false), splits == Splits.TrainAndTest ? Load(train: true) : null);
         ImageSplit? validation = null;
         if (trainSplit is not null && cfg.Data.ValSplit > 0)
         {
@@ -108,6 +110,24 @@ public sealed class Session : IDisposable
             (trainSplit, validation) = ValidationSplit.Apply(whole, cfg.Data.ValSplit, cfg.Seed, cfg.SourcePath ?? "<config>");
         }
         return new Session(cfg, device, arch, dataset, model, trainSplit, test, validation, pretrainedFile);
+    }
+
+    /// <summary>
+    /// imagefolder: indexes <c>ROOT/train</c> and <c>ROOT/val</c> (the latter with the training folder's
+    /// classes), logging progress while a large folder is indexed; images are decoded per batch, with every core.
+    /// </summary>
+    static (ImageSplit Test, ImageSplit? Train) FolderSplits(TrainingConfig cfg, Device device, DatasetSpec dataset, Splits splits, Action<string>? log)
+    {
+        var transforms = Data.Images.ImageTransforms.For(cfg.Data.ImageSize, cfg.Data.ResizeSize);
+        var train = Data.Images.ImageFolder.Index(Data.Images.ImageFolderFiles.SplitFolder(cfg.Data.Root, true), null, Indexing("train"));
+        if (train.Classes.Count > cfg.Model.NumClasses)
+            throw new DataException($"{train.Root}: {train.Classes.Count} class folders, more than model.num_classes ({cfg.Model.NumClasses}); allowed: at most {cfg.Model.NumClasses}");
+        var val = Data.Images.ImageFolder.Index(Data.Images.ImageFolderFiles.SplitFolder(cfg.Data.Root, false), train.Classes, Indexing("val"));
+        ImageSplit Split(Data.Images.ImageFolder f, int? limit) => ImageSplit.FromFolder(f, transforms, Environment.ProcessorCount,
+            cfg.Data.Normalize ? dataset.Mean : null, cfg.Data.Normalize ? dataset.Std : null, cfg.ScalarType, device, cfg.Model.ChannelsLast, limit);
+        return (Split(val, cfg.Data.TestLimit), splits == Splits.TrainAndTest ? Split(train, cfg.Data.TrainLimit) : null);
+
+        Action<int>? Indexing(string split) => log is null ? null : n => log($"indexing {split}: {n} images");
     }
 
     public void Dispose()

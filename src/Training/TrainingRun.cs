@@ -212,6 +212,6 @@ public static class TrainingRun
             WeightsSha256: Sha256(session.PretrainedFile),
             InitFrom: cfg.Model.InitFrom is string init ? Path.GetFullPath(init) : null,
             InitFromSha256: Sha256(cfg.Model.InitFrom),
-            ClassNames: Data.ClassNames.For(cfg.Data.Dataset, cfg.Model.NumClasses));
+            ClassNames: Data.ClassNames.For(session.Dataset, cfg.Model.NumClasses));
     }
 }

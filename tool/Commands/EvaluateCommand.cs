@@ -21,7 +21,7 @@ sealed class EvaluateCommand : Command<EvaluateCommand.Settings>
         using var session = checkpoint.Open(Splits.Test);
         var e = Evaluator.Run(session.Model, session.Test, cfg.Train.EvalBatchSize, cfg.Model.NumClasses);
         int classes = cfg.Model.NumClasses;
-        var names = ClassNames.For(cfg.Data.Dataset, cfg.Model.NumClasses);
+        var names = ClassNames.For(session.Dataset, cfg.Model.NumClasses);
         var doc = new
         {
             Checkpoint = Path.GetFullPath(weights),

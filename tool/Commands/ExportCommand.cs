@@ -26,7 +26,7 @@ sealed class ExportCommand : Command<ExportCommand.Settings>
         OutputFolder.CheckForFile(s.Out, "--out");   // refused before the model is loaded; the folder is made once it loaded
         using var session = checkpoint.Open(Splits.None);
         session.Model.eval();
-        var metadata = OnnxExport.Metadata(session.Dataset, cfg.Data.Normalize, session.Model.NumClasses, CheckpointStore.ShaOfFile(weights), ResnetMnist.Data.ClassNames.For(cfg.Data.Dataset, cfg.Model.NumClasses));
+        var metadata = OnnxExport.Metadata(session.Dataset, cfg.Data.Normalize, session.Model.NumClasses, CheckpointStore.ShaOfFile(weights), ResnetMnist.Data.ClassNames.For(session.Dataset, cfg.Model.NumClasses));
         OutputFolder.ForFile(s.Out, "--out", create: true);
         OnnxExport.Write(session.Model, s.Out, session.Dataset.Height, session.Dataset.Width, ToolInfo.Version, metadata);
         Terminal.Out($"{s.Out}: {session.Arch.Name} ({session.Model.InChannels}×{session.Dataset.Height}×{session.Dataset.Width} input, " +

@@ -54,7 +54,7 @@ sealed class PredictCommand : Command<PredictCommand.Settings>
             session.Model.eval();
             if (s.SaveInput is not null) ResnetMnist.Outputs.OutputFolder.RefuseSystemFolder(s.SaveInput);
             if (s.SaveInput is not null) Directory.CreateDirectory(s.SaveInput);
-            var names = ClassNames.For(cfg.Data.Dataset, cfg.Model.NumClasses);
+            var names = ClassNames.For(session.Dataset, cfg.Model.NumClasses);   // imagefolder: the class folders of ROOT/train
             using var _ = no_grad();
             for (int at = 0; at < images.Count; at++)
             {
@@ -62,7 +62,10 @@ sealed class PredictCommand : Command<PredictCommand.Settings>
                 var image = images[at];
                 using var scope = NewDisposeScope();
                 Tensor x;
-                try { x = PredictInput.Load(image, invert, session.Dataset); }
+                // An image-folder model: read as Pillow reads it and transformed as its validation images were.
+                var transforms = session.Dataset.Files is ResnetMnist.Data.Images.ImageFolderFiles
+                    ? ResnetMnist.Data.Images.ImageTransforms.For(cfg.Data.ImageSize, cfg.Data.ResizeSize) : null;
+                try { x = PredictInput.Load(image, invert, session.Dataset, transforms); }
                 catch (DataException e) { Fail(at, e); continue; }
                 if (s.SaveInput is not null) PredictInput.SavePng(x, SavedName(s.SaveInput, image, saved));
                 if (cfg.Data.Normalize) x = PredictInput.Normalize(x, session.Dataset);
