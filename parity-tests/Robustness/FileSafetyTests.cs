@@ -89,7 +89,6 @@ public sealed class FileSafetyTests
         Tool.Run(Path.GetDirectoryName(run)!, ["train", "--resume", run, "--set", "train.epochs=2", "--force"]);
 
     [TestCase("steps.csv", "a steps.csv of this tool")]
-    [TestCase("metrics.csv", "a metrics.csv of this tool")]
     public void Resume_refuses_a_record_file_that_links_to_dev_zero(string name, string what)
     {
         var run = ResumableCopy("resume-zero");
@@ -112,12 +111,27 @@ public sealed class FileSafetyTests
         Assert.That(Tool.FileHashes(run2), Is.EqualTo(before));
     }
 
-    [Test]
-    public void Garbage_in_metrics_csv_on_resume_is_one_line_naming_the_file_and_line()
+    /// <summary>
+    /// A resume takes the epochs' history from its checkpoint (last.json), never from metrics.csv: garbage there, or a
+    /// link to a device, is not read but replaced by the atomic writer (the link itself, not its target), and the
+    /// rewritten file holds the checkpoint's epoch and the resumed one.
+    /// </summary>
+    [TestCase("garbage")]
+    [TestCase("link to /dev/zero")]
+    public void A_damaged_metrics_csv_is_not_read_on_resume_but_rewritten_from_the_checkpoint(string damage)
     {
-        var run = ResumableCopy("resume-garbage");
-        File.WriteAllText(Path.Combine(run, "metrics.csv"), "epoch,train_loss\nhello,world\n");
-        Tool.AssertOneErrorLine(Resume(run), 2, $"{Path.Combine(run, "metrics.csv")}:2: not a line this tool writes");
+        var run = ResumableCopy("resume-metrics");
+        var metrics = Path.Combine(run, "metrics.csv");
+        var first = RunDirectory.ReadMetrics(metrics)[0];
+        if (damage == "garbage") File.WriteAllText(metrics, "epoch,train_loss\nhello,world\n");
+        else Replace(metrics, p => File.CreateSymbolicLink(p, "/dev/zero"));
+        var r = Resume(run);
+        Assert.That(r.ExitCode, Is.EqualTo(0), r.ToString());
+        Assert.That(new FileInfo(metrics).LinkTarget, Is.Null, "the link is replaced, not written through");
+        var rows = RunDirectory.ReadMetrics(metrics);
+        Assert.That(rows.Select(e => e.Epoch), Is.EqualTo(new[] { 1, 2 }));
+        Assert.That((rows[0].TrainLoss, rows[0].TestLoss, rows[0].TestAccuracy), Is.EqualTo((first.TrainLoss, first.TestLoss, first.TestAccuracy)),
+            "epoch 1 comes from the checkpoint's history");
     }
 
     [Test]
