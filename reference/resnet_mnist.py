@@ -42,7 +42,8 @@ Relative paths in the config resolve against the config file's folder.
 With data.val_split = f > 0 the training set (after train_limit) is split by
 torch.utils.data.random_split(train, [n - floor(n*f), floor(n*f)], generator=torch.Generator().manual_seed(seed))
 (its own generator: the global one draws as without a split); the DataLoader shuffles the training Subset, and each
-epoch evaluates DataLoader(validation, shuffle=False) before the test loader (one more _base_seed draw per epoch).
+epoch evaluates DataLoader(validation, shuffle=False) before the test loader (one more _base_seed draw per epoch);
+the validation images get the evaluation transform (no augmentation), as the test images do.
 train.early_stop_patience stops after that many epochs without a higher validation accuracy.
 
 Outputs in --out DIR: steps.csv (step,epoch,loss,lr), metrics.csv
@@ -289,22 +290,27 @@ def validation_split(train, fraction, seed):
 
 
 def make_datasets(cfg):
+    """(train, test, train_eval): train_eval holds the training images with the evaluation transform (no
+    augmentation), for the validation part of a data.val_split."""
     d = cfg["data"]
     if d["dataset"] == "imagefolder":
-        train = torchvision.datasets.ImageFolder(os.path.join(d["root"], "train"), imagefolder_transform(d, True))
+        folder = os.path.join(d["root"], "train")
+        train = torchvision.datasets.ImageFolder(folder, imagefolder_transform(d, True))
+        train_eval = torchvision.datasets.ImageFolder(folder, imagefolder_transform(d, False))
         test = torchvision.datasets.ImageFolder(os.path.join(d["root"], "val"), imagefolder_transform(d, False))
-        return _first(train, d["train_limit"]), _first(test, d["test_limit"])
+        return _first(train, d["train_limit"]), _first(test, d["test_limit"]), _first(train_eval, d["train_limit"])
     if d["dataset"] in CIFAR:
         cifar = CIFAR[d["dataset"]]
         train = cifar(d["root"], train=True, transform=make_transform(d["dataset"], d["normalize"], d["augment"]))
+        train_eval = cifar(d["root"], train=True, transform=make_transform(d["dataset"], d["normalize"]))
         test = cifar(d["root"], train=False, transform=make_transform(d["dataset"], d["normalize"]))
-        return _first(train, d["train_limit"]), _first(test, d["test_limit"])
+        return _first(train, d["train_limit"]), _first(test, d["test_limit"]), _first(train_eval, d["train_limit"])
     if d["augment"]:
         raise SystemExit(f"data.augment applies to {', '.join((*CIFAR, 'imagefolder'))} only")
     tf = make_transform(d["dataset"], d["normalize"])
     train = MnistDataset(*load_idx(d["root"], d["dataset"], True), tf, d["train_limit"])
     test = MnistDataset(*load_idx(d["root"], d["dataset"], False), tf, d["test_limit"])
-    return train, test
+    return train, test, train
 
 
 # ----------------------------------------------------------------------------- model
@@ -387,10 +393,13 @@ def build_training(cfg):
     """Data, then seed -> model -> dtype -> optimizer -> scheduler, in the program's order."""
     m, t, o = cfg["model"], cfg["train"], cfg["optimizer"]
     dtype = DTYPES[t["dtype"]]
-    train_ds, test_ds = make_datasets(cfg)
+    train_ds, test_ds, train_eval_ds = make_datasets(cfg)
     val_ds = None
     if float(cfg["data"]["val_split"]) > 0:
         train_ds, val_ds = validation_split(train_ds, float(cfg["data"]["val_split"]), cfg["seed"])
+        # The validation images are evaluated as the test images are, without augmentation (a Subset of the
+        # augmented training set would draw random crops while validating).
+        val_ds = torch.utils.data.Subset(train_eval_ds, val_ds.indices)
     torch.manual_seed(int(cfg["seed"]))
     model = build_model(m["pretrained"], int(m["in_channels"]), int(m["num_classes"]), str(m.get("arch", "resnet18")))
     model = model.to(dtype)
