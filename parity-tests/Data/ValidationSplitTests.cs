@@ -105,6 +105,32 @@ public sealed class ValidationSplitTests
         Assert.That(report.InitTensorsDiffering, Is.Zero);
     }
 
+    /// <summary>
+    /// With augmentation the validation rows are evaluated without it, in the tool and in the reference (a Subset of
+    /// the augmented training set would draw random crops from the global generator while validating, and every step
+    /// after the first validation would differ). The image-folder fixture, 9 training + 3 validation images, batches
+    /// of 3: steps 4 to 6 come after the first validation. Bounds: the check's own float64 bounds.
+    /// </summary>
+    [Test, Category("NeedsPyTorch")]
+    public void Float64AugmentedRunWithASplitValidatesWithoutAugmentation()
+    {
+        Python.RequireTorch();
+        var cfg = ConfigLoader.Parse($$"""
+            seed: 5
+            threads: 2
+            data: {dataset: imagefolder, root: '{{Repo.Path("parity-tests", "data", "imagefolder-fixture")}}', augment: true, normalize: true, image_size: 64, val_split: 0.25}
+            train: {epochs: 2, batch_size: 3, dtype: float64}
+            optimizer: {name: sgd, lr: 0.01, momentum: 0.9}
+            """, null);
+        var reference = ReferenceProgram.Find(Repo.Path("reference", "resnet_mnist.py"), Python.Exe);
+        using var tmp = new TempDir();
+        var report = ParityCheck.Run(cfg, 6, DtypeKind.Float64, reference, Path.Combine(tmp.Path, "reference"));
+        TestContext.Out.WriteLine($"imagefolder, augment, val_split 0.25, {report.Steps} steps: worst relative loss difference {report.WorstRelativeLossDifference:E2}");
+        Assert.That(report.Failures, Is.Empty);
+        Assert.That(report.Passed, Is.True);
+        Assert.That(report.Steps, Is.EqualTo(6));
+    }
+
     [Test]
     public void AFractionThatHoldsNoImageIsRefusedNamingTheKey()
     {
