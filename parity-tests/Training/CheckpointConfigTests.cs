@@ -24,7 +24,7 @@ public sealed class CheckpointConfigTests
         var notes = new List<string>();
         var forPredict = CheckpointConfig.Resolve(bare, null, [], CheckpointUse.Predict, notes.Add);
         Assert.That(notes.Single(), Does.Contain("model recorded in the file's metadata: resnet18, in_channels 1, num_classes 10, dataset mnist").And.Not.Contain("; data:"));
-        Assert.That((forPredict.Config.Model.Arch, forPredict.Config.Model.InChannels, forPredict.Config.Model.NumClasses), Is.EqualTo(("resnet18", 1, 10)));
+        Assert.That((forPredict.Config.Model.Arch.Name, forPredict.Config.Model.InChannels, forPredict.Config.Model.NumClasses), Is.EqualTo(("resnet18", 1, 10)));
         notes.Clear();
         CheckpointConfig.Resolve(bare, null, [], CheckpointUse.Evaluate, notes.Add);
         Assert.That(notes.Single(), Does.Contain("; data: mnist in "));
