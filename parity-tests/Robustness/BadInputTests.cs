@@ -91,7 +91,7 @@ public sealed class BadInputTests
         yield return new("unknown optimizer", d => Train(d, "optimizer:\n  name: adma\n"), 2, "config.yaml:2:9: optimizer.name: 'adma' is not allowed (did you mean 'adam'?); allowed: sgd, adam, adamw");
         yield return new("unknown dataset", d => Train(d, "data:\n  dataset: imagenet\n"), 2, "data.dataset: 'imagenet' is not allowed; allowed: mnist, fashion-mnist, cifar10, cifar100");
         yield return new("in_channels against the dataset", d => Train(d, "model:\n  in_channels: 3\n"), 2, "config.yaml:2:16: model.in_channels: is 3, but data.dataset mnist has 1-channel images; allowed: 1");
-        yield return new("augment on mnist", d => Train(d, "data:\n  augment: true\n"), 2, "config.yaml:2:12: data.augment: applies to cifar10, cifar100 only (data.dataset is mnist); allowed: false");
+        yield return new("augment on mnist", d => Train(d, "data:\n  augment: true\n"), 2, "config.yaml:2:12: data.augment: applies to cifar10, cifar100, imagefolder only (data.dataset is mnist); allowed: false");
         yield return new("unknown device", d => Train(d, "device: tpu\n"), 2, "config.yaml:1:9: device: 'tpu' is not allowed (did you mean 'cpu'?); allowed: auto, cpu, cuda");
         yield return new("--set unknown key", d => TrainSmall(d, "--set", "optimizer.learning_rate=0.1"), 2, "--set optimizer.learning_rate=0.1: unknown key 'optimizer.learning_rate'");
         yield return new("--set bad value", d => TrainSmall(d, "--set", "train.batch_size=many"), 2, "--set train.batch_size=many: train.batch_size: expected an integer >= 1, found 'many'");
