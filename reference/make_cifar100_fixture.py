@@ -11,16 +11,13 @@ with the published keys in the published order: filenames, batch_label, fine_lab
 drawn independently: nothing reads them), data (uint8 N x 3072); meta holds fine_label_names and coarse_label_names,
 CIFAR-100's real class names. Deterministic: running the script twice gives identical bytes.
 """
-import gzip
-import io
 import os
 import sys
-import tarfile
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from make_cifar_fixture import images, py2_dumps  # noqa: E402
+from make_cifar_fixture import images, py2_dumps, write_archive  # noqa: E402
 
 SIZES = {"train": 40, "test": 20}
 FINE = ["apple", "aquarium_fish", "baby", "bear", "beaver", "bed", "bee", "beetle", "bicycle", "bottle",
@@ -63,22 +60,7 @@ def main():
     for name, obj in objs.items():
         with open(os.path.join(folder, name), "wb") as f:
             f.write(py2_dumps(obj))
-    # The archive: fixed metadata so that its bytes do not depend on when or by whom it is made.
-    raw = io.BytesIO()
-    with tarfile.open(fileobj=raw, mode="w", format=tarfile.GNU_FORMAT) as tar:
-        def info(name, size, kind):
-            ti = tarfile.TarInfo(name)
-            ti.size, ti.type, ti.mtime, ti.uid, ti.gid, ti.uname, ti.gname = size, kind, 1255000000, 1000, 1000, "kriz", "kriz"
-            ti.mode = 0o755 if kind == tarfile.DIRTYPE else 0o644
-            return ti
-        tar.addfile(info("cifar-100-python", 0, tarfile.DIRTYPE))
-        for name in sorted(objs):
-            data = py2_dumps(objs[name])
-            tar.addfile(info(f"cifar-100-python/{name}", len(data), tarfile.REGTYPE), io.BytesIO(data))
-    with open(os.path.join(out, "cifar-100-python.tar.gz"), "wb") as f:
-        with gzip.GzipFile(filename="", mode="wb", fileobj=f, mtime=0, compresslevel=9) as gz:
-            gz.write(raw.getvalue())
-
+    write_archive(os.path.join(out, "cifar-100-python.tar.gz"), "cifar-100-python", objs)
 
 if __name__ == "__main__":
     main()

@@ -107,7 +107,12 @@ def main():
     for protocol in (2, 3, 5):
         with open(os.path.join(out, "extra", f"test_batch_head.py3.p{protocol}"), "wb") as f:
             f.write(pickle.dumps(head, protocol=protocol))
-    # The archive: fixed metadata so that its bytes do not depend on when or by whom it is made.
+    write_archive(os.path.join(out, "cifar-10-python.tar.gz"), "cifar-10-batches-py", objs)
+
+def write_archive(path, folder, objs):
+    """torchvision's tar.gz of `folder` holding each of `objs` pickled as Python 2 does, with fixed metadata so that
+    its bytes do not depend on when or by whom it is made."""
+    import gzip
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w", format=tarfile.GNU_FORMAT) as tar:
         def info(name, size, kind):
@@ -115,12 +120,11 @@ def main():
             ti.size, ti.type, ti.mtime, ti.uid, ti.gid, ti.uname, ti.gname = size, kind, 1255000000, 1000, 1000, "kriz", "kriz"
             ti.mode = 0o755 if kind == tarfile.DIRTYPE else 0o644
             return ti
-        tar.addfile(info("cifar-10-batches-py", 0, tarfile.DIRTYPE))
+        tar.addfile(info(folder, 0, tarfile.DIRTYPE))
         for name in sorted(objs):
             data = py2_dumps(objs[name])
-            tar.addfile(info(f"cifar-10-batches-py/{name}", len(data), tarfile.REGTYPE), io.BytesIO(data))
-    import gzip
-    with open(os.path.join(out, "cifar-10-python.tar.gz"), "wb") as f:
+            tar.addfile(info(f"{folder}/{name}", len(data), tarfile.REGTYPE), io.BytesIO(data))
+    with open(path, "wb") as f:
         with gzip.GzipFile(filename="", mode="wb", fileobj=f, mtime=0, compresslevel=9) as gz:
             gz.write(raw.getvalue())
 
