@@ -49,11 +49,8 @@ public sealed class ReferenceSafetyTests
         foreach (var c in new[] { "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck" })
             W($"U{(char)c.Length}{c}");
         W("eU\u0013num_cases_per_batchK\u0012U\u0007num_vis");
-        var cmd = Encoding.UTF8.GetBytes($"touch '{marker}'");
-        W("cos\nsystem\nX");
-        ms.Write(BitConverter.GetBytes(cmd.Length));
-        ms.Write(cmd);
-        W("\u0085Ru.");
+        OsSystemTouch(ms, marker);
+        W("u.");
         return ms.ToArray();
     }
 
@@ -82,6 +79,16 @@ public sealed class ReferenceSafetyTests
         Assert.That(r.Stdout, Does.Not.Contain("reference:"), "the reference never started");
     }
 
+    /// <summary>Pickle opcodes for the value <c>os.system("touch 'MARKER'")</c> (protocol 2: GLOBAL, BINUNICODE, TUPLE1, REDUCE).</summary>
+    static void OsSystemTouch(MemoryStream ms, string marker)
+    {
+        var cmd = Encoding.UTF8.GetBytes($"touch '{marker}'");
+        ms.Write(Encoding.Latin1.GetBytes("cos\nsystem\nX"));
+        ms.Write(BitConverter.GetBytes(cmd.Length));
+        ms.Write(cmd);
+        ms.Write(Encoding.Latin1.GetBytes("\u0085R"));
+    }
+
     /// <summary>CIFAR-100's <c>meta</c> (protocol 2, as Python 2 wrote it) whose <c>coarse_label_names</c> is <c>os.system('touch MARKER')</c>.</summary>
     static byte[] PayloadMeta100(string marker)
     {
@@ -90,11 +97,8 @@ public sealed class ReferenceSafetyTests
         W("\u0080\u0002}(U\u0010fine_label_names](");
         foreach (var c in DatasetSpecs.Cifar100.ClassNames) W($"U{(char)c.Length}{c}");
         W("eU\u0012coarse_label_names");
-        var cmd = Encoding.UTF8.GetBytes($"touch '{marker}'");
-        W("cos\nsystem\nX");
-        ms.Write(BitConverter.GetBytes(cmd.Length));
-        ms.Write(cmd);
-        W("\u0085Ru.");
+        OsSystemTouch(ms, marker);
+        W("u.");
         return ms.ToArray();
     }
 
