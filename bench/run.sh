@@ -72,29 +72,26 @@ R ref_epoch --mode epoch
 # The original author's table: one epoch (BENCH_EPOCH_IMAGES real images) at batch 16/64/256 with Adam and with
 # SGD (momentum 0.9), each program with its own data path; the tool also with TorchSharp's per-tensor optimizer step.
 EPOCH_IMAGES=${BENCH_EPOCH_IMAGES:-4096}
-for opt in adam sgd; do
-  o=(--set optimizer.name=$opt); [ "$opt" = sgd ] && o+=(--set optimizer.momentum=0.9)
-  for b in 16 64 256; do
-    m=(--mode epoch --set train.batch_size=$b --set data.train_limit=$EPOCH_IMAGES "${o[@]}")
-    T "tool_epoch_${opt}_$b" "${m[@]}"
-    R "ref_epoch_${opt}_$b" "${m[@]}"
-    T "tool_epoch_${opt}_${b}_per_tensor" "${m[@]}" --per-tensor-optimizer
+epoch_grid() { # epoch_grid PREFIX [per-tensor]: every cell, named PREFIXtool_epoch_OPT_B / PREFIXref_epoch_OPT_B
+  local prefix="$1" per_tensor="${2:-}" opt b o m
+  for opt in adam sgd; do
+    o=(--set optimizer.name=$opt); [ "$opt" = sgd ] && o+=(--set optimizer.momentum=0.9)
+    for b in 16 64 256; do
+      m=(--mode epoch --set train.batch_size=$b --set data.train_limit=$EPOCH_IMAGES "${o[@]}")
+      T "${prefix}tool_epoch_${opt}_$b" "${m[@]}"
+      R "${prefix}ref_epoch_${opt}_$b" "${m[@]}"
+      [ -z "$per_tensor" ] || T "${prefix}tool_epoch_${opt}_${b}_per_tensor" "${m[@]}" --per-tensor-optimizer
+    done
   done
-done
+}
+epoch_grid "" per-tensor
 # The same grid with one core kept busy by another process (`taskset -c 1 yes`, as bench/busy_machine.sh does), each
 # program at its configured 2 threads (the tool's default wait policy; the reference as it runs). BENCH_BUSY_GRID=0
 # skips it (it takes as long as the grid above).
 if [ "${BENCH_BUSY_GRID:-1}" != 0 ]; then
   taskset -c 1 yes >/dev/null &
   BUSY_PID=$!
-  for opt in adam sgd; do
-    o=(--set optimizer.name=$opt); [ "$opt" = sgd ] && o+=(--set optimizer.momentum=0.9)
-    for b in 16 64 256; do
-      m=(--mode epoch --set train.batch_size=$b --set data.train_limit=$EPOCH_IMAGES "${o[@]}")
-      T "busy_tool_epoch_${opt}_$b" "${m[@]}"
-      R "busy_ref_epoch_${opt}_$b" "${m[@]}"
-    done
-  done
+  epoch_grid busy_
   kill "$BUSY_PID"; wait "$BUSY_PID" 2>/dev/null || true
 fi
 # The reference as it ran originally: torch's default thread count.
