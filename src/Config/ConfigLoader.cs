@@ -21,10 +21,6 @@ public static class ConfigLoader
     public const long MaxConfigBytes = 1L << 20;
     /// <summary>Deepest nesting of YAML mappings and lists accepted (a config needs 2).</summary>
     public const int MaxDepth = 16;
-    /// <summary>Largest <c>model.num_classes</c> (labels are bytes; 1000 is ImageNet's fc).</summary>
-    public const int MaxClasses = 1000;
-    /// <summary>Largest <c>model.in_channels</c>.</summary>
-    public const int MaxInChannels = 64;
     /// <summary>Largest <c>train.batch_size</c> / <c>train.eval_batch_size</c>.</summary>
     public const int MaxBatch = 65_536;
     /// <summary><c>threads</c> may be at most this many times the core count.</summary>

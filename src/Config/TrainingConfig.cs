@@ -34,6 +34,10 @@ public sealed record TrainingConfig
 
     /// <summary>The torch dtype of <c>train.dtype</c>.</summary>
     public TorchSharp.torch.ScalarType ScalarType => Train.Dtype == DtypeKind.Float64 ? TorchSharp.torch.ScalarType.Float64 : TorchSharp.torch.ScalarType.Float32;
+
+    /// <summary>The record of the model this config trains, as its checkpoints carry it.</summary>
+    public Weights.CheckpointModel ModelRecord() =>
+        new(Model.Arch.Name, Model.InChannels, Model.NumClasses, Data.Dataset.Name, Weights.CheckpointModel.CurrentVersion);
 }
 
 public sealed record DataConfig
@@ -84,10 +88,10 @@ public sealed record ModelConfig
     public PretrainedChoice Pretrained { get; init; } = PretrainedChoice.None;
 
     [Key("model.in_channels", "image channels, the dataset's; `conv1` is replaced by a fresh `Conv2d(in_channels, 64, 7, 2, 3)` when ≠ 3 (with 3, torchvision's own `conv1` is kept, pretrained or not)",
-        Min = 1, Max = ConfigLoader.MaxInChannels, DefaultText = "the dataset's channels: `1` (mnist, fashion-mnist), `3` (cifar10, cifar100, imagefolder)", FollowsDataset = true)]
+        Min = ResNetBounds.MinInChannels, Max = ResNetBounds.MaxInChannels, DefaultText = "the dataset's channels: `1` (mnist, fashion-mnist), `3` (cifar10, cifar100, imagefolder)", FollowsDataset = true)]
     public int InChannels { get; init; } = 1;
 
-    [Key("model.num_classes", "classes; `fc` is replaced by a fresh `Linear(features, num_classes)` when ≠ 1000", Min = 2, Max = ConfigLoader.MaxClasses,
+    [Key("model.num_classes", "classes; `fc` is replaced by a fresh `Linear(features, num_classes)` when ≠ 1000", Min = ResNetBounds.MinClasses, Max = ResNetBounds.MaxClasses,
         DefaultText = "the dataset's classes: `10` (mnist, fashion-mnist, cifar10), `100` (cifar100); imagefolder: the class folders of `ROOT/train`", FollowsDataset = true)]
     public int NumClasses { get; init; } = 10;
 
@@ -201,5 +205,3 @@ public enum OptimizerKind { [Name("sgd")] Sgd, [Name("adam")] Adam, [Name("adamw
 /// <summary><c>scheduler.name</c>: none, <c>StepLR</c>, <c>CosineAnnealingLR</c>, <c>OneCycleLR</c>.</summary>
 public enum SchedulerKind { [Name("none")] None, [Name("step")] Step, [Name("cosine")] Cosine, [Name("onecycle")] OneCycle }
 
-/// <summary><c>model.conv1_init</c>: how a pretrained RGB <c>conv1</c> becomes an <c>in_channels</c> one.</summary>
-public enum Conv1Init { [Name("random")] Random, [Name("sum-rgb")] SumRgb, [Name("mean-rgb")] MeanRgb }

@@ -69,7 +69,7 @@ public static class CheckpointConfig
             (CheckpointModel Model, string Source)? found;
             try { found = CheckpointModel.Find(weights); }
             catch (WeightsFileException) { found = null; } // an unreadable file is reported when the model loads it
-            if (found is { } f && f.Model.Contradiction(configured) is { } c)
+            if (found is { } f && f.Model.Contradiction(configured.ModelRecord()) is { } c)
                 throw new CheckpointException($"{weights}: {c.Key} is {c.Configured} in {config}{(set.Count > 0 ? " with --set" : "")} but {c.Recorded} in the checkpoint ({f.Source}); pass a config for that model, or leave it out");
             return new ResolvedCheckpoint(configured, weights);
         }
@@ -80,7 +80,7 @@ public static class CheckpointConfig
         var m = WeightsInspector.Infer(tensors);
         if (recorded is null && m is null)
             throw new CheckpointException($"{weights}: no config.yaml beside it or in its run folder, no recorded model, and no conv1.weight/fc.weight to infer the model from; pass --config CONFIG.yaml");
-        var dtype = (m?.Dtype ?? DtypeKind.Float32).Name();
+        var dtype = m?.Dtype ?? "float32";
         var model = recorded is { } r ? r.Model.Overrides().ToArray()
             : [$"model.arch={m!.Arch.Name}", $"model.in_channels={m.InChannels}", $"model.num_classes={m.NumClasses}"];
         var settings = model.Append($"train.dtype={dtype}").ToList();
@@ -88,7 +88,7 @@ public static class CheckpointConfig
         bool mnistData = recorded is null || recorded.Value.Model.Dataset == DatasetSpecs.Mnist.Name;
         if (needsData && mnistData && !set.Any(x => x.StartsWith("data.root=", StringComparison.Ordinal))) settings.Add(PackagedFiles.DataRootOverride());
         var cfg = ConfigLoader.Parse("", null, settings.Concat(set));
-        if (recorded is { } given && given.Model.Contradiction(cfg) is { } d)
+        if (recorded is { } given && given.Model.Contradiction(cfg.ModelRecord()) is { } d)
             throw new CheckpointException($"{weights}: {d.Key} is {d.Configured} with --set but {d.Recorded} in the checkpoint ({given.Source}); leave it out");
         note?.Invoke((recorded is { } rec
             ? $"{weights}: no config.yaml found; model recorded in {rec.Source}: {rec.Model.Describe()}; {dtype}"

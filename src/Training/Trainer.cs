@@ -41,7 +41,7 @@ public sealed class Trainer(Session session, RunDirectory run, ITrainingObserver
         var model = session.Model;
         var parameters = model.parameters().Where(p => p.requires_grad).ToList();
         using var optimizer = Optimizers.Create(_cfg.Optimizer, parameters);
-        var store = new CheckpointStore(run.Checkpoints, Weights.CheckpointModel.From(_cfg)) { ClassNames = Data.ClassNames.For(session.Dataset, _cfg.Model.NumClasses) };
+        var store = new CheckpointStore(run.Checkpoints, _cfg.ModelRecord()) { ClassNames = Data.ClassNames.For(session.Dataset, _cfg.Model.NumClasses) };
 
         var steps = new List<StepRecord>();
         var epochs = new List<EpochRecord>();

@@ -4,7 +4,6 @@ using System.IO.Compression;
 using System.Reflection;
 using System.Text;
 using System.Text.Json;
-using ResnetMnist.Config;
 using ResnetMnist.Data;
 using ResnetMnist.Model;
 
@@ -30,10 +29,6 @@ public sealed record CheckpointModel(string Arch, int InChannels, int NumClasses
     public static string CurrentVersion =>
         typeof(CheckpointModel).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion.Split('+')[0] ?? "0.0.0";
 
-    /// <summary>The record of the model <paramref name="cfg"/> trains.</summary>
-    public static CheckpointModel From(TrainingConfig cfg) =>
-        new(cfg.Model.Arch.Name, cfg.Model.InChannels, cfg.Model.NumClasses, cfg.Data.Dataset.Name, CurrentVersion);
-
     /// <summary>The <c>--set</c> overrides that configure this model (and its dataset).</summary>
     public IEnumerable<string> Overrides() =>
         [$"model.arch={Arch}", $"model.in_channels={InChannels}", $"model.num_classes={NumClasses}", $"data.dataset={Dataset}"];
@@ -43,14 +38,14 @@ public sealed record CheckpointModel(string Arch, int InChannels, int NumClasses
         $"{Arch}, in_channels {InChannels}, num_classes {NumClasses}, dataset {Dataset}{(!string.IsNullOrEmpty(ToolVersion) ? $", written by resnet-mnist {ToolVersion}" : "")}");
 
     /// <summary>
-    /// The first key where <paramref name="cfg"/> configures another model than this one (arch, in_channels,
-    /// num_classes), with both values; null when they agree.
+    /// The first key where <paramref name="configured"/> (the model a config trains: <c>TrainingConfig.ModelRecord</c>)
+    /// is another model than this one (arch, in_channels, num_classes), with both values; null when they agree.
     /// </summary>
-    public (string Key, string Configured, string Recorded)? Contradiction(TrainingConfig cfg)
+    public (string Key, string Configured, string Recorded)? Contradiction(CheckpointModel configured)
     {
-        if (cfg.Model.Arch.Name != Arch) return ("model.arch", cfg.Model.Arch.Name, Arch);
-        if (cfg.Model.InChannels != InChannels) return ("model.in_channels", cfg.Model.InChannels.ToString(CultureInfo.InvariantCulture), InChannels.ToString(CultureInfo.InvariantCulture));
-        if (cfg.Model.NumClasses != NumClasses) return ("model.num_classes", cfg.Model.NumClasses.ToString(CultureInfo.InvariantCulture), NumClasses.ToString(CultureInfo.InvariantCulture));
+        if (configured.Arch != Arch) return ("model.arch", configured.Arch, Arch);
+        if (configured.InChannels != InChannels) return ("model.in_channels", configured.InChannels.ToString(CultureInfo.InvariantCulture), InChannels.ToString(CultureInfo.InvariantCulture));
+        if (configured.NumClasses != NumClasses) return ("model.num_classes", configured.NumClasses.ToString(CultureInfo.InvariantCulture), NumClasses.ToString(CultureInfo.InvariantCulture));
         return null;
     }
 
@@ -66,8 +61,8 @@ public sealed record CheckpointModel(string Arch, int InChannels, int NumClasses
     public string? Problem()
     {
         if (Arch is null || !ArchSpecs.Names.Contains(Arch)) return $"arch: '{Clip(Arch)}'; allowed: {string.Join(", ", ArchSpecs.Names)}";
-        if (OutOfBounds("model.in_channels", InChannels) is string inBounds) return $"in_channels: {InChannels}; allowed: {inBounds}";
-        if (OutOfBounds("model.num_classes", NumClasses) is string classBounds) return $"num_classes: {NumClasses}; allowed: {classBounds}";
+        if (OutOfBounds("model.in_channels", InChannels, ResNetBounds.MinInChannels, ResNetBounds.MaxInChannels) is string inBounds) return $"in_channels: {InChannels}; allowed: {inBounds}";
+        if (OutOfBounds("model.num_classes", NumClasses, ResNetBounds.MinClasses, ResNetBounds.MaxClasses) is string classBounds) return $"num_classes: {NumClasses}; allowed: {classBounds}";
         if (Dataset is null || !DatasetSpecs.Names.Contains(Dataset)) return $"dataset: '{Clip(Dataset)}'; allowed: {string.Join(", ", DatasetSpecs.Names)}";
         if (DatasetSpecs.Get(Dataset).Channels is var channels && channels != InChannels)
             return $"in_channels: {InChannels}, but dataset {Dataset} has {channels}-channel images; allowed: {channels}";
@@ -78,13 +73,9 @@ public sealed record CheckpointModel(string Arch, int InChannels, int NumClasses
         return null;
     }
 
-    /// <summary>"2 to 1000" when <paramref name="value"/> is outside the config key's bounds; null inside them.</summary>
-    static string? OutOfBounds(string key, int value)
-    {
-        var attr = ConfigSchema.Get(key).Attr;
-        return value < attr.Min || value > attr.Max
-            ? string.Create(CultureInfo.InvariantCulture, $"{attr.Min} to {attr.Max} (as {key})") : null;
-    }
+    /// <summary>"2 to 1000 (as model.num_classes)" when <paramref name="value"/> is outside the key's bounds; null inside them.</summary>
+    static string? OutOfBounds(string key, int value, int min, int max) =>
+        value < min || value > max ? string.Create(CultureInfo.InvariantCulture, $"{min} to {max} (as {key})") : null;
 
     static string Clip(string? s) => s is null ? "" : s.Length > 40 ? s[..40] + "..." : s;
 

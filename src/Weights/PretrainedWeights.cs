@@ -1,4 +1,3 @@
-using ResnetMnist.Config;
 using System.Security.Cryptography;
 using ResnetMnist.Data;
 using ResnetMnist.Model;

@@ -61,8 +61,8 @@ public sealed record WeightsReport(string Path, WeightsFormat Format, IReadOnlyL
     }
 }
 
-/// <summary>The model a state_dict was saved from, read off its shapes: arch (by the keys and shapes), conv1's input channels, fc's classes, dtype.</summary>
-public sealed record InferredModel(ArchSpec Arch, int InChannels, int NumClasses, Config.DtypeKind Dtype);
+/// <summary>The model a state_dict was saved from, read off its shapes: arch (by the keys and shapes), conv1's input channels, fc's classes, dtype (<c>float32</c> or <c>float64</c>, as <c>train.dtype</c> names it).</summary>
+public sealed record InferredModel(ArchSpec Arch, int InChannels, int NumClasses, string Dtype);
 
 /// <summary>Reads a <c>.pth</c> / <c>.safetensors</c> file's keys, shapes and dtypes and checks it against an architecture.</summary>
 public static class WeightsInspector
@@ -80,7 +80,7 @@ public static class WeightsInspector
         int inChannels = (int)conv1.Shape[1], classes = (int)fc.Shape[0];
         int Score(ArchSpec a) => a.StateDictLayout(inChannels, classes).Count(e => byKey.TryGetValue(e.Key, out var t) && t.Shape.SequenceEqual(e.Shape));
         var arch = ArchSpecs.All.MaxBy(a => (Score(a) == a.StateDictLayout(inChannels, classes).Count && byKey.Count == Score(a), Score(a)))!;
-        var dtype = conv1.DType == "float64" ? Config.DtypeKind.Float64 : Config.DtypeKind.Float32;
+        var dtype = conv1.DType == "float64" ? "float64" : "float32";
         return new InferredModel(arch, inChannels, classes, dtype);
     }
 

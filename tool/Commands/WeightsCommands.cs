@@ -81,7 +81,7 @@ sealed class WeightsInspectCommand : Command<WeightsInspectCommand.Settings>
     {
         var report = WeightsInspector.Inspect(file, cfg.Model.InChannels, cfg.Model.NumClasses, cfg.Model.Arch);
         // A config given must configure the model the file records, if it records one.
-        if (configPath is not null && report.Recorded?.Contradiction(cfg) is { } c)
+        if (configPath is not null && report.Recorded?.Contradiction(cfg.ModelRecord()) is { } c)
             throw new ResnetMnist.Training.CheckpointException($"{file}: {c.Key} is {c.Configured} in {configPath} but {c.Recorded} in the checkpoint ({report.RecordedIn}); pass a config for that model, or leave it out");
         return report;
     }
