@@ -1,9 +1,5 @@
 using System.ComponentModel;
 using System.Globalization;
-using ResnetMnist.Config;
-using ResnetMnist.Data;
-using ResnetMnist.Outputs;
-using ResnetMnist.Weights;
 using ResnetMnist.Training;
 using Spectre.Console;
 using Spectre.Console.Cli;
@@ -17,37 +13,11 @@ sealed class EvaluateCommand : Command<EvaluateCommand.Settings>
     public override int Execute(CommandContext context, Settings s, CancellationToken cancellation)
     {
         var checkpoint = s.Resolve(CheckpointUse.Evaluate);
-        var (cfg, weights) = (checkpoint.Config, checkpoint.Weights!);
-        using var session = checkpoint.Open(Splits.Test);
-        var e = Evaluator.Run(session.Model, session.Test, cfg.Train.EvalBatchSize, cfg.Model.NumClasses);
-        int classes = cfg.Model.NumClasses;
-        var names = ClassNames.For(session.Dataset, cfg.Model.NumClasses);
-        var doc = new
-        {
-            Checkpoint = Path.GetFullPath(weights),
-            Arch = cfg.Model.Arch.Name,
-            Dataset = cfg.Data.Dataset.Name,
-            TestImages = e.Count,
-            TestLoss = e.Loss,
-            TestAccuracy = e.Accuracy,
-            ClassNames = names,
-            PerClassAccuracy = e.PerClassAccuracy(),
-            Confusion = Enumerable.Range(0, classes).Select(i => Enumerable.Range(0, classes).Select(j => e.Confusion[i, j]).ToArray()).ToArray(),
-        };
-        var json = RunDirectory.SummaryJson(doc);
-        if (s.Json) Console.WriteLine(json); // JSON-encoded: System.Text.Json escapes control characters
-        else Print(weights, e, names);
-        // evaluate RUN keeps the result beside the run's other files; a folder that cannot be written (read-only) does
-        // not cost the results printed above: a warning says that eval.json was not written.
-        if (Directory.Exists(s.Checkpoint) && File.Exists(Path.Combine(s.Checkpoint, RunDirectory.MarkerName)))
-        {
-            var file = Path.Combine(s.Checkpoint, "eval.json");
-            try { AtomicFile.WriteAllText(file, json + "\n"); }
-            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
-            {
-                Terminal.Err($"warning: {ErrorHandling.OneLine(ex.Message)}; the results above were printed but not saved");
-            }
-        }
+        var e = CheckpointEvaluation.Run(checkpoint);
+        if (s.Json) Console.WriteLine(e.Json()); // JSON-encoded: System.Text.Json escapes control characters
+        else Print(checkpoint.Weights!, e.Result, e.ClassNames);
+        if (e.SaveInRun(s.Checkpoint) is string problem)
+            Terminal.Err($"warning: {ErrorHandling.OneLine(problem)}; the results above were printed but not saved");
         return 0;
     }
 
