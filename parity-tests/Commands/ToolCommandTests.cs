@@ -20,6 +20,8 @@ public sealed class ToolCommandTests
     [TestCase("/w/tools/dotnet-resnet-mnist", "tools/dotnet-resnet-mnist", "/usr/bin:tools", ExpectedResult = "tools/dotnet-resnet-mnist", TestName = "a tool path not on PATH, as typed")]
     [TestCase("/w/my tools/dotnet-resnet-mnist", "/w/my tools/dotnet-resnet-mnist", "", ExpectedResult = "'/w/my tools/dotnet-resnet-mnist'", TestName = "a path with a space, quoted")]
     [TestCase("/repo/bin/resnet-mnist", "resnet-mnist", "/repo/bin", ExpectedResult = "resnet-mnist", TestName = "the build output's apphost")]
+    [TestCase("/t/.store/resnet-mnist/0.1.0/resnet-mnist/0.1.0/tools/net10.0/linux-x64/resnet-mnist", "dotnet-resnet-mnist", "/t", ExpectedResult = "dotnet-resnet-mnist", TestName = "a shim linked to the package's executable, on PATH")]
+    [TestCase("/t/.store/resnet-mnist/0.1.0/resnet-mnist/0.1.0/tools/net10.0/linux-x64/resnet-mnist", "/t/dotnet-resnet-mnist", "/usr/bin", ExpectedResult = "/t/dotnet-resnet-mnist", TestName = "a shim linked to the package's executable, by path")]
     public string The_command_follows_the_process(string? processPath, string? argv0, string? path) =>
         ToolCommand.Of(processPath, argv0, path);
 

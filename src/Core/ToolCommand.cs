@@ -24,9 +24,10 @@ public static class ToolCommand
     /// <summary>
     /// The command of a process: <see cref="Dotnet"/> unless the process is one of the tool's
     /// <see cref="Executables"/> (the <c>dotnet</c> muxer, <c>dotnet exec</c> and any other host give
-    /// <see cref="Dotnet"/>); for an executable, its file name when the shell found it on <c>PATH</c>, else the path
-    /// it was started by (<c>tools/dotnet-resnet-mnist</c>, shell-quoted when it needs it), which works from the
-    /// folder it was started in.
+    /// <see cref="Dotnet"/>); for an executable, the name it was started by when the shell found it on <c>PATH</c>
+    /// (argv[0] without a folder, or in a <c>PATH</c> folder), else the path it was started by
+    /// (<c>tools/dotnet-resnet-mnist</c>), which works from the folder it was started in; shell-quoted when it needs it.
+    /// The name comes from argv[0], not from the file: a shim that links to the package's executable keeps its own name.
     /// </summary>
     /// <param name="processPath">The running executable's path (<see cref="Environment.ProcessPath"/>); null when unknown.</param>
     /// <param name="argv0">The process's <c>argv[0]</c>, as the shell passed it; null when unknown.</param>
@@ -35,11 +36,12 @@ public static class ToolCommand
     {
         var exe = Path.GetFileName(processPath);
         if (exe is null || !Executables.Contains(exe, StringComparer.Ordinal)) return Dotnet;
-        if (string.IsNullOrEmpty(argv0) || !argv0.Contains('/')) return exe;
+        if (string.IsNullOrEmpty(argv0)) return exe;
+        if (!argv0.Contains('/')) return Quoted(argv0);
         var folder = Folder(Path.GetDirectoryName(Path.GetFullPath(argv0)));
         bool onPath = (path ?? "").Split(':', StringSplitOptions.RemoveEmptyEntries)
             .Any(p => Path.IsPathFullyQualified(p) && Folder(p) == folder);
-        return onPath ? exe : Quoted(argv0);
+        return Quoted(onPath ? Path.GetFileName(argv0) : argv0);
     }
 
     static string Folder(string? dir) => Path.TrimEndingDirectorySeparator(Path.GetFullPath(string.IsNullOrEmpty(dir) ? "/" : dir));
