@@ -59,7 +59,13 @@ public sealed class RunDirectory : IDisposable
         CheckState(path, resume, force);
         var lockPath = System.IO.Path.Combine(path, ".lock");
         if (!System.IO.File.Exists(lockPath)) return;
-        if (Probe(lockPath) is int pid) throw Locked(path, pid == 0 ? null : pid);
+        for (int attempt = 1; ; attempt++)
+        {
+            var pid = Probe(lockPath);
+            if (pid is null) return;
+            if (pid != 0 || attempt == LockTries) throw Locked(path, pid == 0 ? null : pid);
+            Thread.Sleep(LockRetryMilliseconds);
+        }
     }
 
     /// <summary>
@@ -126,16 +132,20 @@ public sealed class RunDirectory : IDisposable
         new(path, pid, $"{path}: another run is writing to this folder ({(pid is int p ? $"process {p}, " : "")}locked: {System.IO.Path.Combine(path, ".lock")}); wait for it to finish or pick another --out");
 
     /// <summary>
-    /// Takes the run's lock; a holder that keeps it through 5 tries 20 ms apart is a run (a check of the lock by
-    /// <see cref="LockHolder"/> or <see cref="Check"/> in another process holds it for microseconds); null then.
+    /// Tries of <see cref="Check"/> and <see cref="Open"/> on a held lock, <see cref="LockRetryMilliseconds"/> apart,
+    /// before they call the folder locked: a look at the lock by another process (<see cref="LockHolder"/>, a
+    /// <see cref="Check"/>) holds it for microseconds, a run for its whole length.
     /// </summary>
+    const int LockTries = 5, LockRetryMilliseconds = 20;
+
+    /// <summary>Takes the run's lock (<see cref="LockTries"/> tries); null when another process keeps it.</summary>
     static FileStream? TakeLock(string lockPath)
     {
         for (int attempt = 1; ; attempt++)
         {
             if (RunLock.TryOpen(lockPath, create: true) is FileStream held) return held;
-            if (attempt == 5) return null;
-            Thread.Sleep(20);
+            if (attempt == LockTries) return null;
+            Thread.Sleep(LockRetryMilliseconds);
         }
     }
 
