@@ -318,6 +318,32 @@ public sealed class SweepShardTests
         Assert.That((png.Width, png.Height), Is.EqualTo((1000, 500)));
     }
 
+    /// <summary>
+    /// Two processes at once on a one-run grid (a requeued shard and its first attempt): one trains the run, the other
+    /// leaves it (seen held, or lost the race for its lock); neither records or reports a failure, both exit 0, and
+    /// the table ends with the run completed.
+    /// </summary>
+    [Test]
+    public void Two_processes_on_one_run_train_it_once_and_neither_records_a_failure()
+    {
+        var dir = TempDir.New("requeued");
+        var cfg = Tool.WriteConfig(dir, Tool.SmallConfig(trainLimit: 32, testLimit: 32, batch: 16, epochs: 2));
+        var sw = Path.Combine(dir, "sw");
+        string[] args = ["sweep", cfg, "--set", "threads=1", "--grid", "seed=0", "--out", sw];
+        var both = new[] { Tool.Start(dir, args), Tool.Start(dir, args) };
+        var results = both.Select(p => p.WaitForExit()).ToList();
+        foreach (var p in both) p.Dispose();
+        foreach (var r in results)
+        {
+            Assert.That(r.ExitCode, Is.EqualTo(0), r.ToString());
+            Assert.That(r.Stderr, Does.Not.Contain("failed"), r.ToString());
+        }
+        bool Left(ToolResult r) => r.Stdout.Contains("== seed=0: being trained by another process") || r.Stdout.Contains("== seed=0: completed earlier, skipped");
+        Assert.That(results.Count(Left), Is.EqualTo(1), string.Join("\n", results));
+        Assert.That(File.ReadAllLines(Path.Combine(sw, "sweep.csv"))[1], Does.StartWith("0,completed,"));
+        Assert.That(File.ReadAllText(Path.Combine(sw, "seed=0", "summary.json")), Does.Contain("\"status\": \"completed\""));
+    }
+
     /// <summary>A shard started with another <c>--set</c> than the sweep in its <c>--out</c>: one line, exit 2, nothing written.</summary>
     [Test]
     public void A_shard_with_another_set_gets_one_line_and_exit_2_and_writes_nothing()
