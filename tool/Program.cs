@@ -8,7 +8,7 @@ using Spectre.Console.Cli;
 var app = new CommandApp();
 app.Configure(c =>
 {
-    c.SetApplicationName("dotnet resnet-mnist");
+    c.SetApplicationName(ToolCommand.Name);
     c.SetApplicationVersion(ToolInfo.Version);
     c.PropagateExceptions();
     c.UseStrictParsing();

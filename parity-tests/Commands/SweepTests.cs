@@ -168,6 +168,99 @@ public sealed class SweepPolicyTests
         sweep = Sweep.Run(Request(force: true), stopped.Hooks);
         Assert.That((stopped.Calls.Count, sweep.Interrupted?.RunPath), Is.EqualTo((1, Path.Combine(dir, "sw", "optimizer.lr=0.1"))), "a signal stops the sweep after its run");
     }
+
+    /// <summary>
+    /// The first process records the sweep's spec in <c>sweep.json</c>; a process with the same spec joins (even with the
+    /// base config at another path, as another machine mounts it); one whose base config, <c>--set</c> or <c>--grid</c>
+    /// differs is refused naming the file and what differs, and nothing in the folder changes.
+    /// </summary>
+    [Test]
+    public void A_sweep_with_another_spec_is_refused_and_the_same_spec_joins()
+    {
+        var dir = TempDir.New("sweep-spec");
+        var cfg = Tool.WriteConfig(dir, Tool.SmallConfig());
+        var sw = Path.Combine(dir, "sw");
+        SweepRequest Request(string config, string[] set, string grid = "optimizer.lr=0.1,0.2") => new(config, set, [grid], sw, false, SweepShard.All);
+        var first = new Runs(_ => RunStatus.Completed);
+        Sweep.Run(Request(cfg, ["train.epochs=1"]), first.Hooks);
+        Assert.That(first.Calls, Has.Count.EqualTo(2));
+
+        var elsewhere = Path.Combine(TempDir.New("other-mount"), "config.yaml");
+        File.Copy(cfg, elsewhere);
+        var joined = new Runs(_ => RunStatus.Completed);
+        var sweep = Sweep.Run(Request(elsewhere, ["train.epochs=1"], "optimizer.lr= 0.1, 0.2"), joined.Hooks);
+        Assert.That((joined.Calls.Count, sweep.Rows.Select(r => r.Status)), Is.EqualTo((0, new[] { "completed", "completed" })), "the same spec joins: its runs are done");
+        Assert.That(File.ReadAllText(Path.Combine(sw, "sweep.md")), Does.Contain($"Base config: `{cfg}`").And.Contain("`--grid optimizer.lr=0.1,0.2` (all recorded in `sweep.json`)"),
+            "sweep.md shows the recorded spec");
+
+        var before = Tool.FileHashes(sw);
+        var spec = Path.Combine(sw, SweepTable.SpecName);
+        var edited = Tool.WriteConfig(TempDir.New("edited"), Tool.SmallConfig(trainLimit: 32));
+        var refusals = new (SweepRequest Request, string Message)[]
+        {
+            (Request(cfg, ["train.epochs=2"]), $"{spec}: this folder holds a sweep with another spec: --set: --set train.epochs=2 here, --set train.epochs=1 there; nothing was written; allowed: "),
+            (Request(cfg, []), "--set: no --set here, --set train.epochs=1 there;"),
+            (Request(cfg, ["train.epochs=1"], "optimizer.lr=0.1,0.3"), "--grid: --grid optimizer.lr=0.1,0.3 here, --grid optimizer.lr=0.1,0.2 there;"),
+            (Request(edited, ["train.epochs=1"]), $"base config: {edited} (sha256 {Tool.Sha(edited)[..12]}…) here, {cfg} (sha256 {Tool.Sha(cfg)[..12]}…) there;"),
+        };
+        foreach (var (request, message) in refusals)
+        {
+            var refused = new Runs(_ => RunStatus.Completed);
+            var e = Assert.Throws<RunDirectoryException>(() => Sweep.Run(request, refused.Hooks));
+            Assert.That(e!.Message, Does.Contain(message));
+            Assert.That((refused.Calls.Count, Tool.FileHashes(sw)), Is.EqualTo((0, before)), "a refused sweep trains and writes nothing");
+        }
+    }
+
+    /// <summary>
+    /// A run whose folder another live process holds (a requeued shard racing its first attempt) is left to that process:
+    /// not trained and not recorded as failed, whether the lock is seen before the run starts or taken just before
+    /// this process opens the folder; the table shows it running, then its end once that process writes it.
+    /// </summary>
+    [Test]
+    public void A_run_another_process_holds_is_left_to_it_never_recorded_as_failed()
+    {
+        var dir = TempDir.New("sweep-locked");
+        var cfg = Tool.WriteConfig(dir, Tool.SmallConfig());
+        var sw = Path.Combine(dir, "sw");
+        var request = new SweepRequest(cfg, [], ["optimizer.lr=0.1,0.2"], sw, false, SweepShard.All);
+        Sweep.Run(request, new Runs(lr => lr == 0.2 ? null : RunStatus.Completed).Hooks); // 0.2 fails: a rerun would resume it
+        var run = Path.Combine(sw, "optimizer.lr=0.2");
+        var summary = Tool.Sha(Path.Combine(run, "summary.json"));
+
+        SweepOutcome sweep;
+        var rerun = new Runs(_ => RunStatus.Completed);
+        using (var other = RunLock.TryOpen(Path.Combine(run, ".lock"), create: true)!) // the lock a live trainer holds
+        {
+            RunLock.Write(other);
+            sweep = Sweep.Run(request, rerun.Hooks);
+        }
+        Assert.That(rerun.Calls, Is.Empty);
+        Assert.That(rerun.Said, Has.Some.EqualTo($"== optimizer.lr=0.2: being trained by another process (it holds {Path.Combine(run, ".lock")}), skipped"));
+        Assert.That((sweep.Rows[1].Status, sweep.Elsewhere, sweep.NotCompleted), Is.EqualTo(("running", new[] { 1 }, 0)), "left to the other process, not counted against this one");
+        Assert.That(File.ReadAllText(Path.Combine(sw, "sweep.csv")), Does.Contain(",running,"));
+        Assert.That(Tool.Sha(Path.Combine(run, "summary.json")), Is.EqualTo(summary), "the run's record is the other process's to write");
+
+        // The other process takes the lock after this one looked and before it opens the run folder.
+        var warned = new List<string>();
+        var racing = new SweepHooks((cfg, path, options) =>
+        {
+            using var other = RunLock.TryOpen(Path.Combine(path, ".lock"), create: true)!;
+            RunLock.Write(other);
+            using var opened = RunDirectory.Open(path, options.Resume, options.Force);
+            Assert.Fail("the folder opened although another process held its lock");
+            return null!;
+        }, new RunOptions(), _ => { }, warned.Add);
+        sweep = Sweep.Run(request, racing);
+        Assert.That((warned, sweep.Elsewhere, sweep.NotCompleted), Is.EqualTo((new string[0], new[] { 1 }, 0)), "no failure is recorded or reported");
+        Assert.That(Tool.Sha(Path.Combine(run, "summary.json")), Is.EqualTo(summary));
+
+        // That process ends its run (as TrainingRun does: summary, then the lock released); the next rebuild shows it.
+        RunDirectory.TryWriteSummaryOutside(run, new { Status = "completed" });
+        var done = new Runs(_ => RunStatus.Completed);
+        sweep = Sweep.Run(request, done.Hooks);
+        Assert.That((done.Calls.Count, sweep.Rows[1].Status), Is.EqualTo((0, "completed")));
+    }
 }
 
 /// <summary>Sweeps through the real tool: shards of one grid in parallel processes, and bad shards.</summary>
@@ -223,6 +316,49 @@ public sealed class SweepShardTests
             "the list value from --grid, and the file's momentum ignored for adam");
         using var png = SKBitmap.Decode(Path.Combine(sw, "sweep.png"));
         Assert.That((png.Width, png.Height), Is.EqualTo((1000, 500)));
+    }
+
+    /// <summary>
+    /// Two processes at once on a one-run grid (a requeued shard and its first attempt): one trains the run, the other
+    /// leaves it (seen held, or lost the race for its lock); neither records or reports a failure, both exit 0, and
+    /// the table ends with the run completed.
+    /// </summary>
+    [Test]
+    public void Two_processes_on_one_run_train_it_once_and_neither_records_a_failure()
+    {
+        var dir = TempDir.New("requeued");
+        var cfg = Tool.WriteConfig(dir, Tool.SmallConfig(trainLimit: 32, testLimit: 32, batch: 16, epochs: 2));
+        var sw = Path.Combine(dir, "sw");
+        string[] args = ["sweep", cfg, "--set", "threads=1", "--grid", "seed=0", "--out", sw];
+        var both = new[] { Tool.Start(dir, args), Tool.Start(dir, args) };
+        var results = both.Select(p => p.WaitForExit()).ToList();
+        foreach (var p in both) p.Dispose();
+        foreach (var r in results)
+        {
+            Assert.That(r.ExitCode, Is.EqualTo(0), r.ToString());
+            Assert.That(r.Stderr, Does.Not.Contain("failed"), r.ToString());
+        }
+        bool Left(ToolResult r) => r.Stdout.Contains("== seed=0: being trained by another process") || r.Stdout.Contains("== seed=0: completed earlier, skipped");
+        Assert.That(results.Count(Left), Is.EqualTo(1), string.Join("\n", results));
+        Assert.That(File.ReadAllLines(Path.Combine(sw, "sweep.csv"))[1], Does.StartWith("0,completed,"));
+        Assert.That(File.ReadAllText(Path.Combine(sw, "seed=0", "summary.json")), Does.Contain("\"status\": \"completed\""));
+    }
+
+    /// <summary>A shard started with another <c>--set</c> than the sweep in its <c>--out</c>: one line, exit 2, nothing written.</summary>
+    [Test]
+    public void A_shard_with_another_set_gets_one_line_and_exit_2_and_writes_nothing()
+    {
+        var dir = TempDir.New("spec-shard");
+        var cfg = Tool.WriteConfig(dir, Tool.SmallConfig());
+        var sw = Path.Combine(dir, "sw");
+        // The sweep's first shard, through the library with a stand-in for training (no process, no training).
+        Sweep.Run(new SweepRequest(cfg, ["threads=1"], ["seed=0,1"], sw, false, new SweepShard(0, 2)), new SweepHooks(
+            (c, path, o) => { RunDirectory.TryWriteSummaryOutside(path, new { Status = "completed" }); return new RunOutcome(new TrainResult(RunStatus.Completed, [], [], -1), null!, path); },
+            new RunOptions(), _ => { }, _ => { }));
+        var before = Tool.FileHashes(sw);
+        var r = Tool.Run(dir, ["sweep", cfg, "--set", "threads=2", "--grid", "seed=0,1", "--shard", "1/2", "--out", sw]);
+        Tool.AssertOneErrorLine(r, 2, $"{Path.Combine(sw, "sweep.json")}: this folder holds a sweep with another spec: --set: --set threads=2 here, --set threads=1 there; nothing was written");
+        Assert.That(Tool.FileHashes(sw), Is.EqualTo(before));
     }
 
     [Test]

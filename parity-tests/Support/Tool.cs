@@ -31,9 +31,21 @@ public static class Tool
         }
     }
 
-    static ProcessStartInfo Info(string workDir, IEnumerable<string> args, IReadOnlyDictionary<string, string>? env = null)
+    /// <summary>The build output's apphost (the executable <c>dotnet build</c> makes beside <see cref="Dll"/>, named after the assembly).</summary>
+    public static string Apphost
     {
-        var psi = new ProcessStartInfo("dotnet")
+        get
+        {
+            var exe = Path.Combine(AppContext.BaseDirectory, "resnet-mnist");
+            if (!File.Exists(exe))
+                Assert.Fail($"{exe} not found: build the solution (dotnet build Parity.sln); the tool project's apphost is copied beside {Dll}");
+            return exe;
+        }
+    }
+
+    static ProcessStartInfo Info(string workDir, IEnumerable<string> args, IReadOnlyDictionary<string, string>? env = null, string? executable = null)
+    {
+        var psi = new ProcessStartInfo(executable ?? "dotnet")
         {
             WorkingDirectory = workDir,
             RedirectStandardOutput = true,
@@ -41,8 +53,11 @@ public static class Tool
             RedirectStandardInput = true,
             UseShellExecute = false,
         };
-        psi.ArgumentList.Add("exec");
-        psi.ArgumentList.Add(Dll);
+        if (executable is null)
+        {
+            psi.ArgumentList.Add("exec");
+            psi.ArgumentList.Add(Dll);
+        }
         foreach (var a in args) psi.ArgumentList.Add(a);
         psi.Environment["NO_COLOR"] = "1";
         psi.Environment["COLUMNS"] = "200";
@@ -55,9 +70,10 @@ public static class Tool
 
     /// <summary>Runs the tool to its end.</summary>
     /// <param name="env">Variables set for the tool's process (on top of the test run's own, <see cref="TestEnvironment.Clean"/>).</param>
-    public static ToolResult Run(string workDir, IEnumerable<string> args, Dictionary<string, string>? env = null)
+    /// <param name="executable">Run this executable (e.g. <see cref="Apphost"/>) instead of <c>dotnet exec</c> <see cref="Dll"/>.</param>
+    public static ToolResult Run(string workDir, IEnumerable<string> args, Dictionary<string, string>? env = null, string? executable = null)
     {
-        using var p = new RunningTool(Process.Start(Info(workDir, args, env))!);
+        using var p = new RunningTool(Process.Start(Info(workDir, args, env, executable))!);
         return p.WaitForExit();
     }
 

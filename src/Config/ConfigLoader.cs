@@ -39,7 +39,7 @@ public static class ConfigLoader
     {
         if (path is not null) return Load(path, overrides, warn);
         var quickstart = PackagedFiles.Quickstart ?? throw new DataException(
-            $"{Path.Combine(PackagedFiles.BaseDirectory, "configs", "quickstart.yaml")}: the packaged quickstart config is missing (a damaged install); give a CONFIG.yaml (dotnet resnet-mnist init writes one)");
+            $"{Path.Combine(PackagedFiles.BaseDirectory, "configs", "quickstart.yaml")}: the packaged quickstart config is missing (a damaged install); give a CONFIG.yaml ({ToolCommand.Name} init writes one)");
         var set = overrides.ToList();
         var cfg = Load(quickstart, set.Prepend(new ConfigOverride("--set", PackagedFiles.LocalDataRoot())), warn);
         if (set.Any(o => o.Assignment.Split('=')[0].Trim() == "data.root") || cfg.Data.Dataset != DatasetSpecs.Mnist || PackagedFiles.HoldsMnist(cfg.Data.Root))
@@ -277,7 +277,7 @@ public static class ConfigLoader
         string SampleRoot(ResnetMnist.Data.DatasetSpec dataset)
         {
             if (dataset != ResnetMnist.Data.DatasetSpecs.Mnist)
-                throw Bad("data.root", $"'{ResnetMnist.Data.PackagedFiles.Sample}' (the packaged MNIST sample) is only for data.dataset mnist, but data.dataset is {dataset.Name}; allowed: a folder holding {dataset.Name} (run dotnet resnet-mnist data fetch for it)");
+                throw Bad("data.root", $"'{ResnetMnist.Data.PackagedFiles.Sample}' (the packaged MNIST sample) is only for data.dataset mnist, but data.dataset is {dataset.Name}; allowed: a folder holding {dataset.Name} (run {ToolCommand.Name} data fetch for it)");
             return ResnetMnist.Data.PackagedFiles.SampleRoot
                 ?? throw Bad("data.root", $"'{ResnetMnist.Data.PackagedFiles.Sample}': this install lacks the packaged MNIST sample (a damaged install; reinstall the tool); allowed: a folder holding MNIST");
         }

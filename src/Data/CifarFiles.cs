@@ -94,7 +94,7 @@ public sealed record CifarFiles(string Title, string Folder, string Url, string 
     }
 
     DataException Missing(string root, string path) =>
-        new($"{path}: file not found; put torchvision's {Folder} folder in {root} (or {ArchiveName}), set data.download: true, or run `dotnet resnet-mnist data fetch`");
+        new($"{path}: file not found; put torchvision's {Folder} folder in {root} (or {ArchiveName}), set data.download: true, or run `{ToolCommand.Name} data fetch`");
 
     /// <summary>Reads a split as torchvision's <c>CIFAR10</c>/<c>CIFAR100</c> does (its batch files in order), extracting the archive first when only it is present.</summary>
     public RawSplit Read(string root, bool train, int channels, int height, int width)

@@ -61,7 +61,7 @@ public sealed record MnistFiles(string Dataset, string Folder, string[] Mirrors,
 
     public string ByHand(string root) =>
         $"copy the files into {RawDir(root)} by hand (torchvision's layout)" +
-        (PackagedSample && PackagedFiles.SampleRoot is not null ? $", or use the packaged sample (data.root: {PackagedFiles.Sample}; `dotnet resnet-mnist train` with no config uses it)" : "");
+        (PackagedSample && PackagedFiles.SampleRoot is not null ? $", or use the packaged sample (data.root: {PackagedFiles.Sample}; `{ToolCommand.Name} train` with no config uses it)" : "");
 
     /// <summary>Checks each file: present, md5 (for torchvision's originals) and readable IDX. Returns one line per file.</summary>
     public List<(string File, bool Ok, string Detail)> Verify(string root)
@@ -101,5 +101,5 @@ public sealed record MnistFiles(string Dataset, string Folder, string[] Mirrors,
 
     DataException Missing(string root, string name) =>
         new($"{Path.Combine(RawDir(root), name)}(.gz): file not found; put torchvision's {Folder} files in " +
-            $"{RawDir(root)}, set data.download: true, or run `dotnet resnet-mnist data fetch`");
+            $"{RawDir(root)}, set data.download: true, or run `{ToolCommand.Name} data fetch`");
 }

@@ -59,7 +59,23 @@ public sealed class RunDirectory : IDisposable
         CheckState(path, resume, force);
         var lockPath = System.IO.Path.Combine(path, ".lock");
         if (!System.IO.File.Exists(lockPath)) return;
-        if (Probe(lockPath) is int pid) throw Locked(path, pid == 0 ? null : pid);
+        for (int attempt = 1; ; attempt++)
+        {
+            var pid = Probe(lockPath);
+            if (pid is null) return;
+            if (pid != 0 || attempt == LockTries) throw Locked(path, pid == 0 ? null : pid);
+            Thread.Sleep(LockRetryMilliseconds);
+        }
+    }
+
+    /// <summary>
+    /// The process training in <paramref name="path"/> now (0 when its id cannot be told: another machine's, or one
+    /// whose lock record is being written), or null when no live process holds the folder's <c>.lock</c>.
+    /// </summary>
+    public static int? LockHolder(string path)
+    {
+        var lockPath = System.IO.Path.Combine(System.IO.Path.GetFullPath(path), ".lock");
+        return System.IO.File.Exists(lockPath) && new FileInfo(lockPath).LinkTarget is null ? Probe(lockPath) : null;
     }
 
     /// <summary>The process holding <paramref name="lockPath"/> (0 when it cannot be told), or null when it is free.</summary>
@@ -112,8 +128,26 @@ public sealed class RunDirectory : IDisposable
         return Directory.EnumerateFileSystemEntries(path).Any() ? Contents.Foreign : Contents.Empty;
     }
 
-    static RunDirectoryException Locked(string path, int? pid) =>
-        new($"{path}: another run is writing to this folder ({(pid is int p ? $"process {p}, " : "")}locked: {System.IO.Path.Combine(path, ".lock")}); wait for it to finish or pick another --out");
+    static RunFolderLockedException Locked(string path, int? pid) =>
+        new(path, pid, $"{path}: another run is writing to this folder ({(pid is int p ? $"process {p}, " : "")}locked: {System.IO.Path.Combine(path, ".lock")}); wait for it to finish or pick another --out");
+
+    /// <summary>
+    /// Tries of <see cref="Check"/> and <see cref="Open"/> on a held lock, <see cref="LockRetryMilliseconds"/> apart,
+    /// before they call the folder locked: a look at the lock by another process (<see cref="LockHolder"/>, a
+    /// <see cref="Check"/>) holds it for microseconds, a run for its whole length.
+    /// </summary>
+    const int LockTries = 5, LockRetryMilliseconds = 20;
+
+    /// <summary>Takes the run's lock (<see cref="LockTries"/> tries); null when another process keeps it.</summary>
+    static FileStream? TakeLock(string lockPath)
+    {
+        for (int attempt = 1; ; attempt++)
+        {
+            if (RunLock.TryOpen(lockPath, create: true) is FileStream held) return held;
+            if (attempt == LockTries) return null;
+            Thread.Sleep(LockRetryMilliseconds);
+        }
+    }
 
     /// <summary>
     /// Opens <paramref name="path"/> for a new run (it must be new, empty, or a run of this tool that never reached a
@@ -134,7 +168,7 @@ public sealed class RunDirectory : IDisposable
             throw new RunDirectoryException($"{path}: cannot create the run folder ({e.Message})");
         }
         string? stale = null;
-        var lockFile = RunLock.TryOpen(System.IO.Path.Combine(path, ".lock"), create: true) ?? throw Locked(path, null);
+        var lockFile = TakeLock(System.IO.Path.Combine(path, ".lock")) ?? throw Locked(path, null);
         try
         {
             var holder = RunLock.Holder(lockFile);
@@ -347,4 +381,13 @@ public sealed class RunDirectory : IDisposable
 }
 
 /// <summary>A run folder that cannot be used as asked (exists, locked, missing).</summary>
-public sealed class RunDirectoryException(string message) : Exception(message);
+public class RunDirectoryException(string message) : Exception(message);
+
+/// <summary>A run folder that another live process is training in (it holds the folder's <c>.lock</c>).</summary>
+public sealed class RunFolderLockedException(string path, int? pid, string message) : RunDirectoryException(message)
+{
+    /// <summary>The run folder.</summary>
+    public string RunPath { get; } = path;
+    /// <summary>The process holding it, when its id can be told.</summary>
+    public int? Pid { get; } = pid;
+}

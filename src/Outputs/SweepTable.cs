@@ -5,14 +5,19 @@ using System.Text.Json;
 namespace ResnetMnist.Outputs;
 
 /// <summary>One run of a sweep as its tables show it: the grid values, how it ended and what it measured.</summary>
-/// <param name="Status"><c>completed</c>, <c>diverged</c>, <c>interrupted</c>, <c>failed</c> (an error before or during the run) or <c>pending</c>.</param>
+/// <param name="Status"><c>completed</c>, <c>diverged</c>, <c>interrupted</c>, <c>failed</c> (an error before or during the run),
+/// <c>running</c> (a live process holds the run folder's lock) or <c>pending</c>.</param>
 /// <param name="Folder">The run folder's name inside the sweep folder.</param>
 public sealed record SweepRow(IReadOnlyList<(string Key, string Value)> Combo, string Folder, string Status, string? Problem = null,
     double? FinalTestAccuracy = null, double? BestTestAccuracy = null, double? FinalTrainLoss = null, double? TrainSeconds = null)
 {
-    /// <summary>The row of a run folder from its <c>summary.json</c>; <c>pending</c> when there is none (or it cannot be read).</summary>
+    /// <summary>
+    /// The row of a run folder: <c>running</c> while a live process holds its lock (whatever an earlier attempt's
+    /// <c>summary.json</c> says), else from its <c>summary.json</c>; <c>pending</c> when there is none (or it cannot be read).
+    /// </summary>
     public static SweepRow FromSummary(IReadOnlyList<(string Key, string Value)> combo, string sweepRoot, string folder)
     {
+        if (RunDirectory.LockHolder(Path.Combine(sweepRoot, folder)) is not null) return new SweepRow(combo, folder, "running");
         var file = Path.Combine(sweepRoot, folder, "summary.json");
         if (!File.Exists(file)) return new SweepRow(combo, folder, "pending");
         try
@@ -31,12 +36,31 @@ public sealed record SweepRow(IReadOnlyList<(string Key, string Value)> Combo, s
     }
 }
 
-/// <summary>Where a sweep's runs got their config, as <c>sweep.md</c> records it.</summary>
+/// <summary>
+/// A sweep's spec: where its runs got their config. The first process to run a sweep into a folder records it there
+/// (<see cref="SweepTable.SpecName"/>); every later one (a shard, a rerun) must have the same
+/// (<see cref="SweepTable.Join"/>), and <c>sweep.md</c> shows the recorded one.
+/// </summary>
 /// <param name="Keys">The grid's keys, in <c>--grid</c> order.</param>
-/// <param name="BaseConfig">The base config file's full path.</param>
+/// <param name="BaseConfig">The base config file's full path (as the first process saw it; not compared: machines mount files at different paths).</param>
 /// <param name="BaseConfigSha256">Its sha256 (hex), so that a later edit of the file shows.</param>
 /// <param name="Set">The <c>--set</c> overrides applied to every run, as given.</param>
-public sealed record SweepHeader(IReadOnlyList<string> Keys, string BaseConfig, string BaseConfigSha256, IReadOnlyList<string> Set);
+/// <param name="Grid">The <c>--grid</c> options as parsed: <c>key=v1,v2</c>, values trimmed, in order.</param>
+public sealed record SweepHeader(IReadOnlyList<string> Keys, string BaseConfig, string BaseConfigSha256, IReadOnlyList<string> Set, IReadOnlyList<string> Grid)
+{
+    /// <summary>What differs between this spec and <paramref name="recorded"/>, one phrase each; empty when they are the same sweep.</summary>
+    public IReadOnlyList<string> Differences(SweepHeader recorded)
+    {
+        static string Options(string option, IReadOnlyList<string> values) =>
+            values.Count == 0 ? $"no {option}" : string.Join(" ", values.Select(v => $"{option} {v}"));
+        var d = new List<string>();
+        if (BaseConfigSha256 != recorded.BaseConfigSha256)
+            d.Add($"base config: {BaseConfig} (sha256 {BaseConfigSha256[..12]}…) here, {recorded.BaseConfig} (sha256 {recorded.BaseConfigSha256[..Math.Min(12, recorded.BaseConfigSha256.Length)]}…) there");
+        if (!Set.SequenceEqual(recorded.Set, StringComparer.Ordinal)) d.Add($"--set: {Options("--set", Set)} here, {Options("--set", recorded.Set)} there");
+        if (!Grid.SequenceEqual(recorded.Grid, StringComparer.Ordinal)) d.Add($"--grid: {Options("--grid", Grid)} here, {Options("--grid", recorded.Grid)} there");
+        return d;
+    }
+}
 
 /// <summary>
 /// A sweep's run folders and its tables, <c>sweep.md</c> and <c>sweep.csv</c> (one row per run: every grid key,
@@ -63,6 +87,39 @@ public static class SweepTable
         foreach (var c in s) b.Append(char.IsAsciiLetterOrDigit(c) || c is '.' or '+' or '-' or ',' or '_' ? c : '-');
         var r = b.ToString();
         return r is "." or ".." ? r.Replace('.', '-') : r;
+    }
+
+    /// <summary>The sweep's spec (<see cref="SweepHeader"/>), recorded once in the sweep folder as JSON.</summary>
+    public const string SpecName = "sweep.json";
+
+    static readonly JsonSerializerOptions SpecJson = new() { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower, WriteIndented = true };
+
+    /// <summary>
+    /// Joins the sweep in <paramref name="root"/>: records <paramref name="spec"/> as its <see cref="SpecName"/> when it has
+    /// none, and returns the recorded spec (the one <c>sweep.md</c> shows). A spec that differs from the recorded one (base
+    /// config sha256, <c>--set</c>, <c>--grid</c>) is refused: a <see cref="RunDirectoryException"/> naming the file and what
+    /// differs, and nothing is written. Under <see cref="TableLockName"/>, so that of shards starting at once one records
+    /// and the others compare.
+    /// </summary>
+    public static SweepHeader Join(string root, SweepHeader spec)
+    {
+        using var turn = TakeTurn(Path.Combine(root, TableLockName));
+        var file = Path.Combine(root, SpecName);
+        if (!File.Exists(file) && new FileInfo(file).LinkTarget is null)
+        {
+            AtomicFile.WriteAllText(file, JsonSerializer.Serialize(spec, SpecJson) + "\n");
+            return spec;
+        }
+        SweepHeader? recorded;
+        try { recorded = JsonSerializer.Deserialize<SweepHeader>(RunDirectory.ReadRecord(file, "a sweep.json of this tool"), SpecJson); }
+        catch (JsonException e) { throw new RunDirectoryException($"{file}: not a sweep.json of this tool ({Printable.OneLine(e.Message)}); restore it, or pick another --out"); }
+        if (recorded is null || recorded.Keys is null || recorded.BaseConfig is null || recorded.BaseConfigSha256 is null || recorded.Set is null || recorded.Grid is null)
+            throw new RunDirectoryException($"{file}: not a sweep.json of this tool (a key is missing); restore it, or pick another --out");
+        var differences = spec.Differences(recorded);
+        if (differences.Count > 0)
+            throw new RunDirectoryException($"{file}: this folder holds a sweep with another spec: {string.Join("; ", differences)}; nothing was written; " +
+                                            "allowed: the base config, --set and --grid that sweep.json records (a shard of that sweep), or another --out");
+        return recorded;
     }
 
     /// <summary>The lock file that orders table rebuilds of processes sharing a sweep folder (never removed: waiters hold it open).</summary>
@@ -112,7 +169,8 @@ public static class SweepTable
         md.AppendLine($"# Sweep over {string.Join(", ", keys)}");
         md.AppendLine();
         md.AppendLine($"Base config: `{Md(header.BaseConfig)}` (sha256 `{header.BaseConfigSha256}`). " +
-                      $"Overrides for every run: {(header.Set.Count == 0 ? "none" : string.Join(" ", header.Set.Select(o => $"`--set {Md(o)}`")))}.");
+                      $"Overrides for every run: {(header.Set.Count == 0 ? "none" : string.Join(" ", header.Set.Select(o => $"`--set {Md(o)}`")))}. " +
+                      $"Grid: {string.Join(" ", header.Grid.Select(g => $"`--grid {Md(g)}`"))} (all recorded in `{SpecName}`).");
         md.AppendLine();
         md.AppendLine($"{rows.Count(r => r.Status == "completed")} of {rows.Count} runs completed. " +
                       "Final-epoch train loss (mean of the epoch's batch losses), final and best test accuracy, training time; `sweep.csv` holds the same rows.");

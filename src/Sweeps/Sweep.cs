@@ -28,10 +28,12 @@ public sealed record SweepHooks(Func<TrainingConfig, string, RunOptions, RunOutc
 /// <param name="Rows">Every run of the grid as the tables show it (all shards'), in grid order.</param>
 /// <param name="Mine">The grid indices this process was to run.</param>
 /// <param name="Interrupted">The run a signal stopped (the sweep stopped with it), else null.</param>
-public sealed record SweepOutcome(string Root, IReadOnlyList<SweepRow> Rows, IReadOnlyList<int> Mine, RunOutcome? Interrupted)
+/// <param name="Elsewhere">The grid indices of this process's runs that another live process was training (it held
+/// their lock): left to it, and reported by it.</param>
+public sealed record SweepOutcome(string Root, IReadOnlyList<SweepRow> Rows, IReadOnlyList<int> Mine, RunOutcome? Interrupted, IReadOnlyList<int> Elsewhere)
 {
-    /// <summary>This process's runs that did not complete (diverged, failed, interrupted, or left to another process).</summary>
-    public int NotCompleted => Mine.Count(i => Rows[i].Status != "completed");
+    /// <summary>This process's runs that did not complete (diverged, failed, interrupted), not counting those left to another process.</summary>
+    public int NotCompleted => Mine.Count(i => Rows[i].Status != "completed" && !Elsewhere.Contains(i));
 
     /// <summary><c>sweep.md</c>.</summary>
     public string TableFile => Path.Combine(Root, "sweep.md");
@@ -44,7 +46,11 @@ public sealed record SweepOutcome(string Root, IReadOnlyList<SweepRow> Rows, IRe
 /// <c>summary.json</c> status and problem) and the sweep goes on; a signal stops the sweep after the interrupted run's
 /// checkpoint. Resume policy: run again into the same folder, a sweep skips the runs that finished (completed or
 /// diverged: training them again gives the same result), resumes interrupted and failed ones from their last
-/// checkpoint, and starts over those that kept none; <see cref="SweepRequest.Force"/> trains them all again.
+/// checkpoint, and starts over those that kept none; <see cref="SweepRequest.Force"/> trains them all again. A run
+/// whose folder another live process holds (a requeued shard racing its first attempt) is left to that process: not
+/// trained, not recorded, shown as <c>running</c> until that process writes its end.
+/// The sweep's spec (base config, <c>--set</c>, <c>--grid</c>) is recorded in the folder once; a process whose spec
+/// differs is refused before it writes anything (<see cref="SweepTable.Join"/>).
 /// The tables are rebuilt from the runs' records after every run (<see cref="SweepTable.Rebuild"/>), so shards on
 /// several machines can share one folder.
 /// </summary>
@@ -67,19 +73,24 @@ public static class Sweep
         var folders = combos.Select(SweepTable.FolderName).ToList();
         if (folders.Distinct(StringComparer.Ordinal).Count() != folders.Count)
             throw new SweepException("sweep: two --grid combinations map to the same run folder name; use values that differ in letters or digits");
-        var header = new SweepHeader(axes.Select(a => a.Key).ToList(), baseConfig, Sha256(baseConfig), request.Set);
+        var header = SweepTable.Join(root, new SweepHeader(axes.Select(a => a.Key).ToList(), baseConfig, Sha256(baseConfig), request.Set,
+            axes.Select(a => $"{a.Key}={string.Join(",", a.Values)}").ToList()));
         var runs = combos.Select((c, i) => (c, folders[i])).ToList();
         var mine = Enumerable.Range(0, combos.Count).Where(request.Shard.Owns).ToList();
         if (request.Shard.Count > 1)
             hooks.Say($"shard {request.Shard.Index} of {request.Shard.Count} ({request.Shard.Source}): {mine.Count} of the grid's {combos.Count} runs");
         var rows = SweepTable.Rebuild(root, header, runs);
+        var elsewhere = new List<int>();
         foreach (var i in mine)
         {
-            var outcome = RunOne(request, hooks, configs[i], Path.Combine(root, folders[i]), folders[i], rows[i].Status);
+            // Read now, not at the last rebuild: another process may have finished or taken the run meanwhile.
+            var status = SweepRow.FromSummary(combos[i], root, folders[i]).Status;
+            var outcome = RunOne(request, hooks, configs[i], Path.Combine(root, folders[i]), folders[i], status, out bool leftToOther);
+            if (leftToOther) elsewhere.Add(i);
             rows = SweepTable.Rebuild(root, header, runs);
-            if (outcome?.Result.Status == RunStatus.Interrupted) return new SweepOutcome(root, rows, mine, outcome);
+            if (outcome?.Result.Status == RunStatus.Interrupted) return new SweepOutcome(root, rows, mine, outcome, elsewhere);
         }
-        return new SweepOutcome(root, rows, mine, null);
+        return new SweepOutcome(root, rows, mine, null, elsewhere);
     }
 
     static TrainingConfig Load(SweepRequest request, IReadOnlyList<(string Key, string Value)> combo, Action<string> warn)
@@ -89,11 +100,14 @@ public static class Sweep
     }
 
     /// <summary>One run by the policy above; null when it was skipped or failed with an error.</summary>
-    static RunOutcome? RunOne(SweepRequest request, SweepHooks hooks, TrainingConfig cfg, string runPath, string name, string status)
+    /// <param name="leftToOther">Set when another live process holds the run's folder: the run is its, not this process's.</param>
+    static RunOutcome? RunOne(SweepRequest request, SweepHooks hooks, TrainingConfig cfg, string runPath, string name, string status, out bool leftToOther)
     {
-        if (!request.Force && Finished.Contains(status))
+        leftToOther = false;
+        if (status == "running" || (!request.Force && Finished.Contains(status)))
         {
-            hooks.Say($"== {name}: {status} earlier, skipped");
+            leftToOther = status == "running";
+            hooks.Say(leftToOther ? BeingTrained(name, runPath, RunDirectory.LockHolder(runPath)) : $"== {name}: {status} earlier, skipped");
             return null;
         }
         // A run that stopped earlier resumes; one that kept no resumable checkpoint (train.save: best or none) starts over.
@@ -109,6 +123,13 @@ public static class Sweep
             if (outcome.Result.Status == RunStatus.Diverged) hooks.Warn($"{name}: diverged: {outcome.Result.Problem}");
             return outcome;
         }
+        catch (RunFolderLockedException e)
+        {
+            // Taken by another process between the check above and this one's start: its run, not a failure of this one.
+            leftToOther = true;
+            hooks.Say(BeingTrained(name, runPath, e.Pid));
+            return null;
+        }
         catch (Exception e) when (e is not OperationCanceledException)
         {
             string problem = Printable.OneLine(e.Message);
@@ -117,6 +138,9 @@ public static class Sweep
             return null;
         }
     }
+
+    static string BeingTrained(string name, string runPath, int? pid) =>
+        $"== {name}: being trained by another {(pid is > 0 ? $"process ({pid})" : "process")} (it holds {Path.Combine(runPath, ".lock")}), skipped";
 
     static string Sha256(string file)
     {

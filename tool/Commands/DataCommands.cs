@@ -41,7 +41,7 @@ sealed class DataFetchCommand : Command<DataSettings>
         }
         if (bad == 0) return ErrorHandling.Ok;
         Terminal.Err($"error: {files.Folder(root)}: {bad} of {total} {files.Title} files are missing or unreadable (see the BAD lines); " +
-                                "run `dotnet resnet-mnist data fetch`, or point data.root at a folder holding them");
+                                $"run `{ToolCommand.Name} data fetch`, or point data.root at a folder holding them");
         return ErrorHandling.Usage;
     }
 }

@@ -24,10 +24,11 @@ sealed class InitCommand : Command<InitCommand.Settings>
             throw new UsageException($"{file}: already exists; nothing was changed (pick another DIR, or remove the file)");
         if (File.Exists(Path.GetFullPath(s.Dir))) throw new UsageException($"{Path.GetFullPath(s.Dir)}: is a file, expected a folder");
         OutputFolder.ForFile(file, "DIR", create: true);
-        var header = "# resnet-mnist config: every key at its default (dotnet resnet-mnist config keys explains them), except\n" +
-                     "# data.root: sample, the MNIST sample packaged with the tool, so that dotnet resnet-mnist train config.yaml\n" +
+        var tool = ToolCommand.Name;
+        var header = $"# resnet-mnist config: every key at its default ({tool} config keys explains them), except\n" +
+                     $"# data.root: sample, the MNIST sample packaged with the tool, so that {tool} train config.yaml\n" +
                      "# trains at once, offline. For the full dataset set data.root to a folder (relative to this file; data/MNIST/raw/\n" +
-                     "# in torchvision's layout there) and set data.download: true or run dotnet resnet-mnist data fetch config.yaml.\n";
+                     $"# in torchvision's layout there) and set data.download: true or run {tool} data fetch config.yaml.\n";
         var config = new TrainingConfig { Data = new DataConfig { Root = ResnetMnist.Data.PackagedFiles.Sample } };
         // A file (or link) that appeared meanwhile is not overwritten either.
         if (!AtomicFile.CreateNewText(file, header + ConfigSchema.ToYaml(config, comments: true)))

@@ -31,7 +31,7 @@ static class Runs
         if (outcome.AlreadyComplete)
         {
             Terminal.Out($"{path}: already complete at {summary.Epochs} epochs (train.epochs {cfg.Train.Epochs}); to train on: " +
-                         $"dotnet resnet-mnist train --resume {path} --set train.epochs={cfg.Train.Epochs + 1}");
+                         $"{ToolCommand.Name} train --resume {path} --set train.epochs={cfg.Train.Epochs + 1}");
             return ErrorHandling.Ok;
         }
         if (result.Status == RunStatus.Diverged)
@@ -67,7 +67,7 @@ static class Runs
     {
         try
         {
-            Terminal.Err($"interrupted after step {result.Steps.Count}; resume with: dotnet resnet-mnist train --resume {path}");
+            Terminal.Err($"interrupted after step {result.Steps.Count}; resume with: {ToolCommand.Name} train --resume {path}");
         }
         catch (IOException) { } // a hung-up terminal (SIGHUP)
     }

@@ -41,6 +41,8 @@ sealed class SweepCommand : Command<SweepCommand.Settings>
             return signals.ExitCode;
         }
         Terminal.OutLines(RunDirectory.ReadRecord(sweep.TableFile, "the sweep's table"));
+        if (sweep.Elsewhere.Count > 0)
+            Terminal.Out($"{sweep.Elsewhere.Count} of {sweep.Mine.Count} runs were being trained by another process, which records their end in {sweep.TableFile}");
         if (sweep.NotCompleted > 0) Terminal.Err($"{sweep.NotCompleted} of {sweep.Mine.Count} runs did not complete; see {sweep.TableFile}");
         return sweep.NotCompleted == 0 ? ErrorHandling.Ok : ErrorHandling.Failure;
     }

@@ -11,7 +11,7 @@ sealed class TrainCommand : Command<TrainCommand.Settings>
 {
     public sealed class Settings : CommonSettings
     {
-        [CommandArgument(0, "[CONFIG]"), Description("YAML config (dotnet resnet-mnist init writes one). Without it: the packaged quickstart (1 epoch) on ./data when that holds MNIST, else on the packaged sample. With --resume: the run's config.yaml.")]
+        [CommandArgument(0, "[CONFIG]"), Description("YAML config (the init command writes one). Without it: the packaged quickstart (1 epoch) on ./data when that holds MNIST, else on the packaged sample. With --resume: the run's config.yaml.")]
         public string? Config { get; init; }
 
         [CommandOption("--out <RUN_DIR>"), Description("Run folder. Default: runs/<config name>-<yyyyMMdd-HHmmss>.")]
