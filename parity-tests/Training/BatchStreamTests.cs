@@ -69,6 +69,22 @@ public sealed class BatchStreamTests
     }
 
     /// <summary>
+    /// A run stopped after step 2, while the third batch was being prepared, and resumed gives the steps.csv of an
+    /// uninterrupted run, byte for byte: the checkpoint records the generator as the second batch left it.
+    /// </summary>
+    [Test]
+    public void StoppedWhileABatchIsPreparedResumesExactly()
+    {
+        using var tmp = new TempDir();
+        LibraryRun.Run(Config(), tmp.Sub("full"));
+        using var cts = new CancellationTokenSource();
+        LibraryRun.Run(Config(), tmp.Sub("resumed"), observer: new LibraryRun.StopAt(cts, afterStep: 2), cancel: cts.Token);
+        Assert.That(ResnetMnist.Outputs.RunDirectory.ReadSteps(Path.Combine(tmp.Sub("resumed"), "steps.csv")), Has.Count.EqualTo(2));
+        LibraryRun.Run(Config(), tmp.Sub("resumed"), resume: true);
+        Assert.That(File.ReadAllText(Path.Combine(tmp.Sub("resumed"), "steps.csv")), Is.EqualTo(File.ReadAllText(Path.Combine(tmp.Sub("full"), "steps.csv"))));
+    }
+
+    /// <summary>
     /// Two good images, then a file that is not one in the second batch: taking the second batch (prepared in the
     /// background) throws that file's own error, as decoding it there and then would, with the generator where the
     /// first batch left it; nothing is left running. A pass stopped while a batch is prepared waits for that work.
