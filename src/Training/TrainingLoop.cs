@@ -39,7 +39,8 @@ public sealed record EpochDone(int Epoch, double TrainLoss, double Lr, double Se
 public sealed class PhaseTimes
 {
     long _mark;
-    /// <summary>Gathering (and augmenting) the batch, seconds.</summary>
+    /// <summary>Taking the batch: gathering and augmenting it, or for image files what is left of preparing it
+    /// (<see cref="BatchStream"/> prepares it while the step before trains), seconds.</summary>
     public double Data { get; private set; }
     /// <summary><c>zero_grad</c>, forward and loss, seconds.</summary>
     public double Forward { get; private set; }
