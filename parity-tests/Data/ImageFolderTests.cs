@@ -14,7 +14,9 @@ namespace ResnetMnist.ParityTests.Data;
 /// reference/make_imagefolder_snapshots.py, identical under the default, avx2 and avx512 kernel sets): the index
 /// (classes, files, targets) is ImageFolder's, and the float32 batches (RandomResizedCrop + RandomHorizontalFlip +
 /// ToTensor + Normalize over DataLoader(shuffle) batches, two epochs, then the validation pass with Resize +
-/// CenterCrop) are torchvision's, byte for byte. Files that are not images are refused with one line naming them.
+/// CenterCrop) are torchvision's, byte for byte, gathered batch by batch and as the training loop and the evaluator
+/// take them (<see cref="BatchStream"/>, each batch prepared while the one before is used). Files that are not images
+/// are refused with one line naming them.
 /// </summary>
 [TestFixture, Category("Data"), NonParallelizable]
 public sealed class ImageFolderTests
@@ -44,8 +46,8 @@ public sealed class ImageFolderTests
         }
     }
 
-    [Test, Category("Parity")]
-    public void BatchesEqualTorchvisionsBatchForBatch()
+    [TestCase(false), TestCase(true), Category("Parity")]
+    public void BatchesEqualTorchvisionsBatchForBatch(bool throughBatchStream)
     {
         var snap = Committed();
         int s = snap.GetProperty("image_size").GetInt32(), bs = snap.GetProperty("batch_size").GetInt32();
@@ -62,31 +64,36 @@ public sealed class ImageFolderTests
         {
             var (order, _) = DataLoaderOrder.TrainEpoch(train.Count, shuffle: true);
             using (order)
+            using (var stream = throughBatchStream ? new BatchStream(train, order, bs, augment) : null)
             {
                 int b = 0;
                 foreach (var batch in epoch.EnumerateArray())
                 {
-                    using var idx = TrainingLoop.BatchIndices(order, b, bs);
-                    using var x = train.Gather(idx, augment);
-                    using var y = train.Labels.index_select(0, idx);
+                    using var scope = NewDisposeScope();
+                    var idx = TrainingLoop.BatchIndices(order, b, bs);
+                    var (x, y) = stream?.Next() ?? (train.Gather(idx, augment), train.Labels.index_select(0, idx));
                     Assert.That(x.shape, Is.EqualTo(new long[] { idx.shape[0], 3, s, s }));
                     Assert.That(y.data<long>().ToArray(), Is.EqualTo(batch.GetProperty("labels").EnumerateArray().Select(v => v.GetInt64())), $"epoch {e} batch {b}: labels (sample order)");
                     Assert.That(Sha256(x), Is.EqualTo(batch.GetProperty("sha256").GetString()), $"epoch {e} batch {b}: sha256 of the float32 batch");
                     b++;
                 }
                 Assert.That(b, Is.EqualTo(TrainingLoop.BatchesPerEpoch(train.Count, bs)));
+                if (stream is not null) Assert.That(stream.Prefetched, Is.EqualTo(b - 1), "every batch but the first prepared in the background");
             }
             DataLoaderOrder.DrawTestLoaderSeed();
             int v = 0;
+            using var valOrder = arange(val.Count, dtype: ScalarType.Int64);
+            using var valStream = throughBatchStream ? new BatchStream(val, valOrder, bs) : null;
             foreach (var batch in snap.GetProperty("val").EnumerateArray())
             {
+                using var scope = NewDisposeScope();
                 int start = v * bs, len = Math.Min(bs, val.Count - start);
-                using var x = val.Slice(start, len);
-                using var y = val.Labels.narrow(0, start, len);
+                var (x, y) = valStream?.Next() ?? (val.Slice(start, len), val.Labels.narrow(0, start, len));
                 Assert.That(y.data<long>().ToArray(), Is.EqualTo(batch.GetProperty("labels").EnumerateArray().Select(l => l.GetInt64())), $"val batch {v}: labels");
                 Assert.That(Sha256(x), Is.EqualTo(batch.GetProperty("sha256").GetString()), $"val batch {v}: sha256 of the float32 batch");
                 v++;
             }
+            if (valStream is not null) Assert.That(valStream.Prefetched, Is.EqualTo(v - 1), "every validation batch but the first prepared in the background");
             e++;
         }
     }

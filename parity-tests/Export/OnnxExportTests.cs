@@ -137,6 +137,58 @@ public sealed class OnnxExportTests
         Assert.That(wider[10..], Is.EqualTo(new[] { "10", "11" }));
     }
 
+    /// <summary>The <c>metadata_props</c> of an exported file, by key (each value JSON).</summary>
+    static Dictionary<string, string> MetadataOf(string onnx) =>
+        ModelProto.Parser.ParseFromFile(onnx).MetadataProps.ToDictionary(p => p.Key, p => p.Value);
+
+    /// <summary>
+    /// An image-folder model (<see cref="TrainedImageFolderRun"/>): <c>class_names</c> are the class folders in label
+    /// order, <c>input_size</c> is [3, image_size, image_size], <c>mean</c>/<c>std</c> are ImageNet's (data.normalize);
+    /// applied to the evaluation transform's 0..1 pixels (Resize + CenterCrop) of the validation images, they give the
+    /// input on which ONNX Runtime computes the tool's logits.
+    /// </summary>
+    [Test]
+    public void An_image_folder_models_metadata_names_its_folders_and_preprocesses_as_evaluation()
+    {
+        var dir = TempDir.New("onnx-imagefolder");
+        var onnx = Path.Combine(dir, "model.onnx");
+        var r = Tool.Run(dir, ["export", TrainedImageFolderRun.Dir, "--out", onnx]);
+        Assert.That(r.ExitCode, Is.EqualTo(0), r.ToString());
+        var meta = MetadataOf(onnx);
+        Assert.That(JsonSerializer.Deserialize<string[]>(meta["class_names"]), Is.EqualTo(TrainedImageFolderRun.Classes), "the class folders, sorted");
+        int s = TrainedImageFolderRun.ImageSize;
+        Assert.That(JsonSerializer.Deserialize<int[]>(meta["input_size"]), Is.EqualTo(new[] { 3, s, s }));
+        var mean = JsonSerializer.Deserialize<double[]>(meta["mean"])!;
+        var std = JsonSerializer.Deserialize<double[]>(meta["std"])!;
+        Assert.That(mean, Is.EqualTo(new[] { 0.485, 0.456, 0.406 }), "ImageNet's mean");
+        Assert.That(std, Is.EqualTo(new[] { 0.229, 0.224, 0.225 }), "ImageNet's std");
+        Assert.That(JsonSerializer.Deserialize<string>(meta["source_sha256"]), Is.EqualTo(Tool.Sha(TrainedImageFolderRun.BestPt)));
+
+        var cfg = ConfigLoader.Load(Path.Combine(TrainedImageFolderRun.Dir, "config.yaml"));
+        using var session = Session.Create(cfg, Splits.Test, checkpoint: TrainedImageFolderRun.BestPt);
+        session.Model.eval();
+        var index = ResnetMnist.Data.Images.ImageFolder.Index(Path.Combine(TrainedImageFolderRun.Root, "val"), TrainedImageFolderRun.Classes);
+        using var pixels = ImageSplit.FromFolder(index, ResnetMnist.Data.Images.ImageTransforms.For(s, null), 2, null, null, ScalarType.Float32, CPU);
+        using var ort = new InferenceSession(onnx);
+        using var _ = no_grad();
+        int n = session.Test.Count;
+        using var x = session.Test.Slice(0, n);
+        using var logits = session.Model.forward(x);
+        using var raw = pixels.Slice(0, n);
+        var input = raw.data<float>().ToArray();
+        for (int i = 0; i < input.Length; i++)
+        {
+            int c = (int)(i / (s * s) % 3);
+            input[i] = (float)((input[i] - mean[c]) / std[c]);
+        }
+        using var results = ort.Run([NamedOnnxValue.CreateFromTensor("input", new DenseTensor(input, [n, 3, s, s]))]);
+        var fromOnnx = results.Single().AsEnumerable<float>().ToArray();
+        var tool = logits.data<float>().ToArray();
+        double worst = tool.Zip(fromOnnx, (a, b) => Math.Abs((double)a - b)).Max();
+        TestContext.Out.WriteLine($"{n} validation images: worst |logit difference| {worst:E2}");
+        Assert.That(worst, Is.LessThanOrEqualTo(LogitsAbs));
+    }
+
     [Test]
     public void A_bad_format_or_folder_is_one_line()
     {
@@ -166,7 +218,7 @@ public sealed class OnnxExportTests
         var r = Tool.Run(dir, ["export", TrainedRun.Dir, "--config", cfg, "--out", onnx]);
         Assert.That(r.ExitCode, Is.EqualTo(0), r.ToString());
 
-        var meta = ModelProto.Parser.ParseFromFile(onnx).MetadataProps.ToDictionary(p => p.Key, p => p.Value);
+        var meta = MetadataOf(onnx);
         Assert.That(JsonSerializer.Deserialize<string[]>(meta["class_names"]), Is.EqualTo(Enumerable.Range(0, 10).Select(i => i.ToString())), "MNIST's classes are its digits");
         Assert.That(JsonSerializer.Deserialize<int[]>(meta["input_size"]), Is.EqualTo(new[] { 1, 28, 28 }));
         Assert.That(JsonSerializer.Deserialize<string>(meta["source_sha256"]), Is.EqualTo(Tool.Sha(TrainedRun.BestPt)));

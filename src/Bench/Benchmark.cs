@@ -200,7 +200,8 @@ public static class Benchmark
         r["epoch_total_s"] = total.Elapsed.TotalSeconds;
     }
 
-    /// <summary>The data path alone: read the dataset's files into one tensor, then gather (and with data.augment augment) every batch of a shuffled epoch.</summary>
+    /// <summary>The data path alone: read the dataset's files into one tensor (or index a folder), then gather (and with
+    /// data.augment augment) every batch of a shuffled epoch through the training loop's <see cref="BatchStream"/>.</summary>
     static void DataPath(TrainingConfig cfg, Dictionary<string, object?> r)
     {
         ResnetMnist.Native.NativeLoader.EnsureLoaded();
@@ -219,12 +220,11 @@ public static class Benchmark
         var augment = cfg.Data.Augmentation;
         var (order, _) = DataLoaderOrder.TrainEpoch(n, cfg.Train.Shuffle);
         using (order)
-            for (int b = 0; b < TrainingLoop.BatchesPerEpoch(n, bs); b++)
+        using (var batches = new BatchStream(train, order, bs, augment))   // as the training loop takes them
+            for (int b = 0; b < batches.Count; b++)
             {
                 using var scope = NewDisposeScope();
-                var idx = TrainingLoop.BatchIndices(order, b, bs);
-                var x = train.Gather(idx, augment);
-                var y = train.Labels.index_select(0, idx);
+                batches.Next();
             }
         r["train_images"] = n;
         r["load_s"] = load;

@@ -71,6 +71,22 @@ public sealed class ImageSplit : IDisposable
         return ToInput(augmented);
     }
 
+    /// <summary>The image files of a split decoded per batch (<see cref="FromFolder"/>); null for a split held in memory.</summary>
+    internal Images.ImageFolderBatches? Folder => _folder;
+
+    /// <summary>
+    /// Bytes of a batch of this split's files (<see cref="Images.ImageFolderBatches.Transform"/>: N×3×S×S) as model
+    /// input, through <paramref name="augment"/> first when it works on decoded batches (as <see cref="Gather"/> applies it).
+    /// </summary>
+    internal Tensor FolderInput(byte[] chw, IAugmentation? augment)
+    {
+        int s = _folder!.Transforms.ImageSize;
+        using var batch = tensor(chw, new long[] { chw.Length / (3L * s * s), 3, s, s });
+        if (augment is null) return ToInput(batch.to(Labels.device));
+        using var augmented = augment.Apply(batch);
+        return ToInput(augmented.to(Labels.device));
+    }
+
     /// <summary>Images <paramref name="start"/> .. start+<paramref name="length"/>-1, as model input.</summary>
     public Tensor Slice(long start, long length)
     {

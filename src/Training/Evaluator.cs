@@ -40,12 +40,14 @@ public static class Evaluator
         var confusion = new long[numClasses, numClasses];
         // inference mode: no autograd bookkeeping at all (no version counters, no view tracking), same kernels and values
         using var _ = inference_mode();
+        // In order, no augmentation: the evaluation transform; a batch of image files is decoded while the one before is scored.
+        using var order = arange(data.Count, dtype: ScalarType.Int64, device: data.Labels.device);
+        using var batches = new BatchStream(data, order, batchSize);
         for (int start = 0; start < data.Count; start += batchSize)
         {
             using var scope = NewDisposeScope();
             int len = Math.Min(batchSize, data.Count - start);
-            var x = data.Slice(start, len);
-            var y = data.Labels.narrow(0, start, len);
+            var (x, y) = batches.Next();
             var logits = model.forward(x);
             lossSum += cross_entropy(logits, y, reduction: nn.Reduction.Sum).to_type(ScalarType.Float64).item<double>();
             var pred = logits.argmax(1);

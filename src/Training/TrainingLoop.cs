@@ -39,7 +39,8 @@ public sealed record EpochDone(int Epoch, double TrainLoss, double Lr, double Se
 public sealed class PhaseTimes
 {
     long _mark;
-    /// <summary>Gathering (and augmenting) the batch, seconds.</summary>
+    /// <summary>Taking the batch: gathering and augmenting it, or for image files what is left of preparing it
+    /// (<see cref="BatchStream"/> prepares it while the step before trains), seconds.</summary>
     public double Data { get; private set; }
     /// <summary><c>zero_grad</c>, forward and loss, seconds.</summary>
     public double Forward { get; private set; }
@@ -84,7 +85,8 @@ public sealed class StepHooks
 /// <summary>
 /// The reference's training loop, the only one in the library: per epoch, the batch order of
 /// <c>DataLoader(shuffle=True)</c> (<see cref="DataLoaderOrder"/>), then per batch the scheduler's learning rate
-/// (<see cref="LrSchedule"/>), the batch's augmentation, <c>zero_grad → forward → cross_entropy → backward → step</c>;
+/// (<see cref="LrSchedule"/>), the batch with its augmentation (<see cref="BatchStream"/>, which prepares a batch of
+/// image files while the step before trains), <c>zero_grad → forward → cross_entropy → backward → step</c>;
 /// after the last batch the test loader's draw. <c>train</c> (<see cref="Trainer"/>: evaluation, checkpoints,
 /// divergence and interrupts around it), <c>parity</c> (the first N steps) and <c>bench</c> (timed steps) iterate it.
 /// Where it stands is one <see cref="TrainingState"/> (<see cref="State"/>), so it continues from a checkpoint exactly.
@@ -110,6 +112,11 @@ public sealed class TrainingLoop
     public StepHooks Hooks { get; init; } = new();
     /// <summary>True when the last <see cref="Run"/> stopped because its cancellation fired.</summary>
     public bool Interrupted { get; private set; }
+    /// <summary>Prepare each batch of image files while the step before trains (<see cref="BatchStream"/>; default
+    /// true, which changes no result); false: each batch when its step starts.</summary>
+    public bool Prefetch { get; init; } = true;
+    /// <summary>Steps whose batch was prepared while the step before trained.</summary>
+    public long PrefetchedBatches { get; private set; }
 
     /// <param name="session">The config, model, training split and device.</param>
     /// <param name="optimizer">Over the model's trainable parameters (<see cref="Optimizers.Create"/>); already loaded on a resume.</param>
@@ -166,6 +173,7 @@ public sealed class TrainingLoop
             if (!ReferenceEquals(epochOrder, order)) order.Dispose();
 
             yield return new EpochStarted(epoch + 1, Batches, State.BatchesDone);
+            using var batches = new BatchStream(_train, epochOrder, bs, _augment, State.BatchesDone, Prefetch);
             _clock.Restart();
             long images = 0;
             double lr = 0;
@@ -175,9 +183,7 @@ public sealed class TrainingLoop
                 int b = State.BatchesDone;
                 lr = LrSchedule.Apply(_optimizer, _cfg, epoch, State.GlobalStep, TotalSteps);
                 int len = (int)Math.Min(bs, n - (long)b * bs);
-                double loss;
-                using (var indices = BatchIndices(epochOrder, b, bs))
-                    loss = Step(_model, _optimizer, _train, indices, _augment, Hooks);
+                double loss = Step(batches);
                 State = State with { GlobalStep = State.GlobalStep + 1, BatchesDone = b + 1, EpochLossSum = State.EpochLossSum + loss };
                 images += len;
                 yield return new StepDone(new StepRecord(State.GlobalStep, epoch + 1, loss, lr), b + 1, Batches, len,
@@ -192,6 +198,18 @@ public sealed class TrainingLoop
             _clock.Reset();
             yield return done;
         }
+    }
+
+    /// <summary>One step on the next batch of <paramref name="batches"/> (the time waited for it is the step's data time).</summary>
+    double Step(BatchStream batches)
+    {
+        using var scope = NewDisposeScope();
+        Hooks.Times?.Start();
+        int before = batches.Prefetched;
+        var (x, y) = batches.Next();
+        PrefetchedBatches += batches.Prefetched - before;
+        Hooks.Times?.DataDone();
+        return StepOn(_model, _optimizer, x, y, Hooks);
     }
 
     /// <summary>Batch <paramref name="batch"/> (0-based) of an epoch's order: at most <paramref name="batchSize"/> indices.</summary>

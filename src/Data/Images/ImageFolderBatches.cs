@@ -7,8 +7,9 @@ namespace ResnetMnist.Data.Images;
 /// <c>ImageFolder(root, transform)</c> makes them: each image is read and decoded when its batch is asked for (none is
 /// kept decoded), transformed, and the batch stacked as N×3×S×S bytes (<c>ToTensor</c>'s layout before it scales).
 /// Decoding and resizing run in parallel over the batch (at most <see cref="Workers"/> at once); the random draws of
-/// the training transform run first, on the calling thread, image by image in batch order, from the global generator,
-/// exactly where torchvision's <c>__getitem__</c> draws them (they depend only on each image's size).
+/// the training transform run in between, on one thread, image by image in batch order, from one generator (the
+/// global one unless told otherwise), exactly where torchvision's <c>__getitem__</c> draws them (they depend only on
+/// each image's size). <c>Training.BatchStream</c> prepares the next batch this way while the current one trains.
 /// </summary>
 public sealed class ImageFolderBatches(ImageFolder folder, ImageTransforms transforms, int workers)
 {
@@ -24,26 +25,38 @@ public sealed class ImageFolderBatches(ImageFolder folder, ImageTransforms trans
     /// </summary>
     public Tensor Batch(Tensor indices, IAugmentation? augment = null)
     {
-        var perImage = augment as IImageAugmentation;
         long[] idx;
         using (var cpu = indices.cpu()) idx = cpu.data<long>().ToArray();
-        int n = idx.Length, s = Transforms.ImageSize;
-        var options = new ParallelOptions { MaxDegreeOfParallelism = Workers };
+        var perImage = augment as IImageAugmentation;
+        var batch = tensor(Transform(idx, perImage), new long[] { idx.Length, 3, Transforms.ImageSize, Transforms.ImageSize });
+        if (augment is null || perImage is not null) return batch;
+        using (batch) return augment.Apply(batch);
+    }
+
+    /// <summary>
+    /// The pixel work of <see cref="Batch"/>: reads and decodes the images at <paramref name="indices"/> (in parallel),
+    /// makes <paramref name="augment"/>'s draws image by image in order from <paramref name="generator"/> (null: the
+    /// global generator), then transforms them (in parallel; the evaluation transform without <paramref name="augment"/>).
+    /// Returns N×3×S×S bytes. A file that is not an image throws its own error (the lowest index's) before any draw.
+    /// </summary>
+    /// <param name="cancel">Stops the work between images (<see cref="OperationCanceledException"/>).</param>
+    public byte[] Transform(long[] indices, IImageAugmentation? augment, Generator? generator = null, CancellationToken cancel = default)
+    {
+        int n = indices.Length, s = Transforms.ImageSize;
+        var options = new ParallelOptions { MaxDegreeOfParallelism = Workers, CancellationToken = cancel };
         var images = new RgbImage[n];
-        ForEach(n, options, i => images[i] = ImageFile.Read(Folder.Files[(int)idx[i]]));
+        ForEach(n, options, i => images[i] = ImageFile.Read(Folder.Files[(int)indices[i]]));
         var draws = new ResizedCropFlip.Draws[n];
-        if (perImage is not null)
-            for (int i = 0; i < n; i++) draws[i] = perImage.Draw(images[i].Height, images[i].Width);
+        if (augment is not null)
+            for (int i = 0; i < n; i++) draws[i] = augment.Draw(images[i].Height, images[i].Width, generator);
         var chw = new byte[(long)n * 3 * s * s];
         ForEach(n, options, i =>
         {
-            var img = perImage is not null ? perImage.Apply(images[i], draws[i], Transforms) : Transforms.Eval(images[i]);
+            var img = augment is not null ? augment.Apply(images[i], draws[i], Transforms) : Transforms.Eval(images[i]);
             images[i] = null!;
             ImageTransforms.ToChw(img, chw, (long)i * 3 * s * s);
         });
-        var batch = tensor(chw, new long[] { n, 3, s, s });
-        if (augment is null || perImage is not null) return batch;
-        using (batch) return augment.Apply(batch);
+        return chw;
     }
 
     /// <summary>The images at <paramref name="indices"/>, in that order, as batches of their own (<c>Subset(dataset, indices)</c>).</summary>

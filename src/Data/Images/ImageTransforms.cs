@@ -74,7 +74,8 @@ public sealed record ImageTransforms(int ImageSize, int ResizeSize)
     /// <c>torch.exp</c> in float32); a fitting box then draws its top and left with <c>torch.randint</c>. After ten
     /// misses, a central crop clamped to the ratio range (no draw).
     /// </summary>
-    public static CropBox RandomResizedCropParams(int height, int width)
+    /// <param name="generator">The generator drawn from; null: the global one (torchvision's).</param>
+    public static CropBox RandomResizedCropParams(int height, int width, Generator? generator = null)
     {
         double area = (double)height * width;
         double logLo, logHi;
@@ -87,15 +88,15 @@ public sealed record ImageTransforms(int ImageSize, int ResizeSize)
         for (int attempt = 0; attempt < 10; attempt++)
         {
             double scale;
-            using (var s = empty(1).uniform_(Scale.Min, Scale.Max)) scale = s.item<float>();
+            using (var s = empty(1).uniform_(Scale.Min, Scale.Max, generator)) scale = s.item<float>();
             double targetArea = area * scale;
             double aspect;
-            using (var r = empty(1).uniform_(logLo, logHi))
+            using (var r = empty(1).uniform_(logLo, logHi, generator))
             using (var e = r.exp()) aspect = e.item<float>();
             int w = PyRound(Math.Sqrt(targetArea * aspect)), h = PyRound(Math.Sqrt(targetArea / aspect));
             if (0 < w && w <= width && 0 < h && h <= height)
             {
-                int i = DrawInt(height - h + 1), j = DrawInt(width - w + 1);
+                int i = DrawInt(height - h + 1, generator), j = DrawInt(width - w + 1, generator);
                 return new CropBox(i, j, h, w);
             }
         }
@@ -109,16 +110,17 @@ public sealed record ImageTransforms(int ImageSize, int ResizeSize)
 
     static int FloorDiv(int a, int b) => (int)Math.Floor((double)a / b);
 
-    static int DrawInt(int high)
+    static int DrawInt(int high, Generator? generator)
     {
-        using var t = randint(0, high, new long[] { 1 }, dtype: ScalarType.Int64);
+        using var t = randint(0, high, new long[] { 1 }, dtype: ScalarType.Int64, generator: generator);
         return (int)t.item<long>();
     }
 
     /// <summary><c>RandomHorizontalFlip(0.5)</c>'s draw: <c>torch.rand(1) &lt; 0.5</c>, in float32.</summary>
-    public static bool DrawFlip()
+    /// <param name="generator">The generator drawn from; null: the global one (torchvision's).</param>
+    public static bool DrawFlip(Generator? generator = null)
     {
-        using var r = rand(1, dtype: ScalarType.Float32);
+        using var r = rand(1, dtype: ScalarType.Float32, generator: generator);
         return r.item<float>() < 0.5f;
     }
 

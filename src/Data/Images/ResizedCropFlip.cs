@@ -9,8 +9,9 @@ namespace ResnetMnist.Data.Images;
 /// </summary>
 public interface IImageAugmentation : IAugmentation
 {
-    /// <summary>The draws for one image of <paramref name="height"/> × <paramref name="width"/> pixels, in torchvision's order.</summary>
-    ResizedCropFlip.Draws Draw(int height, int width);
+    /// <summary>The draws for one image of <paramref name="height"/> × <paramref name="width"/> pixels, in torchvision's order,
+    /// from <paramref name="generator"/> (null: the global generator).</summary>
+    ResizedCropFlip.Draws Draw(int height, int width, Generator? generator = null);
 
     /// <summary>The image transformed for <paramref name="draws"/> into <paramref name="transforms"/>' square (no draw).</summary>
     RgbImage Apply(RgbImage image, ResizedCropFlip.Draws draws, ImageTransforms transforms);
@@ -28,10 +29,10 @@ public sealed class ResizedCropFlip : IImageAugmentation
     /// <summary>One image's draws: the crop box in the decoded image and whether to flip.</summary>
     public readonly record struct Draws(ImageTransforms.CropBox Box, bool Flip);
 
-    public Draws Draw(int height, int width)
+    public Draws Draw(int height, int width, Generator? generator = null)
     {
-        var box = ImageTransforms.RandomResizedCropParams(height, width);
-        return new Draws(box, ImageTransforms.DrawFlip());
+        var box = ImageTransforms.RandomResizedCropParams(height, width, generator);
+        return new Draws(box, ImageTransforms.DrawFlip(generator));
     }
 
     public RgbImage Apply(RgbImage image, Draws draws, ImageTransforms transforms) => transforms.Apply(image, draws.Box, draws.Flip);
