@@ -207,14 +207,8 @@ public static class Benchmark
         ResnetMnist.Native.NativeLoader.EnsureLoaded();
         Devices.ApplyThreads(cfg.Threads);
         var sw = Stopwatch.StartNew();
-        var dtype = cfg.ScalarType;
-        var spec = cfg.Data.Dataset;
-        // An image folder is indexed here and decoded per batch, so its batches_s holds the decoding and transforms.
-        using var train = spec.Files is ResnetMnist.Data.Images.ImageFolderFiles
-            ? ImageSplit.FromFolder(ResnetMnist.Data.Images.ImageFolder.Index(ResnetMnist.Data.Images.ImageFolderFiles.SplitFolder(cfg.Data.Root, true)),
-                ResnetMnist.Data.Images.ImageTransforms.For(cfg.Data.ImageSize, cfg.Data.ResizeSize), Environment.ProcessorCount,
-                cfg.Data.Normalize ? spec.Mean : null, cfg.Data.Normalize ? spec.Std : null, dtype, CPU, limit: cfg.Data.TrainLimit)
-            : ImageSplit.Load(spec, cfg.Data.Root, train: true, cfg.Data.TrainLimit, cfg.Model.NumClasses, cfg.Data.Normalize, dtype, CPU);
+        // As train reads it; an image folder is indexed here and decoded per batch, so its batches_s holds the decoding and transforms.
+        using var train = Session.TrainSplit(cfg, CPU);
         double load = sw.Elapsed.TotalSeconds;
         int n = train.Count, bs = cfg.Train.BatchSize;
         var augment = cfg.Data.Augmentation;

@@ -98,8 +98,7 @@ public sealed class Session : IDisposable
         if (splits == Splits.None) return new Session(cfg, device, arch, dataset, model, null, null, null, pretrainedFile);
         if (cfg.Data.Download && !dataset.Files.Complete(cfg.Data.Root))
             DatasetFetcher.Fetch(dataset.Files, cfg.Data.Root);
-        ImageSplit Load(bool train) => ImageSplit.Load(dataset, cfg.Data.Root, train, train ? cfg.Data.TrainLimit : cfg.Data.TestLimit,
-            cfg.Model.NumClasses, cfg.Data.Normalize, cfg.ScalarType, device, cfg.Model.ChannelsLast);
+        ImageSplit Load(bool train) => LoadSplit(cfg, device, dataset, train);
         var (test, trainSplit) = dataset.Files is Data.Images.ImageFolderFiles ? FolderSplits(cfg, device, dataset, splits, log)
             : (Load(train: false), splits == Splits.TrainAndTest ? Load(train: true) : null);
         ImageSplit? validation = null;
@@ -113,22 +112,46 @@ public sealed class Session : IDisposable
     }
 
     /// <summary>
+    /// The training images of <paramref name="cfg"/>'s dataset alone (<c>data.train_limit</c> applied; no model, no
+    /// test split), read as <see cref="Create"/> reads them: what <c>bench --mode data</c> times.
+    /// </summary>
+    public static ImageSplit TrainSplit(TrainingConfig cfg, Device device) =>
+        cfg.Data.Dataset.Files is Data.Images.ImageFolderFiles
+            ? FolderSplit(cfg, device, cfg.Data.Dataset, IndexTrain(cfg, null), cfg.Data.TrainLimit)
+            : LoadSplit(cfg, device, cfg.Data.Dataset, train: true);
+
+    /// <summary>A split of a dataset read whole into memory (MNIST, Fashion-MNIST, CIFAR), its limit applied.</summary>
+    static ImageSplit LoadSplit(TrainingConfig cfg, Device device, DatasetSpec dataset, bool train) =>
+        ImageSplit.Load(dataset, cfg.Data.Root, train, train ? cfg.Data.TrainLimit : cfg.Data.TestLimit,
+            cfg.Model.NumClasses, cfg.Data.Normalize, cfg.ScalarType, device, cfg.Model.ChannelsLast);
+
+    /// <summary>
     /// imagefolder: indexes <c>ROOT/train</c> and <c>ROOT/val</c> (the latter with the training folder's
     /// classes), logging progress while a large folder is indexed; images are decoded per batch, with every core.
     /// </summary>
     static (ImageSplit Test, ImageSplit? Train) FolderSplits(TrainingConfig cfg, Device device, DatasetSpec dataset, Splits splits, Action<string>? log)
     {
-        var transforms = Data.Images.ImageTransforms.For(cfg.Data.ImageSize, cfg.Data.ResizeSize);
-        var train = Data.Images.ImageFolder.Index(Data.Images.ImageFolderFiles.SplitFolder(cfg.Data.Root, true), null, Indexing("train"));
+        var train = IndexTrain(cfg, log);
+        var val = Data.Images.ImageFolder.Index(Data.Images.ImageFolderFiles.SplitFolder(cfg.Data.Root, false), train.Classes, Indexing(log, "val"));
+        return (FolderSplit(cfg, device, dataset, val, cfg.Data.TestLimit),
+            splits == Splits.TrainAndTest ? FolderSplit(cfg, device, dataset, train, cfg.Data.TrainLimit) : null);
+    }
+
+    /// <summary>Indexes <c>ROOT/train</c>; more class folders than <c>model.num_classes</c> are refused.</summary>
+    static Data.Images.ImageFolder IndexTrain(TrainingConfig cfg, Action<string>? log)
+    {
+        var train = Data.Images.ImageFolder.Index(Data.Images.ImageFolderFiles.SplitFolder(cfg.Data.Root, true), null, Indexing(log, "train"));
         if (train.Classes.Count > cfg.Model.NumClasses)
             throw new DataException($"{train.Root}: {train.Classes.Count} class folders, more than model.num_classes ({cfg.Model.NumClasses}); allowed: at most {cfg.Model.NumClasses}");
-        var val = Data.Images.ImageFolder.Index(Data.Images.ImageFolderFiles.SplitFolder(cfg.Data.Root, false), train.Classes, Indexing("val"));
-        ImageSplit Split(Data.Images.ImageFolder f, int? limit) => ImageSplit.FromFolder(f, transforms, Environment.ProcessorCount,
-            cfg.Data.Normalize ? dataset.Mean : null, cfg.Data.Normalize ? dataset.Std : null, cfg.ScalarType, device, cfg.Model.ChannelsLast, limit);
-        return (Split(val, cfg.Data.TestLimit), splits == Splits.TrainAndTest ? Split(train, cfg.Data.TrainLimit) : null);
-
-        Action<int>? Indexing(string split) => log is null ? null : n => log($"indexing {split}: {n} images");
+        return train;
     }
+
+    /// <summary>An indexed folder as a split: decoded per batch with every core, through the evaluation transform (or the augmentation, in training).</summary>
+    static ImageSplit FolderSplit(TrainingConfig cfg, Device device, DatasetSpec dataset, Data.Images.ImageFolder folder, int? limit) =>
+        ImageSplit.FromFolder(folder, Data.Images.ImageTransforms.For(cfg.Data.ImageSize, cfg.Data.ResizeSize), Environment.ProcessorCount,
+            cfg.Data.Normalize ? dataset.Mean : null, cfg.Data.Normalize ? dataset.Std : null, cfg.ScalarType, device, cfg.Model.ChannelsLast, limit);
+
+    static Action<int>? Indexing(Action<string>? log, string split) => log is null ? null : n => log($"indexing {split}: {n} images");
 
     public void Dispose()
     {
