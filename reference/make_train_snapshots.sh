@@ -11,20 +11,37 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 out="${1:-$here/snapshots}"
 shift || true
-if [ $# -eq 0 ]; then configs=("$here"/configs/*.yaml); else configs=(); for n in "$@"; do configs+=("$here/configs/$n.yaml"); done; fi
 py="${PYTHON:-/usr/bin/python3}"
+# runs: "NAME|CONFIG|ARCH" entries (ARCH empty: the config's own), the plain configs first, then each archs/ config times each architecture
+runs=()
+for cfg in "$here"/configs/*.yaml; do runs+=("$(basename "$cfg" .yaml)|$cfg|"); done
+archs="$("$py" -c "import json, sys; print(' '.join(a['name'] for a in json.load(open(sys.argv[1]))['archs']))" "$here/archs.json")"
+for cfg in "$here"/configs/archs/*.yaml; do
+  for arch in $archs; do runs+=("$(basename "$cfg" .yaml)-$arch|$cfg|$arch"); done
+done
+if [ $# -gt 0 ]; then
+  wanted=()
+  for n in "$@"; do
+    found=""
+    for r in "${runs[@]}"; do if [ "${r%%|*}" = "$n" ]; then wanted+=("$r"); found=1; fi; done
+    if [ -z "$found" ]; then echo "error: $n: no reference/configs/$n.yaml and no <archs/ config>-<arch> run of that name" >&2; exit 2; fi
+  done
+  runs=("${wanted[@]}")
+fi
+configs=(); for r in "${runs[@]}"; do IFS="|" read -r _ cfg _ <<< "$r"; configs+=("$cfg"); done
 sets="${KERNEL_SETS:-$("$py" "$here/make_snapshots.py" --list-kernel-sets)}"
 mlnet=""
 if grep -qlE "pretrained: *mlnet" "${configs[@]}"; then
   mlnet="$(mktemp -d)/resnet18-mlnet.pth"
   dotnet run --project "$here/../tool" -c Release -- weights import-mlnet --out "$mlnet" > /dev/null
 fi
-one_set() { # one_set KERNEL_SET: every config under that kernel set's environment
-  local ks="$1" cfg name tmp extra
-  for cfg in "${configs[@]}"; do
-    name="$(basename "$cfg" .yaml)"
+one_set() { # one_set KERNEL_SET: every run under that kernel set's environment
+  local ks="$1" r cfg name arch tmp extra
+  for r in "${runs[@]}"; do
+    IFS="|" read -r name cfg arch <<< "$r"
     extra=()
     if grep -qE "pretrained: *mlnet" "$cfg"; then extra=(--set "model.pretrained=$mlnet"); fi
+    if [ -n "$arch" ]; then extra+=(--set "model.arch=$arch"); fi
     tmp="$(mktemp -d)"
     env $("$py" -c "import sys; sys.path.insert(0, '$here'); import make_snapshots as m; print(' '.join(f'{k}={v}' for k, v in m.kernel_env('$ks', {}).items()))") \
       "$py" "$here/resnet_mnist.py" "$cfg" ${extra[@]+"${extra[@]}"} --out "$tmp" > "$tmp/log.txt"

@@ -1,6 +1,7 @@
 using System.Globalization;
 using NUnit.Framework;
 using ResnetMnist.Config;
+using ResnetMnist.Model;
 using ResnetMnist.Outputs;
 using ResnetMnist.Training;
 
@@ -13,7 +14,9 @@ namespace ResnetMnist.ParityTests.Training;
 /// the loss at the first digit). The learning rate of every step (lr column of steps.csv) must match too: the
 /// schedulers (StepLR, CosineAnnealingLR, OneCycleLR with its momentum cycling) are PyTorch's own in the reference,
 /// and the tool computes them with PyTorch's arithmetic. The reference's files are in
-/// reference/snapshots/&lt;kernel set&gt;/train/.
+/// reference/snapshots/&lt;kernel set&gt;/train/. Every config in reference/configs/archs/ runs once per
+/// architecture of the registry (<see cref="ArchSpecs.All"/>, read from reference/archs.json as the snapshot script
+/// reads it), with <c>model.arch</c> set, against <c>train/&lt;config&gt;-&lt;arch&gt;/</c>.
 /// </summary>
 [TestFixture, Category("Parity")]
 public sealed class TrainingParityTests
@@ -34,15 +37,31 @@ public sealed class TrainingParityTests
     [TestCase("train-cifar10-augment-float64")]
     [TestCase("train-imagefolder-augment-float64")]
     [TestCase("train-cifar100-augment-float64")]
-    public void PerStepLossesMatchTheReferenceProgram(string name)
+    public void PerStepLossesMatchTheReferenceProgram(string name) =>
+        AssertFollowsTheReference(name, Repo.Path("reference", "configs", name + ".yaml"), []);
+
+    /// <summary>(config name, arch) for every config in reference/configs/archs/ and every registered architecture.</summary>
+    public static IEnumerable<TestCaseData> EveryArch =>
+        Directory.GetFiles(Repo.Path("reference", "configs", "archs"), "*.yaml").Order(StringComparer.Ordinal)
+            .SelectMany(f => ArchSpecs.Names.Select(arch => new TestCaseData(Path.GetFileNameWithoutExtension(f), arch)));
+
+    [TestCaseSource(nameof(EveryArch))]
+    public void EveryArchitectureFollowsTheReferenceProgram(string config, string arch) =>
+        AssertFollowsTheReference($"{config}-{arch}", Repo.Path("reference", "configs", "archs", config + ".yaml"), [$"model.arch={arch}"]);
+
+    /// <summary>Trains <paramref name="configPath"/> (with <paramref name="overrides"/>, as the reference's --set) through
+    /// the tool's loop and compares every step and epoch with <c>train/<paramref name="name"/>/</c>.</summary>
+    static void AssertFollowsTheReference(string name, string configPath, string[] overrides)
     {
         var expectedFile = Snapshot.PathOf($"train/{name}/steps.csv");
         if (!File.Exists(expectedFile))
             Assert.Fail($"{expectedFile} is missing: run `bash reference/make_train_snapshots.sh` (needs apt-get install -y python3-torch python3-torchvision python3-yaml)");
         var expected = RunDirectory.ReadSteps(expectedFile);
-        var cfg = ConfigLoader.Load(Repo.Path("reference", "configs", name + ".yaml"));
+        var cfg = ConfigLoader.Load(configPath, overrides);
         using var tmp = new TempDir();
+        var clock = System.Diagnostics.Stopwatch.StartNew();
         var result = LibraryRun.Run(cfg, tmp.Path);
+        clock.Stop();
 
         Assert.That(result.Steps.Count, Is.EqualTo(expected.Count), "number of steps");
         Assert.That(expected.Select(s => s.Epoch).Distinct().Count(), Is.GreaterThanOrEqualTo(2), "the comparison spans two epochs");
@@ -57,7 +76,8 @@ public sealed class TrainingParityTests
             if (lrRel > worstLr) (worstLr, lrAt) = (lrRel, i + 1);
         }
         TestContext.Out.WriteLine($"{name}: {expected.Count} steps, worst relative loss difference {worst:E2} at step {at}, " +
-                                  $"worst relative lr difference {worstLr:E2}{(lrAt > 0 ? $" at step {lrAt}" : "")}");
+                                  $"worst relative lr difference {worstLr:E2}{(lrAt > 0 ? $" at step {lrAt}" : "")} " +
+                                  $"(kernel set {Snapshot.KernelSet}, reference {Snapshot.ReferenceSet}; run {clock.Elapsed.TotalSeconds:F1} s)");
         Assert.That(worstLr, Is.LessThanOrEqualTo(LrRtol),
             $"lr at step {lrAt}: tool {result.Steps[Math.Max(lrAt, 1) - 1].Lr:R}, reference {expected[Math.Max(lrAt, 1) - 1].Lr:R}");
         Assert.That(worst, Is.LessThanOrEqualTo(Rtol),
