@@ -234,6 +234,9 @@ public sealed class CheckpointStore(string folder, CheckpointModel? model = null
     static void ReleaseReadBuffers()
     {
         GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
+        // Tensors the unpickler built and that were disposed or dropped release their storages from finalizers.
+        GC.WaitForPendingFinalizers();
+        GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
     }
 
     static TorchArchive ReadArchive(string path)
