@@ -210,7 +210,7 @@ public sealed class CheckpointStore(string folder, CheckpointModel? model = null
             LoadWeights(model, LastWeights);
             ReleaseReadBuffers();
             file = LastOptimizer;
-            using (var optim = ReadArchive(LastOptimizer).SanitizedZip())
+            using (var optim = SanitizedCopy(LastOptimizer))
             {
                 ReleaseReadBuffers(); // the archive's copy of the state, now in the scratch file
                 optimizer.load_py(optim);
@@ -242,6 +242,14 @@ public sealed class CheckpointStore(string folder, CheckpointModel? model = null
         GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
         ResnetMnist.Core.NativeHeap.Trim();
     }
+
+    /// <summary>
+    /// The checked archive's <see cref="TorchArchive.SanitizedZip"/> (on disk), with the archive itself unreachable on
+    /// return: read in the caller's frame, an unoptimized (Debug) build keeps it alive to the caller's end, and a
+    /// collection there cannot free its storages (measured: 87 MB of a ResNet-18 Adam state stayed in the managed heap).
+    /// </summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    static Stream SanitizedCopy(string path) => ReadArchive(path).SanitizedZip();
 
     static TorchArchive ReadArchive(string path)
     {
