@@ -12,14 +12,17 @@ namespace ResnetMnist.ParityTests.Training;
 public sealed class ResumeMemoryTests
 {
     /// <summary>
-    /// Resumed peak / fresh peak allowed. Measured (ResNet-18, Adam, two 2-core AMD EPYC tool processes, load average
-    /// 40–50): batch 256 on 1,024 images, 1,012 MiB resumed against 632 MiB fresh (1.60) before the checkpoint reader
-    /// kept its copy of the archive on disk and freed what it read between files, 688–712 against 628–632 MiB (1.09–1.13)
-    /// after; on this test's smaller workload (batch 64) after: 1.17 and 1.29 in two runs, as the ~100–150 MiB a load
-    /// still adds (the unpickler's per-tensor arrays and tensors, beside the optimizer's own buffers) weigh more
-    /// against a smaller fresh peak. 1.4 catches a return of the double-held checkpoint (≥ 1.6) with room for that spread.
+    /// Resumed peak / fresh peak allowed. Measured (ResNet-18, Adam, two 2-core AMD EPYC tool processes): batch 256 on
+    /// 1,024 images, 1,012 MiB resumed against 632 MiB fresh (1.60) before the checkpoint reader kept its copy of the
+    /// archive on disk and freed what it read between files; 683–712 against 571–632 MiB (1.09–1.22) while the loaded
+    /// optimizer state stayed allocated beside the flat buffers it was copied into; since the load disposes it and
+    /// returns the freed heap pages, 570–597 against 580–608 MiB (0.96–1.005, six pairs). On this test's smaller
+    /// workload (batch 64, Debug build): 1.13–1.29 before, 0.978–0.998 after (three pairs), where both peaks are the
+    /// model's construction (~500 MiB) and a resume that held the optimizer state or an archive twice shows at once
+    /// (1.13 with 87 MB of read archive kept alive). 1.05 is the bound the resume is held to; the fresh peak varies
+    /// by ~3% run to run.
     /// </summary>
-    const double Margin = 1.4;
+    const double Margin = 1.05;
 
     static double Peak(string runDir)
     {
