@@ -12,14 +12,18 @@ namespace ResnetMnist.ParityTests.Training;
 public sealed class ResumeMemoryTests
 {
     /// <summary>
-    /// Resumed peak / fresh peak allowed. Measured (ResNet-18, Adam, two 2-core AMD EPYC tool processes, load average
-    /// 40–50): batch 256 on 1,024 images, 1,012 MiB resumed against 632 MiB fresh (1.60) before the checkpoint reader
-    /// kept its copy of the archive on disk and freed what it read between files, 688–712 against 628–632 MiB (1.09–1.13)
-    /// after; on this test's smaller workload (batch 64) after: 1.17 and 1.29 in two runs, as the ~100–150 MiB a load
-    /// still adds (the unpickler's per-tensor arrays and tensors, beside the optimizer's own buffers) weigh more
-    /// against a smaller fresh peak. 1.4 catches a return of the double-held checkpoint (≥ 1.6) with room for that spread.
+    /// Resumed peak / fresh peak allowed. Measured (ResNet-18, Adam, two 2-core AMD EPYC tool processes): batch 256 on
+    /// 1,024 images, 1,012 MiB resumed against 632 MiB fresh (1.60) before the checkpoint reader kept its copy of the
+    /// archive on disk and freed what it read between files; 683–712 against 571–632 MiB (1.09–1.22) while the loaded
+    /// optimizer state stayed allocated beside the flat buffers it was copied into; since the load disposes it and
+    /// returns the freed heap pages, 567–597 against 575–608 MiB (0.96–1.03, twelve pairs). On this test's smaller
+    /// workload (batch 64, Debug build): 1.17–1.31 before, 0.978–0.998 after (three pairs; fresh 495–509 MiB), where
+    /// both peaks are set while the model is built (~500 MiB) and a resume that holds the optimizer state or a read
+    /// archive a second time shows at once (1.13–1.15 with only the 87 MB optimizer archive kept alive). 1.05 is the
+    /// bound a resume is held to; it leaves ~5% (~25 MiB) above the worst ratio measured, more than the fresh peak's
+    /// run-to-run spread (~3%).
     /// </summary>
-    const double Margin = 1.4;
+    const double Margin = 1.05;
 
     static double Peak(string runDir)
     {

@@ -23,7 +23,8 @@ public interface IFlatStep
     bool LastStepFused { get; }
 
     /// <summary>Copies state that replaced the flat slices (<c>load_py</c> puts its own tensors in) into the flat
-    /// buffers now and frees it, instead of at the next step: a resume then holds the optimizer state once.</summary>
+    /// buffers now, puts tensors over the slices in its place and disposes it, instead of at the next step: a resume
+    /// then holds the optimizer state once (the memory returns at the next full collection with finalizers).</summary>
     void AdoptLoadedState();
 }
 
@@ -106,7 +107,7 @@ static class FlatAdamStep
 
     /// <summary>Re-points the moments at their flat slices (copying in any that a load replaced).</summary>
     public static void Rebind(FlatParameters flat, OrderedDict<nint, OptimizerState> stateOf) =>
-        flat.Bind((p, i) => Moment(stateOf[p.Handle], i));
+        flat.Bind((p, i) => Moment(stateOf[p.Handle], i), replace: (p, i, t) => SetMoment(stateOf[p.Handle], i, t));
 
     /// <summary>One Adam/AdamW step over the flat buffers, fused where <paramref name="fused"/> and the kernels cover
     /// them; <see cref="FlatPath.None"/> (nothing changed) when the flat path does not apply.</summary>
@@ -162,6 +163,17 @@ static class FlatAdamStep
         else if (s is AdamW.State b) b.step++;
     }
 
+    static void SetMoment(OptimizerState s, int i, Tensor t)
+    {
+        switch (s)
+        {
+            case Adam.State a when i == 0: a.exp_avg = t; break;
+            case Adam.State a: a.exp_avg_sq = t; break;
+            case AdamW.State a when i == 0: a.exp_avg = t; break;
+            case AdamW.State a: a.exp_avg_sq = t; break;
+        }
+    }
+
     static Tensor? Moment(OptimizerState s, int i) => s switch
     {
         Adam.State a => i == 0 ? a.exp_avg : a.exp_avg_sq,
@@ -200,7 +212,7 @@ sealed class FlatSgd : SGD, IFlatStep
         // Momentum buffers all present or all absent, as the flat step requires; a mix stays for the per-tensor step.
         var states = _parameter_groups.SelectMany(g => g.Parameters).Select(p => (State)_state[p.Handle]).ToList();
         if (states.All(s => s.momentum_buffer is not null) || states.All(s => s.momentum_buffer is null))
-            _flat.Bind((p, _) => ((State)_state[p.Handle]).momentum_buffer);
+            _flat.Bind((p, _) => ((State)_state[p.Handle]).momentum_buffer, replace: (p, _, t) => ((State)_state[p.Handle]).momentum_buffer = t);
     }
 
     FlatPath FlatStep()

@@ -24,7 +24,8 @@ public static class StateDictChecks
     {
         if (!t.is_floating_point()) return true;
         using var _ = no_grad();
-        using var finite = t.isfinite().all();
+        using var mask = t.isfinite(); // a bool per element (11 MB for ResNet-18): freed here, not left to the finalizer
+        using var finite = mask.all();
         return finite.item<bool>();
     }
 
