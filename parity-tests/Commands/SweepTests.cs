@@ -9,7 +9,7 @@ using SkiaSharp;
 namespace ResnetMnist.ParityTests.Commands;
 
 /// <summary>The sweep's grid, shards and config overrides, through the library (no process, no training).</summary>
-[TestFixture]
+[TestFixture, Category("Tool")]
 public sealed class SweepGridTests
 {
     [Test]
@@ -121,7 +121,7 @@ public sealed class SweepGridTests
 /// The sweep's resume, failure and shard policy through the library, with a stand-in for training that writes each
 /// run's <c>summary.json</c> as a run ending that way would: what runs again, what is skipped, what stops the sweep.
 /// </summary>
-[TestFixture]
+[TestFixture, Category("Tool")]
 public sealed class SweepPolicyTests
 {
     sealed class Runs(Func<double, RunStatus?> end)

@@ -7,7 +7,7 @@ namespace ResnetMnist.ParityTests.Commands;
 /// through the <c>dotnet</c> muxer (a global or local tool, <c>dotnet exec</c>), the executable's name when the shell
 /// found it on PATH (a <c>--tool-path</c> install's <c>dotnet-resnet-mnist</c>), else the path it was started by.
 /// </summary>
-[TestFixture]
+[TestFixture, Category("Tool")]
 public sealed class ToolCommandTests
 {
     const string Tools = "/home/u/.dotnet/tools";
