@@ -61,7 +61,7 @@ def as_tensors(ds, dtype):
 
 def mode_steps(cfg, a, r):
     dtype = ref.DTYPES[cfg["train"]["dtype"]]
-    train_ds, test_ds = ref.make_datasets(cfg)
+    train_ds, test_ds, _ = ref.make_datasets(cfg)
     model, optimizer = build(cfg, a.channels_last)
     criterion = nn.CrossEntropyLoss()
     bs = int(cfg["train"]["batch_size"])
@@ -179,7 +179,7 @@ def mode_steps(cfg, a, r):
 def mode_epoch(cfg, a, r):
     t_start = time.perf_counter()
     dtype = ref.DTYPES[cfg["train"]["dtype"]]
-    train_ds, _ = ref.make_datasets(cfg)
+    train_ds, _, _ = ref.make_datasets(cfg)
     model, optimizer = build(cfg, a.channels_last)
     setup = time.perf_counter() - t_start
     bs = int(cfg["train"]["batch_size"])
@@ -231,7 +231,7 @@ def mode_epoch(cfg, a, r):
 
 def mode_data(cfg, a, r):
     t0 = time.perf_counter()
-    train_ds, _ = ref.make_datasets(cfg)
+    train_ds, _, _ = ref.make_datasets(cfg)
     t1 = time.perf_counter()
     images = 0
     for x, y in DataLoader(train_ds, batch_size=int(cfg["train"]["batch_size"]), shuffle=True):
@@ -245,7 +245,7 @@ def mode_data(cfg, a, r):
 
 def mode_optimizer(cfg, a, r):
     dtype = ref.DTYPES[cfg["train"]["dtype"]]
-    train_ds, _ = ref.make_datasets(cfg)
+    train_ds, _, _ = ref.make_datasets(cfg)
     model, optimizer = build(cfg, a.channels_last)
     x_all, y_all = as_tensors(train_ds, dtype)
     idx = torch.arange(0, int(cfg["train"]["batch_size"])) % len(y_all)
