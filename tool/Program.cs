@@ -5,6 +5,7 @@ using Spectre.Console.Cli;
 // Composition root: the commands and nothing else. Every command returns 0 (ok), 1 (runtime failure, a diverged
 // run), 2 (usage, config or data error), or, for a run stopped by a signal after writing a resumable checkpoint,
 // 128 + the signal's number: 130 (SIGINT, Ctrl-C), 143 (SIGTERM), 129 (SIGHUP); see tool/InterruptSignals.cs.
+Terminal.SetWidth();
 var app = new CommandApp();
 app.Configure(c =>
 {

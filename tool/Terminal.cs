@@ -19,6 +19,22 @@ static class Terminal
     /// <summary><paramref name="line"/> as it is shown: control characters escaped, capped at <see cref="MaxLineChars"/>.</summary>
     public static string Safe(string? line) => Printable.Escape(line, MaxLineChars);
 
+    /// <summary>
+    /// The width Spectre lays <c>--help</c> and tables out to: <c>COLUMNS</c> when it is set to a positive number; else,
+    /// on a terminal, the terminal's width (Spectre's own detection); else (output to a file or a pipe) wide enough that
+    /// no line is wrapped (Spectre's fallback, 80 columns, would break a long command path in the middle of an example).
+    /// </summary>
+    public static void SetWidth()
+    {
+        if (int.TryParse(Environment.GetEnvironmentVariable("COLUMNS"), out int columns) && columns > 0)
+            Spectre.Console.AnsiConsole.Profile.Width = columns;
+        else if (Console.IsOutputRedirected)
+            Spectre.Console.AnsiConsole.Profile.Width = UnwrappedWidth;
+    }
+
+    /// <summary>The layout width when output is not a terminal and <c>COLUMNS</c> is unset (characters).</summary>
+    public const int UnwrappedWidth = 4096;
+
     /// <summary>One line on standard output.</summary>
     public static void Out(string line) => Console.WriteLine(Safe(line));
 

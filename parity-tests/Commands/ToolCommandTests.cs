@@ -27,7 +27,8 @@ public sealed class ToolCommandTests
 
     /// <summary>
     /// The same <c>data verify</c> on a folder without MNIST, through <c>dotnet exec</c> and through the build output's
-    /// apphost (by full path, then found on PATH by a shell): its hint and <c>--help</c> name the command that ran.
+    /// apphost (by full path, then found on PATH by a shell): its hint and <c>--help</c> name the command that ran, and
+    /// help written to a pipe keeps each example on one line.
     /// </summary>
     [Test, Category("Tool")]
     public void Help_and_hints_name_the_command_that_ran()
@@ -43,7 +44,9 @@ public sealed class ToolCommandTests
         var byPath = Tool.Run(dir, verify, noBin, Tool.Apphost);
         Assert.That(byPath.ExitCode, Is.EqualTo(2), byPath.ToString());
         Assert.That(byPath.Stderr, Does.Contain($"run `{Tool.Apphost} data fetch`"), byPath.ToString());
-        var help = Tool.Run(dir, ["--help"], noBin, Tool.Apphost);
+        // COLUMNS unset and output to a pipe: help is laid out unwrapped, so the examples hold the whole command
+        // however long the build folder's path is (Spectre's fallback of 80 columns broke them mid-line).
+        var help = Tool.Run(dir, ["--help"], new(noBin) { ["COLUMNS"] = "" }, Tool.Apphost);
         Assert.That(help.Stdout, Does.Contain($"{Tool.Apphost} [OPTIONS] <COMMAND>").And.Contain($"{Tool.Apphost} train --set"), help.ToString());
 
         var onPath = Tool.Run(dir, ["-c", $"exec resnet-mnist {string.Join(' ', verify)}"], new() { ["PATH"] = $"{bin}:/usr/bin:/bin" }, "/bin/sh");
