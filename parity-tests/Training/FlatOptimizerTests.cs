@@ -99,6 +99,57 @@ public sealed class FlatOptimizerTests
         Assert.That(b.data<double>().ToArray(), Is.All.EqualTo(0.9).Within(1e-6));
     }
 
+    /// <summary>
+    /// Second moments that are zero (a gradient that is always 0) or subnormal (a tiny gradient squared), which the
+    /// fused Adam takes the IEEE square root of instead of MKL's: bit-identical weights and state to TorchSharp's
+    /// step after several steps, in a vector body and a scalar tail, beside ordinary values.
+    /// </summary>
+    // eps far below √v of the tiny values, so that each of their square roots decides a weight's bits (with the
+    // default 1e-8, eps would swamp a wrong last bit)
+    [TestCase("{name: adam, lr: 0.001, eps: 1e-40}", ScalarType.Float32)]
+    [TestCase("{name: adam, lr: 0.001, eps: 1e-300}", ScalarType.Float64)]
+    [TestCase("{name: adamw, lr: 0.001, weight_decay: 0.01, eps: 1e-40}", ScalarType.Float32)]
+    [TestCase("{name: adamw, lr: 0.001, weight_decay: 0.01, eps: 1e-300}", ScalarType.Float64)]
+    public void ZeroAndSubnormalSecondMomentsStepAsTorchSharpsAdam(string optimizer, ScalarType dtype)
+    {
+        var cfg = ConfigLoader.Parse($"optimizer: {optimizer}\n", null).Optimizer;
+        using var scope = NewDisposeScope();
+        // gradient magnitudes whose squares, times 1 - beta2, are subnormal (and underflow to 0 for the smallest)
+        double tiny = dtype == ScalarType.Float32 ? 1e-21 : 1e-160, tinier = dtype == ScalarType.Float32 ? 1e-40 : 1e-310;
+        var gen = new Generator(5);
+        Tensor Gradient(long n)
+        {
+            var kind = randint(0, 4, n, generator: gen);
+            var magnitude = where(kind.eq(0), 0.0, where(kind.eq(1), tiny, where(kind.eq(2), tinier, 0.1)));
+            return (magnitude * (rand(n, generator: gen, dtype: ScalarType.Float64) + 0.5) * (randint(0, 2, n, generator: gen) * 2 - 1)).to(dtype);
+        }
+        // 5,000 elements: whole 2,048-element chunks of the vector body and a partial one; 37: a scalar tail
+        long[] sizes = [5000, 37];
+        var grads = sizes.Select(Gradient).ToArray();
+        var start = sizes.Select(n => rand(n, generator: gen, dtype: ScalarType.Float64).to(dtype)).ToArray();
+        Parameter[] Parameters() => start.Select(t => new Parameter(t.clone())).ToArray();
+        var (perTensorParams, fusedParams) = (Parameters(), Parameters());
+        var reference = Optimizers.Create(cfg, perTensorParams, OptimizerStep.PerTensor);
+        var fused = Optimizers.Create(cfg, fusedParams, OptimizerStep.Fused);
+        foreach (var (parameters, opt) in new[] { (perTensorParams, reference), (fusedParams, fused) })
+            for (int step = 0; step < 4; step++)
+            {
+                opt.zero_grad();
+                parameters.Zip(grads, (p, g) => (p * g).sum()).Aggregate((a, b) => a + b).backward();
+                opt.step();
+            }
+        Assert.That(((IFlatStep)fused).LastStepFused, Is.True, "the fused kernels ran");
+        Assert.That(grads.Select(g => g.eq(0).sum().item<long>()).Sum(), Is.GreaterThan(0), "some gradients are 0");
+        var v = fused.state_dict().State.SelectMany(st => st.GetType().GetFields().Select(f => f.GetValue(st))).OfType<Tensor>()
+            .Where(t => t.numel() == 5000).ToList();
+        Assert.That(v.Any(t => t.abs().gt(0).logical_and(t.abs().lt(dtype == ScalarType.Float32 ? 1.1754943508222875e-38 : 2.2250738585072014e-308)).any().item<bool>()),
+            Is.True, "some second moments are subnormal");
+        for (int i = 0; i < sizes.Length; i++)
+            Assert.That(SameBits(perTensorParams[i], fusedParams[i]), Is.True, $"parameter {i} ({sizes[i]} elements) differs after 4 steps");
+        AssertSameState(reference, fused, "after 4 steps");
+        reference.Dispose(); fused.Dispose();
+    }
+
     static void SetDampening(OptimizerHelper optimizer, double dampening)
     {
         foreach (var g in optimizer.ParamGroups)

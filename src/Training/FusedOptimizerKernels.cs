@@ -15,7 +15,8 @@ namespace ResnetMnist.Training;
 //   mul by a scalar, sqrt, tensor / scalar, + eps, addcdiv: each rounded on its own under every kernel set;
 //     addcdiv(w, m, d, value) is w + (value·m) / d.
 //   sqrt: MKL's vector square root (VML, high-accuracy mode), which under avx512 is not always correctly rounded, so it
-//     is taken from MKL itself (vmsSqrt / vmdSqrt, exported by libtorch_cpu) chunk by chunk into a stack buffer.
+//     is taken from MKL itself (vmsSqrt / vmdSqrt, exported by libtorch_cpu) chunk by chunk into a stack buffer; of
+//     zero and subnormal inputs, which MKL serves on a slow path, it is the IEEE square root (vsqrtps/pd).
 //   Scalars are computed in double and rounded once to the tensor's dtype, as ATen does.
 // FlatOptimizerTests holds these kernels to TorchSharp's step element by element under each kernel set.
 
@@ -161,30 +162,86 @@ static unsafe class FusedOptimizerKernels
         {
             int n = (int)Math.Min(SqrtChunk, length - start);
             int body = n - n % TV.Count;
-            AdamMoments<TV, T>(k, w + start, g + start, m + start, v + start, 0, body);
-            AdamMoments<Lane1<T>, T>(k, w + start, g + start, m + start, v + start, body, n);
-            if (typeof(T) == typeof(float)) ((delegate* unmanaged<int, float*, float*, long, void>)k.Sqrt)(n, (float*)(v + start), (float*)sq, VmlMode);
-            else ((delegate* unmanaged<int, double*, double*, long, void>)k.Sqrt)(n, (double*)(v + start), (double*)sq, VmlMode);
+            bool tiny = AdamMoments<TV, T>(k, w + start, g + start, m + start, v + start, 0, body)
+                      | AdamMoments<Lane1<T>, T>(k, w + start, g + start, m + start, v + start, body, n);
+            if (!tiny) Sqrt(k.Sqrt, v + start, sq, n);
+            else
+            {
+                // MKL takes a slow path for each zero (4×) and subnormal (28×) input, and a parameter whose gradient is
+                // always 0 (a unit that never fires) keeps v at 0. Those lanes get IEEE's square root instead, which is
+                // MKL's there: MklSqrtTests checks every float32 subnormal and zero, and a sample of float64 ones.
+                Tiny<TV, T>.Replace(v + start, sq, 0, body); Tiny<Lane1<T>, T>.Replace(v + start, sq, body, n);
+                Sqrt(k.Sqrt, sq, sq, n);
+                Tiny<TV, T>.Patch(v + start, sq, 0, body); Tiny<Lane1<T>, T>.Patch(v + start, sq, body, n);
+            }
             AdamUpdate<TV, T>(k, w + start, m + start, sq, 0, body);
             AdamUpdate<Lane1<T>, T>(k, w + start, m + start, sq, body, n);
         }
     }
 
-    /// <summary>AdamW's decay of the weights, L2 decay of the gradient, then <c>m = b1·m + (1-b1)·g</c>, <c>v = b2·v + (1-b2)·g·g</c>.</summary>
+    /// <summary>MKL's square root (<c>vmsSqrt</c>/<c>vmdSqrt</c>, ATen's mode) of <paramref name="n"/> elements; in place when <paramref name="from"/> is <paramref name="to"/>.</summary>
+    static void Sqrt<T>(nint sqrt, T* from, T* to, int n) where T : unmanaged
+    {
+        if (typeof(T) == typeof(float)) ((delegate* unmanaged<int, float*, float*, long, void>)sqrt)(n, (float*)from, (float*)to, VmlMode);
+        else ((delegate* unmanaged<int, double*, double*, long, void>)sqrt)(n, (double*)from, (double*)to, VmlMode);
+    }
+
+    /// <summary>
+    /// The second moments MKL's square root is slow on: zero (either sign) and subnormal, i.e. 0 ≤ v &lt; the smallest
+    /// normal number. Negative, infinite and NaN values are left to MKL (a diverged run's values, whatever MKL makes of them).
+    /// </summary>
+    static class Tiny<TV, T> where TV : struct, ILanes<TV, T> where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        static readonly T MinNormal = T.CreateChecked(typeof(T) == typeof(float) ? 1.1754943508222875e-38 : 2.2250738585072014e-308);
+
+        /// <summary>Whether any lane of <paramref name="v"/> is tiny.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static bool Any(TV v) => TV.AnyInRange(v, TV.Splat(T.Zero), TV.Splat(MinNormal));
+
+        /// <summary><c>to[i] = v[i]</c>, with 1 in place of each tiny value (an input MKL takes its fast path on).</summary>
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        public static void Replace(T* v, T* to, int from, int end)
+        {
+            TV zero = TV.Splat(T.Zero), min = TV.Splat(MinNormal), one = TV.Splat(T.One);
+            for (int i = from; i < end; i += TV.Count)
+            {
+                TV x = TV.Load(v + i);
+                TV.SelectInRange(x, zero, min, one, x).Store(to + i);
+            }
+        }
+
+        /// <summary><c>sq[i] = √v[i]</c> (IEEE, correctly rounded) where <c>v[i]</c> is tiny; the other lanes keep MKL's.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        public static void Patch(T* v, T* sq, int from, int end)
+        {
+            TV zero = TV.Splat(T.Zero), min = TV.Splat(MinNormal);
+            for (int i = from; i < end; i += TV.Count)
+            {
+                TV x = TV.Load(v + i);
+                TV.SelectInRange(x, zero, min, TV.Sqrt(x), TV.Load(sq + i)).Store(sq + i);
+            }
+        }
+    }
+
+    /// <summary>AdamW's decay of the weights, L2 decay of the gradient, then <c>m = b1·m + (1-b1)·g</c>, <c>v = b2·v + (1-b2)·g·g</c>; whether any new <c>v</c> is tiny (<see cref="Tiny{TV, T}"/>).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // hot loops: optimised at once, not after tiering
-    static void AdamMoments<TV, T>(in AdamScalars<T> k, T* w, T* g, T* m, T* v, int from, int to)
+    static bool AdamMoments<TV, T>(in AdamScalars<T> k, T* w, T* g, T* m, T* v, int from, int to)
         where TV : struct, ILanes<TV, T> where T : unmanaged, IFloatingPointIeee754<T>
     {
         TV b1 = TV.Splat(k.Beta1), c1 = TV.Splat(k.OneMinusBeta1), b2 = TV.Splat(k.Beta2), c2 = TV.Splat(k.OneMinusBeta2);
         TV wd = TV.Splat(k.WeightDecay), decay = TV.Splat(k.Decay);
+        bool tiny = false;
         for (int i = from; i < to; i += TV.Count)
         {
             TV gi = TV.Load(g + i);
             if (k.Decoupled) (TV.Load(w + i) * decay).Store(w + i);                  // w.mul_(1 - lr·wd)
             else if (k.L2) gi = MulAdd<TV, T>(wd, TV.Load(w + i), gi, k.Fma);         // g.add(w, alpha: wd)
             MulAdd<TV, T>(c1, gi, TV.Load(m + i) * b1, k.Fma).Store(m + i);           // m.mul_(b1).add_(g, alpha: 1-b1)
-            MulAdd<TV, T>(c2 * gi, gi, TV.Load(v + i) * b2, k.Fma).Store(v + i);      // v.mul_(b2).addcmul_(g, g, value: 1-b2)
+            TV vi = MulAdd<TV, T>(c2 * gi, gi, TV.Load(v + i) * b2, k.Fma);           // v.mul_(b2).addcmul_(g, g, value: 1-b2)
+            vi.Store(v + i);
+            tiny |= Tiny<TV, T>.Any(vi);
         }
+        return tiny;
     }
 
     /// <summary><c>w.addcdiv_(m, sqrt(v) / √bc2 + eps, value: -lr/bc1)</c>, with <c>sqrt(v)</c> already in <paramref name="sq"/>.</summary>
@@ -243,6 +300,12 @@ interface ILanes<TSelf, T> where TSelf : struct, ILanes<TSelf, T> where T : unma
     static abstract TSelf operator /(TSelf a, TSelf b);
     /// <summary><c>a·b + c</c> rounded once.</summary>
     static abstract TSelf Fma(TSelf a, TSelf b, TSelf c);
+    /// <summary>The square root, correctly rounded.</summary>
+    static abstract TSelf Sqrt(TSelf a);
+    /// <summary>Whether any lane <c>x</c> has <c>lo ≤ x &lt; hi</c>.</summary>
+    static abstract bool AnyInRange(TSelf x, TSelf lo, TSelf hi);
+    /// <summary>Per lane: <paramref name="inRange"/> where <c>lo ≤ x &lt; hi</c>, else <paramref name="otherwise"/>.</summary>
+    static abstract TSelf SelectInRange(TSelf x, TSelf lo, TSelf hi, TSelf inRange, TSelf otherwise);
 }
 
 readonly struct Lanes512<T>(Vector512<T> v) : ILanes<Lanes512<T>, T> where T : unmanaged, IFloatingPointIeee754<T>
@@ -258,6 +321,11 @@ readonly struct Lanes512<T>(Vector512<T> v) : ILanes<Lanes512<T>, T> where T : u
     public static Lanes512<T> Fma(Lanes512<T> a, Lanes512<T> b, Lanes512<T> c) => typeof(T) == typeof(float)
         ? new(Vector512.FusedMultiplyAdd(a._v.AsSingle(), b._v.AsSingle(), c._v.AsSingle()).As<float, T>())
         : new(Vector512.FusedMultiplyAdd(a._v.AsDouble(), b._v.AsDouble(), c._v.AsDouble()).As<double, T>());
+    public static Lanes512<T> Sqrt(Lanes512<T> a) => new(Vector512.Sqrt(a._v));
+    static Vector512<T> InRange(Vector512<T> x, Vector512<T> lo, Vector512<T> hi) => Vector512.GreaterThanOrEqual(x, lo) & Vector512.LessThan(x, hi);
+    public static bool AnyInRange(Lanes512<T> x, Lanes512<T> lo, Lanes512<T> hi) => InRange(x._v, lo._v, hi._v) != Vector512<T>.Zero;
+    public static Lanes512<T> SelectInRange(Lanes512<T> x, Lanes512<T> lo, Lanes512<T> hi, Lanes512<T> inRange, Lanes512<T> otherwise) =>
+        new(Vector512.ConditionalSelect(InRange(x._v, lo._v, hi._v), inRange._v, otherwise._v));
 }
 
 readonly struct Lanes256<T>(Vector256<T> v) : ILanes<Lanes256<T>, T> where T : unmanaged, IFloatingPointIeee754<T>
@@ -273,6 +341,11 @@ readonly struct Lanes256<T>(Vector256<T> v) : ILanes<Lanes256<T>, T> where T : u
     public static Lanes256<T> Fma(Lanes256<T> a, Lanes256<T> b, Lanes256<T> c) => typeof(T) == typeof(float)
         ? new(Vector256.FusedMultiplyAdd(a._v.AsSingle(), b._v.AsSingle(), c._v.AsSingle()).As<float, T>())
         : new(Vector256.FusedMultiplyAdd(a._v.AsDouble(), b._v.AsDouble(), c._v.AsDouble()).As<double, T>());
+    public static Lanes256<T> Sqrt(Lanes256<T> a) => new(Vector256.Sqrt(a._v));
+    static Vector256<T> InRange(Vector256<T> x, Vector256<T> lo, Vector256<T> hi) => Vector256.GreaterThanOrEqual(x, lo) & Vector256.LessThan(x, hi);
+    public static bool AnyInRange(Lanes256<T> x, Lanes256<T> lo, Lanes256<T> hi) => InRange(x._v, lo._v, hi._v) != Vector256<T>.Zero;
+    public static Lanes256<T> SelectInRange(Lanes256<T> x, Lanes256<T> lo, Lanes256<T> hi, Lanes256<T> inRange, Lanes256<T> otherwise) =>
+        new(Vector256.ConditionalSelect(InRange(x._v, lo._v, hi._v), inRange._v, otherwise._v));
 }
 
 /// <summary>One lane: the scalar tail (and the whole range where no vector unit is accelerated).</summary>
@@ -287,4 +360,8 @@ readonly struct Lane1<T>(T v) : ILanes<Lane1<T>, T> where T : unmanaged, IFloati
     public static Lane1<T> operator *(Lane1<T> a, Lane1<T> b) => new(a._v * b._v);
     public static Lane1<T> operator /(Lane1<T> a, Lane1<T> b) => new(a._v / b._v);
     public static Lane1<T> Fma(Lane1<T> a, Lane1<T> b, Lane1<T> c) => new(T.FusedMultiplyAdd(a._v, b._v, c._v));
+    public static Lane1<T> Sqrt(Lane1<T> a) => new(T.Sqrt(a._v));
+    public static bool AnyInRange(Lane1<T> x, Lane1<T> lo, Lane1<T> hi) => x._v >= lo._v && x._v < hi._v;
+    public static Lane1<T> SelectInRange(Lane1<T> x, Lane1<T> lo, Lane1<T> hi, Lane1<T> inRange, Lane1<T> otherwise) =>
+        AnyInRange(x, lo, hi) ? inRange : otherwise;
 }
