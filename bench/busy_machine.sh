@@ -5,9 +5,10 @@
 # libgomp reads OMP_WAIT_POLICY / GOMP_SPINCOUNT once, when it loads; each run below sets them for its process:
 #   spin300k     GOMP_SPINCOUNT=300000, libgomp's own default (what the tool did before it chose a policy)
 #   passive      OMP_WAIT_POLICY=PASSIVE (what the tool sets when neither variable is set)
+#   spin3k       GOMP_SPINCOUNT=3000
 #   spin10k      GOMP_SPINCOUNT=10000
 #   spin1k       GOMP_SPINCOUNT=1000
-# Interleaved A/B: every round runs each variant once; BUSY_ROUNDS rounds (default 2); BUSY_VARIANTS picks the
+# BUSY_BATCH: the batch size (default 64). Interleaved A/B: every round runs each variant once; BUSY_ROUNDS rounds (default 2); BUSY_VARIANTS picks the
 # 2-thread variants (default "spin300k passive spin10k spin1k"), BUSY_LOADS the conditions (default "quiet busy").
 # Writes bench/last-run/busy/*.json and prints a table (epoch training seconds, each round).
 set -euo pipefail
@@ -18,12 +19,14 @@ IMAGES=${BUSY_IMAGES:-640}
 OUT=bench/last-run/busy; mkdir -p "$OUT"
 TOOL=(tool/bin/Release/net10.0/resnet-mnist)
 [ -x "${TOOL[0]}" ] || dotnet build tool/ResnetMnist.Tool.csproj -c Release -nologo -v q >/dev/null
-common=(--mode epoch --set data.train_limit=$IMAGES --set train.batch_size=64 --set optimizer.name=adam)
+BATCH=${BUSY_BATCH:-64}
+common=(--mode epoch --set data.train_limit=$IMAGES --set train.batch_size=$BATCH --set optimizer.name=adam)
 
 variant_env() {
   case $1 in
     spin300k) echo GOMP_SPINCOUNT=300000 ;;
     passive) echo OMP_WAIT_POLICY=PASSIVE ;;
+    spin3k) echo GOMP_SPINCOUNT=3000 ;;
     spin10k) echo GOMP_SPINCOUNT=10000 ;;
     spin1k) echo GOMP_SPINCOUNT=1000 ;;
     *) echo X_UNUSED=1 ;;
