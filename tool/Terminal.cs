@@ -33,7 +33,7 @@ static class Terminal
     }
 
     /// <summary>The layout width when output is not a terminal and <c>COLUMNS</c> is unset (characters).</summary>
-    public const int UnwrappedWidth = 4096;
+    const int UnwrappedWidth = 4096;
 
     /// <summary>One line on standard output.</summary>
     public static void Out(string line) => Console.WriteLine(Safe(line));
