@@ -255,9 +255,11 @@ public sealed class RunLifecycleTests
         using (var p = Tool.Start(dir, ["train", TwoEpochConfig(dir), "--out", run]))
         {
             // Both signals land inside the run: the first asks for a checkpoint after the current step, the second
-            // (sent as soon as the first was delivered) stops the process at once.
+            // (sent once the first was handled: two SIGINTs sent back to back may be delivered as one) stops the
+            // process at once.
             p.WaitForLine(l => l.StartsWith("epoch 1/2 step ", StringComparison.Ordinal));
             p.Signal("INT");
+            p.WaitForStderr("interrupt: finishing the current step");
             p.Signal("INT");
             r = p.WaitForExit();
         }

@@ -186,6 +186,30 @@ public sealed class RunningTool(Process process) : IDisposable
         return "";
     }
 
+    /// <summary>
+    /// Waits until stderr holds <paramref name="text"/>; fails with the output so far when the process ends first (or,
+    /// if it hangs, at <see cref="TestEnvironment.SafetyCap"/>).
+    /// </summary>
+    public void WaitForStderr(string text)
+    {
+        EnsureReading();
+        bool Seen() { lock (_err) return _err.ToString().Contains(text, StringComparison.Ordinal); }
+        var cap = System.Diagnostics.Stopwatch.StartNew();
+        while (cap.Elapsed < TestEnvironment.SafetyCap)
+        {
+            if (Seen()) return;
+            if (process.HasExited)
+            {
+                process.WaitForExit();   // drains the redirected streams
+                if (Seen()) return;
+                Assert.Fail($"the tool ended without writing '{text}' to stderr\n--- stdout ---\n{_out}\n--- stderr ---\n{_err}");
+            }
+            Thread.Sleep(10);
+        }
+        process.Kill(entireProcessTree: true);
+        TestEnvironment.FailCapped("waiting for a stderr line of the tool", $"--- stdout ---\n{_out}\n--- stderr ---\n{_err}");
+    }
+
     public void Signal(string signal)
     {
         using var kill = Process.Start(new ProcessStartInfo("kill", $"-{signal} {process.Id}") { UseShellExecute = false })!;
