@@ -57,6 +57,7 @@ public static class NativeLoader
     static string Load()
     {
         WaitPolicy = ApplyWaitPolicy();
+        NativeHeap.Apply();
         KernelSet.ApplyEnvironment();
         if (!OperatingSystem.IsLinux()) return "default";
         string? dir = FindNativeDir();

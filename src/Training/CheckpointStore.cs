@@ -231,7 +231,7 @@ public sealed class CheckpointStore(string folder, CheckpointModel? model = null
     /// read and before training allocates: measured, a resumed ResNet-18 Adam run peaked at 1,012 MiB resident
     /// without these collections and the changes around them, against 632 MiB for the same run started fresh.
     /// The tensors the unpickler built, once freed, leave holes in glibc's arena (35–45 MB after the weights and the
-    /// optimizer state), resident until reused: <see cref="ResnetMnist.Core.NativeHeap.Trim"/> returns them (measured,
+    /// optimizer state), resident until reused: <see cref="ResnetMnist.Native.NativeHeap.Trim"/> returns them (measured,
     /// resident memory before training 415 → 367 MB, that resumed run's peak 604 → 573 MiB).
     /// </summary>
     static void ReleaseReadBuffers()
@@ -240,7 +240,7 @@ public sealed class CheckpointStore(string folder, CheckpointModel? model = null
         // Tensors the unpickler built and that were disposed or dropped release their storages from finalizers.
         GC.WaitForPendingFinalizers();
         GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
-        ResnetMnist.Core.NativeHeap.Trim();
+        ResnetMnist.Native.NativeHeap.Trim();
     }
 
     /// <summary>

@@ -29,6 +29,7 @@ sealed class InfoCommand : Command<InfoCommand.Settings>
                 AtenCpuCapability = Environment.GetEnvironmentVariable("ATEN_CPU_CAPABILITY"),
                 Threads = get_num_threads(),
                 ThreadWaitPolicy = NativeLoader.WaitPolicy,
+                Malloc = NativeHeap.Description,
                 Cores = Environment.ProcessorCount,
                 CudaAvailable = cuda.is_available(),
                 CudaDevices = cuda.is_available() ? cuda.device_count() : 0,
@@ -41,6 +42,7 @@ sealed class InfoCommand : Command<InfoCommand.Settings>
         Terminal.Out($"native bridge: {NativeLoader.Mode}");
         Terminal.Out($"cpu kernel set: {KernelSet.Current} (ATEN_CPU_CAPABILITY={Environment.GetEnvironmentVariable("ATEN_CPU_CAPABILITY") ?? "unset"})");
         Terminal.Out($"threads: {get_num_threads()} (cores: {Environment.ProcessorCount}); waiting threads: {NativeLoader.WaitPolicy}");
+        Terminal.Out($"malloc: {NativeHeap.Description}");
         Terminal.Out($"cuda: {(cuda.is_available() ? $"available, {cuda.device_count()} device(s)" : "not available")}");
         using var t = ones(2, 2);
         Terminal.Out($"check: ones(2,2).sum() = {t.sum().item<float>()}");

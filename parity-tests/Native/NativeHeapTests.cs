@@ -1,0 +1,74 @@
+using System.Runtime.InteropServices;
+using NUnit.Framework;
+using ResnetMnist.Native;
+
+namespace ResnetMnist.ParityTests.Native;
+
+/// <summary>
+/// The malloc settings the tool gives glibc (<see cref="NativeHeap"/>): which user settings make it stand back, that a
+/// block as large as a training step's activations comes from the heap (where a freed one is reused, not given its own
+/// mapping that the next step faults in afresh), and what <c>info</c> reports (the trim threshold is applied by the same
+/// checked <c>mallopt</c> calls; its effect is a speed, measured in <c>bench/NOTES.md</c>).
+/// </summary>
+[TestFixture, Category("Native")]
+public sealed class NativeHeapTests
+{
+    [Test]
+    public void AnyMallocSettingOfTheUserIsFoundAndNothingElse()
+    {
+        static IReadOnlyList<string> With(params (string Name, string Value)[] env) =>
+            NativeHeap.UserSettings(n => env.FirstOrDefault(e => e.Name == n).Value);
+
+        Assert.That(With(), Is.Empty);
+        Assert.That(With(("GLIBC_TUNABLES", "glibc.cpu.hwcaps=-AVX512F:glibc.pthread.rseq=0")), Is.Empty, "tunables of other glibc parts are not malloc settings");
+        Assert.That(With(("MALLOC_TRIM_THRESHOLD_", "")), Is.Empty, "an empty variable is unset");
+        Assert.That(With(("GLIBC_TUNABLES", "glibc.cpu.hwcaps=-AVX512F:glibc.malloc.trim_threshold=1048576")),
+            Is.EqualTo(new[] { "glibc.malloc.trim_threshold=1048576" }));
+        foreach (var name in NativeHeap.MallocVariables)
+            Assert.That(With((name, "65536")), Is.EqualTo(new[] { $"{name}=65536" }), name);
+    }
+
+    [Test]
+    public void A_block_below_the_threshold_comes_from_the_heap()
+    {
+        NativeLoader.EnsureLoaded();
+        if (!NativeHeap.Description.EndsWith("(the tool's default)", StringComparison.Ordinal))
+            Assert.Ignore($"malloc is not the tool's to set in this process: {NativeHeap.Description}");
+        // 24 MiB: above glibc's own starting threshold (128 KiB) by far, below the tool's (32 MiB).
+        const int size = 24 << 20;
+        var before = MallInfo();
+        var block = Marshal.AllocHGlobal(size); // malloc
+        try
+        {
+            var held = MallInfo();
+            Assert.That(held.hblkhd - before.hblkhd, Is.LessThan((nuint)size), "the block was given its own mapping");
+        }
+        finally
+        {
+            Marshal.FreeHGlobal(block);
+        }
+    }
+
+    [Test]
+    public void Info_reports_the_tools_settings_and_stands_back_for_the_users()
+    {
+        var own = Tool.Run(TempDir.New("heap"), ["info"]);
+        Assert.That(own.ExitCode, Is.EqualTo(0), own.ToString());
+        Assert.That(own.Stdout, Does.Contain($"malloc: mmap_threshold={NativeHeap.MmapThreshold >> 20} MiB, trim_threshold={NativeHeap.TrimThreshold >> 20} MiB (the tool's default)"));
+
+        var users = Tool.Run(TempDir.New("heap"), ["info", "--json"], new() { ["MALLOC_TRIM_THRESHOLD_"] = "131072" });
+        Assert.That(users.ExitCode, Is.EqualTo(0), users.ToString());
+        using var doc = System.Text.Json.JsonDocument.Parse(users.Stdout);
+        Assert.That(doc.RootElement.GetProperty("malloc").GetString(), Is.EqualTo("MALLOC_TRIM_THRESHOLD_=131072 (set by the user)"));
+    }
+
+    /// <summary>glibc's <c>struct mallinfo2</c> (all arenas): every field a <c>size_t</c>.</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    struct MallInfo2
+    {
+        public nuint arena, ordblks, smblks, hblks, hblkhd, usmblks, fsmblks, uordblks, fordblks, keepcost;
+    }
+
+    [DllImport("libc", EntryPoint = "mallinfo2")]
+    static extern MallInfo2 MallInfo();
+}

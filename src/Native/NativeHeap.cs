@@ -1,0 +1,88 @@
+using System.Runtime.InteropServices;
+
+namespace ResnetMnist.Native;
+
+/// <summary>
+/// The C library's heap, where libtorch's CPU tensors live: how glibc's <c>malloc</c> keeps freed memory (set once, by
+/// <see cref="NativeLoader"/>, before the first tensor exists), and giving freed memory back after a burst.
+/// </summary>
+/// <remarks>
+/// A training step allocates every activation and gradient afresh and frees them at its end. glibc's defaults give a
+/// block above its mmap threshold (128 KiB, raised to the largest block freed so far) its own mapping, and return the
+/// top of the heap to the kernel once more than twice that is free; so each step's tensors were new pages, which the
+/// kernel faults in and zeroes one by one (a quarter of the tool's CPU samples were in the kernel at batch 16,
+/// <c>bench/NOTES.md</c>). With blocks up to <see cref="MmapThreshold"/> taken from the heap and freed memory kept
+/// up to <see cref="TrimThreshold"/>, the next step reuses the same pages.
+/// The user's own malloc settings win: any of glibc's malloc tunables in <c>GLIBC_TUNABLES</c>, or the
+/// <c>MALLOC_*_</c> variables glibc reads, leave the allocator as the user set it.
+/// </remarks>
+public static class NativeHeap
+{
+    /// <summary>Blocks up to this size (bytes; 32 MiB, glibc's largest) come from the heap, not their own mapping.</summary>
+    public const long MmapThreshold = 32L << 20;
+
+    /// <summary>Free memory at the top of the heap kept for reuse before any is returned to the kernel (bytes; 512 MiB).</summary>
+    public const long TrimThreshold = 512L << 20;
+
+    /// <summary>The environment variables glibc reads malloc settings from (besides <c>GLIBC_TUNABLES</c>).</summary>
+    public static readonly IReadOnlyList<string> MallocVariables =
+        ["MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_", "MALLOC_MMAP_MAX_", "MALLOC_ARENA_MAX"];
+
+    /// <summary>What applies in this process: the tool's settings, the user's, or why none were set.</summary>
+    public static string Description { get; private set; } = "not set";
+
+    /// <summary>
+    /// The user's malloc settings found in <paramref name="variable"/> (a lookup of environment variables), as
+    /// <c>NAME=value</c> items; empty when the user set none.
+    /// </summary>
+    public static IReadOnlyList<string> UserSettings(Func<string, string?> variable)
+    {
+        var found = MallocVariables.Where(n => !string.IsNullOrEmpty(variable(n))).Select(n => $"{n}={variable(n)}").ToList();
+        var tunables = variable("GLIBC_TUNABLES") ?? "";
+        found.AddRange(tunables.Split(':', StringSplitOptions.RemoveEmptyEntries).Where(t => t.StartsWith("glibc.malloc.", StringComparison.Ordinal)));
+        return found;
+    }
+
+    /// <summary>Applies the policy unless the user set malloc themselves; records <see cref="Description"/>.</summary>
+    internal static void Apply()
+    {
+        var user = UserSettings(Environment.GetEnvironmentVariable);
+        Description = user.Count > 0 ? string.Join(", ", user) + " (set by the user)"
+            : !TryMallopt(out var mallopt) ? "the C library's default (not glibc)"
+            : mallopt(TrimThresholdParam, (int)TrimThreshold) == 1 && mallopt(MmapThresholdParam, (int)MmapThreshold) == 1
+                ? $"mmap_threshold={MmapThreshold >> 20} MiB, trim_threshold={TrimThreshold >> 20} MiB (the tool's default)"
+                : "the C library's default (mallopt refused the tool's settings)";
+    }
+
+    /// <summary>
+    /// Gives the pages of freed native memory back to the system (glibc's <c>malloc_trim(0)</c>), after a burst of
+    /// short-lived tensors: glibc keeps freed blocks in its arena, resident, where they stay between live ones (and,
+    /// under <see cref="TrimThreshold"/>, at the heap's top too). Takes milliseconds; nothing on other C libraries.
+    /// </summary>
+    public static void Trim()
+    {
+        if (!OperatingSystem.IsLinux() || _noTrim) return;
+        try { _ = malloc_trim(0); }
+        catch (Exception e) when (e is EntryPointNotFoundException or DllNotFoundException) { _noTrim = true; }
+    }
+
+    static bool _noTrim;
+
+    [DllImport("libc")]
+    static extern int malloc_trim(nuint pad);
+
+    /// <summary>glibc's <c>mallopt</c> parameter numbers (malloc.h).</summary>
+    const int TrimThresholdParam = -1, MmapThresholdParam = -3;
+
+    delegate int Mallopt(int param, int value);
+
+    /// <summary>glibc's <c>mallopt</c>, where this process runs on glibc (it alone exports <c>gnu_get_libc_version</c>).</summary>
+    static bool TryMallopt(out Mallopt mallopt)
+    {
+        mallopt = null!;
+        if (!OperatingSystem.IsLinux() || !NativeLibrary.TryLoad("libc.so.6", out var libc)) return false;
+        if (!NativeLibrary.TryGetExport(libc, "gnu_get_libc_version", out _) || !NativeLibrary.TryGetExport(libc, "mallopt", out var fn)) return false;
+        mallopt = Marshal.GetDelegateForFunctionPointer<Mallopt>(fn);
+        return true;
+    }
+}
