@@ -1,4 +1,5 @@
 using NUnit.Framework;
+using ResnetMnist.Native;
 using ResnetMnist.Config;
 using ResnetMnist.Model;
 using ResnetMnist.Training;
@@ -97,6 +98,23 @@ public sealed class FlatOptimizerTests
         // Adam's first step moves every weight by lr (sign of the gradient) whichever path ran
         Assert.That(a.data<float>().ToArray(), Is.All.EqualTo(0.9f).Within(1e-6));
         Assert.That(b.data<double>().ToArray(), Is.All.EqualTo(0.9).Within(1e-6));
+    }
+
+    [TestCase("{name: adam, lr: 0.001}")]
+    [TestCase("{name: sgd, lr: 0.001, momentum: 0.9}")]
+    public void TheHeapIsTrimmedWhenTensorsMoveIntoTheBuffersNotInEveryStep(string optimizer)
+    {
+        using var scope = NewDisposeScope();
+        var model = nn.Sequential(nn.Linear(8, 4), nn.ReLU(), nn.Linear(4, 3));
+        var batch = (randn(5, 8), tensor(new long[] { 0, 1, 2, 1, 0 }));
+        long before = NativeHeap.Trims;
+        using var opt = Optimizers.Create(ConfigLoader.Parse($"optimizer: {optimizer}\n", null).Optimizer, model.parameters().ToList());
+        Assert.That(NativeHeap.Trims, Is.EqualTo(before + 1), "the weights' old storages are handed back once the optimizer holds them");
+        Step(model, opt, batch);
+        long afterFirst = NativeHeap.Trims; // SGD's momentum moves into its buffer at its first step
+        for (int i = 0; i < 3; i++) Step(model, opt, batch);
+        Assert.That(((IFlatStep)opt).LastStepFlat, Is.True);
+        Assert.That(NativeHeap.Trims, Is.EqualTo(afterFirst), "a step that moved nothing trims nothing");
     }
 
     /// <summary>

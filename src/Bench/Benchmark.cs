@@ -53,6 +53,8 @@ public static class Benchmark
             default: throw new BadInputException($"bench --mode {s.Mode}: expected steps, epoch, memory, data or optimizer");
         }
         result["threads"] = get_num_threads();
+        result["thread_wait"] = ResnetMnist.Native.NativeLoader.WaitPolicy;
+        result["malloc"] = ResnetMnist.Native.NativeHeap.Description;
         result["libtorch"] = __version__;
         result["torchsharp"] = typeof(TorchSharp.torch).Assembly.GetName().Version?.ToString();
         result["dotnet"] = Environment.Version.ToString();

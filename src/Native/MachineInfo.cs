@@ -22,10 +22,55 @@ public static class MachineInfo
         return null;
     }
 
+    /// <summary>
+    /// The machine's CPU time counters now (<c>/proc/stat</c>'s all-core line and <c>/proc/self/stat</c>), in clock
+    /// ticks; null where Linux does not report them.
+    /// </summary>
+    public static CpuTicks? ReadCpuTicks()
+    {
+        var all = Read("/proc/stat", "the CPU counters")?.Split('\n').FirstOrDefault(l => l.StartsWith("cpu ", StringComparison.Ordinal));
+        var self = Read("/proc/self/stat", "a process's CPU counters");
+        if (all is null || self is null || self.LastIndexOf(')') < 0) return null;
+        var t = all.Split(' ', StringSplitOptions.RemoveEmptyEntries).Skip(1).Select(Ticks).ToArray();
+        // after the command name: state, ppid, ..., utime (the 12th), stime (the 13th)
+        var own = self[(self.LastIndexOf(')') + 1)..].Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        if (t.Length < 8 || own.Length < 13) return null;
+        long idle = t[3] + t[4];
+        long busy = t[0] + t[1] + t[2] + t[5] + t[6] + t[7]; // user nice system irq softirq steal (guest is inside user)
+        return new CpuTicks(busy, busy + idle, Ticks(own[11]) + Ticks(own[12]));
+    }
+
+    /// <summary>
+    /// How many cores' worth of CPU time other processes used over <paramref name="window"/> (this process's own
+    /// time taken out), sampled now; null where Linux does not report it.
+    /// </summary>
+    public static double? OtherProcessesCores(TimeSpan window)
+    {
+        var before = ReadCpuTicks();
+        if (before is null) return null;
+        Thread.Sleep(window);
+        var after = ReadCpuTicks();
+        return after is null ? null : CpuTicks.OthersCores(before.Value, after.Value, Environment.ProcessorCount);
+    }
+
+    static long Ticks(string field) => long.TryParse(field, NumberStyles.None, CultureInfo.InvariantCulture, out var v) ? v : 0;
+
     static string? Read(string file, string what)
     {
         if (!File.Exists(file)) return null;
         try { return InputFiles.ReadAllText(file, what, 16L << 20, m => new IOException(m)); }
         catch (IOException) { return null; }
+    }
+}
+
+/// <summary>CPU time counters in clock ticks: all cores' busy and total time, and this process's own busy time.</summary>
+public readonly record struct CpuTicks(long Busy, long Total, long Own)
+{
+    /// <summary>Cores' worth of CPU time other processes used between two readings: (busy − own) / total × cores.</summary>
+    public static double OthersCores(CpuTicks before, CpuTicks after, int cores)
+    {
+        long total = after.Total - before.Total;
+        long others = after.Busy - before.Busy - (after.Own - before.Own);
+        return total <= 0 ? 0 : Math.Max(0, others) * (double)cores / total;
     }
 }

@@ -61,12 +61,18 @@ public static class NativeHeap
     /// </summary>
     public static void Trim()
     {
+        Interlocked.Increment(ref _trims);
         if (!OperatingSystem.IsLinux() || _noTrim) return;
         try { _ = malloc_trim(0); }
         catch (Exception e) when (e is EntryPointNotFoundException or DllNotFoundException) { _noTrim = true; }
     }
 
     static bool _noTrim;
+    static long _trims;
+
+    /// <summary>How many times <see cref="Trim"/> was asked in this process (a trim in every training step would hand
+    /// back the step's activations, which the next step then faults in afresh).</summary>
+    public static long Trims => Interlocked.Read(ref _trims);
 
     [DllImport("libc")]
     static extern int malloc_trim(nuint pad);

@@ -43,15 +43,31 @@ public static class NativeLoader
     }
 
     /// <summary>
-    /// The OpenMP wait policy set for libtorch's thread pool (libgomp) when the user set neither
-    /// <c>OMP_WAIT_POLICY</c> nor <c>GOMP_SPINCOUNT</c>: PASSIVE, so that a thread that finishes its share of an
-    /// operation sleeps instead of spinning for ~300,000 iterations. With another process busy on one core, spinning
-    /// threads took that core's time from the thread that still had work, and 2 threads trained 3–10× slower than 1;
-    /// on a quiet machine the two policies train equally fast (bench/busy_machine.sh, BENCHMARKS.md).
+    /// How libtorch's pool threads (libgomp) wait for work when the user set neither <c>OMP_WAIT_POLICY</c> nor
+    /// <c>GOMP_SPINCOUNT</c>, chosen from what other processes used of the machine over <see cref="LoadWindow"/> before
+    /// libtorch loads (<see cref="DefaultWaitFor"/>). Measured on 2 cores (<c>bench/NOTES.md</c>): libgomp's own
+    /// default (spinning ~300,000 iterations before sleeping) made 2 threads train 3–10× slower than 1 while another
+    /// process kept a core busy; PASSIVE (sleep at once) holds 0.95–1.0× of 1 thread there but costs 9–17% on an idle
+    /// machine, where each of a step's ~200 parallel regions wakes a sleeping thread; a short spin
+    /// (<see cref="IdleSpinCount"/>) gains that back on an idle machine and loses 11–26% on a busy one.
     /// </summary>
-    public const string DefaultWaitPolicy = "PASSIVE";
+    public const int IdleSpinCount = 1000;
 
-    /// <summary>The wait policy libgomp runs with in this process: the user's variables, else <see cref="DefaultWaitPolicy"/>.</summary>
+    /// <summary>Other processes' CPU use, in cores, from which the machine counts as busy (threads then wait passively).</summary>
+    public const double BusyCores = 0.5;
+
+    /// <summary>How long the machine's CPU use is sampled before libtorch loads (100 ms).</summary>
+    public static readonly TimeSpan LoadWindow = TimeSpan.FromMilliseconds(100);
+
+    /// <summary>
+    /// The wait setting for a machine where other processes used <paramref name="othersCores"/> cores: a short spin
+    /// (<c>GOMP_SPINCOUNT</c>=<see cref="IdleSpinCount"/>) below <see cref="BusyCores"/>, else (or when unknown)
+    /// <c>OMP_WAIT_POLICY=PASSIVE</c>.
+    /// </summary>
+    public static (string Name, string Value) DefaultWaitFor(double? othersCores) =>
+        othersCores < BusyCores ? ("GOMP_SPINCOUNT", IdleSpinCount.ToString(System.Globalization.CultureInfo.InvariantCulture)) : ("OMP_WAIT_POLICY", "PASSIVE");
+
+    /// <summary>The wait setting libgomp runs with in this process, and why: the user's variables, else <see cref="DefaultWaitFor"/>.</summary>
     public static string WaitPolicy { get; private set; } = "not loaded";
 
     static string Load()
@@ -91,7 +107,7 @@ public static class NativeLoader
         return "patched:" + patched;
     }
 
-    /// <summary>libgomp reads its wait policy once, when it loads (with libtorch): set it now unless the user did.</summary>
+    /// <summary>libgomp reads its wait settings once, when it loads (with libtorch): set them now unless the user did.</summary>
     static string ApplyWaitPolicy()
     {
         var policy = Environment.GetEnvironmentVariable("OMP_WAIT_POLICY");
@@ -99,8 +115,12 @@ public static class NativeLoader
         if (!string.IsNullOrEmpty(policy) || !string.IsNullOrEmpty(spin))
             return string.Join(", ", new[] { ("OMP_WAIT_POLICY", policy), ("GOMP_SPINCOUNT", spin) }
                 .Where(v => !string.IsNullOrEmpty(v.Item2)).Select(v => $"{v.Item1}={v.Item2}")) + " (set by the user)";
-        SetIfUnset("OMP_WAIT_POLICY", DefaultWaitPolicy);
-        return $"OMP_WAIT_POLICY={DefaultWaitPolicy} (the tool's default)";
+        var others = MachineInfo.OtherProcessesCores(LoadWindow);
+        var (name, value) = DefaultWaitFor(others);
+        // Not inherited: a process this one starts (the reference program, another run) measures its own machine.
+        SetIfUnset(name, value, inherited: false);
+        var load = others is double c ? $"other processes used {c:0.00} cores at start" : "the machine's load is unknown";
+        return $"{name}={value} (the tool's default: {load})";
     }
 
     /// <summary>
@@ -108,10 +128,13 @@ public static class NativeLoader
     /// .NET's copy and, on Linux, in the C library's, which is the one native code reads (.NET keeps its own copy of
     /// the environment on Unix). Takes effect on native libraries only when set before they load.
     /// </summary>
-    internal static void SetIfUnset(string name, string value)
+    /// <param name="inherited">Whether processes this one starts see it too (.NET starts them with its own copy):
+    /// true for the kernel-set limits, which a reference run this process starts should share; false for a choice
+    /// made for this process alone, such as how its threads wait.</param>
+    internal static void SetIfUnset(string name, string value, bool inherited = true)
     {
         if (!string.IsNullOrEmpty(Environment.GetEnvironmentVariable(name))) return;
-        Environment.SetEnvironmentVariable(name, value);
+        if (inherited || !OperatingSystem.IsLinux()) Environment.SetEnvironmentVariable(name, value);
         if (OperatingSystem.IsLinux()) _ = setenv(name, value, 0);
     }
 

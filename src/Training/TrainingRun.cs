@@ -38,6 +38,7 @@ public sealed record RunOptions(bool Resume = false, bool Force = false, string?
 /// <param name="KernelSet">The CPU kernel set libtorch ran with (<c>default</c>, <c>avx2</c>, <c>avx512</c>; <c>ATEN_CPU_CAPABILITY</c> or the CPU's): float32 results depend on it.</param>
 /// <param name="CpuModel">The CPU's model name (<c>/proc/cpuinfo</c>).</param>
 /// <param name="PeakMemoryMib">Peak resident memory of the process (<c>VmHWM</c>), MiB.</param>
+/// <param name="ThreadWait">How libtorch's pool threads waited for work (the wait setting, and why: the user's or the tool's choice for the load at start).</param>
 /// <param name="WeightsSource"><c>model.pretrained</c> as configured: <c>none</c>, <c>torchvision</c>, <c>mlnet</c> or a path.</param>
 /// <param name="WeightsFile">The pretrained weights file loaded (the torch.hub file, the mlnet conversion, or the path); null with none.</param>
 /// <param name="WeightsSha256">sha256 of <see cref="WeightsFile"/>.</param>
@@ -48,7 +49,7 @@ public sealed record RunSummary(string Status, string? Problem, int Epochs, long
     double TrainSeconds, double WallSeconds, DateTime StartedAt, int TrainImages, int TestImages,
     string Arch, string Dataset, string Device, int Threads, string? CommandLine, string? ToolVersion, string Torch,
     string BestChosenOn = "test", int? ValImages = null, double? BestValAccuracy = null, bool StoppedEarly = false,
-    string? KernelSet = null, string? CpuModel = null, double? PeakMemoryMib = null,
+    string? KernelSet = null, string? CpuModel = null, double? PeakMemoryMib = null, string? ThreadWait = null,
     string? WeightsSource = null, string? WeightsFile = null, string? WeightsSha256 = null, string? InitFrom = null, string? InitFromSha256 = null,
     IReadOnlyList<string>? ClassNames = null);
 
@@ -207,6 +208,7 @@ public static class TrainingRun
             KernelSet: ResnetMnist.Native.KernelSet.Current,
             CpuModel: ResnetMnist.Native.MachineInfo.CpuModel(),
             PeakMemoryMib: ResnetMnist.Native.MachineInfo.ProcStatusMiB("VmHWM"),
+            ThreadWait: ResnetMnist.Native.NativeLoader.WaitPolicy,
             WeightsSource: cfg.Model.Pretrained.Text,
             WeightsFile: session.PretrainedFile is string wf ? Path.GetFullPath(wf) : null,
             WeightsSha256: Sha256(session.PretrainedFile),
