@@ -3,13 +3,15 @@
 # embedded sample), the tool and the reference, each with 1 thread and with 2 threads under libgomp's wait choices.
 # "busy" = another process spinning on core 1 (`taskset -c 1 yes > /dev/null`) for the whole measurement.
 # libgomp reads OMP_WAIT_POLICY / GOMP_SPINCOUNT once, when it loads; each run below sets them for its process:
-#   spin300k     GOMP_SPINCOUNT=300000, libgomp's own default (what the tool did before it chose a policy)
-#   passive      OMP_WAIT_POLICY=PASSIVE (what the tool sets when neither variable is set)
+#   default      neither variable set: the tool's own choice (a short spin when the other cores were idle at start,
+#                PASSIVE when another process was busy; the JSON's thread_wait says which)
+#   spin300k     GOMP_SPINCOUNT=300000, libgomp's own default
+#   passive      OMP_WAIT_POLICY=PASSIVE
 #   spin3k       GOMP_SPINCOUNT=3000
 #   spin10k      GOMP_SPINCOUNT=10000
 #   spin1k       GOMP_SPINCOUNT=1000
 # BUSY_BATCH: the batch size (default 64). Interleaved A/B: every round runs each variant once; BUSY_ROUNDS rounds (default 2); BUSY_VARIANTS picks the
-# 2-thread variants (default "spin300k passive spin10k spin1k"), BUSY_LOADS the conditions (default "quiet busy").
+# 2-thread variants (default "default spin300k passive spin10k spin1k"), BUSY_LOADS the conditions (default "quiet busy").
 # Writes bench/last-run/busy/*.json and prints a table (epoch training seconds, each round).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -48,7 +50,7 @@ for load in ${BUSY_LOADS:-quiet busy}; do
   if [ "$load" = busy ]; then taskset -c 1 yes >/dev/null & busy_pid=$!; fi
   for r in $(seq 1 "$ROUNDS"); do
     one "$load" tool 1 none "$r"
-    for v in ${BUSY_VARIANTS:-spin300k passive spin10k spin1k}; do one "$load" tool 2 "$v" "$r"; done
+    for v in ${BUSY_VARIANTS:-default spin300k passive spin10k spin1k}; do one "$load" tool 2 "$v" "$r"; done
     one "$load" ref 1 none "$r"
     one "$load" ref 2 spin300k "$r"
     one "$load" ref 2 passive "$r"

@@ -187,8 +187,11 @@ def main():
         if busy:
             w(f"## The same grid with one core busy (another process spinning on core 1: `taskset -c 1 yes`)")
             w("")
-            w("Both programs at their configured 2 threads; the tool with its default libgomp wait policy (PASSIVE), the "
-              "reference as it runs (libgomp's spinning default). \"quiet\" is the grid above, from the same run.")
+            def waits(runs):
+                return ", ".join(sorted({str(t.get("thread_wait", "not recorded")).split(" (")[0] for t in runs})) or "not recorded"
+            w("Both programs at their configured 2 threads; the tool with its own libgomp wait choice, made from the load it "
+              f"saw at start (here: {waits([m[2] for m in busy])}; in the quiet grid: {waits([t for _, _, t, _, _ in matrix])}), "
+              "the reference as it runs (libgomp's spinning default). \"quiet\" is the grid above, from the same run.")
             w("")
             w("| optimizer | batch | tool, s | reference, s | tool / reference | tool busy / quiet | reference busy / quiet |")
             w("|---|---:|---:|---:|---:|---:|---:|")
