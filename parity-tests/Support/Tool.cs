@@ -64,6 +64,8 @@ public static class Tool
         foreach (var (name, value) in TestEnvironment.Clean) psi.Environment[name] = value;
         // A sweep takes its shard from these when they are set (a test run inside a Slurm array or an Indexed Job).
         foreach (var name in ShardVariables) psi.Environment.Remove(name);
+        // The tool chooses its threads' wait and malloc's settings unless the user set them: tests see its own choices.
+        foreach (var name in TuningVariables) psi.Environment.Remove(name);
         foreach (var (k, v) in env ?? new Dictionary<string, string>()) psi.Environment[k] = v;
         return psi;
     }
@@ -80,6 +82,11 @@ public static class Tool
     /// <summary>The variables a sweep reads its shard from; removed from every tool process unless a test sets them.</summary>
     public static readonly string[] ShardVariables =
         ["SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_MIN", "SLURM_ARRAY_TASK_COUNT", "SLURM_ARRAY_TASK_STEP", "JOB_COMPLETION_INDEX", "RESNET_MNIST_SHARDS"];
+
+    /// <summary>The user's thread-wait and malloc settings, which the tool leaves alone when set; removed from every tool
+    /// process unless a test sets them.</summary>
+    public static readonly string[] TuningVariables =
+        ["OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "GLIBC_TUNABLES", .. ResnetMnist.Native.NativeHeap.MallocVariables];
 
     public static RunningTool Start(string workDir, IEnumerable<string> args, IReadOnlyDictionary<string, string>? env = null) =>
         new(Process.Start(Info(workDir, args, env))!);
