@@ -70,19 +70,8 @@ public sealed class WaitPolicyTests
         var p = Process.Start(new ProcessStartInfo("sh", ["-c", "while :; do :; done"]) { UseShellExecute = false })!;
         // Wait on progress: the spinner has used CPU time (its /proc stat ticks moved) before anyone samples.
         var stat = $"/proc/{p.Id}/stat";
-        while (!p.HasExited && BusyTicks(stat) < 2) Thread.Sleep(10);
+        while (!p.HasExited && (MachineInfo.ProcessTicks(stat) ?? 0) < 2) Thread.Sleep(10);
         return new Spinner(p);
-    }
-
-    static long BusyTicks(string stat)
-    {
-        try
-        {
-            var text = File.ReadAllText(stat);
-            var f = text[(text.LastIndexOf(')') + 1)..].Split(' ', StringSplitOptions.RemoveEmptyEntries);
-            return long.Parse(f[11]) + long.Parse(f[12]);
-        }
-        catch (IOException) { return 0; }
     }
 
     sealed class Spinner(Process p) : IDisposable

@@ -86,7 +86,7 @@ public static class Tool
     /// <summary>The user's thread-wait and malloc settings, which the tool leaves alone when set; removed from every tool
     /// process unless a test sets them.</summary>
     public static readonly string[] TuningVariables =
-        ["OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "GLIBC_TUNABLES", .. ResnetMnist.Native.NativeHeap.MallocVariables];
+        [.. ResnetMnist.Native.NativeLoader.WaitVariables, "GLIBC_TUNABLES", .. ResnetMnist.Native.NativeHeap.MallocVariables];
 
     public static RunningTool Start(string workDir, IEnumerable<string> args, IReadOnlyDictionary<string, string>? env = null) =>
         new(Process.Start(Info(workDir, args, env))!);

@@ -29,15 +29,26 @@ public static class MachineInfo
     public static CpuTicks? ReadCpuTicks()
     {
         var all = Read("/proc/stat", "the CPU counters")?.Split('\n').FirstOrDefault(l => l.StartsWith("cpu ", StringComparison.Ordinal));
-        var self = Read("/proc/self/stat", "a process's CPU counters");
-        if (all is null || self is null || self.LastIndexOf(')') < 0) return null;
+        var own = ProcessTicks("/proc/self/stat");
+        if (all is null || own is null) return null;
         var t = all.Split(' ', StringSplitOptions.RemoveEmptyEntries).Skip(1).Select(Ticks).ToArray();
-        // after the command name: state, ppid, ..., utime (the 12th), stime (the 13th)
-        var own = self[(self.LastIndexOf(')') + 1)..].Split(' ', StringSplitOptions.RemoveEmptyEntries);
-        if (t.Length < 8 || own.Length < 13) return null;
+        if (t.Length < 8) return null;
         long idle = t[3] + t[4];
         long busy = t[0] + t[1] + t[2] + t[5] + t[6] + t[7]; // user nice system irq softirq steal (guest is inside user)
-        return new CpuTicks(busy, busy + idle, Ticks(own[11]) + Ticks(own[12]));
+        return new CpuTicks(busy, busy + idle, own.Value);
+    }
+
+    /// <summary>
+    /// A process's CPU time (user + system, clock ticks) from its <c>stat</c> file (<c>/proc/self/stat</c>,
+    /// <c>/proc/&lt;pid&gt;/stat</c>); null where it cannot be read.
+    /// </summary>
+    public static long? ProcessTicks(string statFile)
+    {
+        var stat = Read(statFile, "a process's CPU counters");
+        if (stat is null || stat.LastIndexOf(')') < 0) return null;
+        // after the command name: state, ppid, ..., utime (the 12th), stime (the 13th)
+        var f = stat[(stat.LastIndexOf(')') + 1)..].Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        return f.Length < 13 ? null : Ticks(f[11]) + Ticks(f[12]);
     }
 
     /// <summary>

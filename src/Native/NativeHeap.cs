@@ -37,7 +37,7 @@ public static class NativeHeap
     /// </summary>
     public static IReadOnlyList<string> UserSettings(Func<string, string?> variable)
     {
-        var found = MallocVariables.Where(n => !string.IsNullOrEmpty(variable(n))).Select(n => $"{n}={variable(n)}").ToList();
+        var found = NativeLoader.UserSet(MallocVariables, variable);
         var tunables = variable("GLIBC_TUNABLES") ?? "";
         found.AddRange(tunables.Split(':', StringSplitOptions.RemoveEmptyEntries).Where(t => t.StartsWith("glibc.malloc.", StringComparison.Ordinal)));
         return found;

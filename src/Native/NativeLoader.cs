@@ -67,6 +67,14 @@ public static class NativeLoader
     public static (string Name, string Value) DefaultWaitFor(double? othersCores) =>
         othersCores < BusyCores ? ("GOMP_SPINCOUNT", IdleSpinCount.ToString(System.Globalization.CultureInfo.InvariantCulture)) : ("OMP_WAIT_POLICY", "PASSIVE");
 
+    /// <summary>The variables libgomp reads its wait settings from; when the user set either, the tool sets neither.</summary>
+    public static readonly IReadOnlyList<string> WaitVariables = ["OMP_WAIT_POLICY", "GOMP_SPINCOUNT"];
+
+    /// <summary>Those of <paramref name="names"/> set (non-empty) in <paramref name="variable"/> (a lookup of environment
+    /// variables), as <c>NAME=value</c> items in the order given.</summary>
+    internal static List<string> UserSet(IEnumerable<string> names, Func<string, string?> variable) =>
+        names.Where(n => !string.IsNullOrEmpty(variable(n))).Select(n => $"{n}={variable(n)}").ToList();
+
     /// <summary>The wait setting libgomp runs with in this process, and why: the user's variables, else <see cref="DefaultWaitFor"/>.</summary>
     public static string WaitPolicy { get; private set; } = "not loaded";
 
@@ -110,11 +118,8 @@ public static class NativeLoader
     /// <summary>libgomp reads its wait settings once, when it loads (with libtorch): set them now unless the user did.</summary>
     static string ApplyWaitPolicy()
     {
-        var policy = Environment.GetEnvironmentVariable("OMP_WAIT_POLICY");
-        var spin = Environment.GetEnvironmentVariable("GOMP_SPINCOUNT");
-        if (!string.IsNullOrEmpty(policy) || !string.IsNullOrEmpty(spin))
-            return string.Join(", ", new[] { ("OMP_WAIT_POLICY", policy), ("GOMP_SPINCOUNT", spin) }
-                .Where(v => !string.IsNullOrEmpty(v.Item2)).Select(v => $"{v.Item1}={v.Item2}")) + " (set by the user)";
+        var user = UserSet(WaitVariables, Environment.GetEnvironmentVariable);
+        if (user.Count > 0) return string.Join(", ", user) + " (set by the user)";
         var others = MachineInfo.OtherProcessesCores(LoadWindow);
         var (name, value) = DefaultWaitFor(others);
         // Not inherited: a process this one starts (the reference program, another run) measures its own machine.
