@@ -47,7 +47,7 @@ public sealed class FreezingTests
         using var m = Models.resnet18(1, 10);
         m.train();
         Freezing.KeepFrozenBatchNormInEval(m, [], allBatchNorm: true);
-        var bns = m.modules().OfType<BatchNorm2d>().ToList();
+        var bns = m.modules().OfType<TorchSharp.Modules.BatchNorm>().ToList();
         Assert.That(bns, Has.Count.EqualTo(20));
         Assert.That(bns.All(b => !b.training));
         Assert.That(m.training, Is.True);

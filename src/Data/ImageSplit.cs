@@ -104,10 +104,17 @@ public sealed class ImageSplit : IDisposable
     {
         using var scope = NewDisposeScope();
         // ToTensor divides in float32 and Normalize works on that; the reference converts to float64 afterwards.
-        var x = bytes.to_type(ScalarType.Float32).div_(255.0f);
+        // Scalars are made and disposed here: an implicit one lives (in the C library's heap) until a garbage
+        // collection finalizes it, and such stragglers between a step's large blocks fragment the heap.
+        using TorchSharp.Scalar maxByte = 255.0f;
+        var x = bytes.to_type(ScalarType.Float32).div_(maxByte);
         if (_mean is not null && _std is not null)
         {
-            if (_mean.Length == 1) x = x.sub_(_mean[0]).div_(_std[0]);
+            if (_mean.Length == 1)
+            {
+                using TorchSharp.Scalar mean = _mean[0], std = _std[0];
+                x = x.sub_(mean).div_(std);
+            }
             else
             {
                 var shape = new long[] { 1, _mean.Length, 1, 1 };

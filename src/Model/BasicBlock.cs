@@ -43,10 +43,10 @@ public sealed class BasicBlock : ResidualBlock
     {
         Check(shape ?? BlockShape.Plain);
         conv1 = Layers.Conv3x3(inplanes, planes, stride);
-        bn1 = BatchNorm2d(planes);
+        bn1 = new BatchNorm2d(planes);
         relu = ReLU(inplace: true);
         conv2 = Layers.Conv3x3(planes, planes);
-        bn2 = BatchNorm2d(planes);
+        bn2 = new BatchNorm2d(planes);
         this.downsample = downsample;
         this.stride = stride;
         RegisterComponents();
@@ -82,7 +82,7 @@ public sealed class BasicBlock : ResidualBlock
         if (downsample is not null)
             identity = downsample.call(x);
 
-        @out = @out.add_(identity);
+        @out = AddIdentity(@out, identity);
         @out = relu.call(@out);
         return @out.MoveToOuterDisposeScope();
     }

@@ -47,11 +47,11 @@ public sealed class Bottleneck : ResidualBlock
         var (width, groupCount) = ((shape ?? BlockShape.Plain).Width(planes), (shape ?? BlockShape.Plain).Groups);
         int outC = planes * Type.Expansion;
         conv1 = Layers.Conv1x1(inplanes, width);
-        bn1 = BatchNorm2d(width);
+        bn1 = new BatchNorm2d(width);
         conv2 = Layers.Conv3x3(width, width, stride, groupCount);
-        bn2 = BatchNorm2d(width);
+        bn2 = new BatchNorm2d(width);
         conv3 = Layers.Conv1x1(width, outC);
-        bn3 = BatchNorm2d(outC);
+        bn3 = new BatchNorm2d(outC);
         relu = ReLU(inplace: true);
         this.downsample = downsample;
         this.stride = stride;
@@ -95,7 +95,7 @@ public sealed class Bottleneck : ResidualBlock
         if (downsample is not null)
             identity = downsample.call(x);
 
-        @out = @out.add_(identity);
+        @out = AddIdentity(@out, identity);
         @out = relu.call(@out);
         return @out.MoveToOuterDisposeScope();
     }

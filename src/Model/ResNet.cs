@@ -54,7 +54,7 @@ public sealed class ResNet : Module<Tensor, Tensor>
         // torchvision's ResNet.__init__, in its order.
         int inplanes = 64;
         conv1 = Conv2d(3, inplanes, kernel_size: 7, stride: 2, padding: 3, bias: false);
-        bn1 = BatchNorm2d(inplanes);
+        bn1 = new BatchNorm2d(inplanes);
         relu = ReLU(inplace: true);
         maxpool = MaxPool2d(kernel_size: 3, stride: 2, padding: 1);
         layer1 = MakeLayer(spec, ref inplanes, 64, layers[0], stride: 1);
@@ -87,7 +87,7 @@ public sealed class ResNet : Module<Tensor, Tensor>
         int outC = planes * block.Expansion;
         Sequential? downsample = null;
         if (stride != 1 || inplanes != outC)
-            downsample = Sequential(("0", Layers.Conv1x1(inplanes, outC, stride)), ("1", BatchNorm2d(outC)));
+            downsample = Sequential(("0", Layers.Conv1x1(inplanes, outC, stride)), ("1", new BatchNorm2d(outC)));
 
         var list = new List<(string, Module<Tensor, Tensor>)> { ("0", block.Create(inplanes, planes, stride, downsample, shape)) };
         inplanes = outC;

@@ -45,6 +45,9 @@ public abstract class ResidualBlock(string name) : Module<Tensor, Tensor>(name)
     /// tensors by the state_dict prefix <paramref name="prefix"/> (<c>layer2.0</c>); returns the output's name.</summary>
     public abstract string Emit(IGraphBuilder graph, string x, string prefix);
 
+    /// <summary><c>out += identity</c>, in place, with the process's Scalar 1 as alpha (<see cref="Core.Scalars"/>).</summary>
+    protected static Tensor AddIdentity(Tensor @out, Tensor identity) => @out.add_(identity, Core.Scalars.One);
+
     /// <summary>The identity path: <paramref name="x"/>, or its downsample (1×1 conv with the block's stride, then BN).</summary>
     protected static string Identity(IGraphBuilder graph, string x, string prefix, Sequential? downsample, int stride) =>
         downsample is null ? x : graph.Bn(graph.Conv(x, prefix + ".downsample.0", 1, stride, 0), prefix + ".downsample.1");

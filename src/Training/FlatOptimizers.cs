@@ -49,7 +49,7 @@ sealed class FlatAdam : Adam, IFlatStep
         return path != FlatPath.None ? null! : base.step(closure);
     }
 
-    public override void zero_grad() { if (_flat.GradsBound()) _flat.Grads.zero_(); else base.zero_grad(); }
+    public override void zero_grad() { if (!_flat.ZeroGrads()) base.zero_grad(); }
 
     public void AdoptLoadedState() => FlatAdamStep.Rebind(_flat, _state);
 
@@ -77,7 +77,7 @@ sealed class FlatAdamW : AdamW, IFlatStep
         return path != FlatPath.None ? null! : base.step(closure);
     }
 
-    public override void zero_grad() { if (_flat.GradsBound()) _flat.Grads.zero_(); else base.zero_grad(); }
+    public override void zero_grad() { if (!_flat.ZeroGrads()) base.zero_grad(); }
 
     public void AdoptLoadedState() => FlatAdamStep.Rebind(_flat, _state);
 
@@ -205,7 +205,7 @@ sealed class FlatSgd : SGD, IFlatStep
         return path != FlatPath.None ? null! : base.step(closure);
     }
 
-    public override void zero_grad() { if (_flat.GradsBound()) _flat.Grads.zero_(); else base.zero_grad(); }
+    public override void zero_grad() { if (!_flat.ZeroGrads()) base.zero_grad(); }
 
     public void AdoptLoadedState()
     {

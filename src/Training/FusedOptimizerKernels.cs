@@ -90,7 +90,7 @@ static unsafe class FusedOptimizerKernels
             L2: !s.Decoupled && s.WeightDecay != 0.0, Decoupled: s.Decoupled, Fma: LibtorchFuses,
             Sqrt: typeof(T) == typeof(float) ? VmsSqrt : VmdSqrt);
         T* pw = (T*)w.DataPtr(), pg = (T*)g.DataPtr(), pm = (T*)m.DataPtr(), pv = (T*)v.DataPtr();
-        ForEachBlock(w.shape[0], mklSingleThread: true, (start, length) =>
+        ForEachBlock(w.numel(), mklSingleThread: true, (start, length) =>
         {
             if (Vector512.IsHardwareAccelerated) AdamBlock<Lanes512<T>, T>(k, pw + start, pg + start, pm + start, pv + start, length);
             else if (Vector256.IsHardwareAccelerated) AdamBlock<Lanes256<T>, T>(k, pw + start, pg + start, pm + start, pv + start, length);
@@ -103,7 +103,7 @@ static unsafe class FusedOptimizerKernels
         var k = new SgdScalars<T>(T.CreateChecked(-s.Lr), T.CreateChecked(s.Momentum), T.CreateChecked(1.0 - s.Dampening),
             T.CreateChecked(s.WeightDecay), s.WeightDecay != 0.0, buf is not null, s.Nesterov, s.FirstMomentumStep, LibtorchFuses);
         T* pw = (T*)w.DataPtr(), pg = (T*)g.DataPtr(), pb = buf is null ? null : (T*)buf.DataPtr();
-        ForEachBlock(w.shape[0], mklSingleThread: false, (start, length) =>
+        ForEachBlock(w.numel(), mklSingleThread: false, (start, length) =>
         {
             T* b = pb is null ? null : pb + start;
             if (Vector512.IsHardwareAccelerated) SgdRange<Lanes512<T>, T>(k, pw + start, pg + start, b, 0, length);

@@ -216,7 +216,7 @@ public sealed class TrainingLoop
     public static Tensor BatchIndices(Tensor order, int batch, int batchSize)
     {
         long start = (long)batch * batchSize;
-        return order.narrow(0, start, Math.Min(batchSize, order.shape[0] - start));
+        return order.narrow(0, start, Math.Min(batchSize, order.size(0) - start));
     }
 
     /// <summary>Batches per epoch, the last one partial: computed in 64 bits, so that any batch size is safe.</summary>

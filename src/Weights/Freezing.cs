@@ -44,7 +44,7 @@ public static class Freezing
         {
             if (!allBatchNorm && !set.Contains(name)) continue;
             foreach (var m in new[] { child }.Concat(child.modules()))
-                if (m is BatchNorm2d bn) bn.eval();
+                if (m is BatchNorm bn) bn.eval();
         }
     }
 
