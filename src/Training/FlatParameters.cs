@@ -101,7 +101,7 @@ sealed class FlatParameters(IReadOnlyList<Parameter> parameters, int stateCount)
         {
             var p = _params[i];
             var slot = Slot(_weights!, i);
-            if (p.DataPtr() != slot.DataPtr())
+            if (!AtSlot(p, _weights!, i))
             {
                 moved = true;
                 slot.copy_(p);
@@ -114,7 +114,7 @@ sealed class FlatParameters(IReadOnlyList<Parameter> parameters, int stateCount)
                 gslot.zero_();
                 p.grad = gslot;
             }
-            else if (g.DataPtr() != gslot.DataPtr() || !g.stride().SequenceEqual(p.stride()))
+            else if (!AtSlot(g, _grads!, i))
             {
                 moved = true;
                 gslot.copy_(g);
@@ -126,7 +126,7 @@ sealed class FlatParameters(IReadOnlyList<Parameter> parameters, int stateCount)
                 if (t is null) continue;
                 _states[s] ??= zeros_like(_weights!).DetachFromDisposeScope();
                 var sslot = Slot(_states[s]!, i);
-                if (t.DataPtr() != sslot.DataPtr() || !t.stride().SequenceEqual(p.stride()))
+                if (!AtSlot(t, _states[s]!, i))
                 {
                     moved = true;
                     sslot.copy_(t);
