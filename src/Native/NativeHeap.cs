@@ -8,18 +8,19 @@ namespace ResnetMnist.Native;
 /// </summary>
 /// <remarks>
 /// A training step allocates every activation and gradient afresh and frees them at its end. glibc's defaults give a
-/// block above its mmap threshold (128 KiB, raised to the largest block freed so far) its own mapping, and return the
-/// top of the heap to the kernel once more than twice that is free; so each step's tensors were new pages, which the
-/// kernel faults in and zeroes one by one (a quarter of the tool's CPU samples were in the kernel at batch 16,
-/// <c>bench/NOTES.md</c>). With blocks up to <see cref="MmapThreshold"/> taken from the heap and freed memory kept
-/// up to <see cref="TrimThreshold"/>, the next step reuses the same pages.
-/// The user's own malloc settings win: any of glibc's malloc tunables in <c>GLIBC_TUNABLES</c>, or the
-/// <c>MALLOC_*_</c> variables glibc reads, leave the allocator as the user set it.
+/// block above its mmap threshold (128 KiB, raised to the largest block freed so far, at most 32 MiB) its own mapping,
+/// unmapped when freed, and return the top of the heap to the kernel once more than twice that is free; so each step's
+/// tensors were new pages, which the kernel faults in and zeroes one by one (a quarter of the tool's CPU samples were
+/// in the kernel at batch 16, <c>bench/NOTES.md</c>). No block gets its own mapping here (<see cref="MmapMax"/>): with
+/// two or more intra-op threads, oneDNN's convolution backward-weights asks for three blocks of 36–72 MiB in every
+/// step whatever the batch size (above the largest threshold glibc accepts, 32 MiB), ~16,000 fresh pages a step.
+/// Freed memory is kept up to <see cref="TrimThreshold"/>, so the next step reuses the same pages.
 /// </remarks>
 public static class NativeHeap
 {
-    /// <summary>Blocks up to this size (bytes; 32 MiB, glibc's largest) come from the heap, not their own mapping.</summary>
-    public const long MmapThreshold = 32L << 20;
+    /// <summary>How many blocks glibc may give their own mapping (<c>M_MMAP_MAX</c>): none, every block comes from the
+    /// heap. (A thread's own arena still maps a block larger than its 64 MiB heap: glibc's fallback.)</summary>
+    public const int MmapMax = 0;
 
     /// <summary>Free memory at the top of the heap kept for reuse before any is returned to the kernel (bytes; 512 MiB).</summary>
     public const long TrimThreshold = 512L << 20;
@@ -49,8 +50,8 @@ public static class NativeHeap
         var user = UserSettings(Environment.GetEnvironmentVariable);
         Description = user.Count > 0 ? string.Join(", ", user) + " (set by the user)"
             : !TryMallopt(out var mallopt) ? "the C library's default (not glibc)"
-            : mallopt(TrimThresholdParam, (int)TrimThreshold) == 1 && mallopt(MmapThresholdParam, (int)MmapThreshold) == 1
-                ? $"mmap_threshold={MmapThreshold >> 20} MiB, trim_threshold={TrimThreshold >> 20} MiB (the tool's default)"
+            : mallopt(TrimThresholdParam, (int)TrimThreshold) == 1 && mallopt(MmapMaxParam, MmapMax) == 1
+                ? $"mmap_max={MmapMax} (every block from the heap), trim_threshold={TrimThreshold >> 20} MiB (the tool's default)"
                 : "the C library's default (mallopt refused the tool's settings)";
     }
 
@@ -78,7 +79,7 @@ public static class NativeHeap
     static extern int malloc_trim(nuint pad);
 
     /// <summary>glibc's <c>mallopt</c> parameter numbers (malloc.h).</summary>
-    const int TrimThresholdParam = -1, MmapThresholdParam = -3;
+    const int TrimThresholdParam = -1, MmapMaxParam = -4;
 
     delegate int Mallopt(int param, int value);
 
