@@ -54,6 +54,45 @@ public static class TestEnvironment
         foreach (var (name, value) in Clean) Environment.SetEnvironmentVariable(name, value);
     }
 
+    /// <summary>The signals tests send to the tool to interrupt a run (by name, as <c>kill</c> takes them).</summary>
+    public static readonly string[] InterruptSignals = ["HUP", "INT", "TERM"];
+
+    /// <summary>
+    /// Those of <see cref="InterruptSignals"/> that this test process ignores (<c>SigIgn</c> of <c>/proc/self/status</c>):
+    /// a test run started under <c>nohup</c> ignores SIGHUP, one started in the background by a shell without job
+    /// control ignores SIGINT, every process it starts inherits that, and .NET keeps an inherited ignored signal ignored,
+    /// so the tool would never see them. <see cref="Tool"/> then starts the tool with them reset to their defaults.
+    /// </summary>
+    public static readonly Lazy<IReadOnlyList<string>> IgnoredInterruptSignals = new(() =>
+    {
+        var line = File.Exists("/proc/self/status") ? File.ReadLines("/proc/self/status").FirstOrDefault(l => l.StartsWith("SigIgn:", StringComparison.Ordinal)) : null;
+        if (line is null) return [];
+        ulong mask = Convert.ToUInt64(line["SigIgn:".Length..].Trim(), 16);
+        var numbers = new Dictionary<string, int> { ["HUP"] = 1, ["INT"] = 2, ["TERM"] = 15 };
+        return InterruptSignals.Where(s => (mask & (1UL << (numbers[s] - 1))) != 0).ToList();
+    });
+
+    /// <summary>
+    /// The command prefix that starts a process with <see cref="IgnoredInterruptSignals"/> reset to their default
+    /// handling (GNU <c>env --default-signal</c>, coreutils 8.31 and later); empty when none is ignored, null when some
+    /// are but this <c>env</c> cannot reset them.
+    /// </summary>
+    public static readonly Lazy<string[]?> SignalReset = new(() =>
+    {
+        var ignored = IgnoredInterruptSignals.Value;
+        if (ignored.Count == 0) return [];
+        string[] prefix = ["env", "--default-signal=" + string.Join(',', ignored)];
+        try
+        {
+            using var probe = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo(prefix[0], [.. prefix[1..], "true"])
+                { UseShellExecute = false, RedirectStandardError = true })!;
+            probe.StandardError.ReadToEnd();
+            probe.WaitForExit();
+            return probe.ExitCode == 0 ? prefix : null;
+        }
+        catch (System.ComponentModel.Win32Exception) { return null; }
+    });
+
     /// <summary>
     /// Sets environment variables of this process (a null value removes one) until disposed, then restores them. For
     /// tests that call the library directly; tests run one at a time unless marked parallelizable.
