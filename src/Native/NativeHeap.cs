@@ -15,6 +15,8 @@ namespace ResnetMnist.Native;
 /// two or more intra-op threads, oneDNN's convolution backward-weights asks for three blocks of 36–72 MiB in every
 /// step whatever the batch size (above the largest threshold glibc accepts, 32 MiB), ~16,000 fresh pages a step.
 /// Freed memory is kept up to <see cref="TrimThreshold"/>, so the next step reuses the same pages.
+/// The user's own malloc settings win: any of glibc's malloc tunables in <c>GLIBC_TUNABLES</c>, or the
+/// <c>MALLOC_*_</c> variables glibc reads, leave the allocator as the user set it.
 /// </remarks>
 public static class NativeHeap
 {
