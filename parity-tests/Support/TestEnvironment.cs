@@ -54,8 +54,8 @@ public static class TestEnvironment
         foreach (var (name, value) in Clean) Environment.SetEnvironmentVariable(name, value);
     }
 
-    /// <summary>The signals tests send to the tool to interrupt a run (by name, as <c>kill</c> takes them).</summary>
-    public static readonly string[] InterruptSignals = ["HUP", "INT", "TERM"];
+    /// <summary>The signals tests send to the tool to interrupt a run: the name <c>kill</c> takes, and the number.</summary>
+    static readonly (string Name, int Number)[] InterruptSignals = [("HUP", 1), ("INT", 2), ("TERM", 15)];
 
     /// <summary>
     /// Those of <see cref="InterruptSignals"/> that this test process ignores (<c>SigIgn</c> of <c>/proc/self/status</c>):
@@ -68,8 +68,7 @@ public static class TestEnvironment
         var line = File.Exists("/proc/self/status") ? File.ReadLines("/proc/self/status").FirstOrDefault(l => l.StartsWith("SigIgn:", StringComparison.Ordinal)) : null;
         if (line is null) return [];
         ulong mask = Convert.ToUInt64(line["SigIgn:".Length..].Trim(), 16);
-        var numbers = new Dictionary<string, int> { ["HUP"] = 1, ["INT"] = 2, ["TERM"] = 15 };
-        return InterruptSignals.Where(s => (mask & (1UL << (numbers[s] - 1))) != 0).ToList();
+        return InterruptSignals.Where(s => (mask & (1UL << (s.Number - 1))) != 0).Select(s => s.Name).ToList();
     });
 
     /// <summary>
