@@ -175,6 +175,8 @@ public static class Benchmark
         r["optimizer_step_min_s"] = times.Min();
         r["optimizer_step_max_s"] = times.Max();
         r["fused"] = optimizer is IFlatStep { LastStepFused: true };
+        // How Adam's fused step reproduces libtorch's (MKL's) square root here: in registers, or MKL per chunk.
+        r["sqrt_form"] = new Dictionary<string, string> { ["float32"] = SqrtLikeMkl.FormFor<float>().ToString(), ["float64"] = SqrtLikeMkl.FormFor<double>().ToString() };
     }
 
     /// <summary>What <c>train</c> does for its first epoch (<see cref="TrainingLoop"/>, evaluation excluded), timed from

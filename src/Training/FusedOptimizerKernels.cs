@@ -14,9 +14,11 @@ namespace ResnetMnist.Training;
 //     sum each rounded.
 //   mul by a scalar, sqrt, tensor / scalar, + eps, addcdiv: each rounded on its own under every kernel set;
 //     addcdiv(w, m, d, value) is w + (value·m) / d.
-//   sqrt: MKL's vector square root (VML, high-accuracy mode), which under avx512 is not always correctly rounded, so it
-//     is taken from MKL itself (vmsSqrt / vmdSqrt, exported by libtorch_cpu) chunk by chunk into a stack buffer; of
-//     zero and subnormal inputs, which MKL serves on a slow path, it is the IEEE square root (vsqrtps/pd).
+//   sqrt: MKL's vector square root (VML, high-accuracy mode, MklSqrt). Where MKL's code path gives the IEEE square
+//     root (probed once per process: MklSqrt.IsIeee; the avx2 and default paths), the step is one pass with the
+//     square root in registers. Where it does not (MKL's avx512 path is 1 ulp off in 0.67% of inputs), the square
+//     root is taken from MKL itself chunk by chunk into a stack buffer; of zero and subnormal inputs, which MKL serves
+//     on a slow path, it is the IEEE square root (vsqrtps/pd).
 //   Scalars are computed in double and rounded once to the tensor's dtype, as ATen does.
 // FlatOptimizerTests holds these kernels to TorchSharp's step element by element under each kernel set.
 
@@ -25,22 +27,6 @@ static unsafe class FusedOptimizerKernels
 {
     /// <summary>Elements per parallel work item: 32 Ki (128 KiB of each buffer in float32, so its 4–5 buffers sit in L2).</summary>
     const long Block = 1L << 15;
-
-    /// <summary>Elements per square-root call and stack buffer (8 KiB in float32).</summary>
-    const int SqrtChunk = 2048;
-
-    /// <summary>The mode ATen passes to VML: VML_HA | VML_FTZDAZ_OFF | VML_ERRMODE_IGNORE.</summary>
-    const long VmlMode = 0x2 | 0x140000 | 0x100;
-
-    static readonly nint VmsSqrt = NativeLoader.LibtorchExport("vmsSqrt");
-    static readonly nint VmdSqrt = NativeLoader.LibtorchExport("vmdSqrt");
-
-    /// <summary>
-    /// MKL's C entry point <c>int MKL_Set_Num_Threads_Local(int)</c> (the lower-case export takes a pointer): each
-    /// worker runs its square roots on its own thread, as ATen's own parallel loops do, instead of letting MKL start
-    /// its thread team for 2 Ki elements from inside ours. Adam is fused only where it is exported.
-    /// </summary>
-    static readonly nint MklSetNumThreadsLocal = NativeLoader.LibtorchExport("MKL_Set_Num_Threads_Local");
 
     /// <summary>
     /// Whether these kernels cover buffers like <paramref name="flat"/>: on the CPU, contiguous, float32 or float64, and
@@ -52,8 +38,8 @@ static unsafe class FusedOptimizerKernels
         if (flat.device_type != DeviceType.CPU || !flat.is_contiguous()) return false;
         return flat.dtype switch
         {
-            ScalarType.Float32 => !needsSqrt || (VmsSqrt != 0 && MklSetNumThreadsLocal != 0),
-            ScalarType.Float64 => !needsSqrt || (VmdSqrt != 0 && MklSetNumThreadsLocal != 0),
+            ScalarType.Float32 => !needsSqrt || MklSqrt.Available<float>(),
+            ScalarType.Float64 => !needsSqrt || MklSqrt.Available<double>(),
             _ => false,
         };
     }
@@ -87,9 +73,19 @@ static unsafe class FusedOptimizerKernels
         var k = new AdamScalars<T>(T.CreateChecked(s.Beta1), T.CreateChecked(1.0 - s.Beta1), T.CreateChecked(s.Beta2),
             T.CreateChecked(1.0 - s.Beta2), T.CreateChecked(Math.Sqrt(bc2)), T.CreateChecked(s.Eps), T.CreateChecked(-(s.Lr / bc1)),
             T.CreateChecked(s.WeightDecay), T.CreateChecked(1.0 - s.Lr * s.WeightDecay),
-            L2: !s.Decoupled && s.WeightDecay != 0.0, Decoupled: s.Decoupled, Fma: LibtorchFuses,
-            Sqrt: typeof(T) == typeof(float) ? VmsSqrt : VmdSqrt);
+            L2: !s.Decoupled && s.WeightDecay != 0.0, Decoupled: s.Decoupled, Fma: LibtorchFuses);
         T* pw = (T*)w.DataPtr(), pg = (T*)g.DataPtr(), pm = (T*)m.DataPtr(), pv = (T*)v.DataPtr();
+        var form = SqrtLikeMkl.FormFor<T>();
+        if (form != SqrtForm.Mkl)
+        {
+            ForEachBlock(w.numel(), mklSingleThread: false, (start, length) =>
+            {
+                if (SqrtLikeMkl.Wide(form)) AdamRange<Lanes512<T>, T>(k, form, pw + start, pg + start, pm + start, pv + start, length);
+                else if (Vector256.IsHardwareAccelerated) AdamRange<Lanes256<T>, T>(k, form, pw + start, pg + start, pm + start, pv + start, length);
+                else AdamRange<Lane1<T>, T>(k, form, pw + start, pg + start, pm + start, pv + start, length);
+            });
+            return;
+        }
         ForEachBlock(w.numel(), mklSingleThread: true, (start, length) =>
         {
             if (Vector512.IsHardwareAccelerated) AdamBlock<Lanes512<T>, T>(k, pw + start, pg + start, pm + start, pv + start, length);
@@ -126,14 +122,13 @@ static unsafe class FusedOptimizerKernels
         var next = new long[] { -1 };
         void Work()
         {
-            var setThreads = (delegate* unmanaged<int, int>)MklSetNumThreadsLocal;
-            int previous = mklSingleThread ? setThreads(1) : 0;
+            int previous = mklSingleThread ? MklSqrt.SetThreadsLocal(1) : 0;
             try
             {
                 for (long b; (b = Interlocked.Increment(ref next[0])) < blocks;)
                     body(b * Block, Math.Min(Block, total - b * Block));
             }
-            finally { if (mklSingleThread) setThreads(previous); }
+            finally { if (mklSingleThread) MklSqrt.SetThreadsLocal(previous); }
         }
         if (workers <= 1) { Work(); return; }
         var others = new Task[workers - 1];
@@ -143,7 +138,7 @@ static unsafe class FusedOptimizerKernels
     }
 
     readonly record struct AdamScalars<T>(T Beta1, T OneMinusBeta1, T Beta2, T OneMinusBeta2, T Bc2Sqrt, T Eps, T NegStepSize,
-        T WeightDecay, T Decay, bool L2, bool Decoupled, bool Fma, nint Sqrt);
+        T WeightDecay, T Decay, bool L2, bool Decoupled, bool Fma);
 
     readonly record struct SgdScalars<T>(T NegLr, T Momentum, T OneMinusDampening, T WeightDecay, bool L2, bool HasMomentum,
         bool Nesterov, bool First, bool Fma);
@@ -153,37 +148,61 @@ static unsafe class FusedOptimizerKernels
     static TV MulAdd<TV, T>(TV a, TV b, TV c, bool fma) where TV : struct, ILanes<TV, T> where T : unmanaged, IFloatingPointIeee754<T> =>
         fma ? TV.Fma(a, b, c) : a * b + c;
 
+    /// <summary>Adam over <paramref name="length"/> elements in one pass, MKL's square root reproduced in registers (<paramref name="form"/>).</summary>
+    static void AdamRange<TV, T>(in AdamScalars<T> k, SqrtForm form, T* w, T* g, T* m, T* v, long length)
+        where TV : struct, ILanes<TV, T> where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        long body = length - length % TV.Count;
+        AdamLanes<TV, T>(k, form, w, g, m, v, 0, body);
+        AdamLanes<Lane1<T>, T>(k, form, w, g, m, v, body, length);
+    }
+
+    /// <summary><see cref="AdamMoments{TV, T}"/> and <see cref="AdamUpdate{TV, T}"/> of each element at once, <c>sqrt(v)</c> by <see cref="SqrtLikeMkl.Root{TV, T}"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // hot loops: optimised at once, not after tiering
+    static void AdamLanes<TV, T>(in AdamScalars<T> k, SqrtForm form, T* w, T* g, T* m, T* v, long from, long to)
+        where TV : struct, ILanes<TV, T> where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        TV b1 = TV.Splat(k.Beta1), c1 = TV.Splat(k.OneMinusBeta1), b2 = TV.Splat(k.Beta2), c2 = TV.Splat(k.OneMinusBeta2);
+        TV wd = TV.Splat(k.WeightDecay), decay = TV.Splat(k.Decay), bc2 = TV.Splat(k.Bc2Sqrt), eps = TV.Splat(k.Eps), step = TV.Splat(k.NegStepSize);
+        var roots = SqrtLikeMkl.Constants<TV, T>();
+        for (long i = from; i < to; i += TV.Count)
+        {
+            TV gi = TV.Load(g + i), wi = TV.Load(w + i);
+            if (k.Decoupled) wi = wi * decay;                                        // w.mul_(1 - lr·wd)
+            else if (k.L2) gi = MulAdd<TV, T>(wd, wi, gi, k.Fma);                    // g.add(w, alpha: wd)
+            TV mi = MulAdd<TV, T>(c1, gi, TV.Load(m + i) * b1, k.Fma);              // m.mul_(b1).add_(g, alpha: 1-b1)
+            TV vi = MulAdd<TV, T>(c2 * gi, gi, TV.Load(v + i) * b2, k.Fma);         // v.mul_(b2).addcmul_(g, g, value: 1-b2)
+            mi.Store(m + i);
+            vi.Store(v + i);
+            TV denom = SqrtLikeMkl.Root<TV, T>(form, vi, roots) / bc2 + eps;        // (v.sqrt() / √bc2).add_(eps)
+            (wi + step * mi / denom).Store(w + i);                                   // w.addcdiv_(m, denom, value: -lr/bc1)
+        }
+    }
+
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // hot loops: optimised at once, not after tiering
     static void AdamBlock<TV, T>(in AdamScalars<T> k, T* w, T* g, T* m, T* v, long length)
         where TV : struct, ILanes<TV, T> where T : unmanaged, IFloatingPointIeee754<T>
     {
-        T* sq = stackalloc T[SqrtChunk];
-        for (long start = 0; start < length; start += SqrtChunk)
+        T* sq = stackalloc T[MklSqrt.Chunk];
+        for (long start = 0; start < length; start += MklSqrt.Chunk)
         {
-            int n = (int)Math.Min(SqrtChunk, length - start);
+            int n = (int)Math.Min(MklSqrt.Chunk, length - start);
             int body = n - n % TV.Count;
             bool tiny = AdamMoments<TV, T>(k, w + start, g + start, m + start, v + start, 0, body)
                       | AdamMoments<Lane1<T>, T>(k, w + start, g + start, m + start, v + start, body, n);
-            if (!tiny) Sqrt(k.Sqrt, v + start, sq, n);
+            if (!tiny) MklSqrt.Sqrt(v + start, sq, n);
             else
             {
                 // MKL takes a slow path for each zero (4×) and subnormal (28×) input, and a parameter whose gradient is
                 // always 0 (a unit that never fires) keeps v at 0. Those lanes get IEEE's square root instead, which is
                 // MKL's there: MklSqrtTests checks every float32 subnormal and zero, and a sample of float64 ones.
                 Tiny<TV, T>.Replace(v + start, sq, 0, body); Tiny<Lane1<T>, T>.Replace(v + start, sq, body, n);
-                Sqrt(k.Sqrt, sq, sq, n);
+                MklSqrt.Sqrt(sq, sq, n);
                 Tiny<TV, T>.Patch(v + start, sq, 0, body); Tiny<Lane1<T>, T>.Patch(v + start, sq, body, n);
             }
             AdamUpdate<TV, T>(k, w + start, m + start, sq, 0, body);
             AdamUpdate<Lane1<T>, T>(k, w + start, m + start, sq, body, n);
         }
-    }
-
-    /// <summary>MKL's square root (<c>vmsSqrt</c>/<c>vmdSqrt</c>, ATen's mode) of <paramref name="n"/> elements; in place when <paramref name="from"/> is <paramref name="to"/>.</summary>
-    static void Sqrt<T>(nint sqrt, T* from, T* to, int n) where T : unmanaged
-    {
-        if (typeof(T) == typeof(float)) ((delegate* unmanaged<int, float*, float*, long, void>)sqrt)(n, (float*)from, (float*)to, VmlMode);
-        else ((delegate* unmanaged<int, double*, double*, long, void>)sqrt)(n, (double*)from, (double*)to, VmlMode);
     }
 
     /// <summary>
@@ -296,12 +315,17 @@ interface ILanes<TSelf, T> where TSelf : struct, ILanes<TSelf, T> where T : unma
     unsafe void Store(T* p);
     static abstract TSelf Splat(T x);
     static abstract TSelf operator +(TSelf a, TSelf b);
+    static abstract TSelf operator -(TSelf a, TSelf b);
     static abstract TSelf operator *(TSelf a, TSelf b);
     static abstract TSelf operator /(TSelf a, TSelf b);
     /// <summary><c>a·b + c</c> rounded once.</summary>
     static abstract TSelf Fma(TSelf a, TSelf b, TSelf c);
     /// <summary>The square root, correctly rounded.</summary>
     static abstract TSelf Sqrt(TSelf a);
+    /// <summary>The CPU's reciprocal-square-root estimate (<c>rsqrtps</c>/<c>rsqrtss</c>), float32 lanes of at most 256 bits only.</summary>
+    static abstract TSelf RsqrtEstimate(TSelf a);
+    /// <summary>Whether every lane <c>x</c> has <c>lo ≤ x ≤ hi</c> (false for NaN).</summary>
+    static abstract bool AllInRange(TSelf x, TSelf lo, TSelf hi);
     /// <summary>Whether any lane <c>x</c> has <c>lo ≤ x &lt; hi</c>.</summary>
     static abstract bool AnyInRange(TSelf x, TSelf lo, TSelf hi);
     /// <summary>Per lane: <paramref name="inRange"/> where <c>lo ≤ x &lt; hi</c>, else <paramref name="otherwise"/>.</summary>
@@ -316,12 +340,16 @@ readonly struct Lanes512<T>(Vector512<T> v) : ILanes<Lanes512<T>, T> where T : u
     public unsafe void Store(T* p) => _v.Store(p);
     public static Lanes512<T> Splat(T x) => new(Vector512.Create(x));
     public static Lanes512<T> operator +(Lanes512<T> a, Lanes512<T> b) => new(a._v + b._v);
+    public static Lanes512<T> operator -(Lanes512<T> a, Lanes512<T> b) => new(a._v - b._v);
     public static Lanes512<T> operator *(Lanes512<T> a, Lanes512<T> b) => new(a._v * b._v);
     public static Lanes512<T> operator /(Lanes512<T> a, Lanes512<T> b) => new(a._v / b._v);
     public static Lanes512<T> Fma(Lanes512<T> a, Lanes512<T> b, Lanes512<T> c) => typeof(T) == typeof(float)
         ? new(Vector512.FusedMultiplyAdd(a._v.AsSingle(), b._v.AsSingle(), c._v.AsSingle()).As<float, T>())
         : new(Vector512.FusedMultiplyAdd(a._v.AsDouble(), b._v.AsDouble(), c._v.AsDouble()).As<double, T>());
     public static Lanes512<T> Sqrt(Lanes512<T> a) => new(Vector512.Sqrt(a._v));
+    public static Lanes512<T> RsqrtEstimate(Lanes512<T> a) => throw new NotSupportedException("rsqrtps has no 512-bit form with the same estimate");
+    public static bool AllInRange(Lanes512<T> x, Lanes512<T> lo, Lanes512<T> hi) =>
+        Vector512.GreaterThanOrEqualAll(x._v, lo._v) && Vector512.LessThanOrEqualAll(x._v, hi._v);
     static Vector512<T> InRange(Vector512<T> x, Vector512<T> lo, Vector512<T> hi) => Vector512.GreaterThanOrEqual(x, lo) & Vector512.LessThan(x, hi);
     public static bool AnyInRange(Lanes512<T> x, Lanes512<T> lo, Lanes512<T> hi) => InRange(x._v, lo._v, hi._v) != Vector512<T>.Zero;
     public static Lanes512<T> SelectInRange(Lanes512<T> x, Lanes512<T> lo, Lanes512<T> hi, Lanes512<T> inRange, Lanes512<T> otherwise) =>
@@ -336,12 +364,18 @@ readonly struct Lanes256<T>(Vector256<T> v) : ILanes<Lanes256<T>, T> where T : u
     public unsafe void Store(T* p) => _v.Store(p);
     public static Lanes256<T> Splat(T x) => new(Vector256.Create(x));
     public static Lanes256<T> operator +(Lanes256<T> a, Lanes256<T> b) => new(a._v + b._v);
+    public static Lanes256<T> operator -(Lanes256<T> a, Lanes256<T> b) => new(a._v - b._v);
     public static Lanes256<T> operator *(Lanes256<T> a, Lanes256<T> b) => new(a._v * b._v);
     public static Lanes256<T> operator /(Lanes256<T> a, Lanes256<T> b) => new(a._v / b._v);
     public static Lanes256<T> Fma(Lanes256<T> a, Lanes256<T> b, Lanes256<T> c) => typeof(T) == typeof(float)
         ? new(Vector256.FusedMultiplyAdd(a._v.AsSingle(), b._v.AsSingle(), c._v.AsSingle()).As<float, T>())
         : new(Vector256.FusedMultiplyAdd(a._v.AsDouble(), b._v.AsDouble(), c._v.AsDouble()).As<double, T>());
     public static Lanes256<T> Sqrt(Lanes256<T> a) => new(Vector256.Sqrt(a._v));
+    public static Lanes256<T> RsqrtEstimate(Lanes256<T> a) => typeof(T) == typeof(float)
+        ? new(System.Runtime.Intrinsics.X86.Avx.ReciprocalSqrt(a._v.AsSingle()).As<float, T>())
+        : throw new NotSupportedException("rsqrtps is float32 only");
+    public static bool AllInRange(Lanes256<T> x, Lanes256<T> lo, Lanes256<T> hi) =>
+        Vector256.GreaterThanOrEqualAll(x._v, lo._v) && Vector256.LessThanOrEqualAll(x._v, hi._v);
     static Vector256<T> InRange(Vector256<T> x, Vector256<T> lo, Vector256<T> hi) => Vector256.GreaterThanOrEqual(x, lo) & Vector256.LessThan(x, hi);
     public static bool AnyInRange(Lanes256<T> x, Lanes256<T> lo, Lanes256<T> hi) => InRange(x._v, lo._v, hi._v) != Vector256<T>.Zero;
     public static Lanes256<T> SelectInRange(Lanes256<T> x, Lanes256<T> lo, Lanes256<T> hi, Lanes256<T> inRange, Lanes256<T> otherwise) =>
@@ -357,10 +391,15 @@ readonly struct Lane1<T>(T v) : ILanes<Lane1<T>, T> where T : unmanaged, IFloati
     public unsafe void Store(T* p) => *p = _v;
     public static Lane1<T> Splat(T x) => new(x);
     public static Lane1<T> operator +(Lane1<T> a, Lane1<T> b) => new(a._v + b._v);
+    public static Lane1<T> operator -(Lane1<T> a, Lane1<T> b) => new(a._v - b._v);
     public static Lane1<T> operator *(Lane1<T> a, Lane1<T> b) => new(a._v * b._v);
     public static Lane1<T> operator /(Lane1<T> a, Lane1<T> b) => new(a._v / b._v);
     public static Lane1<T> Fma(Lane1<T> a, Lane1<T> b, Lane1<T> c) => new(T.FusedMultiplyAdd(a._v, b._v, c._v));
     public static Lane1<T> Sqrt(Lane1<T> a) => new(T.Sqrt(a._v));
+    public static Lane1<T> RsqrtEstimate(Lane1<T> a) => typeof(T) == typeof(float)
+        ? new((T)(object)System.Runtime.Intrinsics.X86.Sse.ReciprocalSqrtScalar(Vector128.CreateScalarUnsafe((float)(object)a._v)).ToScalar())
+        : throw new NotSupportedException("rsqrtss is float32 only");
+    public static bool AllInRange(Lane1<T> x, Lane1<T> lo, Lane1<T> hi) => x._v >= lo._v && x._v <= hi._v;
     public static bool AnyInRange(Lane1<T> x, Lane1<T> lo, Lane1<T> hi) => x._v >= lo._v && x._v < hi._v;
     public static Lane1<T> SelectInRange(Lane1<T> x, Lane1<T> lo, Lane1<T> hi, Lane1<T> inRange, Lane1<T> otherwise) =>
         AnyInRange(x, lo, hi) ? inRange : otherwise;
