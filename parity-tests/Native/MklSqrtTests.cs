@@ -16,7 +16,7 @@ namespace ResnetMnist.ParityTests.Native;
 public sealed class MklSqrtTests
 {
     /// <summary>VML_HA | VML_FTZDAZ_OFF | VML_ERRMODE_IGNORE, as ATen passes it.</summary>
-    const long Mode = 0x2 | 0x140000 | 0x100;
+    const long Mode = MklSqrt.VmlMode;
 
     [UnmanagedFunctionPointer(CallingConvention.Cdecl)] delegate void SqrtF(int n, float[] a, float[] r, long mode);
     [UnmanagedFunctionPointer(CallingConvention.Cdecl)] delegate void SqrtD(int n, double[] a, double[] r, long mode);

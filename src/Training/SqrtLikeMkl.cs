@@ -41,7 +41,7 @@ public static unsafe class SqrtLikeMkl
         public static readonly SqrtForm Form = Choose<T>();
     }
 
-    /// <summary>The form the fused step uses for <typeparamref name="T"/> in this process (probed once, ~5 ms).</summary>
+    /// <summary>The form the fused step uses for <typeparamref name="T"/> in this process (probed once, at the first step).</summary>
     public static SqrtForm FormFor<T>() where T : unmanaged, IFloatingPointIeee754<T> => Chosen<T>.Form;
 
     /// <summary>The in-register forms tried for <typeparamref name="T"/>, in order.</summary>
@@ -53,40 +53,55 @@ public static unsafe class SqrtLikeMkl
     static SqrtForm Choose<T>() where T : unmanaged, IFloatingPointIeee754<T>
     {
         if (!MklSqrt.Available<T>()) return SqrtForm.Mkl;
-        var x = ProbeInputs<T>();
-        var mkl = new T[x.Length];
-        Mkl(x, mkl);
-        var mine = new T[x.Length];
         foreach (var form in Candidates<T>())
-        {
-            Compute(form, x, mine);
-            if (FirstDifference(mkl, mine) >= 0) continue;
-            Compute(form, x, mine, scalar: true);
-            if (FirstDifference(mkl, mine) < 0) return form;
-        }
+            if (MatchesMklOnProbe<T>(form)) return form;
         return SqrtForm.Mkl;
     }
 
     /// <summary>
-    /// The probe set: for every binary exponent of the normal numbers, the smallest and largest mantissa and 4,094 drawn
-    /// at random (fixed seed), ~1 Mi inputs. An approximating code path misses correct rounding in 0.67–17% of inputs, so
-    /// a form that differs from MKL's is found here.
+    /// Whether <paramref name="form"/>, in the vector and in the scalar code, gives MKL's result bit for bit on every
+    /// probe input (<see cref="ProbeInputs{T}"/>), one binary exponent at a time (buffers of 16 KiB, nothing kept).
     /// </summary>
-    public static T[] ProbeInputs<T>() where T : unmanaged, IFloatingPointIeee754<T>
+    public static bool MatchesMklOnProbe<T>(SqrtForm form) where T : unmanaged, IFloatingPointIeee754<T>
     {
-        const int perExponent = 4096;
-        bool single = typeof(T) == typeof(float);
-        int exponents = single ? 254 : 2046, mantissaBits = single ? 23 : 52;
-        var rng = new Random(20261207);
-        var x = new T[exponents * perExponent];
-        for (int e = 0; e < exponents; e++)
-            for (int j = 0; j < perExponent; j++)
+        int n = ProbePerExponent<T>();
+        T[] x = new T[n], mkl = new T[n], mine = new T[n];
+        for (int e = 0; e < ProbeExponents<T>(); e++)
+        {
+            ProbeInputs<T>(e, x);
+            Mkl<T>(x, mkl);
+            foreach (var scalar in new[] { false, true })
             {
-                long mantissa = j == 0 ? 0 : j == 1 ? (1L << mantissaBits) - 1 : rng.NextInt64(1L << mantissaBits);
-                long bits = ((long)(e + 1) << mantissaBits) | mantissa;
-                x[e * perExponent + j] = single ? (T)(object)BitConverter.Int32BitsToSingle((int)bits) : (T)(object)BitConverter.Int64BitsToDouble(bits);
+                Compute(form, x, mine, scalar);
+                if (FirstDifference<T>(mkl, mine) >= 0) return false;
             }
-        return x;
+        }
+        return true;
+    }
+
+    /// <summary>The binary exponents of the normal numbers of <typeparamref name="T"/> (254 in float32, 2,046 in float64).</summary>
+    public static int ProbeExponents<T>() => typeof(T) == typeof(float) ? 254 : 2046;
+
+    /// <summary>Probe inputs per binary exponent: 4,096 in float32, 512 in float64 (~1 Mi in all either way).</summary>
+    public static int ProbePerExponent<T>() => typeof(T) == typeof(float) ? 4096 : 512;
+
+    /// <summary>
+    /// The probe inputs of the <paramref name="exponent"/>-th binary exponent (from 0, the smallest normal numbers) into
+    /// <paramref name="into"/> (<see cref="ProbePerExponent{T}"/> long): the smallest and largest mantissa and the rest
+    /// drawn at random (seeded per exponent). An approximating code path misses correct rounding in 0.67–17% of inputs,
+    /// so a form that differs from MKL's is found among the ~1 Mi.
+    /// </summary>
+    public static void ProbeInputs<T>(int exponent, Span<T> into) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        bool single = typeof(T) == typeof(float);
+        int mantissaBits = single ? 23 : 52;
+        var rng = new Random(20261207 + exponent);
+        for (int j = 0; j < ProbePerExponent<T>(); j++)
+        {
+            long mantissa = j == 0 ? 0 : j == 1 ? (1L << mantissaBits) - 1 : rng.NextInt64(1L << mantissaBits);
+            long bits = ((long)(exponent + 1) << mantissaBits) | mantissa;
+            into[j] = single ? (T)(object)BitConverter.Int32BitsToSingle((int)bits) : (T)(object)BitConverter.Int64BitsToDouble(bits);
+        }
     }
 
     /// <summary>MKL's square root of <paramref name="x"/>, in calls of varying length (so that MKL's remainder handling is exercised too).</summary>
