@@ -14,11 +14,12 @@ namespace ResnetMnist.Training;
 //     sum each rounded.
 //   mul by a scalar, sqrt, tensor / scalar, + eps, addcdiv: each rounded on its own under every kernel set;
 //     addcdiv(w, m, d, value) is w + (value·m) / d.
-//   sqrt: MKL's vector square root (VML, high-accuracy mode, MklSqrt). Where MKL's code path gives the IEEE square
-//     root (probed once per process: MklSqrt.IsIeee; the avx2 and default paths), the step is one pass with the
-//     square root in registers. Where it does not (MKL's avx512 path is 1 ulp off in 0.67% of inputs), the square
-//     root is taken from MKL itself chunk by chunk into a stack buffer; of zero and subnormal inputs, which MKL serves
-//     on a slow path, it is the IEEE square root (vsqrtps/pd).
+//   sqrt: MKL's vector square root (VML, high-accuracy mode, MklSqrt). Where an in-register form reproduces MKL's
+//     code path on this CPU (probed once per process: SqrtLikeMkl.FormFor; the IEEE root, or the rsqrtps + Newton
+//     sequence of MKL's SSE4.2 path), the step is one pass with the square root in registers. Where none does (MKL's
+//     avx512 path is 1 ulp off the IEEE root in 0.67% of inputs), the square root is taken from MKL itself chunk by
+//     chunk into a stack buffer; of zero and subnormal inputs, which MKL serves on a slow path, it is the IEEE square
+//     root (vsqrtps/pd) in either case.
 //   Scalars are computed in double and rounded once to the tensor's dtype, as ATen does.
 // FlatOptimizerTests holds these kernels to TorchSharp's step element by element under each kernel set.
 
