@@ -212,7 +212,7 @@ static unsafe class FusedOptimizerKernels
     /// </summary>
     static class Tiny<TV, T> where TV : struct, ILanes<TV, T> where T : unmanaged, IFloatingPointIeee754<T>
     {
-        static readonly T MinNormal = T.CreateChecked(typeof(T) == typeof(float) ? 1.1754943508222875e-38 : 2.2250738585072014e-308);
+        static T MinNormal => SqrtLikeMkl.Bounds<T>.MinNormal;
 
         /// <summary>Whether any lane of <paramref name="v"/> is tiny.</summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -62,6 +62,7 @@ public static unsafe class SqrtLikeMkl
     /// Whether <paramref name="form"/>, in the vector and in the scalar code, gives MKL's result bit for bit on every
     /// probe input (<see cref="ProbeInputs{T}"/>), one binary exponent at a time (buffers of 16 KiB, nothing kept).
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // runs once, at the first step: tier-0 code made it ~50 ms slower
     public static bool MatchesMklOnProbe<T>(SqrtForm form) where T : unmanaged, IFloatingPointIeee754<T>
     {
         int n = ProbePerExponent<T>();
@@ -88,23 +89,35 @@ public static unsafe class SqrtLikeMkl
     /// <summary>
     /// The probe inputs of the <paramref name="exponent"/>-th binary exponent (from 0, the smallest normal numbers) into
     /// <paramref name="into"/> (<see cref="ProbePerExponent{T}"/> long): the smallest and largest mantissa and the rest
-    /// drawn at random (seeded per exponent). An approximating code path misses correct rounding in 0.67–17% of inputs,
+    /// drawn at random (SplitMix64, seeded per exponent). An approximating code path misses correct rounding in 0.67–17% of inputs,
     /// so a form that differs from MKL's is found among the ~1 Mi.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void ProbeInputs<T>(int exponent, Span<T> into) where T : unmanaged, IFloatingPointIeee754<T>
     {
         bool single = typeof(T) == typeof(float);
         int mantissaBits = single ? 23 : 52;
-        var rng = new Random(20261207 + exponent);
+        ulong state = 20261207UL + (ulong)exponent;
         for (int j = 0; j < ProbePerExponent<T>(); j++)
         {
-            long mantissa = j == 0 ? 0 : j == 1 ? (1L << mantissaBits) - 1 : rng.NextInt64(1L << mantissaBits);
+            long mantissa = j == 0 ? 0 : j == 1 ? (1L << mantissaBits) - 1 : (long)(SplitMix64(ref state) >> (64 - mantissaBits));
             long bits = ((long)(exponent + 1) << mantissaBits) | mantissa;
             into[j] = single ? (T)(object)BitConverter.Int32BitsToSingle((int)bits) : (T)(object)BitConverter.Int64BitsToDouble(bits);
         }
     }
 
+    /// <summary>SplitMix64 (Steele, Lea and Flood 2014): a fast, well-mixed 64-bit sequence for the probe's mantissas
+    /// (<see cref="Random"/>'s seeded generator took ~25 ms for the ~1 Mi draws at the first step).</summary>
+    static ulong SplitMix64(ref ulong state)
+    {
+        ulong z = state += 0x9E3779B97F4A7C15UL;
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
+        return z ^ (z >> 31);
+    }
+
     /// <summary>MKL's square root of <paramref name="x"/>, in calls of varying length (so that MKL's remainder handling is exercised too).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Mkl<T>(ReadOnlySpan<T> x, Span<T> r) where T : unmanaged
     {
         int[] lengths = [MklSqrt.Chunk, 7, 1, 13, MklSqrt.Chunk - 3];
@@ -127,19 +140,22 @@ public static unsafe class SqrtLikeMkl
         {
             int n = x.Length, i = 0;
             if (scalar) { }
-            else if (Wide(form))
-            {
-                var c = Constants<Lanes512<T>, T>();
-                for (; i + Lanes512<T>.Count <= n; i += Lanes512<T>.Count) Root<Lanes512<T>, T>(form, Lanes512<T>.Load(px + i), c).Store(pr + i);
-            }
-            else if (Vector256.IsHardwareAccelerated)
-            {
-                var c = Constants<Lanes256<T>, T>();
-                for (; i + Lanes256<T>.Count <= n; i += Lanes256<T>.Count) Root<Lanes256<T>, T>(form, Lanes256<T>.Load(px + i), c).Store(pr + i);
-            }
-            var c1 = Constants<Lane1<T>, T>();
-            for (; i < n; i++) Root<Lane1<T>, T>(form, Lane1<T>.Load(px + i), c1).Store(pr + i);
+            else if (Wide(form)) i = RootLanes<Lanes512<T>, T>(form, px, pr, 0, n);
+            else if (Vector256.IsHardwareAccelerated) i = RootLanes<Lanes256<T>, T>(form, px, pr, 0, n);
+            RootLanes<Lane1<T>, T>(form, px, pr, i, n);
         }
+    }
+
+    /// <summary><see cref="Root{TV, T}"/> over whole vectors of <paramref name="x"/> from <paramref name="from"/>; returns
+    /// where it stopped. One method per lane width, so that the JIT inlines every lane operation (in one method holding all
+    /// three widths it ran out of inlining budget, and the scalar code called each operation: ~50 ns per element).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static int RootLanes<TV, T>(SqrtForm form, T* x, T* r, int from, int n) where TV : struct, ILanes<TV, T> where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var c = Constants<TV, T>();
+        int i = from;
+        for (; i + TV.Count <= n; i += TV.Count) Root<TV, T>(form, TV.Load(x + i), c).Store(r + i);
+        return i;
     }
 
     /// <summary>Whether the fused step runs <paramref name="form"/> in 512-bit lanes (the IEEE root where they are
@@ -198,19 +214,16 @@ public static unsafe class SqrtLikeMkl
         T* xs = stackalloc T[TV.Count], rs = stackalloc T[TV.Count];
         x.Store(xs);
         root.Store(rs);
+        int previous = MklSqrt.SetThreadsLocal(1);
         for (int i = 0; i < TV.Count; i++)
-        {
-            if (xs[i] >= T.Zero && xs[i] <= Bounds<T>.LargestFast) continue;
-            int previous = MklSqrt.SetThreadsLocal(1);
-            MklSqrt.Sqrt(xs + i, rs + i, 1);
-            MklSqrt.SetThreadsLocal(previous);
-        }
+            if (!(xs[i] >= T.Zero && xs[i] <= Bounds<T>.LargestFast)) MklSqrt.Sqrt(xs + i, rs + i, 1);
+        MklSqrt.SetThreadsLocal(previous);
         return TV.Load(rs);
     }
 
     /// <summary>The fast path's bounds: the smallest normal number, and the largest input served in registers (float32:
     /// MKL's own bound; float64, where only the IEEE form is tried: a margin below the largest double, above which MKL is asked).</summary>
-    static class Bounds<T> where T : unmanaged, IFloatingPointIeee754<T>
+    internal static class Bounds<T> where T : unmanaged, IFloatingPointIeee754<T>
     {
         public static readonly T MinNormal = typeof(T) == typeof(float) ? (T)(object)BitConverter.Int32BitsToSingle(0x00800000) : (T)(object)BitConverter.Int64BitsToDouble(0x0010000000000000);
         public static readonly T LargestFast = typeof(T) == typeof(float) ? (T)(object)LargestFastSingle : (T)(object)BitConverter.Int64BitsToDouble(0x7FEFFE0000000000);
