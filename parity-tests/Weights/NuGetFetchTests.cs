@@ -103,6 +103,21 @@ public sealed class NuGetFetchTests
     }
 
     [Test]
+    public void Without_NUGET_PACKAGES_or_a_configured_folder_each_lookup_reads_HOME_as_it_is_then()
+    {
+        // NuGet's own resolution keeps the first home folder it saw for the life of the process; a library called by a
+        // long-lived host (or this suite) must follow HOME as it is at the call
+        var noConfig = TempDir.New("nuget-noconfig");
+        foreach (var name in new[] { "first", "second" })
+        {
+            var dir = TempDir.New("nuget-home-" + name);
+            using var _ = OwnEnvironment(dir, null);
+            var home = FakePackage(Path.Combine(dir, "home", ".nuget", "packages"));
+            Assert.That(MlnetImporter.FindPackageDir(noConfig), Is.EqualTo(home), $"{name} HOME: its ~/.nuget/packages");
+        }
+    }
+
+    [Test]
     public void A_package_that_differs_from_the_pinned_one_is_refused_and_nothing_is_extracted()
     {
         var nupkg = CachedNupkg();

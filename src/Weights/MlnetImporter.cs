@@ -64,7 +64,7 @@ public static class MlnetImporter
         try
         {
             var settings = NuGet.Configuration.Settings.LoadDefaultSettings(settingsRoot ?? Directory.GetCurrentDirectory());
-            candidates.Add(Path.Combine(NuGet.Configuration.SettingsUtility.GetGlobalPackagesFolder(settings), PackageId.ToLowerInvariant(), PackageVersion));
+            candidates.Add(Path.Combine(NuGetFetch.GlobalPackagesFolder(settings), PackageId.ToLowerInvariant(), PackageVersion));
         }
         catch (NuGet.Configuration.NuGetConfigurationException)
         {

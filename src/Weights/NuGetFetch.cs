@@ -31,6 +31,22 @@ public static class NuGetFetch
         public static FetchLimits Default { get; } = new(TimeSpan.FromSeconds(30), TimeSpan.FromSeconds(60), 256L << 20);
     }
 
+    /// <summary>
+    /// The global packages folder as <c>dotnet restore</c> resolves it: <c>$NUGET_PACKAGES</c> if set, else the
+    /// <c>globalPackagesFolder</c> of the <paramref name="settings"/>' <c>nuget.config</c> chain, else
+    /// <c>$HOME/.nuget/packages</c>. NuGet's own <c>SettingsUtility.GetGlobalPackagesFolder</c> gives the same, except
+    /// that it reads the home folder once per process and keeps it; this reads <c>HOME</c> on every call.
+    /// </summary>
+    public static string GlobalPackagesFolder(ISettings settings)
+    {
+        bool configured = !string.IsNullOrEmpty(Environment.GetEnvironmentVariable("NUGET_PACKAGES")) ||
+            settings.GetSection(ConfigurationConstants.Config)?.GetFirstItemWithAttribute<AddItem>(
+                ConfigurationConstants.KeyAttribute, ConfigurationConstants.GlobalPackagesFolder) is not null;
+        return configured
+            ? SettingsUtility.GetGlobalPackagesFolder(settings)
+            : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".nuget", "packages");
+    }
+
     /// <summary>Downloads and extracts <paramref name="id"/> <paramref name="version"/>; returns its folder in the global packages folder.</summary>
     /// <param name="sha512Base64">The package file's SHA-512 (base64, as in <c>.nupkg.sha512</c>): anything else is refused.</param>
     /// <param name="settingsRoot">Folder whose <c>nuget.config</c> chain is used (default: the current folder).</param>
@@ -41,7 +57,7 @@ public static class NuGetFetch
     {
         limits ??= FetchLimits.Default;
         var settings = Settings.LoadDefaultSettings(settingsRoot ?? Directory.GetCurrentDirectory());
-        var globalFolder = SettingsUtility.GetGlobalPackagesFolder(settings);
+        var globalFolder = GlobalPackagesFolder(settings);
         var identity = new PackageIdentity(id, NuGetVersion.Parse(version));
         var sources = new PackageSourceProvider(settings).LoadPackageSources().Where(s => s.IsEnabled).ToList();
         if (sources.Count == 0) throw new WeightsFileException(id, "no NuGet package source is configured (nuget.config)");
