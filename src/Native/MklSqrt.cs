@@ -27,7 +27,32 @@ public static unsafe class MklSqrt
     public static bool Available<T>() where T : unmanaged => SqrtOf<T>() != 0 && SetNumThreadsLocal != 0;
 
     /// <summary>Sets MKL's thread count for the calling thread; returns the previous setting (0: none).</summary>
-    public static int SetThreadsLocal(int n) => ((delegate* unmanaged<int, int>)SetNumThreadsLocal)(n);
+    static int SetThreadsLocal(int n) => ((delegate* unmanaged<int, int>)SetNumThreadsLocal)(n);
+
+    /// <summary>
+    /// Runs MKL on the calling thread alone until disposed, then restores its previous setting (with
+    /// <paramref name="active"/> false, does nothing): <c>using var _ = MklSqrt.OnThisThread();</c>.
+    /// </summary>
+    public static OneThread OnThisThread(bool active = true) => new(active);
+
+    /// <summary>The scope of <see cref="OnThisThread"/>.</summary>
+    public readonly struct OneThread : IDisposable
+    {
+        readonly int _previous;
+        readonly bool _active;
+
+        internal OneThread(bool active)
+        {
+            _active = active;
+            _previous = active ? SetThreadsLocal(1) : 0;
+        }
+
+        /// <summary>Restores the calling thread's previous MKL thread count.</summary>
+        public void Dispose()
+        {
+            if (_active) SetThreadsLocal(_previous);
+        }
+    }
 
     /// <summary>MKL's square root (ATen's mode) of <paramref name="n"/> elements; in place when <paramref name="from"/> is <paramref name="to"/>.</summary>
     public static void Sqrt<T>(T* from, T* to, int n) where T : unmanaged

@@ -77,21 +77,28 @@ static unsafe class FusedOptimizerKernels
             L2: !s.Decoupled && s.WeightDecay != 0.0, Decoupled: s.Decoupled, Fma: LibtorchFuses);
         T* pw = (T*)w.DataPtr(), pg = (T*)g.DataPtr(), pm = (T*)m.DataPtr(), pv = (T*)v.DataPtr();
         var form = SqrtLikeMkl.FormFor<T>();
+        var width = SqrtLikeMkl.WidthFor(form);
         if (form != SqrtForm.Mkl)
         {
             ForEachBlock(w.numel(), mklSingleThread: false, (start, length) =>
             {
-                if (SqrtLikeMkl.Wide(form)) AdamRange<Lanes512<T>, T>(k, form, pw + start, pg + start, pm + start, pv + start, length);
-                else if (Vector256.IsHardwareAccelerated) AdamRange<Lanes256<T>, T>(k, form, pw + start, pg + start, pm + start, pv + start, length);
-                else AdamRange<Lane1<T>, T>(k, form, pw + start, pg + start, pm + start, pv + start, length);
+                switch (width)
+                {
+                    case LaneWidth.Bits512: AdamRange<Lanes512<T>, T>(k, form, pw + start, pg + start, pm + start, pv + start, length); break;
+                    case LaneWidth.Bits256: AdamRange<Lanes256<T>, T>(k, form, pw + start, pg + start, pm + start, pv + start, length); break;
+                    default: AdamRange<Lane1<T>, T>(k, form, pw + start, pg + start, pm + start, pv + start, length); break;
+                }
             });
             return;
         }
         ForEachBlock(w.numel(), mklSingleThread: true, (start, length) =>
         {
-            if (Vector512.IsHardwareAccelerated) AdamBlock<Lanes512<T>, T>(k, pw + start, pg + start, pm + start, pv + start, length);
-            else if (Vector256.IsHardwareAccelerated) AdamBlock<Lanes256<T>, T>(k, pw + start, pg + start, pm + start, pv + start, length);
-            else AdamBlock<Lane1<T>, T>(k, pw + start, pg + start, pm + start, pv + start, length);
+            switch (width)
+            {
+                case LaneWidth.Bits512: AdamBlock<Lanes512<T>, T>(k, pw + start, pg + start, pm + start, pv + start, length); break;
+                case LaneWidth.Bits256: AdamBlock<Lanes256<T>, T>(k, pw + start, pg + start, pm + start, pv + start, length); break;
+                default: AdamBlock<Lane1<T>, T>(k, pw + start, pg + start, pm + start, pv + start, length); break;
+            }
         });
     }
 
@@ -100,12 +107,16 @@ static unsafe class FusedOptimizerKernels
         var k = new SgdScalars<T>(T.CreateChecked(-s.Lr), T.CreateChecked(s.Momentum), T.CreateChecked(1.0 - s.Dampening),
             T.CreateChecked(s.WeightDecay), s.WeightDecay != 0.0, buf is not null, s.Nesterov, s.FirstMomentumStep, LibtorchFuses);
         T* pw = (T*)w.DataPtr(), pg = (T*)g.DataPtr(), pb = buf is null ? null : (T*)buf.DataPtr();
+        var width = SqrtLikeMkl.WidthFor(null);
         ForEachBlock(w.numel(), mklSingleThread: false, (start, length) =>
         {
             T* b = pb is null ? null : pb + start;
-            if (Vector512.IsHardwareAccelerated) SgdRange<Lanes512<T>, T>(k, pw + start, pg + start, b, 0, length);
-            else if (Vector256.IsHardwareAccelerated) SgdRange<Lanes256<T>, T>(k, pw + start, pg + start, b, 0, length);
-            else SgdRange<Lane1<T>, T>(k, pw + start, pg + start, b, 0, length);
+            switch (width)
+            {
+                case LaneWidth.Bits512: SgdRange<Lanes512<T>, T>(k, pw + start, pg + start, b, 0, length); break;
+                case LaneWidth.Bits256: SgdRange<Lanes256<T>, T>(k, pw + start, pg + start, b, 0, length); break;
+                default: SgdRange<Lane1<T>, T>(k, pw + start, pg + start, b, 0, length); break;
+            }
         });
     }
 
@@ -123,13 +134,9 @@ static unsafe class FusedOptimizerKernels
         var next = new long[] { -1 };
         void Work()
         {
-            int previous = mklSingleThread ? MklSqrt.SetThreadsLocal(1) : 0;
-            try
-            {
-                for (long b; (b = Interlocked.Increment(ref next[0])) < blocks;)
-                    body(b * Block, Math.Min(Block, total - b * Block));
-            }
-            finally { if (mklSingleThread) MklSqrt.SetThreadsLocal(previous); }
+            using var _ = MklSqrt.OnThisThread(mklSingleThread);
+            for (long b; (b = Interlocked.Increment(ref next[0])) < blocks;)
+                body(b * Block, Math.Min(Block, total - b * Block));
         }
         if (workers <= 1) { Work(); return; }
         var others = new Task[workers - 1];

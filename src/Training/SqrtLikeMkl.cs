@@ -23,6 +23,9 @@ public enum SqrtForm
     RsqrtNewton,
 }
 
+/// <summary>Lane widths of the fused step's loops (<see cref="SqrtLikeMkl.WidthFor"/>).</summary>
+internal enum LaneWidth { Scalar, Bits256, Bits512 }
+
 /// <summary>
 /// Picks, once per process and dtype, the in-register square root that reproduces MKL's (<see cref="MklSqrt"/>) on a
 /// fixed probe set, and computes it. MKL chooses its code path from the CPU and <c>MKL_ENABLE_INSTRUCTIONS</c>: on one
@@ -121,14 +124,10 @@ public static unsafe class SqrtLikeMkl
     public static void Mkl<T>(ReadOnlySpan<T> x, Span<T> r) where T : unmanaged
     {
         int[] lengths = [MklSqrt.Chunk, 7, 1, 13, MklSqrt.Chunk - 3];
-        int previous = MklSqrt.SetThreadsLocal(1);
-        try
-        {
-            fixed (T* px = x, pr = r)
-                for (int i = 0, k = 0; i < x.Length; i += lengths[k++ % lengths.Length])
-                    MklSqrt.Sqrt(px + i, pr + i, Math.Min(lengths[k % lengths.Length], x.Length - i));
-        }
-        finally { MklSqrt.SetThreadsLocal(previous); }
+        using var _ = MklSqrt.OnThisThread();
+        fixed (T* px = x, pr = r)
+            for (int i = 0, k = 0; i < x.Length; i += lengths[k++ % lengths.Length])
+                MklSqrt.Sqrt(px + i, pr + i, Math.Min(lengths[k % lengths.Length], x.Length - i));
     }
 
     /// <summary><paramref name="form"/>'s square root of <paramref name="x"/>, through the vector code the fused step runs
@@ -139,9 +138,11 @@ public static unsafe class SqrtLikeMkl
         fixed (T* px = x, pr = r)
         {
             int n = x.Length, i = 0;
-            if (scalar) { }
-            else if (Wide(form)) i = RootLanes<Lanes512<T>, T>(form, px, pr, 0, n);
-            else if (Vector256.IsHardwareAccelerated) i = RootLanes<Lanes256<T>, T>(form, px, pr, 0, n);
+            switch (scalar ? LaneWidth.Scalar : WidthFor(form))
+            {
+                case LaneWidth.Bits512: i = RootLanes<Lanes512<T>, T>(form, px, pr, 0, n); break;
+                case LaneWidth.Bits256: i = RootLanes<Lanes256<T>, T>(form, px, pr, 0, n); break;
+            }
             RootLanes<Lane1<T>, T>(form, px, pr, i, n);
         }
     }
@@ -158,9 +159,15 @@ public static unsafe class SqrtLikeMkl
         return i;
     }
 
-    /// <summary>Whether the fused step runs <paramref name="form"/> in 512-bit lanes (the IEEE root where they are
-    /// accelerated; MKL's SSE path is reproduced with the 128/256-bit <c>rsqrtps</c> estimate only).</summary>
-    internal static bool Wide(SqrtForm form) => Vector512.IsHardwareAccelerated && form == SqrtForm.Ieee;
+    /// <summary>
+    /// The widest lanes the fused step runs a loop in, for one place that decides it: 512 bits where they are
+    /// accelerated, else 256, else scalar; with a square root in registers (<paramref name="form"/> other than
+    /// <see cref="SqrtForm.Mkl"/>) 512 bits for the IEEE root only (MKL's SSE path is reproduced with the 128/256-bit
+    /// <c>rsqrtps</c> estimate only). Null: a loop without a square root in registers.
+    /// </summary>
+    internal static LaneWidth WidthFor(SqrtForm? form) =>
+        Vector512.IsHardwareAccelerated && form != SqrtForm.RsqrtNewton ? LaneWidth.Bits512
+        : Vector256.IsHardwareAccelerated ? LaneWidth.Bits256 : LaneWidth.Scalar;
 
     /// <summary>The index of the first element whose bits differ, or −1.</summary>
     public static long FirstDifference<T>(ReadOnlySpan<T> a, ReadOnlySpan<T> b) where T : unmanaged
@@ -214,10 +221,9 @@ public static unsafe class SqrtLikeMkl
         T* xs = stackalloc T[TV.Count], rs = stackalloc T[TV.Count];
         x.Store(xs);
         root.Store(rs);
-        int previous = MklSqrt.SetThreadsLocal(1);
-        for (int i = 0; i < TV.Count; i++)
-            if (!(xs[i] >= T.Zero && xs[i] <= Bounds<T>.LargestFast)) MklSqrt.Sqrt(xs + i, rs + i, 1);
-        MklSqrt.SetThreadsLocal(previous);
+        using (MklSqrt.OnThisThread())
+            for (int i = 0; i < TV.Count; i++)
+                if (!(xs[i] >= T.Zero && xs[i] <= Bounds<T>.LargestFast)) MklSqrt.Sqrt(xs + i, rs + i, 1);
         return TV.Load(rs);
     }
 
