@@ -84,6 +84,8 @@ def main():
     red, rsd = load(d, "ref_epoch_default"), load(d, "ref_steps_default")
     td, rd = load(d, "tool_data"), load(d, "ref_data")
     tm = load(d, "tool_memory")
+    tfr, tre = load(d, "tool_train_fresh"), load(d, "tool_train_resumed")
+    resumed_ok = bool(tfr and tre and tfr.get("peak_memory_mib") and tre.get("peak_memory_mib"))
 
     cpu = sh("lscpu | sed -n 's/^Model name:[ ]*//p'")
     cores = sh("nproc")
@@ -160,6 +162,9 @@ def main():
             rss = tm["rss_after_epoch_mib"]
             g = (rss[-1] - rss[0]) / rss[0] * 100
             w(f"| resident memory growth epoch 1 → 3 ≤ +5% | {g:+.1f}% | {'yes' if g <= 5 else 'no'} |")
+        if resumed_ok:
+            q = tre["peak_memory_mib"] / tfr["peak_memory_mib"]
+            w(f"| resumed run's peak ≤ fresh run's peak + 5% (VmHWM) | {tre['peak_memory_mib']:.0f} vs {tfr['peak_memory_mib']:.0f} MiB ({q:.3f}×) | {'yes' if q <= 1.05 else 'no'} |")
         w("")
 
     matrix = [(o, b, load(d, f"tool_epoch_{o}_{b}"), load(d, f"ref_epoch_{o}_{b}"), load(d, f"tool_epoch_{o}_{b}_per_tensor"))
@@ -279,6 +284,22 @@ def main():
           f"peak of the process (VmHWM) {tm['vm_hwm_mib']:.0f} MiB.")
         w("")
 
+    if resumed_ok:
+        w("## Resume: peak memory of a resumed run against the same run started fresh")
+        w("")
+        w("`resnet-mnist train` (the workload above, 2 epochs of 1,024 images, 1,000 test images, checkpoints every "
+          "epoch): once fresh for both epochs, once stopped after the first and continued with `train --resume` for "
+          "the second, each its own process.")
+        w("")
+        w("| run | peak resident memory (summary.json's VmHWM), MiB | /usr/bin/time maxrss, MiB | process wall, s |")
+        w("|---|---:|---:|---:|")
+        w(f"| fresh, epochs 1–2 | {tfr['peak_memory_mib']:.0f} | {f(tfr.get('maxrss_mib'), 0)} | {f(tfr.get('process_wall_s'))} |")
+        w(f"| resumed, epoch 2 | {tre['peak_memory_mib']:.0f} | {f(tre.get('maxrss_mib'), 0)} | {f(tre.get('process_wall_s'))} |")
+        w("")
+        mr = (f", {tre['maxrss_mib'] / tfr['maxrss_mib']:.3f}× (maxrss)" if tre.get("maxrss_mib") and tfr.get("maxrss_mib") else "")
+        w(f"Resumed / fresh peak: {tre['peak_memory_mib'] / tfr['peak_memory_mib']:.3f}× (VmHWM){mr}.")
+        w("")
+
     w("## Per-run load")
     w("")
     w("1-minute load average read right after each measurement (other work on the machine shows up here):")
@@ -288,7 +309,8 @@ def main():
     grid = [f"{p}_epoch_{o}_{b}{x}" for o in ("adam", "sgd") for b in (16, 64, 256)
             for p, x in (("tool", ""), ("ref", ""), ("tool", "_per_tensor"), ("busy_tool", ""), ("busy_ref", ""))]
     for name in ["tool_steps", "ref_steps", "tool_steps_cl", "ref_steps_cl", "tool_epoch", "ref_epoch"] + grid + [
-                 "ref_epoch_default", "ref_steps_default", "tool_data", "ref_data", "tool_memory"]:
+                 "ref_epoch_default", "ref_steps_default", "tool_data", "ref_data", "tool_memory",
+                 "tool_train_fresh", "tool_train_first", "tool_train_resumed"]:
         r = load(d, name)
         if r:
             w(f"| {name} | {r['load_after']} | {f(r.get('process_wall_s'))} | {f(r.get('maxrss_mib'), 0)} |")

@@ -33,7 +33,7 @@ TOOL=(tool/bin/Release/net10.0/resnet-mnist)
 FASHION=""
 if [ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then
   FASHION=$(mktemp -d /tmp/resnet-mnist-fashion.XXXXXX)
-  trap 'rm -rf "$FASHION"' EXIT
+  trap 'rm -rf "$FASHION"' EXIT   # (replaced by the resume section's, which removes both)
   mkdir -p "$FASHION/FashionMNIST/raw"
   for f in train-images-idx3-ubyte.gz train-labels-idx1-ubyte.gz t10k-images-idx3-ubyte.gz t10k-labels-idx1-ubyte.gz; do
     cp "/usr/share/datasets/fashion-mnist/$f" "$FASHION/FashionMNIST/raw/$f"   # copies: the tool refuses a linked dataset
@@ -104,6 +104,22 @@ if [ -n "$FASHION" ]; then
 fi
 # Memory over a short real run: 3 epochs of 2,048 images (trainer, evaluation, checkpoints).
 T tool_memory --mode memory --set train.epochs=3 --set data.train_limit=2048
+# Resume: one real run (`train`, 2 epochs of 1,024 images, batch 256, Adam, checkpoints) started fresh, and the same
+# run stopped after its first epoch and resumed for the second (`train --resume`); each process's peak resident memory
+# (its summary.json's peak_memory_mib, VmHWM; and /usr/bin/time's maxrss).
+RESUME=$(mktemp -d /tmp/resnet-mnist-resume.XXXXXX)
+trap 'rm -rf "$RESUME" ${FASHION:+"$FASHION"}' EXIT
+train_run() { # train_run NAME RUN_DIR ARGS...: `resnet-mnist train ARGS` under /usr/bin/time; its summary.json to $OUT/NAME.json
+  local name=$1 dir=$2; shift 2
+  echo "[$(date +%T)] $name (load $(load1))"
+  /usr/bin/time -v -o "$OUT/$name.time" "${TOOL[@]}" train "$@" >"$OUT/$name.log" 2>&1 || { cat "$OUT/$name.log"; exit 1; }
+  cp "$dir/summary.json" "$OUT/$name.json"
+  echo "$(load1)" >"$OUT/$name.load"
+}
+resume_data=(--set data.train_limit=1024 --set data.test_limit=1000)
+train_run tool_train_fresh "$RESUME/fresh" "$CFG" "${resume_data[@]}" --set train.epochs=2 --out "$RESUME/fresh"
+train_run tool_train_first "$RESUME/resumed" "$CFG" "${resume_data[@]}" --set train.epochs=1 --out "$RESUME/resumed"
+train_run tool_train_resumed "$RESUME/resumed" --resume "$RESUME/resumed" --set train.epochs=2 --force
 
 # optimizer.step() alone (fused, libtorch operations over flat buffers, per-tensor, the reference; 1 and 2 threads),
 # and one epoch of 640 images quiet and with one core kept busy by another process (libgomp wait policies).
