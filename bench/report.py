@@ -130,7 +130,7 @@ def main():
         w(f"| training, images/s, each program's own data path (tool: index_select from the resident tensor; reference: DataLoader + PIL + ToTensor per image) | {f(ts['train_images_per_s'])} | {f(rs['train_images_per_s_dataloader'])} | {ratio(ts['train_images_per_s'], rs['train_images_per_s_dataloader'])} |")
         w(f"| evaluation, images/s (no grad, eval mode, batch 256, 1,000 images) | {f(ts['eval_images_per_s'])} | {f(rs['eval_images_per_s'])} | {ratio(ts['eval_images_per_s'], rs['eval_images_per_s'])} |")
         w(f"| evaluation, images/s as each program does it (tool: Evaluator, batch {ts['eval_batch_size_own']}; reference: its evaluate() over DataLoader(test, 256)) | {f(ts['eval_images_per_s_own_batch'])} | {f(rs['eval_images_per_s_reference_loop'])} | {ratio(ts['eval_images_per_s_own_batch'], rs['eval_images_per_s_reference_loop'])} |")
-        w(f"| evaluation, images/s, both at batch 1,000 | {f(ts['eval_images_per_s_own_batch'])} | {f(rs['eval_images_per_s_1000'])} | {ratio(ts['eval_images_per_s_own_batch'], rs['eval_images_per_s_1000'])} |")
+        w(f"| evaluation, images/s, both at batch 1,000 | {f(ts.get('eval_images_per_s_1000'))} | {f(rs['eval_images_per_s_1000'])} | {ratio(ts.get('eval_images_per_s_1000'), rs['eval_images_per_s_1000'])} |")
         if te and re_:
             w(f"| one epoch on {te['train_images']:,} images incl. reading the data and building the model, s | {f(te['epoch_total_s'])} | {f(re_['epoch_total_s'])} | {ratio(te['epoch_total_s'], re_['epoch_total_s'], False)} |")
             w(f"| … of which the training pass, s | {f(te['epoch_train_s'])} | {f(re_['epoch_train_s'])} | {ratio(te['epoch_train_s'], re_['epoch_train_s'], False)} |")
@@ -257,7 +257,7 @@ def main():
         w("|---|---:|---:|---:|---:|")
         w(f"| training images/s (batch 256) | {f(ts['train_images_per_s'])} | {f(tcl['train_images_per_s'])} | {f(rs['train_images_per_s'])} | {f(rcl['train_images_per_s'])} |")
         w(f"| evaluation images/s (batch 256) | {f(ts['eval_images_per_s'])} | {f(tcl['eval_images_per_s'])} | {f(rs['eval_images_per_s'])} | {f(rcl['eval_images_per_s'])} |")
-        w(f"| evaluation images/s (batch 1,000) | {f(ts['eval_images_per_s_own_batch'])} | {f(tcl['eval_images_per_s_own_batch'])} | {f(rs['eval_images_per_s_1000'])} | {f(rcl['eval_images_per_s_1000'])} |")
+        w(f"| evaluation images/s (batch 1,000) | {f(ts.get('eval_images_per_s_1000'))} | {f(tcl.get('eval_images_per_s_1000'))} | {f(rs['eval_images_per_s_1000'])} | {f(rcl['eval_images_per_s_1000'])} |")
         w(f"| step breakdown fwd / bwd / opt, s | {ts['breakdown_s']['forward']:.3f} / {ts['breakdown_s']['backward']:.3f} / {ts['breakdown_s']['optimizer']:.3f} | {tcl['breakdown_s']['forward']:.3f} / {tcl['breakdown_s']['backward']:.3f} / {tcl['breakdown_s']['optimizer']:.3f} | {rs['breakdown_s']['forward']:.3f} / {rs['breakdown_s']['backward']:.3f} / {rs['breakdown_s']['optimizer']:.3f} | {rcl['breakdown_s']['forward']:.3f} / {rcl['breakdown_s']['backward']:.3f} / {rcl['breakdown_s']['optimizer']:.3f} |")
         w("")
 

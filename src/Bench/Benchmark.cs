@@ -119,8 +119,8 @@ public static class Benchmark
             ["backward"] = t.Phases.Backward / t.Phases.Steps, ["optimizer"] = t.Phases.Optimizer / t.Phases.Steps,
         };
 
-        // Evaluation throughput: no grad, eval mode, batches of train.batch_size (the reference's evaluation batch)
-        // and of train.eval_batch_size (the tool's own), through the Evaluator itself.
+        // Evaluation throughput: no grad, eval mode, batches of train.batch_size (the reference's evaluation batch),
+        // of train.eval_batch_size (the tool's own) and of 1,000 (as the reference measures too), through the Evaluator itself.
         var test = session.Test;
         r["eval_images"] = test.Count;
         double EvalRate(int batch)
@@ -134,6 +134,7 @@ public static class Benchmark
         r["eval_images_per_s"] = EvalRate(bs);
         r["eval_batch_size_own"] = cfg.Train.EvalBatchSize;
         r["eval_images_per_s_own_batch"] = EvalRate(cfg.Train.EvalBatchSize);
+        r["eval_images_per_s_1000"] = EvalRate(1000);
 
         // Step time against batch size: a fresh session (seed, model, data) per batch size, as `train` would start.
         var sweep = new Dictionary<string, double>();
