@@ -56,7 +56,7 @@ public sealed class ResNet : Module<Tensor, Tensor>
         conv1 = Conv2d(3, inplanes, kernel_size: 7, stride: 2, padding: 3, bias: false);
         bn1 = new BatchNorm2d(inplanes);
         relu = ReLU(inplace: true);
-        maxpool = MaxPool2d(kernel_size: 3, stride: 2, padding: 1);
+        maxpool = new MaxPool2d(kernelSize: 3, stride: 2, padding: 1);
         layer1 = MakeLayer(spec, ref inplanes, 64, layers[0], stride: 1);
         layer2 = MakeLayer(spec, ref inplanes, 128, layers[1], stride: 2);
         layer3 = MakeLayer(spec, ref inplanes, 256, layers[2], stride: 2);
