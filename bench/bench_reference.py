@@ -120,7 +120,9 @@ def mode_steps(cfg, a, r):
     xt, yt = as_tensors(test_ds, dtype)
     r["eval_images"] = len(yt)
 
-    def eval_rate(b, reps=2):
+    eval_reps = 2   # timed passes of every evaluation figure
+
+    def eval_rate(b, reps=eval_reps):
         model.eval()
         with torch.no_grad():
             def once():
@@ -143,10 +145,9 @@ def mode_steps(cfg, a, r):
     test_loader = DataLoader(test_ds, batch_size=bs, shuffle=False)
     ref.evaluate(model, test_loader, criterion, dtype)
     t0 = time.perf_counter()
-    loop_reps = 2   # timed passes, as many as the other evaluation figures
-    for _ in range(loop_reps):
+    for _ in range(eval_reps):
         ref.evaluate(model, test_loader, criterion, dtype)
-    r["eval_images_per_s_reference_loop"] = loop_reps * len(test_ds) / (time.perf_counter() - t0)
+    r["eval_images_per_s_reference_loop"] = eval_reps * len(test_ds) / (time.perf_counter() - t0)
 
     sweep = {}
     for b in [int(v) for v in a.batch_sizes.split(",") if v]:

@@ -30,10 +30,11 @@ dotnet build tool/ResnetMnist.Tool.csproj -c Release -nologo -v q >"$OUT/build.l
 TOOL=(tool/bin/Release/net10.0/resnet-mnist)
 
 # Full-size data for the data-path measurement: Debian's dataset-fashion-mnist in torchvision's layout.
-FASHION=""
+FASHION=""   # temporary folders, removed on exit
+RESUME=""
+trap 'rm -rf ${FASHION:+"$FASHION"} ${RESUME:+"$RESUME"}' EXIT
 if [ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then
   FASHION=$(mktemp -d /tmp/resnet-mnist-fashion.XXXXXX)
-  trap 'rm -rf "$FASHION"' EXIT   # (replaced by the resume section's, which removes both)
   mkdir -p "$FASHION/FashionMNIST/raw"
   for f in train-images-idx3-ubyte.gz train-labels-idx1-ubyte.gz t10k-images-idx3-ubyte.gz t10k-labels-idx1-ubyte.gz; do
     cp "/usr/share/datasets/fashion-mnist/$f" "$FASHION/FashionMNIST/raw/$f"   # copies: the tool refuses a linked dataset
@@ -108,7 +109,6 @@ T tool_memory --mode memory --set train.epochs=3 --set data.train_limit=2048
 # run stopped after its first epoch and resumed for the second (`train --resume`); each process's peak resident memory
 # (its summary.json's peak_memory_mib, VmHWM; and /usr/bin/time's maxrss).
 RESUME=$(mktemp -d /tmp/resnet-mnist-resume.XXXXXX)
-trap 'rm -rf "$RESUME" ${FASHION:+"$FASHION"}' EXIT
 train_run() { # train_run NAME RUN_DIR ARGS...: `resnet-mnist train ARGS` under /usr/bin/time; its summary.json to $OUT/NAME.json
   local name=$1 dir=$2; shift 2
   echo "[$(date +%T)] $name (load $(load1))"

@@ -23,9 +23,15 @@ public sealed class MaxPool2d(long kernelSize, long stride, long padding) : Torc
     {
         if (x.requires_grad || x.dim() != 4 || x.device_type != TorchSharp.DeviceType.CPU || MemoryFormat.SuggestsChannelsLast(x))
             return nn.functional.max_pool2d(x, _kernel, _stride, _padding);
-        using var channelsLast = empty_strided(x.shape, MemoryFormat.ChannelsLastStrides(x.shape), x.dtype, x.device);
-        channelsLast.copy_(x);
-        using var pooled = nn.functional.max_pool2d(channelsLast, _kernel, _stride, _padding);
-        return pooled.contiguous();
+        var channelsLast = MemoryFormat.ToChannelsLast(x);
+        try
+        {
+            using var pooled = nn.functional.max_pool2d(channelsLast, _kernel, _stride, _padding);
+            return pooled.contiguous();
+        }
+        finally
+        {
+            if (!ReferenceEquals(channelsLast, x)) channelsLast.Dispose();   // x itself where its strides are channels-last already
+        }
     }
 }
