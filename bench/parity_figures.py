@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Measured parity figures per CPU kernel set: runs the parity tests (dotnet test --filter TestCategory=Parity)
 under each ATEN_CPU_CAPABILITY this CPU supports (and natively), and prints, per test group, the worst difference the
-tests report (their "max abs diff" / "worst relative" lines). Writes bench/results/parity_figures.md.
+tests report (their "max abs diff" / "worst relative" lines). Writes bench/results/parity_figures.md (or --out).
 
     /usr/bin/python3 bench/parity_figures.py [--sets native,default,avx2,avx512] [--no-build]
     /usr/bin/python3 bench/parity_figures.py --from-trx native=/tmp/ci-results/ci.trx --from-trx avx2=...   (no test run)
@@ -66,6 +66,8 @@ def main():
     ap.add_argument("--no-build", action="store_true")
     ap.add_argument("--from-trx", action="append", default=[], metavar="SET=PATH",
                     help="read the results of an earlier run (e.g. CI's) instead of running the tests")
+    ap.add_argument("--out", default=os.path.join(HERE, "results", "parity_figures.md"),
+                    help="where the table goes (default: bench/results/parity_figures.md, the committed report)")
     args = ap.parse_args()
     given = dict(a.split("=", 1) for a in args.from_trx)
     sets = list(given) if given else args.sets.split(",")
@@ -94,8 +96,8 @@ def main():
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
     lines += ["", f"CPU: {cpu}, {os.cpu_count()} cores; {time.strftime('%Y-%m-%d')}."]
-    os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
-    with open(os.path.join(HERE, "results", "parity_figures.md"), "w") as f:
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    with open(args.out, "w") as f:
         f.write("\n".join(lines) + "\n")
     print("\n".join(lines))
 
