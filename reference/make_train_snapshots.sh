@@ -6,8 +6,7 @@
 # the tool's per-step losses with the files of the kernel set their libtorch runs with.
 # With NAME arguments, only those configs (reference/configs/NAME.yaml): bash reference/make_train_snapshots.sh OUT NAME...
 # A config with `model.pretrained: mlnet` gets the converted ImageNet weights as a .pth file, written by
-# `dotnet resnet-mnist weights import-mlnet --out FILE` (the same conversion the tool loads), or the file MLNET_PTH
-# names when set (.ci/run writes it before the test step, so that this script builds nothing beside it).
+# `dotnet resnet-mnist weights import-mlnet --out FILE` (the same conversion the tool loads).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 out="${1:-$here/snapshots}"
@@ -33,12 +32,8 @@ configs=(); for r in "${runs[@]}"; do IFS="|" read -r _ cfg _ <<< "$r"; configs+
 sets="${KERNEL_SETS:-$("$py" "$here/make_snapshots.py" --list-kernel-sets)}"
 mlnet=""
 if grep -qlE "pretrained: *mlnet" "${configs[@]}"; then
-  if [ -n "${MLNET_PTH:-}" ]; then
-    mlnet="$MLNET_PTH"
-  else
-    mlnet="$(mktemp -d)/resnet18-mlnet.pth"
-    dotnet run --project "$here/../tool" -c Release -- weights import-mlnet --out "$mlnet" > /dev/null
-  fi
+  mlnet="$(mktemp -d)/resnet18-mlnet.pth"
+  dotnet run --project "$here/../tool" -c Release -- weights import-mlnet --out "$mlnet" > /dev/null
 fi
 one_set() { # one_set KERNEL_SET: every run under that kernel set's environment
   local ks="$1" r cfg name arch tmp extra
